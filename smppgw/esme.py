@@ -1,0 +1,123 @@
+"""
+The ESME protocol: a thin Twisted shell around a `Session`.
+
+It frames the byte stream, turns frames into PDUs through the codec adapter,
+hands them to the session and writes what the session sends.  A frame with an
+absurd command_length means the stream is lost: the connection is aborted
+(and the link reconnects).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.protocol import Factory, Protocol
+from twisted.python.failure import Failure
+
+from .codec import PDU, DecodeError, EncodeError, FrameError, Framer, decode, encode
+from .session import DeliverHook, Session, SessionSettings, refuse_for_now
+from .smpplog import SmppLog
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorTime
+
+
+class ESMEProtocol(Protocol):
+    """One connection to an SMSC.  ``session`` exists from construction on."""
+
+    def __init__(
+        self,
+        settings: SessionSettings,
+        clock: IReactorTime,
+        log: SmppLog,
+        deliver: DeliverHook = refuse_for_now,
+    ) -> None:
+        self.log = log
+        self.framer = Framer()
+        self.session = Session(settings, clock, self._write_pdu, self._close, log, deliver)
+        self._lost_observers: list[Callable[[str], None]] = []
+        self.ever_bound = False
+
+    def _write_pdu(self, pdu: PDU) -> None:
+        try:
+            data = encode(pdu)
+        except EncodeError as e:
+            # A PDU we built ourselves that cannot be encoded is a bug in the
+            # caller's values, not a reason to drop the link.
+            self.log.problem("cannot encode {command}: {error}", command=pdu.command, error=e)
+            raise
+        if self.transport is not None:
+            self.transport.write(data)
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            self.transport.loseConnection()
+
+    def connectionMade(self) -> None:
+        self.log.low("connected to {peer}", peer=self.transport.getPeer())
+
+    def dataReceived(self, data: bytes) -> None:
+        try:
+            frames = self.framer.feed(data)
+        except FrameError as e:
+            self.log.problem("{error}: closing the connection", error=e)
+            self.session.close_reason = str(e)
+            frames = []
+            if self.transport is not None:
+                self.transport.abortConnection()
+            return
+        for frame in frames:
+            try:
+                pdu = decode(frame)
+            except DecodeError as e:
+                self.session.decode_failed(e)
+                continue
+            self.session.pdu_received(pdu)
+
+    def connectionLost(self, reason: Failure = Failure(Exception("connection lost"))) -> None:
+        # Failing the pending bind here is what lets ClientService retry: a
+        # bind that never settles would stall it for good.
+        text = reason.getErrorMessage() if reason is not None else "connection lost"
+        self.session.connection_lost(text)
+        self.log.low("disconnected: {reason}", reason=self.session.close_reason or text)
+        for observer in self._lost_observers:
+            observer(self.session.close_reason or text)
+
+    def on_lost(self, observer: Callable[[str], None]) -> None:
+        self._lost_observers.append(observer)
+
+
+class ESMEFactory(Factory):
+    """Builds an `ESMEProtocol` per connection for one server."""
+
+    noisy = False
+
+    def __init__(
+        self,
+        settings: SessionSettings,
+        clock: IReactorTime,
+        log: SmppLog,
+        deliver: DeliverHook = refuse_for_now,
+        on_protocol: Callable[[ESMEProtocol], Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.log = log
+        self.deliver = deliver
+        self.on_protocol = on_protocol
+        #: The protocol built most recently: the connection being made.
+        self.last_built: ESMEProtocol | None = None
+
+    def buildProtocol(self, addr: Any) -> ESMEProtocol:
+        protocol = ESMEProtocol(self.settings, self.clock, self.log, self._deliver)
+        protocol.factory = self
+        self.last_built = protocol
+        if self.on_protocol is not None:
+            self.on_protocol(protocol)
+        return protocol
+
+    def _deliver(self, pdu: PDU) -> Any:
+        # Looked up per PDU so that the inbound hook can be installed after
+        # the link is built.
+        return self.deliver(pdu)

@@ -1,0 +1,326 @@
+"""
+One SMSC link: a ClientService that connects, binds and reconnects.
+
+The bind is the ClientService's ``prepareConnection``, so a connection counts
+as made only once it is bound, and a failed bind backs off like a failed
+connect.  Two traps of ClientService (Twisted 26.10) are handled here:
+
+- a connection lost while the bind is pending must fail the bind (the session
+  does that in ``connectionLost``), and the service must not hear of the loss
+  of a connection it never saw as made: its state machine has no transition
+  for that and logs an error.  `_GuardedEndpoint` passes loss notifications
+  on only for connections that bound.
+- ``stopService()`` called synchronously from a callback of the connection
+  being made raises inside the state machine, so the link always leaves the
+  current call stack (``callLater(0)``) before stopping it or telling its
+  observers that it is bound.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.service import Service
+from twisted.internet import endpoints
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.protocol import Factory, Protocol
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from .codec import PDU
+from .esme import ESMEFactory, ESMEProtocol
+from .session import NotBound, SessionSettings, refuse_for_now
+from .smpplog import SmppLog
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorTime
+
+    from .config import ServerConfig
+
+DISCONNECTED, CONNECTING, BINDING, BOUND, UNBINDING = (
+    "disconnected", "connecting", "binding", "bound", "unbinding",
+)
+LINK_STATES = (DISCONNECTED, CONNECTING, BINDING, BOUND, UNBINDING)
+
+#: How long a stopping link waits for outstanding responses and unbind_resp.
+STOP_GRACE = 5.0
+
+
+class _LossGuard(Protocol):
+    """Forwards everything to the wrapped protocol, but hides from ClientService
+    the loss of a connection whose bind never succeeded."""
+
+    def __init__(self, wrapped: Any, esme: ESMEProtocol) -> None:
+        self.wrapped = wrapped
+        self.esme = esme
+
+    def makeConnection(self, transport: Any) -> None:
+        Protocol.makeConnection(self, transport)
+        self.wrapped.makeConnection(transport)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.wrapped.dataReceived(data)
+
+    def connectionLost(self, reason: Failure = Failure(Exception("lost"))) -> None:
+        if self.esme.ever_bound:
+            self.wrapped.connectionLost(reason)
+        else:
+            self.esme.connectionLost(reason)
+
+
+class _GuardFactory(Factory):
+    def __init__(self, wrapped: Any, esme_factory: ESMEFactory) -> None:
+        self.wrapped = wrapped
+        self.esme_factory = esme_factory
+
+    def buildProtocol(self, addr: Any) -> Protocol | None:
+        proxy = self.wrapped.buildProtocol(addr)
+        if proxy is None:
+            return None
+        return _LossGuard(proxy, self.esme_factory.last_built)
+
+    def doStart(self) -> None:
+        self.wrapped.doStart()
+
+    def doStop(self) -> None:
+        self.wrapped.doStop()
+
+
+@implementer(IStreamClientEndpoint)
+class _GuardedEndpoint:
+    def __init__(self, endpoint: Any, esme_factory: ESMEFactory, on_connect: Callable[[], None]) -> None:
+        self.endpoint = endpoint
+        self.esme_factory = esme_factory
+        self.on_connect = on_connect
+
+    def connect(self, factory: Any) -> Deferred[Any]:
+        self.on_connect()
+        d = self.endpoint.connect(_GuardFactory(factory, self.esme_factory))
+        return d.addCallback(lambda guard: guard.wrapped)
+
+    def __repr__(self) -> str:
+        return repr(self.endpoint)
+
+
+def load_ca_bundle(path: str) -> Any:
+    """A trust root holding every certificate of a PEM bundle (not only the first)."""
+    from twisted.internet import ssl
+
+    with open(path, "rb") as f:
+        data = f.read()
+    marker = b"-----BEGIN CERTIFICATE-----"
+    chunks = [marker + rest for rest in data.split(marker)[1:]]
+    if not chunks:
+        raise ValueError(f"{path} holds no PEM certificate")
+    return ssl.trustRootFromCertificates([ssl.Certificate.loadPEM(c) for c in chunks])
+
+
+def build_endpoint(reactor: Any, server: ServerConfig, source_address: str = "", log: SmppLog | None = None) -> Any:
+    """The client endpoint for ``[tls:]host[:port]``, bound to ``source_address`` if set."""
+    bind = (source_address, 0) if source_address else None
+    tcp = endpoints.HostnameEndpoint(reactor, server.host, server.port, timeout=30, bindAddress=bind)
+    if not server.tls:
+        return tcp
+    from twisted.internet import ssl
+
+    if not server.verify:
+        if log is not None:
+            log.problem("TLS certificate verification is OFF for {address}: for test SMSCs only",
+                        address=server.address)
+        options: Any = ssl.CertificateOptions(verify=False)
+        return endpoints.wrapClientTLS(options, tcp)
+    trust = load_ca_bundle(server.ca_file) if server.ca_file else None
+    client = None
+    if server.client_cert:
+        with open(server.client_cert, "rb") as f:
+            client = ssl.PrivateCertificate.loadPEM(f.read())
+    options = ssl.optionsForClientTLS(server.host, trustRoot=trust, clientCertificate=client)
+    return endpoints.wrapClientTLS(options, tcp)
+
+
+def settings_for(server: ServerConfig) -> SessionSettings:
+    return SessionSettings(
+        system_id=server.system_id,
+        password=server.password,
+        system_type=server.system_type,
+        bind_type=server.bind_type,
+        window=server.window,
+        response_timeout=server.response_timeout,
+        keep_alive=server.keep_alive,
+    )
+
+
+class Link(Service):
+    """One SMSC: connects, binds, reconnects with jittered backoff, and submits."""
+
+    def __init__(
+        self,
+        server: ServerConfig,
+        endpoint: Any,
+        clock: IReactorTime,
+        log_level: str = "problems",
+        *,
+        initial_delay: float = 1.0,
+        max_delay: float = 60.0,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.server = server
+        self.setName(f"smsc:{server.name}")
+        self.clock = clock
+        self.log = SmppLog(server.name, log_level)
+        self.state = DISCONNECTED
+        self.last_error = ""
+        self.sent = 0
+        self.received = 0
+        self.deliver = refuse_for_now
+        self._protocol: ESMEProtocol | None = None
+        self._observers: list[Callable[[str], None]] = []
+        self._bound_waiters: list[Deferred[Link]] = []
+        self._stopping = False
+        self.factory = ESMEFactory(settings_for(server), clock, self.log, self._deliver,
+                                   on_protocol=self._built)
+        self.endpoint = _GuardedEndpoint(endpoint, self.factory, self._connecting)
+        self.clientService = ClientService(
+            self.endpoint,
+            self.factory,
+            retryPolicy=backoffPolicy(initial_delay, max_delay, jitter=jitter),
+            clock=clock,
+            prepareConnection=self._bind,
+        )
+
+    # -- observation ------------------------------------------------------------
+
+    def observe(self, observer: Callable[[str], None]) -> None:
+        """Call ``observer(state)`` on every state change."""
+        self._observers.append(observer)
+
+    def _set_state(self, state: str) -> None:
+        if state == self.state:
+            return
+        self.state = state
+        for observer in list(self._observers):
+            observer(state)
+
+    def when_bound(self) -> Deferred[Link]:
+        """A fresh Deferred that fires with this link when it is (or next becomes) bound."""
+        if self.state == BOUND:
+            return succeed(self)
+        d: Deferred[Link] = Deferred()
+        self._bound_waiters.append(d)
+        return d
+
+    @property
+    def protocol(self) -> ESMEProtocol | None:
+        return self._protocol if self.state == BOUND else None
+
+    # -- connection life --------------------------------------------------------
+
+    def _connecting(self) -> None:
+        self._set_state(CONNECTING)
+        self.log.low("connecting to {address}", address=self.server.address)
+
+    def _built(self, protocol: ESMEProtocol) -> None:
+        protocol.on_lost(lambda reason: self._lost(protocol, reason))
+
+    def _bind(self, protocol: Any) -> Deferred[Any]:
+        esme = self.factory.last_built
+        assert esme is not None
+        self._protocol = esme
+        self._set_state(BINDING)
+
+        def bound(_: Any) -> Any:
+            esme.ever_bound = True
+            self.last_error = ""
+            self._set_state(BOUND)
+            self.log.major("bound to {address} as {bind_type}", address=self.server.address,
+                           bind_type=self.server.bind_type)
+            # Observers run outside ClientService's transition (see module docstring).
+            self.clock.callLater(0, self._announce_bound, esme)
+            return protocol
+
+        def failed(failure: Failure) -> Failure:
+            self.last_error = failure.getErrorMessage()
+            self.log.problem("bind to {address} failed: {error}", address=self.server.address,
+                             error=self.last_error)
+            return failure
+
+        return esme.session.bind().addCallbacks(bound, failed)
+
+    def _announce_bound(self, esme: ESMEProtocol) -> None:
+        if self.state != BOUND or self._protocol is not esme:
+            return
+        waiters, self._bound_waiters = self._bound_waiters, []
+        for d in waiters:
+            d.callback(self)
+
+    def _lost(self, protocol: ESMEProtocol, reason: str) -> None:
+        if protocol is not self._protocol:
+            return
+        self._protocol = None
+        was_bound = getattr(protocol, "ever_bound", False)
+        if was_bound or not self.last_error:
+            self.last_error = reason
+        if was_bound:
+            self.log.major("link to {address} lost: {reason}", address=self.server.address, reason=reason)
+        self._set_state(DISCONNECTED)
+
+    def _deliver(self, pdu: PDU) -> Any:
+        self.received += 1
+        return self.deliver(pdu)
+
+    # -- use ----------------------------------------------------------------------
+
+    def submit(self, pdu: PDU) -> Deferred[PDU]:
+        """Send a submit_sm (or data_sm); fires with its response, or fails with a RequestFailed."""
+        esme = self.protocol
+        if esme is None or self._stopping:
+            return fail(NotBound(f"link {self.server.name!r} is {self.state}"))
+        d = esme.session.submit(pdu)
+
+        def counted(response: PDU) -> PDU:
+            self.sent += 1
+            return response
+
+        return d.addCallback(counted)
+
+    # -- service ------------------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        self._stopping = False
+        self.clientService.startService()
+
+    def stopService(self) -> Deferred[None]:
+        """Unbind if bound (waiting a bounded time for outstanding responses), then stop reconnecting."""
+        super().stopService()
+        self._stopping = True
+        done: Deferred[None] = Deferred()
+        # Never stop the ClientService from inside one of its own callbacks.
+        self.clock.callLater(0, self._stop_now, done)
+        return done
+
+    def _stop_now(self, done: Deferred[None]) -> None:
+        esme = self._protocol
+        if esme is None or self.state != BOUND:
+            self.clientService.stopService().chainDeferred(done)
+            return
+        deadline = self.clock.seconds() + min(STOP_GRACE, self.server.response_timeout)
+
+        def drain() -> None:
+            if esme.session.outstanding and self.clock.seconds() < deadline and self.state == BOUND:
+                self.clock.callLater(0.05, drain)
+                return
+            if self.state == BOUND:
+                self._set_state(UNBINDING)
+                d = esme.session.unbind()
+                d.addErrback(lambda f: self.log.low("unbind: {error}", error=f.getErrorMessage()))
+                d.addBoth(lambda _: self.clientService.stopService())
+                d.addBoth(lambda _: done.callback(None))
+            else:
+                self.clientService.stopService().chainDeferred(done)
+
+        drain()

@@ -1,0 +1,57 @@
+"""
+Logging at the reference module's levels.
+
+``log_level`` is one of none, major (relay reports), problems (plus errors),
+low-level (plus protocol events) and all (plus every PDU as a readable trace).
+Every line is marked ``SMPP`` and names the server it concerns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.logger import Logger
+
+LOG_LEVELS = ("none", "major", "problems", "low-level", "all")
+
+_RANK = {name: rank for rank, name in enumerate(LOG_LEVELS)}
+
+_logger = Logger(namespace="smppgw")
+
+
+class SmppLog:
+    """A logger for one server (or the module, with server ``"*"``) filtered by ``log_level``."""
+
+    def __init__(self, server: str, level: str = "problems") -> None:
+        if level not in _RANK:
+            raise ValueError(f"unknown log level {level!r}")
+        self.server = server
+        self.level = level
+        self._rank = _RANK[level]
+
+    def enabled(self, level: str) -> bool:
+        return self._rank >= _RANK[level]
+
+    def _emit(self, method: str, fmt: str, kw: dict[str, Any]) -> None:
+        kw.setdefault("server", self.server)
+        getattr(_logger, method)("SMPP [{server}] " + fmt, tag="SMPP", **kw)
+
+    def major(self, fmt: str, **kw: Any) -> None:
+        """A relay report: a message sent, received or rejected; a link bound or lost."""
+        if self._rank >= 1:
+            self._emit("info", fmt, kw)
+
+    def problem(self, fmt: str, **kw: Any) -> None:
+        """A non-fatal error."""
+        if self._rank >= 2:
+            self._emit("warn", fmt, kw)
+
+    def low(self, fmt: str, **kw: Any) -> None:
+        """A protocol event: a bind, an enquire_link, a timeout."""
+        if self._rank >= 3:
+            self._emit("info", fmt, kw)
+
+    def trace(self, direction: str, pdu: Any) -> None:
+        """Every PDU in and out, only at ``all``."""
+        if self._rank >= 4:
+            self._emit("debug", "{direction} {pdu!r}", {"direction": direction, "pdu": pdu})
