@@ -1,0 +1,428 @@
+"""Text on the SMPP wire: choose a data_coding, encode, split into parts, read parts back.
+
+Outbound, ``encode_message`` turns an IM body into one or more ``Part`` objects ready
+for submit_sm; inbound, ``decode_text`` and ``concat_info`` turn deliver_sm fields back
+into text and reassembly facts.
+
+Sizes follow GSM 03.40: one SMS carries 140 octets of user data. With ``data_coding``
+0 SMPP carries GSM 03.38 *unpacked*, one septet per octet, and the SMSC packs them,
+so a single GSM message holds 160 septets (an extension-table character such as
+``€`` takes two: ESC 0x1B and its code). Concatenated parts lose 6 octets to the
+``05 00 03 ref total seq`` header, leaving 153 septets, 134 octets or 67 UTF-16 units.
+
+The GSM 03.38 tables come from the ``gsm0338`` package; this module only derives
+per-character lookups from it, so that a message can be cut between characters.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import gsm0338  # noqa: F401  (importing it registers the "gsm03.38" codec)
+
+DC_GSM = 0x00
+DC_ASCII = 0x01
+DC_LATIN1 = 0x03
+DC_BINARY = 0x04
+DC_UCS2 = 0x08
+
+# Extra SMPP 3.4 data_coding values that Python can decode without any work.
+_DC_CYRILLIC = 0x06
+_DC_LATIN_HEBREW = 0x07
+
+_PREFERRED_CODINGS = {"gsm": DC_GSM, "ascii": DC_ASCII, "latin-1": DC_LATIN1, "ucs2": DC_UCS2}
+_LONG_MESSAGE_STYLES = ("udh", "sar", "payload")
+
+_UDHI = 0x40
+_IEI_CONCAT_8BIT = 0x00
+_IEI_CONCAT_16BIT = 0x08
+_ESCAPE = 0x1B
+
+# Octets of user data: a whole message, and what is left of it beside a concat UDH.
+# GSM counts septets, which SMPP carries one per octet, so the same numbers apply.
+_SINGLE_CAPACITY = {DC_GSM: 160, DC_ASCII: 140, DC_LATIN1: 140, DC_UCS2: 140}
+_PART_CAPACITY = {DC_GSM: 153, DC_ASCII: 134, DC_LATIN1: 134, DC_UCS2: 134}
+
+
+class TooLong(Exception):
+    """The text needs more SMS parts than the server allows."""
+
+    def __init__(self, parts_needed: int, max_parts: int) -> None:
+        super().__init__(f"text needs {parts_needed} SMS parts, more than the {max_parts} allowed")
+        self.parts_needed = parts_needed
+        self.max_parts = max_parts
+
+
+class UndecodableText(Exception):
+    """Inbound bytes that cannot be read as text (binary data, bad length, bad UDH)."""
+
+
+class UnencodableText(ValueError):
+    """``encode_text`` was asked for a data_coding that cannot carry the text."""
+
+
+@dataclass(frozen=True)
+class Part:
+    """One submit_sm's worth of a message."""
+
+    short_message: bytes
+    """Text bytes, led by the UDH when ``esm_class`` has UDHI (0x40)."""
+    esm_class: int
+    """0x00, or 0x40 when ``short_message`` starts with a UDH."""
+    tlvs: tuple[tuple[str, int | bytes], ...] = ()
+    """Optional parameters by their smpp.pdu names, e.g. ``("sar_msg_ref_num", 7)``."""
+
+
+@dataclass(frozen=True)
+class EncodedMessage:
+    """A whole text, encoded and cut into parts."""
+
+    data_coding: int
+    parts: tuple[Part, ...]
+    units: int
+    """Septets (GSM), octets (ASCII, Latin-1) or UTF-16 code units (UCS2) of the text."""
+
+
+@dataclass(frozen=True)
+class Concat:
+    """Where one inbound part sits in a concatenated message."""
+
+    reference: int
+    total: int
+    sequence: int
+    body: bytes
+    """The part's text bytes, without any UDH."""
+    ref_bits: int
+    """8 or 16: the reference's width, so 8-bit and 16-bit series are kept apart."""
+
+
+def _gsm_tables() -> tuple[dict[int, str], dict[int, str], dict[str, bytes]]:
+    """Derive per-character GSM 03.38 lookups from the gsm0338 codec."""
+    basic: dict[int, str] = {}
+    extension: dict[int, str] = {}
+    for code in range(0x80):
+        if code == _ESCAPE:
+            continue
+        basic[code] = codecs.decode(bytes([code]), "gsm03.38")
+        try:
+            extension[code] = codecs.decode(bytes([_ESCAPE, code]), "gsm03.38")
+        except UnicodeDecodeError:
+            pass
+    encode = {char: bytes([code]) for code, char in basic.items()}
+    encode.update({char: bytes([_ESCAPE, code]) for code, char in extension.items()})
+    # The codec maps U+001B to 0x1B, but a bare 0x1B is the escape prefix and the phone
+    # would join it to the next character; such text is not GSM-encodable.
+    encode.pop("\x1b", None)
+    return basic, extension, encode
+
+
+_GSM_BASIC, _GSM_EXTENSION, _GSM_ENCODE = _gsm_tables()
+
+
+def _utf16_atoms(text: str) -> list[bytes]:
+    """UTF-16BE per code point; a surrogate pair stays one unsplittable atom."""
+    try:
+        return [char.encode("utf-16-be") for char in text]
+    except UnicodeEncodeError as e:
+        raise UnencodableText(
+            f"text has a lone surrogate at position {e.start}, which UCS2 cannot carry"
+        ) from None
+
+
+def _atoms(text: str, data_coding: int) -> list[bytes]:
+    """The encoded text as a list of pieces that must not be split between parts."""
+    if data_coding == DC_GSM:
+        atoms = []
+        for position, char in enumerate(text):
+            encoded = _GSM_ENCODE.get(char)
+            if encoded is None:
+                raise UnencodableText(
+                    f"character {char!r} at position {position} is not in the GSM 03.38 alphabet"
+                )
+            atoms.append(encoded)
+        return atoms
+    if data_coding in (DC_ASCII, DC_LATIN1):
+        charset = "ascii" if data_coding == DC_ASCII else "latin-1"
+        try:
+            return [bytes([octet]) for octet in text.encode(charset)]
+        except UnicodeEncodeError as e:
+            raise UnencodableText(
+                f"character {text[e.start]!r} at position {e.start} is not in {charset}"
+            ) from None
+    if data_coding == DC_UCS2:
+        return _utf16_atoms(text)
+    raise UnencodableText(f"cannot encode text as data_coding 0x{data_coding:02X}")
+
+
+def choose_coding(text: str, preferred: str) -> int:
+    """The data_coding for ``text``: the preferred one if it can carry the text, else UCS2."""
+    try:
+        coding = _PREFERRED_CODINGS[preferred]
+    except KeyError:
+        raise ValueError(
+            f"unknown encoding {preferred!r}; expected one of {', '.join(_PREFERRED_CODINGS)}"
+        ) from None
+    if coding == DC_GSM:
+        fits = all(char in _GSM_ENCODE for char in text)
+    elif coding == DC_ASCII:
+        fits = text.isascii()
+    elif coding == DC_LATIN1:
+        fits = all(ord(char) < 0x100 for char in text)
+    else:
+        fits = True
+    return coding if fits else DC_UCS2
+
+
+def encode_text(text: str, data_coding: int) -> bytes:
+    """``text`` encoded for ``short_message`` under ``data_coding`` (GSM unpacked)."""
+    return b"".join(_atoms(text, data_coding))
+
+
+def _pack(atoms: list[bytes], capacity: int) -> list[bytes]:
+    """Cut atoms into chunks of at most ``capacity`` octets, never inside an atom."""
+    chunks: list[bytes] = []
+    current = bytearray()
+    for atom in atoms:
+        if len(current) + len(atom) > capacity:
+            chunks.append(bytes(current))
+            current = bytearray()
+        current += atom
+    chunks.append(bytes(current))
+    return chunks
+
+
+def encode_message(
+    text: str,
+    preferred: str = "gsm",
+    long_messages: str = "udh",
+    max_parts: int = 10,
+    reference: int = 0,
+) -> EncodedMessage:
+    """Encode ``text`` into the parts to submit.
+
+    A text that fits one SMS is one plain part whatever ``long_messages`` says: the
+    style only decides how a longer text travels. ``"udh"`` gives parts with a
+    ``05 00 03`` header (8-bit ``reference``); ``"sar"`` gives the same parts bare,
+    with the SAR TLVs (16-bit ``reference``); ``"payload"`` gives one part carrying the
+    whole text in ``message_payload``. Every style refuses, with ``TooLong``, a text
+    that would need more than ``max_parts`` UDH parts, so the limit means the same
+    whichever style a server uses.
+    """
+    if long_messages not in _LONG_MESSAGE_STYLES:
+        raise ValueError(
+            f"unknown long_messages {long_messages!r}; "
+            f"expected one of {', '.join(_LONG_MESSAGE_STYLES)}"
+        )
+    if not 1 <= max_parts <= 255:
+        # 255 is the most that the one-octet total of a UDH or SAR TLV can say.
+        raise ValueError(f"max_parts must be from 1 to 255, not {max_parts}")
+    data_coding = choose_coding(text, preferred)
+    atoms = _atoms(text, data_coding)
+    encoded = b"".join(atoms)
+    units = len(encoded) // 2 if data_coding == DC_UCS2 else len(encoded)
+
+    if len(encoded) <= _SINGLE_CAPACITY[data_coding]:
+        return EncodedMessage(data_coding, (Part(encoded, 0x00),), units)
+
+    chunks = _pack(atoms, _PART_CAPACITY[data_coding])
+    total = len(chunks)
+    if total > max_parts:
+        raise TooLong(total, max_parts)
+
+    parts: tuple[Part, ...]
+    if long_messages == "payload":
+        parts = (Part(b"", 0x00, (("message_payload", encoded),)),)
+    elif long_messages == "sar":
+        ref16 = reference & 0xFFFF
+        parts = tuple(
+            Part(
+                chunk,
+                0x00,
+                (
+                    ("sar_msg_ref_num", ref16),
+                    ("sar_total_segments", total),
+                    ("sar_segment_seqnum", sequence),
+                ),
+            )
+            for sequence, chunk in enumerate(chunks, start=1)
+        )
+    else:
+        ref8 = reference & 0xFF
+        parts = tuple(
+            Part(bytes([0x05, _IEI_CONCAT_8BIT, 0x03, ref8, total, sequence]) + chunk, _UDHI)
+            for sequence, chunk in enumerate(chunks, start=1)
+        )
+    return EncodedMessage(data_coding, parts, units)
+
+
+def _decode_gsm(data: bytes) -> str:
+    """GSM 03.38 unpacked septets to text, reading unknown escapes as 23.038 says."""
+    out: list[str] = []
+    position = 0
+    length = len(data)
+    while position < length:
+        octet = data[position]
+        if octet > 0x7F:
+            raise UndecodableText(
+                f"octet 0x{octet:02X} at position {position} is not a GSM 7-bit septet"
+            )
+        if octet != _ESCAPE:
+            out.append(_GSM_BASIC[octet])
+            position += 1
+            continue
+        following = data[position + 1] if position + 1 < length else None
+        if following is None or following == _ESCAPE or following > 0x7F:
+            # A dangling escape, or ESC ESC (reserved for a further table): 23.038 has
+            # phones that do not understand an escape show it as a space.
+            out.append(" ")
+            position += 1
+            continue
+        # An escape code missing from the extension table shows as the basic character.
+        out.append(_GSM_EXTENSION.get(following, _GSM_BASIC[following]))
+        position += 2
+    return "".join(out)
+
+
+def _decode_ucs2(data: bytes) -> str:
+    if len(data) % 2:
+        raise UndecodableText(f"UCS2 text has an odd length of {len(data)} octets")
+    # A lone surrogate becomes U+FFFD: the rest of the message is still worth reading.
+    return data.decode("utf-16-be", errors="replace")
+
+
+def _decode_charset(data: bytes, charset: str) -> str:
+    try:
+        return data.decode(charset)
+    except UnicodeDecodeError as e:
+        raise UndecodableText(
+            f"octet 0x{data[e.start]:02X} at position {e.start} is not valid {charset}"
+        ) from None
+
+
+def _alphabet(data_coding: int) -> str:
+    """Which alphabet a data_coding value names: gsm, ascii, latin-1, ... or binary/unknown.
+
+    0x00-0x0F follow SMPP 3.4 section 5.2.19. Above that an SMSC usually passes the
+    GSM 03.38 TP-DCS through, so the 03.38 coding groups are read for their alphabet.
+    """
+    smpp_values = {
+        DC_GSM: "gsm",
+        DC_ASCII: "ascii",
+        0x02: "binary",
+        DC_LATIN1: "latin-1",
+        DC_BINARY: "binary",
+        _DC_CYRILLIC: "iso8859-5",
+        _DC_LATIN_HEBREW: "iso8859-8",
+        DC_UCS2: "ucs2",
+    }
+    if data_coding < 0x10:
+        return smpp_values.get(data_coding, "unknown")
+    group = data_coding >> 4
+    if group <= 0x7:
+        # General data coding (00xx) and automatic deletion (01xx) groups.
+        if data_coding & 0x20:
+            return "compressed"
+        return ("gsm", "binary", "ucs2", "unknown")[(data_coding >> 2) & 0x03]
+    if group in (0xC, 0xD):
+        return "gsm"  # message waiting indication, discard or store
+    if group == 0xE:
+        return "ucs2"  # message waiting indication, store, UCS2
+    if group == 0xF:
+        return "binary" if data_coding & 0x04 else "gsm"
+    return "unknown"  # reserved coding groups 0x80-0xBF
+
+
+def decode_text(data_coding: int, data: bytes) -> str:
+    """The text in ``data`` (no UDH) under ``data_coding``; ``UndecodableText`` if none."""
+    alphabet = _alphabet(data_coding)
+    if alphabet == "gsm":
+        return _decode_gsm(data)
+    if alphabet == "ucs2":
+        return _decode_ucs2(data)
+    if alphabet in ("ascii", "latin-1", "iso8859-5", "iso8859-8"):
+        return _decode_charset(data, alphabet)
+    if alphabet == "binary":
+        raise UndecodableText(f"data_coding 0x{data_coding:02X} is 8-bit binary data, not text")
+    if alphabet == "compressed":
+        raise UndecodableText(f"data_coding 0x{data_coding:02X} is compressed text")
+    raise UndecodableText(f"data_coding 0x{data_coding:02X} is not a known text encoding")
+
+
+def split_udh(short_message: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
+    """Split a message that starts with a UDH into its (IEI, data) elements and the body."""
+    if not short_message:
+        raise UndecodableText("UDH indicator set but the message is empty")
+    header_end = 1 + short_message[0]
+    if header_end > len(short_message):
+        raise UndecodableText(
+            f"UDH length {short_message[0]} runs past the {len(short_message)}-octet message"
+        )
+    elements: list[tuple[int, bytes]] = []
+    position = 1
+    while position < header_end:
+        if position + 2 > header_end:
+            raise UndecodableText(f"UDH element at octet {position} is cut off by the UDH end")
+        iei, length = short_message[position], short_message[position + 1]
+        data_end = position + 2 + length
+        if data_end > header_end:
+            raise UndecodableText(
+                f"UDH element 0x{iei:02X} at octet {position} runs past the UDH end"
+            )
+        elements.append((iei, short_message[position + 2 : data_end]))
+        position = data_end
+    return elements, short_message[header_end:]
+
+
+def _sar_number(tlvs: Mapping[str, int | bytes], name: str) -> int:
+    value = tlvs[name]
+    if not isinstance(value, int):
+        raise UndecodableText(f"{name} is {value!r}, not a number")
+    return value
+
+
+def _checked(concat: Concat) -> Concat:
+    if concat.total == 0 or concat.sequence == 0 or concat.sequence > concat.total:
+        raise UndecodableText(
+            f"concatenated part {concat.sequence} of {concat.total} is not a valid position"
+        )
+    return concat
+
+
+def concat_info(
+    esm_class: int, short_message: bytes, tlvs: Mapping[str, int | bytes]
+) -> Concat | None:
+    """Where this inbound part sits in a concatenated message, or None if it stands alone.
+
+    Reads an 8-bit (IEI 0x00) or 16-bit (IEI 0x08) concat element anywhere in the UDH,
+    else the SAR TLVs. When ``short_message`` is empty the text is taken from a
+    ``message_payload`` TLV instead. A message with a UDH but no concat element gives
+    None: the caller strips the UDH with ``split_udh``.
+    """
+    data = short_message
+    payload = tlvs.get("message_payload")
+    if not data and isinstance(payload, bytes):
+        data = payload
+    body = data
+    if esm_class & _UDHI:
+        elements, body = split_udh(data)
+        for iei, value in elements:
+            if iei == _IEI_CONCAT_8BIT:
+                if len(value) != 3:
+                    raise UndecodableText(f"8-bit concat element has {len(value)} octets, not 3")
+                return _checked(Concat(value[0], value[1], value[2], body, 8))
+            if iei == _IEI_CONCAT_16BIT:
+                if len(value) != 4:
+                    raise UndecodableText(f"16-bit concat element has {len(value)} octets, not 4")
+                reference = int.from_bytes(value[:2], "big")
+                return _checked(Concat(reference, value[2], value[3], body, 16))
+    sar_names = ("sar_msg_ref_num", "sar_total_segments", "sar_segment_seqnum")
+    present = [name for name in sar_names if name in tlvs]
+    if not present:
+        return None
+    if len(present) != len(sar_names):
+        missing = ", ".join(name for name in sar_names if name not in tlvs)
+        raise UndecodableText(f"SAR parameters incomplete: missing {missing}")
+    reference, total, sequence = (_sar_number(tlvs, name) for name in sar_names)
+    return _checked(Concat(reference, total, sequence, body, 16))
