@@ -92,15 +92,27 @@ class _GuardFactory(Factory):
 
 @implementer(IStreamClientEndpoint)
 class _GuardedEndpoint:
-    def __init__(self, endpoint: Any, esme_factory: ESMEFactory, on_connect: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        endpoint: Any,
+        esme_factory: ESMEFactory,
+        on_connect: Callable[[], None],
+        on_failed: Callable[[Failure], None],
+    ) -> None:
         self.endpoint = endpoint
         self.esme_factory = esme_factory
         self.on_connect = on_connect
+        self.on_failed = on_failed
 
     def connect(self, factory: Any) -> Deferred[Any]:
         self.on_connect()
         d = self.endpoint.connect(_GuardFactory(factory, self.esme_factory))
-        return d.addCallback(lambda guard: guard.wrapped)
+
+        def failed(failure: Failure) -> Failure:
+            self.on_failed(failure)
+            return failure
+
+        return d.addCallbacks(lambda guard: guard.wrapped, failed)
 
     def __repr__(self) -> str:
         return repr(self.endpoint)
@@ -183,7 +195,8 @@ class Link(Service):
         self._stopping = False
         self.factory = ESMEFactory(settings_for(server), clock, self.log, self._deliver,
                                    on_protocol=self._built)
-        self.endpoint = _GuardedEndpoint(endpoint, self.factory, self._connecting)
+        self.endpoint = _GuardedEndpoint(endpoint, self.factory, self._connecting,
+                                         self._connect_failed)
         self.clientService = ClientService(
             self.endpoint,
             self.factory,
@@ -222,6 +235,12 @@ class Link(Service):
     def _connecting(self) -> None:
         self._set_state(CONNECTING)
         self.log.low("connecting to {address}", address=self.server.address)
+
+    def _connect_failed(self, failure: Failure) -> None:
+        self.last_error = f"cannot connect: {failure.getErrorMessage()}"
+        self.log.problem("cannot connect to {address}: {error}", address=self.server.address,
+                         error=failure.getErrorMessage())
+        self._set_state(DISCONNECTED)
 
     def _built(self, protocol: ESMEProtocol) -> None:
         protocol.on_lost(lambda reason: self._lost(protocol, reason))

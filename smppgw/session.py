@@ -232,7 +232,7 @@ class Session:
     def _bound(self, response: PDU) -> PDU:
         if self.state == BINDING:
             self._fire("bind_ok")
-            self.log.major("bound as {bind_type}", bind_type=self.settings.bind_type)
+            self.log.low("bind accepted")
             self._reset_keepalive()
         return response
 

@@ -1,0 +1,862 @@
+"""
+An SMPP 3.4 server (an SMSC simulator) for the demo, the tests and the benchmarks.
+
+`SMSCSimulator` is a `ServerFactory`: listen with it on any endpoint, or hand
+its protocols a `StringTransport` in unit tests.  It binds transmitters,
+receivers and transceivers, accepts submit_sm and data_sm with unique message
+ids, answers enquire_link and unbind, and sends deliver_sm (plain messages and
+delivery receipts) to bound receivers.  Its `Faults` are plain attributes that
+a test flips while it runs, to play the zoo of misbehaving SMSCs: throttling,
+refusing, black-holing, slow, dropping and bind-refusing.
+
+Everything it receives is kept in `SMSCSimulator.received`, so a test can
+compare what the gateway sent with what it expected.  Text is never decoded
+here: message bodies are bytes in and bytes out.
+
+Run it alone with ``python -m smppgw.simulator --account smppgw:secret``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+from twisted.internet import defer
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from .codec import PDU, DecodeError, EncodeError, FrameError, Framer, decode, encode, response_to
+from .constants import (
+    COMMAND_IDS,
+    ESME_RINVBNDSTS,
+    ESME_RINVCMDID,
+    ESME_ROK,
+    ESME_RTHROTTLED,
+    RESPONSE_BIT,
+    STATUSES,
+)
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IAddress
+
+__all__ = [
+    "Faults",
+    "NotBound",
+    "Received",
+    "SMSCProtocol",
+    "SMSCSimulator",
+    "SimulatorOptions",
+    "UnknownMessageId",
+    "main",
+    "parse_args",
+]
+
+log = Logger()
+
+ESME_RALYBND = STATUSES["ESME_RALYBND"]
+ESME_RINVPASWD = STATUSES["ESME_RINVPASWD"]
+ESME_RINVSYSID = STATUSES["ESME_RINVSYSID"]
+
+#: The SMPP version the simulator announces in its bind responses.
+INTERFACE_VERSION = 0x34
+#: Sequence numbers run from 1 to this value, then start again at 1.
+MAX_SEQUENCE = 0x7FFFFFFF
+
+_BIND_TYPES = {
+    "bind_transmitter": "transmitter",
+    "bind_receiver": "receiver",
+    "bind_transceiver": "transceiver",
+}
+_CAN_SUBMIT = frozenset({"transmitter", "transceiver"})
+_CAN_RECEIVE = frozenset({"receiver", "transceiver"})
+_SUBMITS = frozenset({"submit_sm", "data_sm"})
+
+#: The receipt ``stat:`` words and the message_state each one reports.
+RECEIPT_STATES: dict[str, int] = {
+    "ENROUTE": 1,
+    "DELIVRD": 2,
+    "EXPIRED": 3,
+    "DELETED": 4,
+    "UNDELIV": 5,
+    "ACCEPTD": 6,
+    "UNKNOWN": 7,
+    "REJECTD": 8,
+}
+
+
+class NotBound(Exception):
+    """No session is bound that could take this PDU (no receiver, or not that system_id)."""
+
+
+class UnknownMessageId(KeyError):
+    """A delivery receipt was asked for a message id the simulator never accepted."""
+
+
+@dataclass
+class Faults:
+    """
+    Misbehaviours a test switches on and off while the simulator runs.
+
+    The submit faults apply to submit_sm and data_sm alike; the first that
+    applies wins, in the order black_hole_all, black_hole, throttle_every,
+    submit_status.
+    """
+
+    #: Every Nth submit (counted from 1 over the whole simulator) is answered
+    #: ESME_RTHROTTLED and not accepted.
+    throttle_every: int = 0
+    #: When nonzero, every submit is answered with this status.
+    submit_status: int = 0
+    #: Never answer a submit (enquire_link and the rest are still answered).
+    black_hole: bool = False
+    #: Answer nothing at all, binds included.
+    black_hole_all: bool = False
+    #: Seconds to wait before answering each submit (on the injected clock).
+    response_delay: float = 0.0
+    #: Close a connection once it has received this many PDUs; the last one
+    #: is recorded but not answered.  0 never closes.
+    drop_after: int = 0
+    #: Close with a TCP reset (abortConnection) rather than a clean close.
+    drop_with_reset: bool = False
+    #: When nonzero, refuse every bind with this status (e.g. ESME_RBINDFAIL).
+    bind_status: int = 0
+
+
+@dataclass(frozen=True)
+class Received:
+    """One PDU the simulator received, with the system_id its session was bound as (None before)."""
+
+    system_id: str | None
+    pdu: PDU
+
+
+_OPEN, _BOUND, _UNBINDING, _CLOSED = "open", "bound", "unbinding", "closed"
+
+# The session's states as a table: which method answers each request in each
+# state.  A request missing from its state's row gets that state's default.
+# Responses are not in the table: they complete the simulator's own requests
+# in every state but closed.
+_ROUTES: dict[str, dict[str, str]] = {
+    _OPEN: {
+        "bind_transmitter": "_bind",
+        "bind_receiver": "_bind",
+        "bind_transceiver": "_bind",
+    },
+    _BOUND: {
+        "bind_transmitter": "_refuse_already_bound",
+        "bind_receiver": "_refuse_already_bound",
+        "bind_transceiver": "_refuse_already_bound",
+        "submit_sm": "_submit",
+        "data_sm": "_submit",
+        "enquire_link": "_enquire_link",
+        "unbind": "_unbind",
+    },
+    _UNBINDING: {
+        "enquire_link": "_enquire_link",
+        "unbind": "_unbind",
+    },
+    _CLOSED: {},
+}
+_DEFAULT_ROUTE: dict[str, str] = {
+    _OPEN: "_refuse_unbound",
+    _BOUND: "_refuse_unsupported",
+    _UNBINDING: "_refuse_unbound",
+    _CLOSED: "_ignore",
+}
+
+
+def _text(value: Any) -> str:
+    # Latin-1 maps every byte to a character, so no credential fails to decode.
+    return bytes(value).decode("latin-1") if isinstance(value, bytes) else ""
+
+
+class SMSCProtocol(Protocol):
+    """One ESME connection to the simulator: framing, the bind state and the simulator's own requests."""
+
+    def __init__(self, simulator: SMSCSimulator) -> None:
+        self.simulator = simulator
+        #: The system_id this session is bound as, None until bound.
+        self.system_id: str | None = None
+        #: ``transmitter``, ``receiver`` or ``transceiver`` once bound.
+        self.bind_type: str | None = None
+        self.state = _OPEN
+        self.pdus_received = 0
+        self._framer = Framer()
+        self._batch: list[bytes] | None = None
+        self._sequence = 0
+        self._outstanding: dict[int, Deferred[PDU]] = {}
+        self._delayed: set[IDelayedCall] = set()
+
+    # -- Protocol -------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        self.simulator.connections.append(self)
+        if self.transport is not None:
+            log.debug("ESME connected from {peer}", peer=self.transport.getPeer())
+
+    def dataReceived(self, data: bytes) -> None:
+        # Answers are collected and written once per read: one write per
+        # packet rather than per PDU keeps the benchmarks honest.
+        self._batch = []
+        try:
+            self._frames_received(data)
+        finally:
+            self._flush()
+            self._batch = None
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        was_bound = self.system_id if self.state in (_BOUND, _UNBINDING) else None
+        self.state = _CLOSED
+        if self in self.simulator.connections:
+            self.simulator.connections.remove(self)
+        for call in self._delayed:
+            if call.active():
+                call.cancel()
+        self._delayed.clear()
+        outstanding, self._outstanding = self._outstanding, {}
+        for d in outstanding.values():
+            d.errback(reason)
+        if was_bound is not None:
+            log.info("ESME {system_id} disconnected", system_id=was_bound)
+
+    # -- the simulator's requests ------------------------------------------------
+
+    def send_request(self, pdu: PDU) -> Deferred[PDU]:
+        """Number and send a request; the Deferred fires with the ESME's response (or generic_nack)."""
+        if self.state == _CLOSED:
+            return defer.fail(ConnectionDone("the connection is closed"))
+        self._sequence = self._sequence % MAX_SEQUENCE + 1
+        pdu.sequence_number = self._sequence
+        try:
+            data = encode(pdu)
+        except EncodeError:
+            return defer.fail()
+        d: Deferred[PDU] = Deferred()
+        self._outstanding[pdu.sequence_number] = d
+        self._write(data)
+        return d
+
+    def unbind(self) -> Deferred[PDU]:
+        """Send unbind; the connection closes when the ESME answers it."""
+        self.state = _UNBINDING
+        d = self.send_request(PDU("unbind"))
+
+        def close(response: PDU) -> PDU:
+            self.close()
+            return response
+
+        return d.addCallback(close)
+
+    def close(self, reset: bool = False) -> None:
+        """Close the connection after what is already written; `reset` aborts it instead."""
+        self._flush()
+        self.state = _CLOSED
+        if self.transport is None:
+            return
+        # Not every transport can abort (ITCPTransport can); the others just close.
+        abort = getattr(self.transport, "abortConnection", None) if reset else None
+        if abort is not None:
+            abort()
+        else:
+            self.transport.loseConnection()
+
+    def send_raw(self, data: bytes) -> None:
+        """Write bytes as they are, framed or not."""
+        self._write(data)
+
+    # -- reading ---------------------------------------------------------------
+
+    def _frames_received(self, data: bytes) -> None:
+        try:
+            frames = self._framer.feed(data)
+        except FrameError as e:
+            log.warn("closing a connection whose stream cannot be framed: {error}", error=e)
+            self.close(reset=True)
+            return
+        simulator = self.simulator
+        faults = simulator.faults
+        for frame in frames:
+            if self.state == _CLOSED:
+                return
+            self.pdus_received += 1
+            # The PDU that reaches drop_after is recorded but never answered:
+            # the link goes down with the request outstanding.
+            dropping = bool(faults.drop_after) and self.pdus_received >= faults.drop_after
+            try:
+                pdu = decode(frame)
+            except DecodeError as e:
+                log.info("malformed PDU: {error}", error=e)
+                if not dropping:
+                    self._decode_failed(e)
+            else:
+                if simulator.log_pdus:
+                    log.debug("received {pdu}", pdu=pdu)
+                simulator._record(self.system_id, pdu)
+                if dropping:
+                    pass
+                elif pdu.is_response:
+                    self._response(pdu)
+                elif not faults.black_hole_all:
+                    route = _ROUTES[self.state].get(pdu.command, _DEFAULT_ROUTE[self.state])
+                    getattr(self, route)(pdu)
+            if dropping:
+                self.close(reset=faults.drop_with_reset)
+                return
+
+    def _decode_failed(self, error: DecodeError) -> None:
+        if error.command_id in _RESPONSE_IDS:
+            # A response we cannot read: its request fails, and SMPP never
+            # answers a response.
+            d = self._outstanding.pop(error.sequence_number, None)
+            if d is not None:
+                d.errback(error)
+            return
+        if not self.simulator.faults.black_hole_all:
+            self._send(PDU("generic_nack", error.sequence_number, error.status))
+
+    def _response(self, pdu: PDU) -> None:
+        d = self._outstanding.pop(pdu.sequence_number, None)
+        if d is None:
+            log.debug("response to no request of ours: {pdu}", pdu=pdu)
+            return
+        d.callback(pdu)
+
+    # -- answering requests ------------------------------------------------------
+
+    def _bind(self, pdu: PDU) -> None:
+        simulator = self.simulator
+        system_id = _text(pdu.get("system_id"))
+        status = simulator.faults.bind_status or simulator._check_credentials(
+            system_id, _text(pdu.get("password"))
+        )
+        if status:
+            log.info(
+                "refused bind of {system_id}: status 0x{status:08X}",
+                system_id=system_id,
+                status=status,
+            )
+            self._send(response_to(pdu, status))
+            return
+        self._send(
+            response_to(
+                pdu,
+                ESME_ROK,
+                system_id=simulator.system_id.encode("latin-1"),
+                sc_interface_version=INTERFACE_VERSION,
+            )
+        )
+        self.system_id = system_id
+        self.bind_type = _BIND_TYPES[pdu.command]
+        self.state = _BOUND
+        log.info(
+            "ESME {system_id} bound as {bind_type}", system_id=system_id, bind_type=self.bind_type
+        )
+        simulator._bound(self)
+
+    def _refuse_already_bound(self, pdu: PDU) -> None:
+        self._send(response_to(pdu, ESME_RALYBND))
+
+    def _refuse_unbound(self, pdu: PDU) -> None:
+        self._refuse(pdu, ESME_RINVBNDSTS)
+
+    def _refuse_unsupported(self, pdu: PDU) -> None:
+        self._refuse(pdu, ESME_RINVCMDID)
+
+    def _refuse(self, pdu: PDU, status: int) -> None:
+        if pdu.command_id | RESPONSE_BIT in _RESPONSE_IDS:
+            self._send(response_to(pdu, status))
+        else:
+            # outbind and alert_notification have no response of their own.
+            self._send(PDU("generic_nack", pdu.sequence_number, status))
+
+    def _ignore(self, pdu: PDU) -> None:
+        pass
+
+    def _enquire_link(self, pdu: PDU) -> None:
+        self._send(response_to(pdu))
+
+    def _unbind(self, pdu: PDU) -> None:
+        self._send(response_to(pdu))
+        log.info("ESME {system_id} unbound", system_id=self.system_id)
+        self.close()
+
+    def _submit(self, pdu: PDU) -> None:
+        if self.bind_type not in _CAN_SUBMIT:
+            self._send(response_to(pdu, ESME_RINVBNDSTS))
+            return
+        simulator = self.simulator
+        faults = simulator.faults
+        simulator._submits += 1
+        if faults.black_hole:
+            return
+        if faults.throttle_every and simulator._submits % faults.throttle_every == 0:
+            status = ESME_RTHROTTLED
+        else:
+            status = faults.submit_status
+        if faults.response_delay > 0:
+            call = simulator.clock.callLater(faults.response_delay, self._answer_later, pdu, status)
+            self._delayed.add(call)
+        else:
+            self._answer_submit(pdu, status)
+
+    def _answer_later(self, pdu: PDU, status: int) -> None:
+        self._delayed = {call for call in self._delayed if call.active()}
+        self._answer_submit(pdu, status)
+
+    def _answer_submit(self, pdu: PDU, status: int) -> None:
+        if status:
+            self._send(response_to(pdu, status))
+        else:
+            message_id = self.simulator._accept(pdu)
+            self._send(response_to(pdu, ESME_ROK, message_id=message_id.encode("ascii")))
+
+    # -- writing ---------------------------------------------------------------
+
+    def _send(self, pdu: PDU) -> None:
+        if self.simulator.log_pdus:
+            log.debug("sending {pdu}", pdu=pdu)
+        self._write(encode(pdu))
+
+    def _write(self, data: bytes) -> None:
+        if self.state == _CLOSED:
+            return
+        if self._batch is not None:
+            self._batch.append(data)
+        elif self.transport is not None:
+            self.transport.write(data)
+
+    def _flush(self) -> None:
+        if self._batch and self.transport is not None:
+            self.transport.write(b"".join(self._batch))
+            self._batch.clear()
+
+
+_RESPONSE_IDS = frozenset(i for i in COMMAND_IDS.values() if i & RESPONSE_BIT)
+
+
+class SMSCSimulator(ServerFactory):
+    """
+    An SMSC that ESMEs bind to: the factory to listen with, and what it has seen.
+
+    `accounts` maps system_id to password; None accepts any credentials.
+    `clock` schedules delayed answers (the global reactor when None).
+    `message_ids` is ``"hex"`` (``0000001a``) or ``"decimal"`` (``26``).
+    `log_pdus` logs every PDU received and sent, at debug level.
+    """
+
+    noisy = False
+
+    def __init__(
+        self,
+        accounts: Mapping[str, str] | None = None,
+        clock: IReactorTime | None = None,
+        *,
+        system_id: str = "SIMSMSC",
+        message_ids: str = "hex",
+        log_pdus: bool = False,
+    ) -> None:
+        if message_ids not in _MESSAGE_ID_FORMATS:
+            raise ValueError(f"message_ids must be 'hex' or 'decimal', not {message_ids!r}")
+        if clock is None:
+            from twisted.internet import reactor
+
+            clock = cast(IReactorTime, reactor)
+        self.clock: IReactorTime = clock
+        self.accounts = dict(accounts) if accounts is not None else None
+        self.system_id = system_id
+        #: Log every PDU at debug level; off by default because even
+        #: filtered-out log events cost time in the benchmarks.
+        self.log_pdus = log_pdus
+        self.faults = Faults()
+        #: Every PDU decoded from any connection, in order.
+        self.received: list[Received] = []
+        #: submit_sm and data_sm answered ESME_ROK, in the order answered.
+        self.accepted: list[PDU] = []
+        #: message_id -> the accepted submit.
+        self.message_ids: dict[str, PDU] = {}
+        #: The live connections.
+        self.connections: list[SMSCProtocol] = []
+        self._format_id: Callable[[int], str] = _MESSAGE_ID_FORMATS[message_ids]
+        self._next_id = 0
+        self._submits = 0
+        self._accepted_at: dict[str, float] = {}
+        self._counts: dict[str, int] = {}
+        self._bound_waiters: list[tuple[str | None, Deferred[SMSCProtocol]]] = []
+        self._received_waiters: list[tuple[str, int, Deferred[None]]] = []
+
+    def __repr__(self) -> str:
+        return f"<SMSCSimulator {self.system_id} with {len(self.connections)} connections>"
+
+    # -- listening ---------------------------------------------------------------
+
+    def buildProtocol(self, addr: IAddress | None) -> SMSCProtocol:
+        return SMSCProtocol(self)
+
+    def factory(self) -> ServerFactory:
+        """The protocol factory to listen with (the simulator itself)."""
+        return self
+
+    # -- waiting -----------------------------------------------------------------
+
+    def when_bound(self, system_id: str | None = None) -> Deferred[SMSCProtocol]:
+        """A new Deferred firing with a session bound as `system_id` (any when None), now or next."""
+        for connection in self.connections:
+            if connection.state == _BOUND and system_id in (None, connection.system_id):
+                return defer.succeed(connection)
+        d: Deferred[SMSCProtocol] = Deferred()
+        self._bound_waiters.append((system_id, d))
+        return d
+
+    def when_received(self, count: int, command: str = "submit_sm") -> Deferred[None]:
+        """A new Deferred firing once `count` PDUs of `command` have been received in total."""
+        if command not in COMMAND_IDS:
+            raise ValueError(f"unknown SMPP command {command!r}")
+        if self._counts.get(command, 0) >= count:
+            return defer.succeed(None)
+        d: Deferred[None] = Deferred()
+        self._received_waiters.append((command, count, d))
+        return d
+
+    # -- sending to the ESME -------------------------------------------------------
+
+    def deliver(
+        self,
+        source_addr: str,
+        destination_addr: str,
+        short_message: bytes = b"",
+        *,
+        data_coding: int = 0,
+        esm_class: int = 0,
+        source_ton: int = 1,
+        source_npi: int = 1,
+        dest_ton: int = 1,
+        dest_npi: int = 1,
+        tlvs: Mapping[str, int | bytes] | None = None,
+        system_id: str | None = None,
+        command: str = "deliver_sm",
+    ) -> Deferred[PDU]:
+        """
+        Send a deliver_sm (or data_sm) to a bound receiver or transceiver.
+
+        It goes to the session bound as `system_id`, or the first one bound.
+        The Deferred fires with the ESME's response whatever its status (a
+        generic_nack included), and fails with `NotBound` when no session can
+        take it, `EncodeError` when the values do not fit the PDU, or the
+        connection's loss reason when it closes first.  With data_sm the
+        message goes in message_payload.
+        """
+        if command not in ("deliver_sm", "data_sm"):
+            return defer.fail(ValueError(f"deliver sends deliver_sm or data_sm, not {command!r}"))
+        params: dict[str, int | bytes] = {
+            "source_addr_ton": source_ton,
+            "source_addr_npi": source_npi,
+            "source_addr": source_addr.encode("latin-1"),
+            "dest_addr_ton": dest_ton,
+            "dest_addr_npi": dest_npi,
+            "destination_addr": destination_addr.encode("latin-1"),
+            "esm_class": esm_class,
+            "data_coding": data_coding,
+        }
+        if command == "deliver_sm":
+            params["short_message"] = short_message
+        elif short_message:
+            params["message_payload"] = short_message
+        params.update(tlvs or {})
+        connection = self._receiver(system_id)
+        if connection is None:
+            wanted = "any session" if system_id is None else f"system_id {system_id!r}"
+            return defer.fail(NotBound(f"no receiver or transceiver bound as {wanted}"))
+        return connection.send_request(PDU(command, 0, 0, params))
+
+    def deliver_receipt(
+        self,
+        message_id: str,
+        stat: str = "DELIVRD",
+        err: str = "000",
+        *,
+        system_id: str | None = None,
+        with_tlvs: bool = True,
+    ) -> Deferred[PDU]:
+        """
+        Send the delivery receipt of an accepted submit, as `deliver` does.
+
+        The text follows SMPP 3.4 appendix B: ``id:<id> sub:001 dlvrd:001
+        submit date:YYMMDDhhmm done date:YYMMDDhhmm stat:DELIVRD err:000
+        text:<first 20 octets>``.  It fails with `UnknownMessageId` for an id
+        never accepted and ValueError for a `stat` not in `RECEIPT_STATES`.
+        """
+        submit = self.message_ids.get(message_id)
+        if submit is None:
+            return defer.fail(UnknownMessageId(message_id))
+        if stat not in RECEIPT_STATES:
+            return defer.fail(ValueError(f"unknown receipt stat {stat!r}"))
+        body = submit.get("short_message") or submit.get("message_payload") or b""
+        assert isinstance(body, bytes)
+        delivered = "001" if stat == "DELIVRD" else "000"
+        text = (
+            f"id:{message_id} sub:001 dlvrd:{delivered}"
+            f" submit date:{_receipt_date(self._accepted_at[message_id])}"
+            f" done date:{_receipt_date(self.clock.seconds())}"
+            f" stat:{stat} err:{err} text:"
+        ).encode("ascii") + body[:20]
+        tlvs: dict[str, int | bytes] = {}
+        if with_tlvs:
+            tlvs = {
+                "receipted_message_id": message_id.encode("ascii"),
+                "message_state": RECEIPT_STATES[stat],
+            }
+        return self.deliver(
+            _text(submit.get("destination_addr")),
+            _text(submit.get("source_addr")),
+            text,
+            esm_class=0x04,
+            source_ton=_int(submit.get("dest_addr_ton")),
+            source_npi=_int(submit.get("dest_addr_npi")),
+            dest_ton=_int(submit.get("source_addr_ton")),
+            dest_npi=_int(submit.get("source_addr_npi")),
+            tlvs=tlvs,
+            system_id=system_id,
+        )
+
+    def unbind_all(self) -> None:
+        """Send unbind to every bound session; each closes when its ESME answers."""
+        for connection in list(self.connections):
+            if connection.state == _BOUND:
+                connection.unbind().addErrback(lambda _: None)
+
+    def drop_all(self, reset: bool = False) -> None:
+        """Close every connection; `reset` aborts them (a TCP RST) instead."""
+        for connection in list(self.connections):
+            connection.close(reset)
+
+    def send_raw(self, data: bytes, system_id: str | None = None) -> None:
+        """Write raw bytes to the session bound as `system_id`, or the first connection."""
+        for connection in self.connections:
+            if system_id is None or connection.system_id == system_id:
+                connection.send_raw(data)
+                return
+        raise NotBound(f"no connection bound as {system_id!r}")
+
+    # -- called by the protocols ---------------------------------------------------
+
+    def _check_credentials(self, system_id: str, password: str) -> int:
+        if self.accounts is None:
+            return ESME_ROK
+        expected = self.accounts.get(system_id)
+        if expected is None:
+            return ESME_RINVSYSID
+        if expected != password:
+            return ESME_RINVPASWD
+        return ESME_ROK
+
+    def _record(self, system_id: str | None, pdu: PDU) -> None:
+        self.received.append(Received(system_id, pdu))
+        count = self._counts.get(pdu.command, 0) + 1
+        self._counts[pdu.command] = count
+        if self._received_waiters:
+            ready = [w for w in self._received_waiters if w[0] == pdu.command and w[1] <= count]
+            for waiter in ready:
+                self._received_waiters.remove(waiter)
+                waiter[2].callback(None)
+
+    def _bound(self, connection: SMSCProtocol) -> None:
+        ready = [w for w in self._bound_waiters if w[0] in (None, connection.system_id)]
+        for waiter in ready:
+            self._bound_waiters.remove(waiter)
+            waiter[1].callback(connection)
+
+    def _accept(self, pdu: PDU) -> str:
+        self._next_id += 1
+        message_id = self._format_id(self._next_id)
+        self.accepted.append(pdu)
+        self.message_ids[message_id] = pdu
+        self._accepted_at[message_id] = self.clock.seconds()
+        return message_id
+
+    def _receiver(self, system_id: str | None) -> SMSCProtocol | None:
+        for connection in self.connections:
+            if (
+                connection.state == _BOUND
+                and connection.bind_type in _CAN_RECEIVE
+                and system_id in (None, connection.system_id)
+            ):
+                return connection
+        return None
+
+
+_MESSAGE_ID_FORMATS: dict[str, Callable[[int], str]] = {
+    "hex": lambda n: f"{n:08x}",
+    "decimal": lambda n: f"{n}",
+}
+
+
+def _receipt_date(seconds: float) -> str:
+    return time.strftime("%y%m%d%H%M", time.gmtime(seconds))
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) else 0
+
+
+# -- running it alone -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SimulatorOptions:
+    """The command line of ``python -m smppgw.simulator``, parsed."""
+
+    listen: tuple[str, ...] = ("tcp:2775:interface=127.0.0.1",)
+    accounts: dict[str, str] | None = None
+    system_id: str = "SIMSMSC"
+    message_ids: str = "hex"
+    faults: Faults = field(default_factory=Faults)
+    log_pdus: bool = False
+
+    def __repr__(self) -> str:
+        # Passwords stay out of logs.
+        accounts = None if self.accounts is None else sorted(self.accounts)
+        return (
+            f"SimulatorOptions(listen={self.listen}, accounts={accounts}, "
+            f"system_id={self.system_id!r}, message_ids={self.message_ids!r}, faults={self.faults}, "
+            f"log_pdus={self.log_pdus})"
+        )
+
+
+def _account(text: str) -> tuple[str, str]:
+    system_id, colon, password = text.partition(":")
+    if not colon or not system_id:
+        raise argparse.ArgumentTypeError(f"expected SYSTEM_ID:PASSWORD, got {text!r}")
+    return system_id, password
+
+
+def _status(text: str) -> int:
+    if text in STATUSES:
+        return STATUSES[text]
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a status number (0x58) or name (ESME_RTHROTTLED), got {text!r}"
+        ) from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m smppgw.simulator",
+        description="Run the smppgw SMSC simulator (an SMPP 3.4 server).",
+    )
+    parser.add_argument(
+        "--listen",
+        action="append",
+        metavar="ENDPOINT",
+        help="a Twisted server endpoint, repeatable (default tcp:2775:interface=127.0.0.1)",
+    )
+    parser.add_argument(
+        "--account",
+        action="append",
+        type=_account,
+        metavar="SYSTEM_ID:PASSWORD",
+        help="an account that may bind, repeatable; without any, every bind is accepted",
+    )
+    parser.add_argument(
+        "--system-id", default="SIMSMSC", help="the system_id the SMSC answers binds with"
+    )
+    parser.add_argument("--message-ids", choices=sorted(_MESSAGE_ID_FORMATS), default="hex")
+    parser.add_argument("--log-pdus", action="store_true", help="log every PDU received and sent")
+    faults = parser.add_argument_group("faults")
+    faults.add_argument("--throttle-every", type=int, default=0, metavar="N")
+    faults.add_argument("--submit-status", type=_status, default=0, metavar="STATUS")
+    faults.add_argument("--black-hole", action="store_true")
+    faults.add_argument("--black-hole-all", action="store_true")
+    faults.add_argument("--response-delay", type=float, default=0.0, metavar="SECONDS")
+    faults.add_argument("--drop-after", type=int, default=0, metavar="N")
+    faults.add_argument("--drop-with-reset", action="store_true")
+    faults.add_argument("--bind-status", type=_status, default=0, metavar="STATUS")
+    return parser
+
+
+def parse_args(argv: list[str]) -> SimulatorOptions:
+    """The options in `argv` (without the program name); exits with a usage message on bad ones."""
+    args = _parser().parse_args(argv)
+    return SimulatorOptions(
+        listen=tuple(args.listen or SimulatorOptions.listen),
+        accounts=dict(args.account) if args.account else None,
+        system_id=args.system_id,
+        message_ids=args.message_ids,
+        log_pdus=args.log_pdus,
+        faults=Faults(
+            throttle_every=args.throttle_every,
+            submit_status=args.submit_status,
+            black_hole=args.black_hole,
+            black_hole_all=args.black_hole_all,
+            response_delay=args.response_delay,
+            drop_after=args.drop_after,
+            drop_with_reset=args.drop_with_reset,
+            bind_status=args.bind_status,
+        ),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the simulator on the global reactor, logging to stdout, until interrupted."""
+    options = parse_args(sys.argv[1:] if argv is None else argv)
+
+    from twisted.internet import reactor as global_reactor
+    from twisted.internet.endpoints import serverFromString
+    from twisted.logger import (
+        FilteringLogObserver,
+        LogLevel,
+        LogLevelFilterPredicate,
+        globalLogBeginner,
+        textFileLogObserver,
+    )
+
+    reactor: Any = global_reactor
+    level = LogLevel.debug if options.log_pdus else LogLevel.info
+    globalLogBeginner.beginLoggingTo(
+        [
+            FilteringLogObserver(
+                textFileLogObserver(sys.stdout), [LogLevelFilterPredicate(defaultLogLevel=level)]
+            )
+        ]
+    )
+    simulator = SMSCSimulator(
+        options.accounts,
+        reactor,
+        system_id=options.system_id,
+        message_ids=options.message_ids,
+        log_pdus=options.log_pdus,
+    )
+    simulator.faults = options.faults
+    failed: list[Failure] = []
+
+    def listening(port: Any, description: str) -> None:
+        log.info("SMSC simulator listening on {endpoint}", endpoint=description)
+
+    def not_listening(failure: Failure, description: str) -> None:
+        log.failure("cannot listen on {endpoint}", failure, endpoint=description)
+        failed.append(failure)
+        if len(failed) == 1:
+            reactor.stop()
+
+    def start() -> None:
+        for description in options.listen:
+            d = serverFromString(reactor, description).listen(simulator)
+            d.addCallback(listening, description)
+            d.addErrback(not_listening, description)
+
+    reactor.callWhenRunning(start)
+    reactor.run()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
