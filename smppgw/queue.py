@@ -1,0 +1,506 @@
+"""
+Outbound: from a host's SendSignal to submit_sm PDUs accepted by an SMSC.
+
+`Outbound` checks and shapes a request (method, route, sender, dialog prefix,
+text encoding and splitting), writes it to the store, and hands it to the
+`LinkQueue` of its server.  A `LinkQueue` belongs to its link and outlives
+its connections: it sends parts in FIFO order, at most ``window`` in flight
+and at most ``throughput`` per second, waits while the link is down, pauses
+the whole link on ESME_RTHROTTLED / ESME_RMSGQFUL and then resends the
+throttled parts first in their original order, retries temporary failures,
+and gives up on a request with NOT_RELAYED once it has waited longer than
+``reject_if_not_relayed_in``.
+
+A request's answer comes when the SMSC has accepted every part and that fact
+is in the store; a host that asks again with the same request_id gets the same
+outcome and the SMS is not sent again.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.python.failure import Failure
+
+from . import address, router, textcodec
+from .codec import PDU
+from .constants import THROTTLE_STATUSES, TEMPORARY_STATUSES, status_text
+from .errors import (
+    BY_CODE,
+    BadAddressError,
+    BadRequest,
+    NotRelayed,
+    ServerDisabledError,
+    SignalError,
+    SmscRejected,
+    TooLongError,
+    TryLater,
+    UnknownServerError,
+    UnsupportedMethod,
+)
+from .receipts import submit_key
+from .session import (
+    CommandStatusError,
+    GenericNack,
+    MalformedResponse,
+    RequestFailed,
+    ResponseTimeout,
+)
+from .smpplog import SmppLog
+
+if TYPE_CHECKING:
+    from .config import Config, ServerConfig
+    from .dialogs import DialogTable
+    from .link import Link
+    from .store import Store
+
+MAX_REQUEST_ID = 128
+#: How long a link pauses after ESME_RTHROTTLED or ESME_RMSGQFUL.
+THROTTLE_PAUSE = 1.0
+#: Attempts of one part that failed with a temporary status or timed out.
+MAX_TEMPORARY_ATTEMPTS = 5
+#: Text beyond this many characters cannot fit in 255 parts of any coding:
+#: refuse it before encoding anything (a 10 MB body costs nothing).
+MAX_TEXT_CHARS = 255 * 160
+
+
+class Job:
+    """One accepted request: its parts, their message ids, and who waits for the outcome."""
+
+    __slots__ = ("request_id", "server", "payload", "message_ids", "expires", "seq",
+                 "in_flight", "waiters", "done", "expired", "attempts")
+
+    def __init__(self, request_id: str, server: str, payload: dict[str, Any],
+                 message_ids: list[str | None], seq: int) -> None:
+        self.request_id = request_id
+        self.server = server
+        self.payload = payload
+        self.message_ids = message_ids
+        self.expires: float = payload["exp"]
+        self.seq = seq
+        self.in_flight = 0
+        self.waiters: list[Deferred[dict[str, Any]]] = []
+        self.done = False
+        self.expired = False
+        self.attempts: dict[int, int] = {}
+
+    def pdu(self, index: int) -> PDU:
+        p = self.payload
+        short_message, esm_class, tlvs = p["parts"][index]
+        params: dict[str, int | bytes] = {
+            "source_addr_ton": p["ston"],
+            "source_addr_npi": p["snpi"],
+            "source_addr": p["src"].encode("ascii"),
+            "dest_addr_ton": 1,
+            "dest_addr_npi": 1,
+            "destination_addr": p["dst"].encode("ascii"),
+            "esm_class": esm_class,
+            "registered_delivery": p["rd"],
+            "data_coding": p["dc"],
+            "short_message": bytes.fromhex(short_message),
+        }
+        for name, kind, value in tlvs:
+            params[name] = bytes.fromhex(value) if kind == "hex" else value
+        return PDU("submit_sm", params=params)
+
+    @property
+    def complete(self) -> bool:
+        return all(m is not None for m in self.message_ids)
+
+
+def success(job: Job) -> dict[str, Any]:
+    return {"ok": True, "server": job.server, "parts": len(job.message_ids),
+            "message_ids": list(job.message_ids)}
+
+
+def outcome_result(outcome: dict[str, Any]) -> Deferred[dict[str, Any]]:
+    """A finished request's stored outcome as the Deferred an answer is built from."""
+    if outcome.get("ok"):
+        return succeed({"server": outcome["server"], "parts": outcome["parts"],
+                        "message_ids": outcome["message_ids"]})
+    cls = BY_CODE.get(outcome.get("code", ""), SignalError)
+    return fail(cls(outcome.get("reason", "")))
+
+
+class LinkQueue:
+    """The outbound queue of one link: FIFO, windowed, rate-limited, durable."""
+
+    def __init__(self, link: Link, store: Store, clock: Any, log: SmppLog,
+                 finished: Callable[[Job], None], reject_after: float) -> None:
+        self.link = link
+        self.reject_after = reject_after
+        self.server = link.server
+        self.store = store
+        self.clock = clock
+        self.log = log
+        self._finished = finished
+        self.jobs: OrderedDict[str, Job] = OrderedDict()
+        self._pending: deque[tuple[Job, int]] = deque()
+        self._retry: list[tuple[int, int, Job]] = []
+        self.in_flight = 0
+        self._paused_until = 0.0
+        self._next_send = 0.0
+        self._wakeup: Any = None
+        self._expiry: Any = None
+        link.observe(self._link_state)
+
+    # -- adding --------------------------------------------------------------------
+
+    def add(self, job: Job) -> None:
+        self.jobs[job.request_id] = job
+        for index, message_id in enumerate(job.message_ids):
+            if message_id is None:
+                self._pending.append((job, index))
+        self._schedule_expiry()
+        self.pump()
+
+    @property
+    def queued(self) -> int:
+        return len(self.jobs)
+
+    # -- sending -------------------------------------------------------------------
+
+    def _link_state(self, state: str) -> None:
+        if state == "bound":
+            # The link announces itself after ClientService settles (link.py).
+            self.clock.callLater(0, self.pump)
+
+    def _next_part(self) -> tuple[Job, int] | None:
+        while self._retry:
+            _, index, job = heapq.heappop(self._retry)
+            if not job.done and not job.expired and job.message_ids[index] is None:
+                return job, index
+        while self._pending:
+            job, index = self._pending.popleft()
+            if not job.done and not job.expired and job.message_ids[index] is None:
+                return job, index
+        return None
+
+    def pump(self) -> None:
+        """Send what the window, the rate and the link allow."""
+        if self._wakeup is not None and self._wakeup.active():
+            return
+        self._wakeup = None
+        link = self.link
+        window = self.server.window
+        throughput = self.server.throughput
+        while link.state == "bound" and self.in_flight < window:
+            now = self.clock.seconds()
+            if now < self._paused_until:
+                self._sleep(self._paused_until - now)
+                return
+            if throughput > 0 and now < self._next_send:
+                self._sleep(self._next_send - now)
+                return
+            item = self._next_part()
+            if item is None:
+                return
+            if throughput > 0:
+                self._next_send = max(self._next_send, now) + 1.0 / throughput
+            self._send(*item)
+
+    def _sleep(self, delay: float) -> None:
+        self._wakeup = self.clock.callLater(delay, self._wake)
+
+    def _wake(self) -> None:
+        self._wakeup = None
+        self.pump()
+
+    def _send(self, job: Job, index: int) -> None:
+        self.in_flight += 1
+        job.in_flight += 1
+        d = self.link.submit(job.pdu(index))
+        d.addCallbacks(self._accepted, self._failed, callbackArgs=(job, index),
+                       errbackArgs=(job, index))
+
+    def _accepted(self, response: PDU, job: Job, index: int) -> None:
+        self.in_flight -= 1
+        job.in_flight -= 1
+        raw = response.params.get("message_id", b"")
+        message_id = raw.decode("ascii", "replace") if isinstance(raw, bytes) else str(raw)
+        if not job.done:
+            job.message_ids[index] = message_id
+            self.store.set_message_id(job.request_id, index, message_id, submit_key(message_id))
+            self.log.low("part {part}/{parts} of {request_id} accepted as {message_id}",
+                         part=index + 1, parts=len(job.message_ids),
+                         request_id=job.request_id, message_id=message_id)
+            if job.complete:
+                self._finish(job, success(job))
+            elif job.expired and job.in_flight == 0:
+                self._expire(job)
+        self.pump()
+
+    def _failed(self, failure: Failure, job: Job, index: int) -> None:
+        self.in_flight -= 1
+        job.in_flight -= 1
+        if job.done:
+            self.pump()
+            return
+        error = failure.value
+        if isinstance(error, CommandStatusError) and error.status in THROTTLE_STATUSES:
+            self._paused_until = max(self._paused_until, self.clock.seconds() + THROTTLE_PAUSE)
+            self.log.low("{status}: pausing {pause}s", status=status_text(error.status),
+                         pause=THROTTLE_PAUSE)
+            heapq.heappush(self._retry, (job.seq, index, job))
+        elif isinstance(error, CommandStatusError) and error.status not in TEMPORARY_STATUSES:
+            self._reject(job, status_text(error.status))
+        elif isinstance(error, GenericNack):
+            self._reject(job, f"generic_nack {status_text(error.status)}")
+        elif isinstance(error, (CommandStatusError, ResponseTimeout, MalformedResponse)):
+            attempts = job.attempts.get(index, 0) + 1
+            job.attempts[index] = attempts
+            if attempts >= MAX_TEMPORARY_ATTEMPTS:
+                self._reject(job, f"{error} ({attempts} attempts)")
+            else:
+                self.log.problem("part {part} of {request_id}: {error}; will retry",
+                                 part=index + 1, request_id=job.request_id, error=str(error))
+                heapq.heappush(self._retry, (job.seq, index, job))
+        elif isinstance(error, RequestFailed):
+            # Connection lost or not bound: resend when the link is back (at least once).
+            heapq.heappush(self._retry, (job.seq, index, job))
+        else:
+            self.log.problem("part {part} of {request_id} failed: {error}", part=index + 1,
+                             request_id=job.request_id, error=failure.getErrorMessage())
+            self._reject(job, f"cannot submit: {failure.getErrorMessage()}")
+        if job.expired and job.in_flight == 0 and not job.done:
+            self._expire(job)
+        self.pump()
+
+    def _reject(self, job: Job, reason: str) -> None:
+        self.log.major("{request_id} rejected by the SMSC: {reason}", request_id=job.request_id,
+                       reason=reason)
+        self._finish(job, {"ok": False, "code": SmscRejected.code, "reason": reason})
+
+    # -- finishing -------------------------------------------------------------------
+
+    def _finish(self, job: Job, outcome: dict[str, Any]) -> None:
+        job.done = True
+        self.jobs.pop(job.request_id, None)
+        if outcome.get("ok"):
+            self.log.major("{request_id} relayed to {dst} in {parts} part(s)",
+                           request_id=job.request_id, dst=job.payload["dst"],
+                           parts=len(job.message_ids))
+        self._finished(job)
+        self.store.finish(job.request_id, outcome)
+        waiters, job.waiters = job.waiters, []
+        if waiters:
+            # Answer only once the outcome is durable, so that a retry after a
+            # crash can never send the message again.
+            self.store.durable().addBoth(lambda _: [outcome_result(outcome).chainDeferred(w)
+                                                    for w in waiters])
+
+    def _schedule_expiry(self) -> None:
+        if self._expiry is not None and self._expiry.active():
+            return
+        for job in self.jobs.values():
+            if not job.expired:
+                delay = max(0.0, job.expires - self.clock.seconds())
+                self._expiry = self.clock.callLater(delay, self._check_expiry)
+                return
+
+    def _check_expiry(self) -> None:
+        self._expiry = None
+        now = self.clock.seconds()
+        for job in list(self.jobs.values()):
+            if job.expires > now:
+                break
+            if job.expired:
+                continue
+            job.expired = True
+            if job.in_flight == 0:
+                self._expire(job)
+        self._schedule_expiry()
+
+    def _expire(self, job: Job) -> None:
+        sent = sum(1 for m in job.message_ids if m is not None)
+        reason = (f"not relayed within {self.reject_after:g}s"
+                  + (f" ({sent} of {len(job.message_ids)} parts sent)" if sent else ""))
+        self.log.major("{request_id}: {reason}", request_id=job.request_id, reason=reason)
+        self._finish(job, {"ok": False, "code": NotRelayed.code, "reason": reason})
+
+    def stop(self) -> None:
+        for call in (self._wakeup, self._expiry):
+            if call is not None and call.active():
+                call.cancel()
+        self._wakeup = self._expiry = None
+
+
+class Outbound:
+    """Accepts SendSignal requests for every server and answers them."""
+
+    def __init__(self, config: Config, links: dict[str, Link], store: Store, clock: Any,
+                 dialogs: DialogTable | None = None) -> None:
+        self.config = config
+        self.links = links
+        self.store = store
+        self.clock = clock
+        self.dialogs = dialogs
+        self.log = SmppLog("*", config.module.log_level)
+        self.queues: dict[str, LinkQueue] = {}
+        for name, link in links.items():
+            self.queues[name] = LinkQueue(link, store, clock, link.log, self._finished,
+                                          config.module.reject_if_not_relayed_in)
+        self.jobs: dict[str, Job] = {}
+        self._seq = 0
+        self._references: dict[str, int] = {}
+        self._rng = random.Random()
+
+    # -- start-up --------------------------------------------------------------------
+
+    def restore(self) -> int:
+        """Queue again every request the store holds unfinished; returns how many."""
+        count = 0
+        for row in self.store.unfinished():
+            queue = self.queues.get(row.server)
+            if queue is None:
+                self.store.finish(row.request_id, {
+                    "ok": False, "code": ServerDisabledError.code,
+                    "reason": f"server {row.server!r} is no longer enabled"})
+                continue
+            job = Job(row.request_id, row.server, row.payload, list(row.message_ids), self._next_seq())
+            self.jobs[job.request_id] = job
+            if job.complete:
+                queue._finish(job, success(job))
+                continue
+            queue.add(job)
+            count += 1
+        if count:
+            self.log.major("{count} queued message(s) restored from the store", count=count)
+        return count
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _finished(self, job: Job) -> None:
+        self.jobs.pop(job.request_id, None)
+
+    # -- requests --------------------------------------------------------------------
+
+    def send_signal(self, request_id: str, method: str, sender: str, recipient: str,
+                    body: str, gateway: str | None = None) -> Deferred[dict[str, Any]]:
+        """Fires with {server, parts, message_ids} once the SMSC accepted every part, or fails with a SignalError."""
+        if not 1 <= len(request_id) <= MAX_REQUEST_ID:
+            return fail(BadRequest(f"request_id must be 1 to {MAX_REQUEST_ID} characters, "
+                                   f"got {len(request_id)}"))
+        job = self.jobs.get(request_id)
+        if job is not None:
+            d: Deferred[dict[str, Any]] = Deferred()
+            job.waiters.append(d)
+            return d
+        row = self.store.outbound(request_id)
+        if row is not None:
+            if row.outcome is not None:
+                return outcome_result(row.outcome)
+            return fail(TryLater(f"request {request_id!r} is being restored; ask again"))
+        try:
+            server, payload = self._prepare(method, sender, recipient, body, gateway)
+        except SignalError as e:
+            self.log.problem("{request_id} refused: {code} {reason}", request_id=request_id,
+                             code=e.code, reason=e.reason)
+            return fail(e)
+        parts = len(payload["parts"])
+        try:
+            self.store.add_outbound(request_id, server.name, payload, parts, self.clock.seconds())
+        except Exception as e:
+            self.log.problem("cannot store {request_id}: {error}", request_id=request_id, error=e)
+            return fail(TryLater(f"the gateway cannot store the message: {e}"))
+        job = Job(request_id, server.name, payload, [None] * parts, self._next_seq())
+        self.jobs[request_id] = job
+        answer: Deferred[dict[str, Any]] = Deferred()
+        job.waiters.append(answer)
+        queue = self.queues[server.name]
+
+        def durable(_: Any) -> None:
+            if not job.done:
+                queue.add(job)
+
+        def not_durable(failure: Failure) -> None:
+            self.jobs.pop(request_id, None)
+            job.done = True
+            for w in job.waiters:
+                w.errback(TryLater(f"the gateway cannot store the message: {failure.getErrorMessage()}"))
+
+        self.store.durable().addCallbacks(durable, not_durable)
+        return answer
+
+    def _prepare(self, method: str, sender: str, recipient: str, body: str,
+                 gateway: str | None) -> tuple[ServerConfig, dict[str, Any]]:
+        if method.upper() != "MESSAGE":
+            raise UnsupportedMethod(f"only MESSAGE signals are relayed, not {method!r}")
+        try:
+            server, target = router.route(recipient, self.config.servers, self.config.module.default_gateway,
+                                          gateway or None)
+            source = address.compose_sender(server.sender, sender, server.source_ton,
+                                            server.source_npi)
+        except address.BadAddress as e:
+            raise BadAddressError(str(e)) from None
+        except router.UnknownServer as e:
+            raise UnknownServerError(str(e)) from None
+        except router.ServerDisabled as e:
+            raise ServerDisabledError(str(e)) from None
+        if server.name not in self.queues:
+            raise ServerDisabledError(f"server {server.name!r} has no link")
+        if len(body) > MAX_TEXT_CHARS:
+            raise TooLongError(f"body of {len(body)} characters cannot fit in {server.max_parts} parts")
+        text = body
+        if server.dialogs and self.dialogs is not None:
+            text = self.dialogs.outgoing_prefix("+" + target.number, sender) + body
+        reference = self._reference(target.number, server.long_messages)
+        try:
+            encoded = textcodec.encode_message(text, server.encoding, server.long_messages,
+                                               server.max_parts, reference)
+        except textcodec.TooLong as e:
+            raise TooLongError(str(e)) from None
+        except (ValueError, textcodec.UnencodableText) as e:
+            raise BadRequest(f"body cannot be encoded: {e}") from None
+        parts = []
+        for part in encoded.parts:
+            tlvs = [[name, "hex", value.hex()] if isinstance(value, bytes) else [name, "int", value]
+                    for name, value in part.tlvs]
+            parts.append([part.short_message.hex(), part.esm_class, tlvs])
+        payload = {
+            "src": source.addr, "ston": source.ton, "snpi": source.npi,
+            "dst": target.number, "dc": encoded.data_coding,
+            "rd": 1 if server.registered_delivery else 0,
+            "exp": self.clock.seconds() + self.config.module.reject_if_not_relayed_in,
+            "parts": parts,
+        }
+        return server, payload
+
+    def _reference(self, number: str, long_messages: str) -> int:
+        modulus = 0x10000 if long_messages == "sar" else 0x100
+        current = self._references.get(number)
+        if current is None:
+            current = self._rng.randrange(modulus)
+        current = (current + 1) % modulus
+        self._references[number] = current
+        return current
+
+    # -- status ----------------------------------------------------------------------
+
+    def status(self) -> list[dict[str, Any]]:
+        rows = []
+        for server in self.config.servers:
+            link = self.links.get(server.name)
+            queue = self.queues.get(server.name)
+            rows.append({
+                "name": server.name,
+                "mode": server.mode,
+                "address": server.address,
+                "state": link.state if link is not None else "disconnected",
+                "queued": queue.queued if queue is not None else 0,
+                "sent": link.sent if link is not None else 0,
+                "received": link.received if link is not None else 0,
+                "last_error": link.last_error if link is not None else "",
+            })
+        return rows
+
+    def stop(self) -> None:
+        for queue in self.queues.values():
+            queue.stop()

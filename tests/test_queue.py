@@ -1,0 +1,351 @@
+"""Tests for the outbound queue: acceptance, order, window, rate, throttling, retries, expiry, restarts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from smppgw.codec import PDU
+from smppgw.config import parse_config
+from smppgw.constants import STATUSES
+from smppgw.dialogs import DialogTable
+from smppgw.errors import (
+    BadAddressError,
+    BadRequest,
+    NotRelayed,
+    ServerDisabledError,
+    SmscRejected,
+    TooLongError,
+    UnknownServerError,
+    UnsupportedMethod,
+)
+from smppgw.queue import Outbound
+from smppgw.session import CommandStatusError, ConnectionLost, NotBound, ResponseTimeout
+from smppgw.smpplog import SmppLog
+from smppgw.store import Store
+
+CONFIG = """
+[module]
+reject_if_not_relayed_in = "10m"
+[[server]]
+name = ""
+address = "127.0.0.1"
+system_id = "a"
+password = "pw"
+dialogs = true
+{extra}
+[[server]]
+name = "bulk"
+mode = "send-only"
+address = "127.0.0.1"
+system_id = "b"
+password = "pw"
+sender = "+15550100"
+[[server]]
+name = "inbox"
+mode = "receive-only"
+address = "127.0.0.1"
+system_id = "c"
+password = "pw"
+[[server]]
+name = "spare"
+mode = "off"
+"""
+
+
+class FakeLink:
+    """Stands in for a Link: records submits and lets the test answer them."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.state = "disconnected"
+        self.log = SmppLog(server.name, "none")
+        self.sent = self.received = 0
+        self.last_error = ""
+        self.submits: list[tuple[PDU, Deferred[PDU]]] = []
+        self._observers: list[Any] = []
+
+    def observe(self, observer: Any) -> None:
+        self._observers.append(observer)
+
+    def set_state(self, state: str) -> None:
+        self.state = state
+        for o in self._observers:
+            o(state)
+
+    def submit(self, pdu: PDU) -> Deferred[PDU]:
+        if self.state != "bound":
+            return fail(NotBound("down"))
+        d: Deferred[PDU] = Deferred()
+        self.submits.append((pdu, d))
+        return d
+
+    def answer(self, i: int = 0, message_id: str = "", status: int = 0) -> PDU:
+        pdu, d = self.submits.pop(i)
+        if status:
+            d.errback(CommandStatusError(PDU("submit_sm_resp", pdu.sequence_number, status)))
+        else:
+            d.callback(PDU("submit_sm_resp", 0, 0, {"message_id": (message_id or f"id{id(pdu)}").encode()}))
+        return pdu
+
+
+class QueueTests(SynchronousTestCase):
+    def make(self, path: str = ":memory:", extra: str = "", clock: Clock | None = None,
+             bound: bool = True) -> tuple[Outbound, dict[str, FakeLink], Clock, Store]:
+        settings = {"sender": '"*"', "window": "3"}
+        for line in extra.splitlines():
+            key, _, value = line.partition("=")
+            settings[key.strip()] = value.strip()
+        config = parse_config(CONFIG.format(extra="\n".join(f"{k} = {v}" for k, v in settings.items())))
+        clock = clock or Clock()
+        store = Store(path, clock)
+        links = {s.name: FakeLink(s) for s in config.servers if s.enabled}
+        dialogs = DialogTable(clock, config.module.dialog_timeout, store)
+        outbound = Outbound(config, links, store, clock, dialogs)  # type: ignore[arg-type]
+        outbound.restore()
+        if bound:
+            for link in links.values():
+                link.set_state("bound")
+        clock.advance(0)
+        self.addCleanup(outbound.stop)
+        return outbound, links, clock, store
+
+    def send(self, outbound: Outbound, clock: Clock, rid: str = "r1", recipient: str = "+15551234@smpp",
+             body: str = "hello", sender: str = "alice@example.com", **kw: Any) -> Deferred[dict[str, Any]]:
+        d = outbound.send_signal(rid, kw.pop("method", "MESSAGE"), sender, recipient, body, **kw)
+        clock.advance(0)
+        return d
+
+    def test_send_and_answer(self) -> None:
+        """A MESSAGE goes out as one submit_sm and the answer carries the server, parts and message id."""
+        outbound, links, clock, store = self.make()
+        d = self.send(outbound, clock)
+        [(pdu, _)] = links[""].submits
+        self.assertEqual(pdu.params["destination_addr"], b"15551234")
+        self.assertEqual((pdu.params["dest_addr_ton"], pdu.params["dest_addr_npi"]), (1, 1))
+        # GSM 03.38 writes "@" as 0x00.
+        self.assertEqual(pdu.params["short_message"], b"\x00a=alice\x00example.com hello")
+        links[""].answer(message_id="M1")
+        clock.advance(0)
+        self.assertEqual(self.successResultOf(d), {"server": "", "parts": 1, "message_ids": ["M1"]})
+
+    def test_named_server_and_sender(self) -> None:
+        """+E164@name._smpp goes to that server, with its configured international sender."""
+        outbound, links, clock, store = self.make()
+        self.send(outbound, clock, recipient="+15551234@bulk._smpp")
+        [(pdu, _)] = links["bulk"].submits
+        self.assertEqual((pdu.params["source_addr"], pdu.params["source_addr_ton"],
+                          pdu.params["source_addr_npi"]), (b"15550100", 1, 1))
+        self.assertEqual(pdu.params["short_message"], b"hello")
+
+    def test_errors(self) -> None:
+        """Each bad request gets its own error and sends nothing."""
+        outbound, links, clock, store = self.make()
+        cases = [
+            (dict(method="CALL"), UnsupportedMethod),
+            (dict(recipient="12345@smpp"), BadAddressError),
+            (dict(recipient="+1555@nowhere._smpp"), UnknownServerError),
+            (dict(recipient="+1555@inbox._smpp"), ServerDisabledError),
+            (dict(recipient="+1555@spare._smpp"), ServerDisabledError),
+            (dict(body="x" * 2000), TooLongError),
+            (dict(body="x" * 10_000_000), TooLongError),
+            (dict(rid=""), BadRequest),
+            (dict(rid="r" * 129), BadRequest),
+        ]
+        for i, (kw, error) in enumerate(cases):
+            kw.setdefault("rid", f"e{i}")
+            d = self.send(outbound, clock, **kw)
+            if error is not None:
+                self.failureResultOf(d, error)
+        self.assertEqual(links[""].submits, [])
+
+    def test_sender_too_long(self) -> None:
+        """A sender over 20 characters is refused with BAD_ADDRESS naming the limit, never cut."""
+        outbound, links, clock, store = self.make()
+        d = self.send(outbound, clock, sender="averyveryverylongusername@null")
+        self.assertIn("20", str(self.failureResultOf(d, BadAddressError).value))
+
+    def test_long_message_parts(self) -> None:
+        """A 200-character GSM text goes as two UDH parts and the answer lists both message ids."""
+        outbound, links, clock, store = self.make()
+        d = self.send(outbound, clock, recipient="+1555@bulk._smpp", body="x" * 200)
+        parts = [p for p, _ in links["bulk"].submits]
+        self.assertEqual(len(parts), 2)
+        self.assertTrue(all(p.params["esm_class"] == 0x40 for p in parts))
+        udh = [p.params["short_message"][:6] for p in parts]
+        self.assertEqual([u[4:] for u in udh], [b"\x02\x01", b"\x02\x02"])
+        links["bulk"].answer(message_id="A")
+        links["bulk"].answer(message_id="B")
+        clock.advance(0)
+        self.assertEqual(self.successResultOf(d)["message_ids"], ["A", "B"])
+
+    def test_window_and_fifo(self) -> None:
+        """At most `window` submits are in flight, and they go in the order accepted."""
+        outbound, links, clock, store = self.make()
+        for i in range(5):
+            self.send(outbound, clock, rid=f"r{i}", recipient=f"+155500{i}@smpp", body="x")
+        link = links[""]
+        self.assertEqual([p.params["destination_addr"] for p, _ in link.submits],
+                         [b"1555000", b"1555001", b"1555002"])
+        link.answer(0)
+        self.assertEqual(link.submits[-1][0].params["destination_addr"], b"1555003")
+
+    def test_queued_while_down(self) -> None:
+        """Messages wait while the link is down and go out when it binds."""
+        outbound, links, clock, store = self.make(bound=False)
+        d = self.send(outbound, clock)
+        self.assertEqual(links[""].submits, [])
+        self.assertEqual(outbound.status()[0]["queued"], 1)
+        links[""].set_state("bound")
+        clock.advance(0)
+        self.assertEqual(len(links[""].submits), 1)
+        links[""].answer(message_id="X")
+        clock.advance(0)
+        self.successResultOf(d)
+
+    def test_not_relayed(self) -> None:
+        """A message still unsent after reject_if_not_relayed_in ends with NOT_RELAYED."""
+        outbound, links, clock, store = self.make(bound=False)
+        d = self.send(outbound, clock)
+        clock.advance(599)
+        self.assertNoResult(d)
+        clock.advance(1)
+        self.failureResultOf(d, NotRelayed)
+        links[""].set_state("bound")
+        clock.advance(0)
+        self.assertEqual(links[""].submits, [])
+
+    def test_permanent_rejection(self) -> None:
+        """A permanent status ends the request with SMSC_REJECTED naming the status."""
+        outbound, links, clock, store = self.make()
+        d = self.send(outbound, clock)
+        links[""].answer(status=STATUSES["ESME_RINVDSTADR"])
+        clock.advance(0)
+        error = self.failureResultOf(d, SmscRejected).value
+        self.assertEqual(str(error), "0x0000000B ESME_RINVDSTADR")
+
+    def test_throttle_pauses_and_keeps_order(self) -> None:
+        """ESME_RTHROTTLED pauses the link, then the throttled parts go again first, in order."""
+        outbound, links, clock, store = self.make()
+        link = links[""]
+        for i in range(5):
+            self.send(outbound, clock, rid=f"r{i}", recipient=f"+155500{i}@smpp", body="x")
+        throttled = STATUSES["ESME_RTHROTTLED"]
+        link.answer(1, status=throttled)   # r1
+        link.answer(1, status=throttled)   # r2
+        link.answer(0, message_id="A")     # r0 accepted
+        self.assertEqual(link.submits, [])  # paused
+        clock.advance(1.0)
+        self.assertEqual([p.params["destination_addr"] for p, _ in link.submits],
+                         [b"1555001", b"1555002", b"1555003"])
+
+    def test_temporary_retry(self) -> None:
+        """A temporary status or a timeout is retried; the message still goes out once accepted."""
+        outbound, links, clock, store = self.make()
+        d = self.send(outbound, clock)
+        link = links[""]
+        link.answer(status=STATUSES["ESME_RSYSERR"])
+        clock.advance(0)
+        _, pending = link.submits[0]
+        link.submits.pop(0)
+        pending.errback(ResponseTimeout("slow"))
+        clock.advance(0)
+        link.answer(message_id="OK")
+        clock.advance(0)
+        self.assertEqual(self.successResultOf(d)["message_ids"], ["OK"])
+
+    def test_link_drop_resends(self) -> None:
+        """Parts in flight when the link drops are sent again after it binds (at least once)."""
+        outbound, links, clock, store = self.make()
+        d = self.send(outbound, clock)
+        link = links[""]
+        pdu, pending = link.submits.pop()
+        link.state = "disconnected"
+        pending.errback(ConnectionLost("gone"))
+        link.set_state("bound")
+        clock.advance(0)
+        [(again, _)] = link.submits
+        self.assertEqual(again.params["short_message"], pdu.params["short_message"])
+        link.answer(message_id="Z")
+        clock.advance(0)
+        self.successResultOf(d)
+
+    def test_same_request_id_sends_once(self) -> None:
+        """A retried request_id, pending or finished, gets the same outcome and sends nothing more."""
+        outbound, links, clock, store = self.make()
+        d1 = self.send(outbound, clock)
+        d2 = self.send(outbound, clock)
+        self.assertEqual(len(links[""].submits), 1)
+        links[""].answer(message_id="M")
+        clock.advance(0)
+        self.assertEqual(self.successResultOf(d1), self.successResultOf(d2))
+        d3 = self.send(outbound, clock)
+        self.assertEqual(self.successResultOf(d3)["message_ids"], ["M"])
+        self.assertEqual(links[""].submits, [])
+
+    def test_final_error_repeats(self) -> None:
+        """A request_id that ended in an SMSC rejection gets that error again."""
+        outbound, links, clock, store = self.make()
+        d = self.send(outbound, clock)
+        links[""].answer(status=STATUSES["ESME_RINVDSTADR"])
+        clock.advance(0)
+        self.failureResultOf(d, SmscRejected)
+        again = self.send(outbound, clock)
+        self.assertIn("ESME_RINVDSTADR", str(self.failureResultOf(again, SmscRejected).value))
+
+    def test_restart_sends_unfinished_once(self) -> None:
+        """After a restart, unfinished messages are sent and parts already accepted are not sent again."""
+        path = self.mktemp()
+        clock = Clock()
+        outbound, links, clock, store = self.make(path, clock=clock)
+        self.send(outbound, clock, rid="long", recipient="+1555@bulk._smpp", body="y" * 200)
+        self.send(outbound, clock, rid="later", recipient="+1666@bulk._smpp", body="z")
+        links["bulk"].answer(0, message_id="P1")
+        clock.advance(0)
+        store.close()
+        outbound.stop()
+        outbound2, links2, clock, store2 = self.make(path, clock=clock)
+        sent = [p for p, _ in links2["bulk"].submits]
+        self.assertEqual(len(sent), 2)  # part 2 of "long", then "later"
+        self.assertEqual(sent[0].params["short_message"][4:6], b"\x02\x02")
+        self.assertEqual(sent[1].params["destination_addr"], b"1666")
+        links2["bulk"].answer(0, message_id="P2")
+        clock.advance(0)
+        again = self.send(outbound2, clock, rid="long")
+        self.assertEqual(self.successResultOf(again)["message_ids"], ["P1", "P2"])
+
+    def test_throughput_limit(self) -> None:
+        """With throughput set, parts go out no faster than that many per second."""
+        outbound, links, clock, store = self.make(extra="throughput = 2\nwindow = 100")
+        for i in range(6):
+            self.send(outbound, clock, rid=f"t{i}", body="x")
+        link = links[""]
+        self.assertEqual(len(link.submits), 1)
+        clock.advance(0.5)
+        self.assertEqual(len(link.submits), 2)
+        clock.advance(0.5)
+        clock.advance(0.5)
+        self.assertEqual(len(link.submits), 4)
+        clock.advance(0.4)
+        self.assertEqual(len(link.submits), 4)
+
+    def test_status(self) -> None:
+        """ServerStatus lists every server in config order with state, queue depth and counters."""
+        outbound, links, clock, store = self.make(bound=False)
+        self.send(outbound, clock)
+        rows = outbound.status()
+        self.assertEqual([r["name"] for r in rows], ["", "bulk", "inbox", "spare"])
+        self.assertEqual(rows[0]["queued"], 1)
+        self.assertEqual(rows[0]["state"], "disconnected")
+        self.assertEqual(rows[3]["mode"], "off")
+
+    def test_dialog_prefix_short_after_first(self) -> None:
+        """On a dialogs server the first message carries @a=sender and later ones @a."""
+        outbound, links, clock, store = self.make()
+        self.send(outbound, clock, rid="1")
+        self.send(outbound, clock, rid="2")
+        texts = [p.params["short_message"] for p, _ in links[""].submits]
+        self.assertEqual(texts, [b"\x00a=alice\x00example.com hello", b"\x00a hello"])
