@@ -1,0 +1,172 @@
+"""Tests for the AMP endpoint: the contract's commands, errors and login, over an in-memory connection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+from twisted.protocols import amp
+from twisted.test import iosim
+from twisted.trial.unittest import SynchronousTestCase
+
+from smppgw.amp import GatewayAMPFactory, HostRegistry, Login, SendSignal, ServerStatus
+from smppgw.errors import Unauthorized
+
+from .test_queue import QueueTests
+
+
+class Host(amp.AMP):
+    """A test host."""
+
+
+# The host's own view of the commands: one bare exception class per error
+# code, named after it, so that the tests read the codes as they travel.
+CODES = [b"UNSUPPORTED_METHOD", b"BAD_REQUEST", b"BAD_ADDRESS", b"UNKNOWN_SERVER",
+         b"SERVER_DISABLED", b"TOO_LONG", b"NOT_RELAYED", b"SMSC_REJECTED", b"TRY_LATER",
+         b"UNAUTHORIZED"]
+WIRE_ERRORS = {type(code.decode(), (Exception,), {}): code for code in CODES}
+
+
+class WireSendSignal(amp.Command):
+    commandName = b"SendSignal"
+    arguments = SendSignal.arguments
+    response = SendSignal.response
+    errors = WIRE_ERRORS
+
+
+class WireServerStatus(amp.Command):
+    commandName = b"ServerStatus"
+    response = ServerStatus.response
+    errors = WIRE_ERRORS
+
+
+class WireLogin(amp.Command):
+    commandName = b"Login"
+    arguments = Login.arguments
+    errors = WIRE_ERRORS
+
+
+class AmpTests(SynchronousTestCase):
+    def connect(self, secret: str = "") -> tuple[Host, Any, iosim.IOPump, Any, Clock]:
+        helper = QueueTests("test_status")
+        outbound, links, clock, store = helper.make()
+        self.addCleanup(outbound.stop)
+        self.registry = HostRegistry()
+        factory = GatewayAMPFactory(outbound, self.registry, clock, secret)
+        client, server, pump = iosim.connectedServerAndClient(
+            lambda: factory.buildProtocol(None), Host, clock=clock)
+        return client, links, pump, server, clock
+
+    def call(self, pump: iosim.IOPump, client: Host, command: Any, **kw: Any) -> Any:
+        """The outcome of a command: its result, or the Failure.  (AMP drops the
+        connection if an error answer finds no errback, so one is attached first.)"""
+        outcome: list[Any] = []
+        client.callRemote(command, **kw).addBoth(outcome.append)
+        pump.flush()
+        return outcome[0] if outcome else None
+
+    def code(self, outcome: Any) -> bytes:
+        self.assertIsInstance(outcome, Failure)
+        return type(outcome.value).__name__.encode()
+
+    def test_send_signal(self) -> None:
+        """SendSignal answers with server, parts and message ids once the SMSC accepted the message."""
+        client, links, pump, server, clock = self.connect()
+        d = client.callRemote(SendSignal, request_id="r1", method="MESSAGE", sender="a@b.c",
+                              recipient="+15551234@bulk._smpp", body="hi")
+        pump.flush()
+        clock.advance(0)
+        self.assertNoResult(d)
+        links["bulk"].answer(message_id="77")
+        clock.advance(0)
+        pump.flush()
+        self.assertEqual(self.successResultOf(d), {"server": "bulk", "parts": 1, "message_ids": ["77"]})
+
+    def test_error_codes(self) -> None:
+        """Each refusal reaches the host as its own AMP error code with a reason."""
+        client, links, pump, server, clock = self.connect()
+        for recipient, method, code in [
+            ("+1555@nowhere._smpp", "MESSAGE", b"UNKNOWN_SERVER"),
+            ("+1555@inbox._smpp", "MESSAGE", b"SERVER_DISABLED"),
+            ("1555@smpp", "MESSAGE", b"BAD_ADDRESS"),
+            ("+1555@smpp", "SUBSCRIBE", b"UNSUPPORTED_METHOD"),
+        ]:
+            d = self.call(pump, client, WireSendSignal, request_id=code.decode(), method=method,
+                          sender="a@b.c", recipient=recipient, body="x")
+            self.assertEqual(self.code(d), code)
+            self.assertTrue(str(d.value))
+
+    def test_server_status(self) -> None:
+        """ServerStatus lists each server with the contract's fields."""
+        client, links, pump, server, clock = self.connect()
+        d = self.call(pump, client, ServerStatus)
+        servers = d["servers"]
+        self.assertEqual([s["name"] for s in servers], ["", "bulk", "inbox", "spare"])
+        self.assertEqual(set(servers[0]), {"name", "mode", "address", "state", "queued", "sent",
+                                           "received", "last_error"})
+        self.assertEqual(servers[0]["state"], "bound")
+
+    def test_login_required(self) -> None:
+        """With a secret set, commands before Login fail with UNAUTHORIZED; after it they work."""
+        client, links, pump, server, clock = self.connect(secret="s3cret")
+        d = self.call(pump, client, WireServerStatus)
+        self.assertEqual(self.code(d), b"UNAUTHORIZED")
+        d = self.call(pump, client, WireSendSignal, request_id="x", method="MESSAGE", sender="a@b.c",
+                      recipient="+1555@smpp", body="x")
+        self.assertEqual(self.code(d), b"UNAUTHORIZED")
+        self.assertEqual(links[""].submits, [])
+        self.assertEqual(self.call(pump, client, Login, secret="s3cret"), {})
+        self.assertIn("servers", self.call(pump, client, ServerStatus))
+        self.assertEqual(self.registry.hosts, [server])
+
+    def test_wrong_secret_closes(self) -> None:
+        """A wrong secret gets UNAUTHORIZED and the connection is closed."""
+        client, links, pump, server, clock = self.connect(secret="s3cret")
+        d = self.call(pump, client, WireLogin, secret="guess")
+        self.assertEqual(self.code(d), b"UNAUTHORIZED")
+        clock.advance(0)
+        pump.flush()
+        # AMP drops its transport once the connection is gone.
+        self.assertIsNone(server.transport)
+        self.assertEqual(self.registry.hosts, [])
+
+    def test_unknown_command(self) -> None:
+        """An unknown command gets AMP's UNHANDLED error and the connection keeps serving."""
+        client, links, pump, server, clock = self.connect()
+
+        class Nonsense(amp.Command):
+            arguments = [(b"x", amp.Unicode())]
+
+        d = self.call(pump, client, Nonsense, x="y")
+        self.assertIsInstance(d.value, amp.UnhandledCommand)
+        self.assertIn("servers", self.call(pump, client, ServerStatus))
+
+    def test_disconnect_while_pending(self) -> None:
+        """A host that goes away with a SendSignal pending loses only the answer; a retry gets the outcome."""
+        client, links, pump, server, clock = self.connect()
+        client.callRemote(SendSignal, request_id="keep", method="MESSAGE", sender="a@b.c",
+                          recipient="+1555@bulk._smpp", body="x").addErrback(lambda f: None)
+        pump.flush()
+        clock.advance(0)
+        client.transport.loseConnection()
+        pump.flush()
+        links["bulk"].answer(message_id="42")
+        clock.advance(0)
+        client2, _, pump2, _, _ = self._reconnect(server, clock)
+        d = self.call(pump2, client2, SendSignal, request_id="keep", method="MESSAGE", sender="a@b.c",
+                      recipient="+1555@bulk._smpp", body="x")
+        self.assertEqual(d["message_ids"], ["42"])
+        self.assertEqual(links["bulk"].submits, [])
+
+    def _reconnect(self, server: Any, clock: Clock) -> tuple[Host, Any, iosim.IOPump, Any, Clock]:
+        factory = server.factory
+        client, server2, pump = iosim.connectedServerAndClient(
+            lambda: factory.buildProtocol(None), Host, clock=clock)
+        return client, None, pump, server2, clock
+
+    def test_typed_errors_with_shared_commands(self) -> None:
+        """A host using smppgw.amp's command classes gets the contract's exception classes back."""
+        client, links, pump, server, clock = self.connect(secret="s3cret")
+        d = self.call(pump, client, ServerStatus)
+        self.assertIsInstance(d.value, Unauthorized)
