@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from smppgw.amp import GatewayAMPFactory, HostRegistry, Login, SendSignal, ServerStatus
 from smppgw.errors import Unauthorized
 
-from .test_queue import QueueTests
+from . import test_queue
 
 
 class Host(amp.AMP):
@@ -49,7 +49,7 @@ class WireLogin(amp.Command):
 
 class AmpTests(SynchronousTestCase):
     def connect(self, secret: str = "") -> tuple[Host, Any, iosim.IOPump, Any, Clock]:
-        helper = QueueTests("test_status")
+        helper = test_queue.QueueTests("test_status")
         outbound, links, clock, store = helper.make()
         self.addCleanup(outbound.stop)
         self.registry = HostRegistry()
