@@ -1,0 +1,592 @@
+"""The gateway's persistence: one SQLite file (stdlib ``sqlite3``, WAL mode).
+
+It holds the outbound queue (SendSignal requests, idempotent by
+``request_id``), the inbox of messages and delivery reports waiting for a
+host, the fragments of concatenated SMS being reassembled, and the SMS
+Dialogs bindings (it is the :class:`smppgw.dialogs.BindingStore`).
+
+There is one connection and one writer, the reactor thread. Writes go into
+an open transaction and return at once; the first write of a batch schedules
+one commit for the next reactor turn, so a burst of writes costs a single
+commit. :meth:`Store.durable` gives a Deferred that fires once everything
+written so far is committed: callers wait on it before they acknowledge
+anything to the outside world. ``synchronous=NORMAL`` with WAL means a
+committed transaction survives the gateway process being killed (not a
+power cut), which is the guarantee the gateway makes.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+
+from smppgw.dialogs import Binding
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE outbound (
+    seq INTEGER PRIMARY KEY,
+    request_id TEXT NOT NULL UNIQUE,
+    server TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    parts INTEGER NOT NULL,
+    created REAL NOT NULL,
+    outcome TEXT
+);
+-- Partial indexes hold only the unfinished rows, so start-up reads them
+-- without walking the days of finished rows kept for idempotency.
+CREATE INDEX outbound_unfinished ON outbound (seq) WHERE outcome IS NULL;
+CREATE INDEX outbound_unfinished_by_server ON outbound (server, seq) WHERE outcome IS NULL;
+CREATE INDEX outbound_created ON outbound (created);
+
+CREATE TABLE part (
+    request_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    message_id TEXT NOT NULL,
+    server TEXT NOT NULL,
+    lookup_key TEXT NOT NULL,
+    UNIQUE (request_id, idx)
+);
+CREATE INDEX part_lookup ON part (server, lookup_key);
+
+CREATE TABLE inbox (
+    -- AUTOINCREMENT: an id is never reused, so a host's late answer about a
+    -- removed row cannot touch a newer one.
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL
+);
+
+CREATE TABLE fragment (
+    key TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    total INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    received REAL NOT NULL,
+    PRIMARY KEY (key, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE binding (
+    phone TEXT NOT NULL,
+    letter TEXT NOT NULL,
+    address TEXT NOT NULL,
+    last_used REAL NOT NULL,
+    PRIMARY KEY (phone, letter)
+) WITHOUT ROWID;
+"""
+
+_OUTBOUND_COLUMNS = "seq, request_id, server, payload, parts, created, outcome"
+
+log = Logger()
+
+
+class StoreError(Exception):
+    """The database failed (a commit, a write, a closed store): the caller answers "try later"."""
+
+
+class BadStoreInput(ValueError):
+    """An argument the store cannot keep: a payload that is not JSON, a part index out of range."""
+
+
+class UnknownRow(LookupError):
+    """A request_id or inbox id that the store does not hold."""
+
+
+class DelayedCall(Protocol):
+    """The part of ``IDelayedCall`` the store uses."""
+
+    def cancel(self) -> None: ...
+
+
+class CommitClock(Protocol):
+    """The part of ``IReactorTime`` the store uses; a reactor or ``task.Clock`` fits."""
+
+    def callLater(self, delay: float, callable: Any, *args: Any, **kw: Any) -> DelayedCall: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundRow:
+    """One accepted SendSignal request and how far it got.
+
+    ``message_ids`` has one entry per part, None until the SMSC accepted that
+    part; ``outcome`` is None while the request is unfinished.
+    """
+
+    request_id: str
+    server: str
+    payload: dict[str, Any]
+    parts: int
+    message_ids: tuple[str | None, ...]
+    created: float
+    outcome: dict[str, Any] | None
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class InboxRow:
+    """A message or delivery report waiting to be handed to a host."""
+
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    created: float
+
+
+class DuplicateRequest(Exception):
+    """A request_id that is already stored; ``row`` is the stored request."""
+
+    def __init__(self, row: OutboundRow) -> None:
+        super().__init__(f"request {row.request_id!r} is already stored")
+        self.row = row
+
+
+def _dump(payload: object) -> str:
+    try:
+        return json.dumps(payload, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise BadStoreInput(f"payload is not JSON-able: {error}") from error
+
+
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Hold off the cyclic garbage collector while a bulk read builds many containers.
+
+    Reading 100,000 queued requests at start-up makes hundreds of thousands of
+    dicts and tuples, which trigger full collections over and over; they hold
+    no cycles, so pausing the collector loses nothing and saves about 40% of
+    the time.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class Store:
+    """The SQLite store: outbound queue, inbox, fragments and dialog bindings."""
+
+    def __init__(self, path: str, clock: CommitClock, *, retention: float = 7 * 86400) -> None:
+        if isinstance(retention, bool) or not isinstance(retention, int | float) or retention < 0:
+            raise BadStoreInput(f"retention must be a number of seconds >= 0: {retention!r}")
+        self.path = path
+        self.retention = float(retention)
+        self._clock = clock
+        self._closed = False
+        self._scheduled: DelayedCall | None = None
+        self._waiters: list[Deferred[None]] = []
+        # Whether writes since the last commit wait in the open transaction.
+        self._dirty = False
+        try:
+            if path != ":memory:":
+                folder = os.path.dirname(os.path.abspath(path))
+                os.makedirs(folder, exist_ok=True)
+            # isolation_level=None: the store opens its transactions itself,
+            # so it knows exactly which writes a commit covers.
+            self._db = sqlite3.connect(path, isolation_level=None)
+        except (OSError, sqlite3.Error) as error:
+            raise StoreError(f"cannot open the store {path!r}: {error}") from error
+        try:
+            self._prepare()
+        except sqlite3.Error as error:
+            self._db.close()
+            raise StoreError(f"cannot open the store {path!r}: {error}") from error
+        except StoreError:
+            self._db.close()
+            raise
+
+    def _prepare(self) -> None:
+        db = self._db
+        if self.path != ":memory:":
+            (mode,) = db.execute("PRAGMA journal_mode=WAL").fetchone()
+            if mode.lower() != "wal":
+                raise StoreError(
+                    f"the store {self.path!r} cannot use WAL mode (journal_mode is {mode!r})"
+                )
+        db.execute("PRAGMA synchronous=NORMAL")
+        (version,) = db.execute("PRAGMA user_version").fetchone()
+        if version == 0:
+            db.executescript(f"BEGIN; {_SCHEMA}; PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+        elif version != SCHEMA_VERSION:
+            raise StoreError(
+                f"the store {self.path!r} has schema version {version}; "
+                f"this gateway knows version {SCHEMA_VERSION}"
+            )
+
+    # -- transactions ------------------------------------------------------
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """Run writes inside the open transaction, opening one and scheduling its commit."""
+        db = self._connection()
+        try:
+            if not db.in_transaction:
+                db.execute("BEGIN")
+            self._dirty = True
+            if self._scheduled is None:
+                self._scheduled = self._clock.callLater(0, self._scheduled_commit)
+            yield db
+        except sqlite3.Error as error:
+            # Most errors undo only the statement; some (disk full, I/O) make
+            # SQLite abandon the whole transaction, and with it the batch.
+            if self._dirty and not self._in_transaction():
+                self._dirty = False
+                self._fail_waiters(StoreError(f"the transaction was rolled back: {error}"))
+            raise StoreError(f"cannot write to the store {self.path!r}: {error}") from error
+
+    def _reading(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        try:
+            return self._connection().execute(sql, params)
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot read the store {self.path!r}: {error}") from error
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreError(f"the store {self.path!r} is closed")
+        return self._db
+
+    def _in_transaction(self) -> bool:
+        try:
+            return self._db.in_transaction
+        except sqlite3.Error:
+            return False
+
+    def durable(self) -> Deferred[None]:
+        """Return a Deferred that fires once every write made so far is committed.
+
+        It errbacks with :class:`StoreError` if that commit fails.
+        """
+        if not self._dirty:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._waiters.append(waiter)
+        return waiter
+
+    def commit(self) -> None:
+        """Commit the open transaction now and fire the :meth:`durable` waiters.
+
+        On failure the transaction is rolled back, the waiters errback and
+        :class:`StoreError` is raised.
+        """
+        if self._scheduled is not None:
+            scheduled, self._scheduled = self._scheduled, None
+            scheduled.cancel()
+        try:
+            if self._dirty:
+                self._dirty = False
+                self._connection().commit()
+        except (sqlite3.Error, StoreError) as error:
+            try:
+                self._db.rollback()
+            except sqlite3.Error:
+                pass  # the connection is gone; SQLite drops the transaction with it
+            failure = StoreError(f"commit failed, the writes are rolled back: {error}")
+            self._fail_waiters(failure)
+            raise failure from error
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+    def _scheduled_commit(self) -> None:
+        self._scheduled = None
+        try:
+            self.commit()
+        except StoreError as error:
+            # The waiters have their errbacks; the reactor has no one to tell.
+            log.error("store commit failed: {error}", error=error)
+
+    def _fail_waiters(self, error: StoreError) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.errback(error)
+
+    def close(self) -> None:
+        """Commit what is pending and close the database; later calls raise :class:`StoreError`."""
+        if self._closed:
+            return
+        try:
+            self.commit()
+        finally:
+            self._closed = True
+            self._db.close()
+
+    # -- outbound queue ----------------------------------------------------
+
+    def add_outbound(
+        self, request_id: str, server: str, payload: dict[str, Any], parts: int, created: float
+    ) -> OutboundRow:
+        """Store a new request; raise :class:`DuplicateRequest` if ``request_id`` is known."""
+        if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1:
+            raise BadStoreInput(f"parts must be a positive integer: {parts!r}")
+        text = _dump(payload)
+        with self._writing() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO outbound (request_id, server, payload, parts, created)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (request_id, server, text, parts, created),
+            )
+            if cursor.rowcount == 0:
+                existing = self.outbound(request_id)
+                assert existing is not None
+                raise DuplicateRequest(existing)
+            seq = cursor.lastrowid
+        assert seq is not None
+        return OutboundRow(
+            request_id, server, json.loads(text), parts, (None,) * parts, float(created), None, seq
+        )
+
+    def outbound(self, request_id: str) -> OutboundRow | None:
+        """Return the stored request ``request_id``, finished or not, or None."""
+        found = self._reading(
+            f"SELECT {_OUTBOUND_COLUMNS} FROM outbound WHERE request_id = ?", (request_id,)
+        ).fetchone()
+        if found is None:
+            return None
+        message_ids: list[str | None] = [None] * found[4]
+        for index, message_id in self._reading(
+            "SELECT idx, message_id FROM part WHERE request_id = ?", (request_id,)
+        ):
+            message_ids[index] = message_id
+        return self._outbound_row(found, tuple(message_ids))
+
+    @staticmethod
+    def _outbound_row(found: tuple[Any, ...], message_ids: tuple[str | None, ...]) -> OutboundRow:
+        seq, request_id, server, payload, parts, created, outcome = found
+        return OutboundRow(
+            request_id,
+            server,
+            json.loads(payload),
+            parts,
+            message_ids,
+            created,
+            None if outcome is None else json.loads(outcome),
+            seq,
+        )
+
+    def unfinished(self, server: str | None = None) -> list[OutboundRow]:
+        """Return the unfinished requests (of ``server``, or all) in insertion order."""
+        # One streamed join, already in (seq, idx) order through the partial
+        # index and part's unique index: no sort, no second copy of the rows.
+        where = "o.outcome IS NULL"
+        params: tuple[str, ...] = ()
+        if server is not None:
+            where += " AND o.server = ?"
+            params = (server,)
+        cursor = self._reading(
+            f"SELECT o.seq, o.request_id, o.server, o.payload, o.parts, o.created, o.outcome,"
+            f" p.idx, p.message_id"
+            f" FROM outbound AS o LEFT JOIN part AS p ON p.request_id = o.request_id"
+            f" WHERE {where} ORDER BY o.seq, p.idx",
+            params,
+        )
+        rows: list[OutboundRow] = []
+        current: tuple[Any, ...] | None = None
+        message_ids: list[str | None] = []
+        with _cyclic_gc_paused():
+            for found in cursor:
+                if current is None or found[0] != current[0]:
+                    if current is not None:
+                        rows.append(self._outbound_row(current, tuple(message_ids)))
+                    current = found[:7]
+                    message_ids = [None] * found[4]
+                if found[7] is not None:
+                    message_ids[found[7]] = found[8]
+            if current is not None:
+                rows.append(self._outbound_row(current, tuple(message_ids)))
+        return rows
+
+    def set_message_id(self, request_id: str, index: int, message_id: str, lookup_key: str) -> None:
+        """Record the SMSC's message id for part ``index`` (from 0) of ``request_id``.
+
+        ``lookup_key`` is the id as receipts will name it (normalised by the caller).
+        """
+        with self._writing() as db:
+            found = db.execute(
+                "SELECT server, parts FROM outbound WHERE request_id = ?", (request_id,)
+            ).fetchone()
+            if found is None:
+                raise UnknownRow(f"no stored request {request_id!r}")
+            server, parts = found
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < parts:
+                raise BadStoreInput(
+                    f"part index {index!r} is out of range for request {request_id!r}"
+                    f" of {parts} parts"
+                )
+            db.execute(
+                "INSERT OR REPLACE INTO part (request_id, idx, message_id, server, lookup_key)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (request_id, index, message_id, server, lookup_key),
+            )
+
+    def finish(self, request_id: str, outcome: dict[str, Any]) -> None:
+        """Record the final outcome of ``request_id`` (a second call replaces the first)."""
+        text = _dump(outcome)
+        with self._writing() as db:
+            cursor = db.execute(
+                "UPDATE outbound SET outcome = ? WHERE request_id = ?", (text, request_id)
+            )
+            if cursor.rowcount == 0:
+                raise UnknownRow(f"no stored request {request_id!r}")
+
+    def lookup_message(self, server: str, lookup_key: str) -> tuple[str, int] | None:
+        """Return (request_id, part index) of the part ``server`` accepted as ``lookup_key``.
+
+        Should an SMSC reuse an id, the part recorded last wins.
+        """
+        found = self._reading(
+            "SELECT request_id, idx FROM part WHERE server = ? AND lookup_key = ?"
+            " ORDER BY rowid DESC LIMIT 1",
+            (server, lookup_key),
+        ).fetchone()
+        return None if found is None else (found[0], found[1])
+
+    def prune(self, now: float) -> int:
+        """Delete finished requests created more than ``retention`` before ``now``; return how many."""
+        before = now - self.retention
+        with self._writing() as db:
+            db.execute(
+                "DELETE FROM part WHERE request_id IN (SELECT request_id FROM outbound"
+                " WHERE created < ? AND outcome IS NOT NULL)",
+                (before,),
+            )
+            cursor = db.execute(
+                "DELETE FROM outbound WHERE created < ? AND outcome IS NOT NULL", (before,)
+            )
+            return cursor.rowcount
+
+    def counts(self) -> dict[str, int]:
+        """Return how many unfinished requests, inbox rows, fragments and bindings are stored."""
+        queries = {
+            "unfinished": "SELECT COUNT(*) FROM outbound WHERE outcome IS NULL",
+            "inbox": "SELECT COUNT(*) FROM inbox",
+            "fragments": "SELECT COUNT(*) FROM fragment",
+            "bindings": "SELECT COUNT(*) FROM binding",
+        }
+        return {name: self._reading(sql).fetchone()[0] for name, sql in queries.items()}
+
+    # -- inbox -------------------------------------------------------------
+
+    def add_inbox(self, kind: str, payload: dict[str, Any], created: float) -> int:
+        """Store a message or report for the host; return its id."""
+        text = _dump(payload)
+        with self._writing() as db:
+            cursor = db.execute(
+                "INSERT INTO inbox (kind, payload, created) VALUES (?, ?, ?)",
+                (kind, text, created),
+            )
+            row_id = cursor.lastrowid
+        assert row_id is not None
+        return row_id
+
+    def inbox(self, limit: int = 1000, after_id: int = 0) -> list[InboxRow]:
+        """Return up to ``limit`` inbox rows with an id above ``after_id``, oldest first."""
+        return [
+            InboxRow(row_id, kind, json.loads(payload), attempts, created)
+            for row_id, kind, payload, attempts, created in self._reading(
+                "SELECT id, kind, payload, attempts, created FROM inbox"
+                " WHERE id > ? ORDER BY id LIMIT ?",
+                (after_id, limit),
+            )
+        ]
+
+    def bump_inbox(self, id: int) -> int:
+        """Count one more delivery attempt of inbox row ``id``; return the new count."""
+        with self._writing() as db:
+            found = db.execute(
+                "UPDATE inbox SET attempts = attempts + 1 WHERE id = ? RETURNING attempts", (id,)
+            ).fetchone()
+        if found is None:
+            raise UnknownRow(f"no inbox row {id!r}")
+        attempts: int = found[0]
+        return attempts
+
+    def remove_inbox(self, id: int) -> None:
+        """Remove inbox row ``id`` (nothing happens if it is already gone)."""
+        with self._writing() as db:
+            db.execute("DELETE FROM inbox WHERE id = ?", (id,))
+
+    # -- reassembly fragments ----------------------------------------------
+
+    def add_fragment(
+        self, key: str, seq: int, total: int, payload: dict[str, Any], received: float
+    ) -> int:
+        """Store part ``seq`` of message ``key``; return how many distinct parts of it are stored.
+
+        A repeated part replaces the stored one but keeps its first arrival
+        time, so a resending SMSC cannot postpone :meth:`stale_fragments`.
+        """
+        text = _dump(payload)
+        with self._writing() as db:
+            db.execute(
+                "INSERT INTO fragment (key, seq, total, payload, received) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (key, seq) DO UPDATE SET total = excluded.total,"
+                " payload = excluded.payload, received = MIN(received, excluded.received)",
+                (key, seq, total, text, received),
+            )
+            (count,) = db.execute("SELECT COUNT(*) FROM fragment WHERE key = ?", (key,)).fetchone()
+        stored: int = count
+        return stored
+
+    def fragments(self, key: str) -> list[tuple[int, dict[str, Any]]]:
+        """Return the stored parts of ``key`` as (seq, payload), sorted by seq."""
+        return [
+            (seq, json.loads(payload))
+            for seq, payload in self._reading(
+                "SELECT seq, payload FROM fragment WHERE key = ? ORDER BY seq", (key,)
+            )
+        ]
+
+    def drop_fragments(self, key: str) -> None:
+        """Forget every stored part of ``key``."""
+        with self._writing() as db:
+            db.execute("DELETE FROM fragment WHERE key = ?", (key,))
+
+    def stale_fragments(self, before: float) -> list[str]:
+        """Return the keys whose first stored part arrived before ``before``."""
+        return [
+            key
+            for (key,) in self._reading(
+                "SELECT key FROM fragment GROUP BY key HAVING MIN(received) < ? ORDER BY key",
+                (before,),
+            )
+        ]
+
+    # -- dialog bindings (smppgw.dialogs.BindingStore) ---------------------
+
+    def load_bindings(self) -> list[Binding]:
+        """Return every stored dialog binding."""
+        return [
+            Binding(phone, address, letter, last_used)
+            for phone, letter, address, last_used in self._reading(
+                "SELECT phone, letter, address, last_used FROM binding ORDER BY phone, letter"
+            )
+        ]
+
+    def save_binding(self, binding: Binding) -> None:
+        """Insert ``binding``, replacing any binding with the same (phone, letter)."""
+        with self._writing() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO binding (phone, letter, address, last_used)"
+                " VALUES (?, ?, ?, ?)",
+                (binding.phone, binding.letter, binding.address, binding.last_used),
+            )
+
+    def delete_binding(self, phone: str, letter: str) -> None:
+        """Forget the binding (phone, letter), if there is one."""
+        with self._writing() as db:
+            db.execute("DELETE FROM binding WHERE phone = ? AND letter = ?", (phone, letter))

@@ -1,0 +1,445 @@
+"""Tests for smppgw.store: the SQLite queue, inbox, fragments, bindings and group commit."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+from twisted.internet.task import Clock
+from twisted.logger import LogLevel, capturedLogs, formatEvent
+from twisted.trial.unittest import SynchronousTestCase
+
+import smppgw
+from smppgw.dialogs import Binding, DialogTable
+from smppgw.store import (
+    BadStoreInput,
+    DuplicateRequest,
+    InboxRow,
+    OutboundRow,
+    Store,
+    StoreError,
+    UnknownRow,
+)
+
+HOUR = 3600.0
+DAY = 86400.0
+
+
+class FailingCommit:
+    """Stands in for the sqlite3 connection and fails every commit like a full disk would."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def commit(self) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)
+
+
+class StoreTestCase(SynchronousTestCase):
+    """Shared set-up: a store in a temporary file, reopened to play a restart."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.path = os.path.join(self.mktemp(), "state", "smppgw.sqlite")
+        self.addCleanup(lambda: self.assertEqual(self.clock.getDelayedCalls(), []))
+        self.store = self.open()
+
+    def open(self) -> Store:
+        store = Store(self.path, self.clock)
+        self.addCleanup(store.close)
+        return store
+
+    def restart(self) -> Store:
+        """Close the store and open the file again, as a restarted gateway does."""
+        self.store.close()
+        self.store = self.open()
+        return self.store
+
+
+class OutboundTests(StoreTestCase):
+    """The outbound queue: requests, message ids, outcomes."""
+
+    def test_unfinished_request_survives_restart(self) -> None:
+        """A request with one accepted part is read back whole after a restart."""
+        self.store.add_outbound("r1", "smsc1", {"body": "6869"}, 2, 10.0)
+        self.store.set_message_id("r1", 0, "0A1B", "a1b")
+        row = self.restart().outbound("r1")
+        self.assertEqual(
+            row, OutboundRow("r1", "smsc1", {"body": "6869"}, 2, ("0A1B", None), 10.0, None, 1)
+        )
+
+    def test_finished_request_survives_restart(self) -> None:
+        """A finished request keeps its outcome across a restart, and is no longer unfinished."""
+        self.store.add_outbound("r1", "smsc1", {}, 1, 10.0)
+        self.store.finish("r1", {"error": "SMSC_REJECTED", "reason": "0x0000000B ESME_RINVDSTADR"})
+        store = self.restart()
+        outcome = {"error": "SMSC_REJECTED", "reason": "0x0000000B ESME_RINVDSTADR"}
+        self.assertEqual(store.outbound("r1").outcome, outcome)  # type: ignore[union-attr]
+        self.assertEqual(store.unfinished(), [])
+
+    def test_add_returns_the_stored_row(self) -> None:
+        """add_outbound answers with the row as outbound() later reads it."""
+        added = self.store.add_outbound("r1", "smsc1", {"n": [1, "x"]}, 3, 5.0)
+        self.assertEqual(added, self.store.outbound("r1"))
+        self.assertEqual(added.message_ids, (None, None, None))
+
+    def test_duplicate_unfinished_request(self) -> None:
+        """A second add with a known request_id raises DuplicateRequest carrying the stored row."""
+        first = self.store.add_outbound("r1", "smsc1", {"body": "aa"}, 1, 1.0)
+        error = self.assertRaises(
+            DuplicateRequest, self.store.add_outbound, "r1", "smsc2", {"body": "bb"}, 1, 2.0
+        )
+        self.assertEqual(error.row, first)
+
+    def test_duplicate_finished_request(self) -> None:
+        """A retried request that already finished gets its outcome back, even after a restart."""
+        self.store.add_outbound("r1", "smsc1", {}, 1, 1.0)
+        self.store.set_message_id("r1", 0, "M1", "m1")
+        self.store.finish("r1", {"message_ids": ["M1"]})
+        error = self.assertRaises(
+            DuplicateRequest, self.restart().add_outbound, "r1", "smsc1", {}, 1, 2.0
+        )
+        self.assertEqual(
+            (error.row.outcome, error.row.message_ids), ({"message_ids": ["M1"]}, ("M1",))
+        )
+
+    def test_unfinished_in_insertion_order(self) -> None:
+        """unfinished() lists requests in the order they were added, finished ones left out."""
+        for request_id in ["c", "a", "d", "b"]:
+            self.store.add_outbound(request_id, "smsc1", {}, 1, 1.0)
+        self.store.finish("d", {"ok": True})
+        self.assertEqual([row.request_id for row in self.restart().unfinished()], ["c", "a", "b"])
+
+    def test_unfinished_of_one_server(self) -> None:
+        """unfinished(server) lists only that server's requests, with their message ids."""
+        self.store.add_outbound("a", "smsc1", {}, 2, 1.0)
+        self.store.add_outbound("b", "smsc2", {}, 2, 1.0)
+        self.store.add_outbound("c", "smsc1", {}, 2, 1.0)
+        self.store.set_message_id("c", 1, "C2", "c2")
+        rows = self.store.unfinished("smsc1")
+        self.assertEqual(
+            [(row.request_id, row.message_ids) for row in rows],
+            [("a", (None, None)), ("c", (None, "C2"))],
+        )
+
+    def test_lookup_message(self) -> None:
+        """A receipt's normalised id finds the request and part, for its own server only."""
+        self.store.add_outbound("r1", "smsc1", {}, 2, 1.0)
+        self.store.set_message_id("r1", 1, "00FF", "ff")
+        store = self.restart()
+        self.assertEqual(store.lookup_message("smsc1", "ff"), ("r1", 1))
+        self.assertIsNone(store.lookup_message("smsc2", "ff"))
+        self.assertIsNone(store.lookup_message("smsc1", "00FF"))
+
+    def test_reused_message_id_finds_latest(self) -> None:
+        """When an SMSC reuses a message id, a receipt finds the part that got it last."""
+        self.store.add_outbound("old", "smsc1", {}, 1, 1.0)
+        self.store.set_message_id("old", 0, "7", "7")
+        self.store.add_outbound("new", "smsc1", {}, 1, 2.0)
+        self.store.set_message_id("new", 0, "7", "7")
+        self.assertEqual(self.store.lookup_message("smsc1", "7"), ("new", 0))
+
+    def test_unknown_request(self) -> None:
+        """An unknown request_id reads as None and cannot be finished or given message ids."""
+        self.assertIsNone(self.store.outbound("nope"))
+        self.assertRaises(UnknownRow, self.store.finish, "nope", {})
+        self.assertRaises(UnknownRow, self.store.set_message_id, "nope", 0, "M", "m")
+
+    def test_bad_input(self) -> None:
+        """A part index out of range, a zero part count or a payload that is not JSON is refused."""
+        self.store.add_outbound("r1", "smsc1", {}, 2, 1.0)
+        self.assertRaises(BadStoreInput, self.store.set_message_id, "r1", 2, "M", "m")
+        self.assertRaises(BadStoreInput, self.store.add_outbound, "r2", "smsc1", {}, 0, 1.0)
+        self.assertRaises(BadStoreInput, self.store.add_outbound, "r3", "s", {"b": b"x"}, 1, 1.0)
+        self.assertRaises(BadStoreInput, self.store.add_inbox, "message", {"x": float("nan")}, 1.0)
+        self.assertIsNone(self.store.outbound("r3"))
+
+    def test_prune(self) -> None:
+        """prune() deletes finished requests past retention, and keeps unfinished and recent ones."""
+        self.store.add_outbound("old-done", "smsc1", {}, 1, 0.0)
+        self.store.set_message_id("old-done", 0, "M1", "m1")
+        self.store.finish("old-done", {"ok": True})
+        self.store.add_outbound("old-waiting", "smsc1", {}, 1, 0.0)
+        self.store.add_outbound("new-done", "smsc1", {}, 1, 7 * DAY)
+        self.store.finish("new-done", {"ok": True})
+        self.assertEqual(self.store.prune(7 * DAY + 1), 1)
+        self.assertIsNone(self.store.outbound("old-done"))
+        self.assertIsNone(self.store.lookup_message("smsc1", "m1"))
+        self.assertIsNotNone(self.store.outbound("old-waiting"))
+        self.assertIsNotNone(self.store.outbound("new-done"))
+
+    def test_counts(self) -> None:
+        """counts() tells how many unfinished requests, inbox rows, fragments and bindings are kept."""
+        self.store.add_outbound("a", "smsc1", {}, 1, 1.0)
+        self.store.add_outbound("b", "smsc1", {}, 1, 1.0)
+        self.store.finish("b", {})
+        self.store.add_inbox("message", {}, 1.0)
+        self.store.add_fragment("k", 1, 2, {}, 1.0)
+        self.store.save_binding(Binding("+15550001", "user@im", "a", 1.0))
+        self.assertEqual(
+            self.store.counts(), {"unfinished": 1, "inbox": 1, "fragments": 1, "bindings": 1}
+        )
+
+
+class InboxTests(StoreTestCase):
+    """The inbox of messages and reports waiting for a host."""
+
+    def test_inbox_survives_restart(self) -> None:
+        """An inbox row is read back whole after a restart."""
+        row_id = self.store.add_inbox("report", {"state": "DELIVERED"}, 42.0)
+        self.assertEqual(
+            self.restart().inbox(), [InboxRow(row_id, "report", {"state": "DELIVERED"}, 0, 42.0)]
+        )
+
+    def test_inbox_oldest_first_in_pages(self) -> None:
+        """inbox() gives rows oldest first, limit rows at a time after a given id."""
+        ids = [self.store.add_inbox("message", {"n": n}, float(n)) for n in range(5)]
+        first = self.store.inbox(limit=2)
+        rest = self.store.inbox(limit=10, after_id=first[-1].id)
+        self.assertEqual([row.id for row in first + rest], ids)
+        self.assertEqual([row.payload["n"] for row in first + rest], [0, 1, 2, 3, 4])
+
+    def test_bump_inbox(self) -> None:
+        """bump_inbox() counts attempts, and the count survives a restart."""
+        row_id = self.store.add_inbox("message", {}, 1.0)
+        self.assertEqual(self.store.bump_inbox(row_id), 1)
+        self.assertEqual(self.store.bump_inbox(row_id), 2)
+        self.assertEqual(self.restart().inbox()[0].attempts, 2)
+
+    def test_bump_unknown_inbox_row(self) -> None:
+        """Bumping an inbox id that is not stored raises UnknownRow."""
+        self.assertRaises(UnknownRow, self.store.bump_inbox, 99)
+
+    def test_remove_inbox(self) -> None:
+        """A removed row is gone after a restart, and its id is never given to a new row."""
+        first = self.store.add_inbox("message", {}, 1.0)
+        second = self.store.add_inbox("message", {}, 2.0)
+        self.store.remove_inbox(second)
+        self.store.remove_inbox(second)
+        store = self.restart()
+        self.assertEqual([row.id for row in store.inbox()], [first])
+        self.assertGreater(store.add_inbox("message", {}, 3.0), second)
+
+
+class FragmentTests(StoreTestCase):
+    """Parts of concatenated SMS waiting for the rest."""
+
+    def test_fragments_survive_restart_sorted(self) -> None:
+        """Parts stored in any order come back after a restart sorted by sequence number."""
+        self.assertEqual(self.store.add_fragment("k", 3, 3, {"t": "c"}, 1.0), 1)
+        self.assertEqual(self.store.add_fragment("k", 1, 3, {"t": "a"}, 2.0), 2)
+        self.store.add_fragment("other", 1, 2, {"t": "x"}, 2.0)
+        self.assertEqual(self.restart().fragments("k"), [(1, {"t": "a"}), (3, {"t": "c"})])
+
+    def test_repeated_part_replaces(self) -> None:
+        """A part received twice is stored once, with the later payload."""
+        self.store.add_fragment("k", 1, 2, {"t": "old"}, 1.0)
+        self.assertEqual(self.store.add_fragment("k", 1, 2, {"t": "new"}, 2.0), 1)
+        self.assertEqual(self.store.fragments("k"), [(1, {"t": "new"})])
+
+    def test_stale_fragments(self) -> None:
+        """A message is stale when its first part is older than the cut-off, resends or not."""
+        self.store.add_fragment("early", 1, 2, {}, 10.0)
+        self.store.add_fragment("early", 1, 2, {}, 500.0)
+        self.store.add_fragment("mixed", 2, 2, {}, 50.0)
+        self.store.add_fragment("mixed", 1, 2, {}, 400.0)
+        self.store.add_fragment("late", 1, 2, {}, 300.0)
+        self.assertEqual(self.store.stale_fragments(100.0), ["early", "mixed"])
+
+    def test_drop_fragments(self) -> None:
+        """Dropped parts are gone; other messages' parts stay."""
+        self.store.add_fragment("k", 1, 2, {}, 1.0)
+        self.store.add_fragment("other", 1, 2, {}, 1.0)
+        self.store.drop_fragments("k")
+        self.assertEqual(self.store.fragments("k"), [])
+        self.assertEqual(self.store.add_fragment("k", 2, 2, {}, 5.0), 1)
+        self.assertEqual(len(self.store.fragments("other")), 1)
+
+
+class BindingTests(StoreTestCase):
+    """SMS Dialogs bindings kept for smppgw.dialogs.DialogTable."""
+
+    def test_table_bindings_survive_restart(self) -> None:
+        """A DialogTable on a restarted store remembers letters: short prefix, replies routed."""
+        self.clock.advance(1000)
+        table = DialogTable(self.clock, timeout=2 * HOUR, store=self.store)
+        self.assertEqual(table.outgoing_prefix("+15550001", "ann@im"), "@a=ann@im ")
+        self.assertEqual(table.outgoing_prefix("+15550001", "bob@im"), "@b=bob@im ")
+        table = DialogTable(self.clock, timeout=2 * HOUR, store=self.restart())
+        self.assertEqual(table.outgoing_prefix("+15550001", "bob@im"), "@b ")
+        self.assertEqual(table.resolve_incoming("+15550001", "@a hi").address, "ann@im")
+
+    def test_expired_binding_is_deleted(self) -> None:
+        """A binding the table retires is gone from the store after a restart."""
+        table = DialogTable(self.clock, timeout=HOUR, store=self.store)
+        table.outgoing_prefix("+15550001", "ann@im")
+        self.clock.advance(HOUR)
+        self.assertEqual(table.expire(), 1)
+        self.assertEqual(self.restart().load_bindings(), [])
+
+    def test_save_binding_replaces(self) -> None:
+        """Saving a binding for a known (phone, letter) replaces the stored one."""
+        self.store.save_binding(Binding("+15550001", "ann@im", "a", 1.0))
+        self.store.save_binding(Binding("+15550001", "bob@im", "a", 2.0))
+        self.store.save_binding(Binding("+15550002", "ann@im", "a", 3.0))
+        self.store.delete_binding("+15550009", "z")
+        self.assertEqual(
+            self.restart().load_bindings(),
+            [Binding("+15550001", "bob@im", "a", 2.0), Binding("+15550002", "ann@im", "a", 3.0)],
+        )
+
+
+class GroupCommitTests(StoreTestCase):
+    """Writes are committed once per reactor turn; durable() tells when."""
+
+    def test_durable_fires_after_commit(self) -> None:
+        """durable() waits for the commit scheduled for the next reactor turn."""
+        self.store.add_outbound("r1", "smsc1", {}, 1, 1.0)
+        waiting = self.store.durable()
+        self.assertNoResult(waiting)
+        self.clock.advance(0)
+        self.assertIsNone(self.successResultOf(waiting))
+
+    def test_one_commit_per_turn(self) -> None:
+        """Many writes in one turn schedule a single commit that covers them all."""
+        for n in range(50):
+            self.store.add_inbox("message", {"n": n}, 1.0)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        waiting = self.store.durable()
+        self.clock.advance(0)
+        self.successResultOf(waiting)
+        other = Store(self.path, Clock())
+        self.addCleanup(other.close)
+        self.assertEqual(len(other.inbox()), 50)
+
+    def test_durable_with_nothing_written(self) -> None:
+        """With no write pending, durable() has already fired."""
+        self.successResultOf(self.store.durable())
+
+    def test_direct_commit(self) -> None:
+        """commit() commits at once, fires the waiters and cancels the scheduled commit."""
+        self.store.add_inbox("message", {}, 1.0)
+        waiting = self.store.durable()
+        self.store.commit()
+        self.successResultOf(waiting)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_uncommitted_writes_invisible(self) -> None:
+        """Another connection sees a write only once it is committed."""
+        self.store.add_inbox("message", {}, 1.0)
+        other = Store(self.path, Clock())
+        self.addCleanup(other.close)
+        self.assertEqual(other.inbox(), [])
+        self.clock.advance(0)
+        self.assertEqual(len(other.inbox()), 1)
+
+    def test_failing_commit(self) -> None:
+        """A commit that fails errbacks the waiters with StoreError and rolls the writes back."""
+        self.store.add_outbound("r1", "smsc1", {}, 1, 1.0)
+        waiting = self.store.durable()
+        real = self.store._db
+        self.store._db = FailingCommit(real)  # type: ignore[assignment]
+        self.assertRaises(StoreError, self.store.commit)
+        self.failureResultOf(waiting, StoreError)
+        self.store._db = real
+        self.assertIsNone(self.store.outbound("r1"))
+        self.store.add_outbound("r2", "smsc1", {}, 1, 1.0)
+        self.assertIsNotNone(self.restart().outbound("r2"))
+
+    def test_scheduled_commit_on_lost_connection(self) -> None:
+        """When the connection is gone, the scheduled commit errbacks the waiters and logs why."""
+        self.store.add_inbox("message", {}, 1.0)
+        waiting = self.store.durable()
+        self.store._db.close()
+        with capturedLogs() as events:
+            self.clock.advance(0)
+        self.failureResultOf(waiting, StoreError)
+        self.assertEqual([event["log_level"] for event in events], [LogLevel.error])
+        self.assertIn("commit failed", formatEvent(events[0]))
+
+    def test_closed_store(self) -> None:
+        """A closed store answers StoreError, and closing twice is harmless."""
+        self.store.close()
+        self.store.close()
+        self.assertRaises(StoreError, self.store.add_inbox, "message", {}, 1.0)
+        self.assertRaises(StoreError, self.store.inbox)
+
+
+class OpenTests(StoreTestCase):
+    """Opening a store file: folders, WAL, schema versions, bad files."""
+
+    def test_creates_folder_and_uses_wal(self) -> None:
+        """The state folder is created and the file is in WAL mode."""
+        self.assertTrue(os.path.isdir(os.path.dirname(self.path)))
+        db = sqlite3.connect(self.path)
+        self.addCleanup(db.close)
+        self.assertEqual(db.execute("PRAGMA journal_mode").fetchone()[0], "wal")
+
+    def test_newer_schema_refused(self) -> None:
+        """A file written by a newer gateway (higher user_version) is refused with StoreError."""
+        self.store.close()
+        db = sqlite3.connect(self.path)
+        db.execute("PRAGMA user_version=99")
+        db.close()
+        error = self.assertRaises(StoreError, Store, self.path, self.clock)
+        self.assertIn("schema version 99", str(error))
+
+    def test_not_a_database(self) -> None:
+        """A file that is not SQLite is refused with StoreError naming the path."""
+        path = self.mktemp()
+        with open(path, "wb") as garbage:
+            garbage.write(b"this is not a database" * 100)
+        error = self.assertRaises(StoreError, Store, path, self.clock)
+        self.assertIn(path, str(error))
+
+    def test_memory_store(self) -> None:
+        """A store opened on ":memory:" works, for tests."""
+        store = Store(":memory:", self.clock)
+        self.addCleanup(store.close)
+        store.add_outbound("r1", "smsc1", {}, 1, 1.0)
+        self.assertEqual(len(store.unfinished()), 1)
+
+
+_KILLED_WRITER = """
+import os, signal, sys
+from twisted.internet.task import Clock
+from twisted.logger import LogLevel, capturedLogs, formatEvent
+from smppgw.store import Store
+
+store = Store(sys.argv[1], Clock())
+store.add_outbound("kept", "smsc1", {"body": "6869"}, 1, 1.0)
+store.durable().addCallback(lambda _: print("durable", flush=True))
+store.commit()
+store.add_outbound("lost", "smsc1", {}, 1, 2.0)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+class KillTests(StoreTestCase):
+    """What a SIGKILLed gateway leaves behind."""
+
+    def test_committed_row_survives_sigkill(self) -> None:
+        """A write reported durable survives a SIGKILL of the process; an uncommitted one does not."""
+        self.store.close()
+        root = os.path.dirname(os.path.dirname(os.path.abspath(smppgw.__file__)))
+        env = dict(os.environ, PYTHONPATH=root)
+        child = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(_KILLED_WRITER), self.path],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        self.assertEqual((child.returncode, child.stdout), (-signal.SIGKILL, "durable\n"))
+        self.assertTrue(os.path.exists(self.path + "-wal"))
+        store = self.open()
+        self.assertEqual(store.outbound("kept").payload, {"body": "6869"})  # type: ignore[union-attr]
+        self.assertIsNone(store.outbound("lost"))
