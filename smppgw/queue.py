@@ -485,6 +485,9 @@ class Outbound:
     # -- status ----------------------------------------------------------------------
 
     def status(self) -> list[dict[str, Any]]:
+        queued: dict[str, int] = {}
+        for job in self.jobs.values():
+            queued[job.server] = queued.get(job.server, 0) + 1
         rows = []
         for server in self.config.servers:
             link = self.links.get(server.name)
@@ -494,7 +497,7 @@ class Outbound:
                 "mode": server.mode,
                 "address": server.address,
                 "state": link.state if link is not None else "disconnected",
-                "queued": queue.queued if queue is not None else 0,
+                "queued": queued.get(server.name, 0),
                 "sent": link.sent if link is not None else 0,
                 "received": link.received if link is not None else 0,
                 "last_error": link.last_error if link is not None else "",

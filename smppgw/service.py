@@ -10,19 +10,24 @@ links find it.
 from __future__ import annotations
 
 import ipaddress
+import os
 from typing import Any
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
-from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
+from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint, serverFromString
 
+from .amp import GatewayAMPFactory, HostRegistry
 from .config import Config
+from .dialogs import DialogTable
 from .link import Link, build_endpoint
+from .queue import Outbound
 from .smpplog import SmppLog
+from .store import Store
 
 
 class Gateway(MultiService):
-    """The running gateway: its links by server name, and the services around them."""
+    """The running gateway: its links by server name, its store, queue and AMP endpoint."""
 
     def __init__(self, config: Config, reactor: Any) -> None:
         super().__init__()
@@ -31,10 +36,57 @@ class Gateway(MultiService):
         self.log = SmppLog("*", config.module.log_level)
         self.links: dict[str, Link] = {}
         self.simulator: Any = None
+        self.store: Store | None = None
+        self.outbound: Outbound | None = None
+        self.registry = HostRegistry()
+        self.dialogs: DialogTable | None = None
 
     def add_link(self, link: Link) -> None:
         self.links[link.server.name] = link
         link.setServiceParent(self)
+
+    def startService(self) -> None:
+        os.makedirs(state_dir(self.config), exist_ok=True)
+        self.store = Store(self.config.store.path, self.reactor)
+        if any(s.dialogs for s in self.config.servers) and self.config.module.dialog_timeout > 0:
+            self.dialogs = DialogTable(self.reactor, self.config.module.dialog_timeout, self.store)
+        self.outbound = Outbound(self.config, self.links, self.store, self.reactor, self.dialogs)
+        self.outbound.restore()
+        factory = GatewayAMPFactory(self.outbound, self.registry, self.reactor,
+                                    self.config.amp.secret, SmppLog("amp", self.config.module.log_level))
+        amp_service = StreamServerEndpointService(
+            serverFromString(self.reactor, amp_endpoint(self.config)), factory)
+        amp_service.setName("amp")
+        # A gateway whose hosts cannot reach it must not pretend to run: let
+        # a listen failure (a bad path, a port in use) stop start-up.
+        amp_service._raiseSynchronously = True
+        amp_service.setServiceParent(self)
+        super().startService()
+
+    def stopService(self) -> Any:
+        d = super().stopService()
+
+        def close(result: Any) -> Any:
+            if self.outbound is not None:
+                self.outbound.stop()
+            if self.store is not None:
+                self.store.close()
+            return result
+
+        return d.addBoth(close) if d is not None else close(None)
+
+
+def state_dir(config: Config) -> str:
+    return os.path.dirname(config.store.path) or "."
+
+
+def amp_endpoint(config: Config) -> str:
+    """The AMP listen string, with a private mode for unix sockets that give none."""
+    listen = config.amp.listen
+    if listen.startswith("unix:") and ":mode=" not in listen:
+        # Twisted's default mode for a unix socket is 0666: never world-writable.
+        listen += ":mode=600"
+    return listen
 
 
 def _is_loopback(host: str) -> bool:

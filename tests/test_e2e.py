@@ -1,0 +1,183 @@
+"""End-to-end tests: a host over AMP -> the whole gateway -> the SMSC simulator, on loopback."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
+from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol, serverFromString
+from twisted.protocols import amp
+from twisted.trial.unittest import TestCase
+
+from smppgw.amp import SendSignal, ServerStatus
+from smppgw.config import parse_config
+from smppgw.errors import NotRelayed
+from smppgw.service import build_gateway
+from smppgw.simulator import SMSCSimulator
+
+
+def config_text(state: str, port: int, reject: str = "10m", **server: str) -> str:
+    extra = "\n".join(f"{k} = {v}" for k, v in server.items())
+    return f"""
+[module]
+log_level = "none"
+reject_if_not_relayed_in = "{reject}"
+[amp]
+listen = "unix:{state}/amp.sock:mode=600"
+[store]
+path = "{state}/smppgw.sqlite"
+[[server]]
+name = ""
+address = "127.0.0.1:{port}"
+system_id = "gw"
+password = "pw"
+sender = "+15550100"
+response_timeout = "5s"
+{extra}
+"""
+
+
+class Host(amp.AMP):
+    """A test IM host."""
+
+
+def turn() -> Deferred[None]:
+    d: Deferred[None] = Deferred()
+    reactor.callLater(0, d.callback, None)
+    return d
+
+
+class GatewayTests(TestCase):
+    timeout = 30
+
+    @inlineCallbacks
+    def start(self, listening: bool = True, reject: str = "10m", **server: str) -> Any:
+        # Unix socket paths must be short (108 bytes): not under trial's temp folder.
+        self.state = tempfile.mkdtemp(prefix="smppgw-")
+        self.addCleanup(shutil.rmtree, self.state, True)
+        self.simulator = SMSCSimulator({"gw": "pw"}, reactor)
+        port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(self.simulator)
+        self.port_number = port.getHost().port
+        self.addCleanup(self._stop_listening)
+        if listening:
+            self.listening = port
+        else:
+            yield port.stopListening()
+            self.listening = None
+        server.setdefault("window", "10")
+        config = parse_config(config_text(self.state, self.port_number, reject, **server))
+        self.gateway = build_gateway(config, reactor)
+        for link in self.gateway.links.values():
+            link.clientService._retryPolicy = lambda attempt: 0.05  # reconnect quickly in tests
+        self.gateway.startService()
+        self.addCleanup(self._stop_gateway)
+        if listening:
+            yield self.gateway.links[""].when_bound()
+        host = yield connectProtocol(UNIXClientEndpoint(reactor, f"{self.state}/amp.sock"), Host())
+        self.addCleanup(host.transport.loseConnection)
+        return host
+
+    @inlineCallbacks
+    def _stop_gateway(self) -> Any:
+        yield self.gateway.stopService()
+        for connection in list(self.simulator.connections):
+            connection.close()
+        yield turn()
+
+    def _stop_listening(self) -> Any:
+        if self.listening is not None:
+            return self.listening.stopListening()
+        return None
+
+    @inlineCallbacks
+    def listen_now(self) -> Any:
+        self.listening = yield serverFromString(
+            reactor, f"tcp:{self.port_number}:interface=127.0.0.1").listen(self.simulator)
+
+    def send(self, host: Host, rid: str, number: str = "+15551234", body: str = "hello") -> Deferred[Any]:
+        return host.callRemote(SendSignal, request_id=rid, method="MESSAGE",
+                               sender="alice@example.com", recipient=f"{number}@smpp", body=body)
+
+    @inlineCallbacks
+    def test_message_reaches_smsc(self) -> Any:
+        """A SendSignal becomes a submit_sm at the SMSC and the host gets its message id."""
+        host = yield self.start()
+        answer = yield self.send(host, "r1")
+        [accepted] = self.simulator.accepted
+        self.assertEqual(answer["server"], "")
+        self.assertEqual(answer["parts"], 1)
+        self.assertIn(answer["message_ids"][0], self.simulator.message_ids)
+        self.assertEqual(accepted.params["destination_addr"], b"15551234")
+        self.assertEqual(accepted.params["source_addr"], b"15550100")
+        self.assertEqual(accepted.params["short_message"], b"hello")
+
+    @inlineCallbacks
+    def test_queued_while_smsc_down(self) -> Any:
+        """Messages sent while the SMSC is down wait, then go out when it comes up."""
+        host = yield self.start(listening=False)
+        answers = [self.send(host, f"q{i}", f"+1555000{i}") for i in range(3)]
+        status = yield host.callRemote(ServerStatus)
+        self.assertEqual(status["servers"][0]["queued"], 3)
+        self.assertEqual(self.simulator.accepted, [])
+        yield self.listen_now()
+        results = yield gatherResults(answers)
+        self.assertEqual([r["parts"] for r in results], [1, 1, 1])
+        self.assertEqual([p.params["destination_addr"] for p in self.simulator.accepted],
+                         [b"15550000", b"15550001", b"15550002"])
+
+    @inlineCallbacks
+    def test_not_relayed(self) -> Any:
+        """A message queued longer than reject_if_not_relayed_in ends with NOT_RELAYED."""
+        host = yield self.start(listening=False, reject="300ms")
+        yield self.assertFailure(self.send(host, "late"), NotRelayed)
+
+    @inlineCallbacks
+    def test_throttling_keeps_order(self) -> Any:
+        """With every 3rd submit throttled (window 1), all messages arrive, in the order they were sent."""
+        host = yield self.start(window="1")
+        self.simulator.faults.throttle_every = 3
+        answers = [self.send(host, f"t{i}", f"+155500{i:02d}") for i in range(12)]
+        yield gatherResults(answers)
+        self.assertEqual([p.params["destination_addr"] for p in self.simulator.accepted],
+                         [f"155500{i:02d}".encode() for i in range(12)])
+
+    @inlineCallbacks
+    def test_throttling_resends_first(self) -> Any:
+        """With a window of 10, throttled submits go out again before anything newer, and each message once."""
+        host = yield self.start()
+        self.simulator.faults.throttle_every = 4
+        answers = [self.send(host, f"w{i}", f"+155500{i:02d}") for i in range(30)]
+        yield gatherResults(answers)
+        accepted = [p.params["destination_addr"] for p in self.simulator.accepted]
+        self.assertEqual(sorted(accepted), [f"155500{i:02d}".encode() for i in range(30)])
+        submits = [r.pdu.params["destination_addr"] for r in self.simulator.received
+                   if r.pdu.command == "submit_sm"]
+        throttled = [submits[i] for i in range(3, len(submits), 4)]
+        for number in throttled:
+            retry = submits.index(number, submits.index(number) + 1)
+            first_seen = {n: submits.index(n) for n in submits}
+            newer_before_retry = [n for n in submits[:retry] if n > number
+                                  and first_seen[n] > submits.index(number) and n not in throttled]
+            # Nothing newer than a throttled PDU was sent for the first time after the pause began.
+            self.assertTrue(all(first_seen[n] < retry for n in newer_before_retry))
+
+    @inlineCallbacks
+    def test_retry_does_not_send_twice(self) -> Any:
+        """A request_id sent again gets the same answer and the SMSC sees it once."""
+        host = yield self.start()
+        first = yield self.send(host, "same")
+        second = yield self.send(host, "same")
+        self.assertEqual(first, second)
+        self.assertEqual(len(self.simulator.accepted), 1)
+
+    @inlineCallbacks
+    def test_long_message(self) -> Any:
+        """A 300-character text goes as concatenated parts that the SMSC receives in order."""
+        host = yield self.start()
+        answer = yield self.send(host, "long", body="0123456789" * 30)
+        self.assertEqual(answer["parts"], 2)
+        bodies = [p.params["short_message"] for p in self.simulator.accepted]
+        self.assertEqual(b"".join(b[6:] for b in bodies), b"0123456789" * 30)
