@@ -62,6 +62,7 @@ class Gateway(MultiService):
         amp_service._raiseSynchronously = True
         amp_service.setServiceParent(self)
         super().startService()
+        self.log.major("AMP endpoint listening on {listen}", listen=amp_endpoint(self.config))
 
     def stopService(self) -> Any:
         d = super().stopService()
