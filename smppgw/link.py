@@ -234,7 +234,7 @@ class Link(Service):
 
     def _connecting(self) -> None:
         self._set_state(CONNECTING)
-        self.log.low("connecting to {address}", address=self.server.address)
+        self.log.major("connecting to {address}", address=self.server.address)
 
     def _connect_failed(self, failure: Failure) -> None:
         self.last_error = f"cannot connect: {failure.getErrorMessage()}"
