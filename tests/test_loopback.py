@@ -65,13 +65,13 @@ class LoopbackTests(TestCase):
         self.addCleanup(port.stopListening)
         return port.getHost().port
 
-    def link(self, address: str, **extra: str) -> Link:
+    def link(self, address: str, source: str = "", **extra: str) -> Link:
         lines = "\n".join(f"{k} = {v}" for k, v in extra.items())
         server = parse_config(
             f'[[server]]\nname = "sim"\naddress = "{address}"\n'
             f'system_id = "esme"\npassword = "pw"\n{lines}\n'
         ).servers[0]
-        link = Link(server, build_endpoint(reactor, server), reactor, "none",
+        link = Link(server, build_endpoint(reactor, server, source), reactor, "none",
                     initial_delay=0.05, max_delay=0.2)
         link.startService()
         self.addCleanup(self.stop, link)
@@ -100,6 +100,15 @@ class LoopbackTests(TestCase):
         [accepted] = self.simulator.accepted
         self.assertEqual(accepted.params["short_message"], b"hello")
         self.assertEqual(accepted.params["destination_addr"], b"15550001")
+
+    @inlineCallbacks
+    def test_source_address(self) -> Any:
+        """[module] source_address is the local address of the SMPP connection."""
+        port = yield self.listen()
+        link = self.link(f"127.0.0.1:{port}", source="127.0.0.2")
+        yield link.when_bound()
+        [connection] = self.simulator.connections
+        self.assertEqual(connection.transport.getPeer().host, "127.0.0.2")
 
     @inlineCallbacks
     def test_smsc_unbind_then_rebind(self) -> Any:
