@@ -75,7 +75,7 @@ class ESMEProtocol(Protocol):
                 continue
             self.session.pdu_received(pdu)
 
-    def connectionLost(self, reason: Failure = Failure(Exception("connection lost"))) -> None:
+    def connectionLost(self, reason: Failure | None = None) -> None:
         # Failing the pending bind here is what lets ClientService retry: a
         # bind that never settles would stall it for good.
         text = reason.getErrorMessage() if reason is not None else "connection lost"

@@ -26,6 +26,7 @@ from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
 from twisted.internet import endpoints
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
@@ -65,7 +66,9 @@ class _LossGuard(Protocol):
     def dataReceived(self, data: bytes) -> None:
         self.wrapped.dataReceived(data)
 
-    def connectionLost(self, reason: Failure = Failure(Exception("lost"))) -> None:
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        if reason is None:
+            reason = Failure(ConnectionDone("connection lost"))
         if self.esme.ever_bound:
             self.wrapped.connectionLost(reason)
         else:

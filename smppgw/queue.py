@@ -29,7 +29,7 @@ from twisted.python.failure import Failure
 
 from . import address, router, textcodec
 from .codec import PDU
-from .constants import THROTTLE_STATUSES, TEMPORARY_STATUSES, status_text
+from .constants import TEMPORARY_STATUSES, THROTTLE_STATUSES, status_text
 from .errors import (
     BY_CODE,
     BadAddressError,
@@ -491,7 +491,6 @@ class Outbound:
         rows = []
         for server in self.config.servers:
             link = self.links.get(server.name)
-            queue = self.queues.get(server.name)
             rows.append({
                 "name": server.name,
                 "mode": server.mode,

@@ -159,7 +159,7 @@ class LinkTests(SynchronousTestCase):
             endpoint.drop()
             self.assertIn("ESME_RINVPASWD", link.last_error)
             to_next_call(clock)
-        gaps = [b - a for a, b in zip(times, times[1:])]
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
         self.assertEqual(gaps, sorted(gaps))
         self.assertGreater(gaps[-1], gaps[0])
 
@@ -192,7 +192,7 @@ class LinkTests(SynchronousTestCase):
         """stopService called from a when_bound callback neither raises nor leaves the link running."""
         link, endpoint, clock = self.make()
         stopped: list[Deferred[None]] = []
-        link.when_bound().addCallback(lambda l: stopped.append(l.stopService()))
+        link.when_bound().addCallback(lambda bound: stopped.append(bound.stopService()))
         link.startService()
         self.bind_ok(endpoint, clock)
         self.assertEqual(len(stopped), 1)

@@ -64,7 +64,7 @@ class Harness:
         self.protocol.dataReceived(encode(pdu))
 
     def bind(self) -> PDU:
-        d = self.session.bind()
+        self.session.bind()
         [bind] = self.sent()
         self.feed(PDU(bind.command + "_resp", bind.sequence_number, 0, {"system_id": b"SMSC"}))
         return bind

@@ -1,0 +1,563 @@
+"""
+Inbound: deliver_sm / data_sm from an SMSC to a host's DeliverSignal / SignalReport.
+
+Two halves meet in the store's inbox:
+
+- A link's *handler* reads each deliver_sm. A delivery receipt becomes a
+  ``report`` row for the request that sent that message id. A message is
+  decoded by its data_coding, reassembled first if it is one part of several
+  (parts wait in the store, so a restart between parts loses none), routed by
+  the server's Dialogs and Recipient settings (`smppgw.dialogs.route_incoming`)
+  and becomes a ``deliver`` row. The SMSC hears ESME_ROK only once the row (or
+  the part) is committed; a refusal by the rules gets ESME_RX_R_APPN
+  (permanent), a store failure or a full inbox ESME_RX_T_APPN (the SMSC keeps
+  the message and tries again). No message that goes nowhere gets ESME_ROK.
+- The *dispatcher* hands the inbox, oldest row first, to the logged-in hosts
+  round-robin, at most `MAX_IN_FLIGHT` rows at a time and each row to one host
+  only. A row leaves the inbox when a host answers ``{}`` or ``REFUSED``; any
+  other error is retried with exponential backoff, and after ``max_attempts``
+  the row is logged at ``problems`` and dropped. With no host logged in, rows
+  wait; the registry wakes the dispatcher when one logs in.
+
+Senders reach the host as ``+E164@name._smpp`` (``+E164@smpp`` for the
+empty-named server) so that a reply goes back through the same SMSC. An
+alphanumeric sender such as ``MyBank`` becomes ``MyBank@name._smpp`` in the
+same way: the host sees which server it came through, and a reply to it fails
+at the router as a bad address, which is right, since no SMS can reach it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import json
+import re
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.task import LoopingCall
+from twisted.python.failure import Failure
+
+from .address import phone_address
+from .amp import DeliverSignal, HostRegistry, Refused, SignalReport
+from .constants import ESME_ROK, ESME_RX_R_APPN, ESME_RX_T_APPN
+from .dialogs import DialogTable, route_incoming
+from .receipts import is_receipt, parse_receipt, receipt_keys
+from .smpplog import SmppLog
+from .store import InboxRow, StoreError, UnknownRow
+from .textcodec import UndecodableText, concat_info, decode_text, split_udh
+
+if TYPE_CHECKING:
+    from .codec import PDU
+    from .config import Config, ServerConfig
+    from .store import Store
+
+#: Rows handed to hosts and not yet answered, at most.
+MAX_IN_FLIGHT = 50
+#: The first retry after a host error waits this long; each later one twice as long...
+RETRY_DELAY = 1.0
+#: ...but never longer than this.
+MAX_RETRY_DELAY = 300.0
+#: How long the dispatcher waits before reading the inbox again after the store failed.
+STORE_RETRY_DELAY = 5.0
+#: Inbox rows read from the store at a time.
+_PAGE = 200
+#: The expiry timer runs at most this far apart (and at a quarter of the timeout).
+_MAX_EXPIRY_INTERVAL = 60.0
+
+_UDHI = 0x40
+_NUMBER = re.compile(r"\+?([0-9]{1,15})")
+_COMMANDS = {"deliver": DeliverSignal, "report": SignalReport}
+
+
+def _bytes(params: Mapping[str, int | bytes], name: str) -> bytes:
+    value = params.get(name)
+    return value if isinstance(value, bytes) else b""
+
+
+def _int(params: Mapping[str, int | bytes], name: str) -> int:
+    value = params.get(name)
+    return value if isinstance(value, int) else 0
+
+
+def _phone(source: str) -> str:
+    """The phone key a sender's bindings are filed under: ``+digits``, or the name as it is."""
+    number = _NUMBER.fullmatch(source)
+    return "+" + number.group(1) if number else source
+
+
+def sender_address(source: str, server: str) -> str:
+    """The IM address a DeliverSignal gives as sender, so that a reply routes back via ``server``.
+
+    ``+E164@server._smpp`` (``+E164@smpp`` for the empty-named server); an
+    alphanumeric sender keeps its name, its blanks and "@" made "_", in the same domain.
+    """
+    number = _NUMBER.fullmatch(source)
+    if number:
+        return phone_address(number.group(1), server)
+    name = "".join(c if "!" <= c <= "~" and c != "@" else "_" for c in source) or "unknown"
+    domain = "smpp" if server == "" else f"{server}._smpp"
+    return f"{name}@{domain}"
+
+
+def fragment_key(server: str, source: str, destination: str, ref_bits: int, reference: int,
+                 total: int) -> str:
+    """The store key of a concatenated message's parts.
+
+    A JSON list rather than a joined string: sender names may hold any separator.
+    The reference's width keeps an 8-bit and a 16-bit series with the same number apart.
+    """
+    return json.dumps([server, source, destination, ref_bits, reference, total])
+
+
+class Inbound:
+    """Turns deliver_sm into inbox rows, and inbox rows into DeliverSignal / SignalReport."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        registry: HostRegistry,
+        clock: Any,
+        dialogs: DialogTable | None,
+        *,
+        max_inbox: int = 100_000,
+        max_attempts: int = 10,
+    ) -> None:
+        if max_inbox < 1 or max_attempts < 1:
+            raise ValueError("max_inbox and max_attempts must be at least 1")
+        self._config = config
+        self._store = store
+        self._registry = registry
+        self._clock = clock
+        self._dialogs = dialogs
+        self._max_inbox = max_inbox
+        self._max_attempts = max_attempts
+        self._logs: dict[str, SmppLog] = {}
+        self._module_log = self._log("*")
+        try:
+            self._inbox_size = store.counts()["inbox"]
+        except StoreError as error:
+            self._module_log.problem("cannot count the inbox: {error}", error=error)
+            self._inbox_size = 0
+        self._full = False
+        # The dispatcher's state.
+        self._running = False
+        self._observing = False
+        self._pump_waiting = False
+        self._pumping = False
+        self._cursor = 0  # the highest inbox id read from the store
+        self._ready: deque[InboxRow] = deque()
+        self._in_flight: set[int] = set()
+        # Rows waiting out a backoff: (due time, id, row), and their ids.
+        self._retries: list[tuple[float, int, InboxRow]] = []
+        self._held: set[int] = set()
+        self._retry_call: Any = None
+        self._retry_due: float | None = None
+        self._expiry: LoopingCall | None = None
+
+    def _log(self, server: str) -> SmppLog:
+        log = self._logs.get(server)
+        if log is None:
+            log = self._logs[server] = SmppLog(server, self._config.module.log_level)
+        return log
+
+    # -- life ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the reassembly expiry timer and hand the stored inbox to the hosts."""
+        if self._running:
+            return
+        self._running = True
+        if not self._observing:
+            # HostRegistry keeps its observers forever: register once, check _running.
+            self._registry.on_host(self._wake)
+            self._observing = True
+        timeout = self._config.module.reassembly_timeout
+        if timeout > 0:
+            self._expiry = LoopingCall(self.expire_fragments)
+            self._expiry.clock = self._clock
+            self._expiry.start(min(_MAX_EXPIRY_INTERVAL, timeout / 4), now=True)
+        self._wake()
+
+    def stop(self) -> None:
+        """Cancel the timers; stored rows and parts stay for the next start."""
+        self._running = False
+        if self._expiry is not None and self._expiry.running:
+            self._expiry.stop()
+        self._expiry = None
+        self._cancel_retry_call()
+        # Forget what was read: the next start reads the store again from the top
+        # (skipping rows still in flight).
+        self._ready.clear()
+        self._retries.clear()
+        self._held.clear()
+        self._cursor = 0
+
+    # -- the SMSC side -------------------------------------------------------------
+
+    def handler(self, server: ServerConfig) -> Callable[[PDU], Deferred[int] | int]:
+        """The ``link.deliver`` hook of ``server``: answers each deliver_sm / data_sm with a status."""
+        log = self._log(server.name)
+
+        def deliver(pdu: PDU) -> Deferred[int] | int:
+            try:
+                return self._deliver(server, log, pdu)
+            except Exception as error:
+                # A bug must cost a retry by the SMSC, never a message acknowledged and lost.
+                log.problem("cannot handle {command}: {error!r}; answered ESME_RX_T_APPN",
+                            command=pdu.command, error=error)
+                return ESME_RX_T_APPN
+
+        return deliver
+
+    def _deliver(self, server: ServerConfig, log: SmppLog, pdu: PDU) -> Deferred[int] | int:
+        if self._inbox_size >= self._max_inbox:
+            if not self._full:
+                log.problem("the inbox holds {count} rows waiting for a host (limit {limit}):"
+                            " the SMSC is asked to retry later", count=self._inbox_size,
+                            limit=self._max_inbox)
+                self._full = True
+            return ESME_RX_T_APPN
+        self._full = False
+        params = pdu.params
+        if is_receipt(_int(params, "esm_class"), params):
+            return self._receipt(server, log, params)
+        return self._message(server, log, params)
+
+    def _receipt(self, server: ServerConfig, log: SmppLog,
+                 params: Mapping[str, int | bytes]) -> Deferred[int] | int:
+        text = (_bytes(params, "short_message") or _bytes(params, "message_payload")).decode("latin-1")
+        receipt = parse_receipt(text, params)
+        if receipt is None:
+            # Nothing could ever match it and a resent copy would say the same:
+            # acknowledge it rather than have the SMSC retry it forever.
+            log.problem("delivery receipt without a message id ignored: {text!r}", text=text)
+            return ESME_ROK
+        try:
+            found = None
+            for key in receipt_keys(receipt.message_id, server.receipt_id_format):
+                found = self._store.lookup_message(server.name, key)
+                if found is not None:
+                    break
+            if found is None:
+                # An unmatched receipt (a message sent before the store was reset, or by
+                # another ESME on this account) has no request to report to, and a retry
+                # would not change that: acknowledge it.
+                log.problem("delivery receipt for unknown message id {message_id} ({state})"
+                            " ignored", message_id=receipt.message_id, state=receipt.state)
+                return ESME_ROK
+            request_id, index = found
+            message_id = receipt.message_id
+            row = self._store.outbound(request_id)
+            if row is not None and 0 <= index < len(row.message_ids):
+                # Report the id exactly as the host got it from SendSignal.
+                message_id = row.message_ids[index] or message_id
+            payload = {"request_id": request_id, "message_id": message_id,
+                       "state": receipt.state, "error": receipt.error, "server": server.name}
+            self._store.add_inbox("report", payload, self._clock.seconds())
+        except StoreError as error:
+            log.problem("cannot store the delivery receipt for {message_id}: {error}",
+                        message_id=receipt.message_id, error=error)
+            return ESME_RX_T_APPN
+        self._inbox_size += 1
+        return self._when_durable(log, f"the delivery receipt for {receipt.message_id}", lambda: log.major(
+            "delivery receipt: {request_id} message {message_id} is {state}",
+            request_id=request_id, message_id=message_id, state=receipt.state))
+
+    def _message(self, server: ServerConfig, log: SmppLog,
+                 params: Mapping[str, int | bytes]) -> Deferred[int] | int:
+        source = _bytes(params, "source_addr").decode("latin-1")
+        destination = _bytes(params, "destination_addr").decode("latin-1")
+        data_coding = _int(params, "data_coding")
+        esm_class = _int(params, "esm_class")
+        try:
+            concat = concat_info(esm_class, _bytes(params, "short_message"), params)
+            if concat is None:
+                data = _bytes(params, "short_message") or _bytes(params, "message_payload")
+                if esm_class & _UDHI:
+                    data = split_udh(data)[1]
+                text = decode_text(data_coding, data)
+            else:
+                # Refuse binary data at its first part, before a part is stored: an
+                # empty text decodes under every text coding and under no other.
+                decode_text(data_coding, b"")
+        except UndecodableText as error:
+            log.problem("not accepted: SMS from {source} to {destination}: {error}",
+                        source=source, destination=destination, error=error)
+            return ESME_RX_R_APPN
+        if concat is None:
+            return self._route(server, log, source, destination, text)
+
+        key = fragment_key(server.name, source, destination, concat.ref_bits, concat.reference,
+                           concat.total)
+        part = {"body": concat.body.hex(), "data_coding": data_coding}
+        try:
+            stored = self._store.add_fragment(key, concat.sequence, concat.total, part,
+                                              self._clock.seconds())
+            if stored < concat.total:
+                log.low("part {sequence} of {total} (reference {reference}) from {source} stored",
+                        sequence=concat.sequence, total=concat.total, reference=concat.reference,
+                        source=source)
+                return self._when_durable(log, f"part {concat.sequence} of an SMS from {source}")
+            parts = [payload for _, payload in self._store.fragments(key)]
+            # Dropped in the same transaction as the inbox row written below.
+            self._store.drop_fragments(key)
+        except StoreError as error:
+            log.problem("cannot store part {sequence} of an SMS from {source}: {error}",
+                        sequence=concat.sequence, source=source, error=error)
+            return ESME_RX_T_APPN
+        try:
+            text = _join(parts)
+        except UndecodableText as error:
+            log.problem("not accepted: SMS of {total} parts from {source} to {destination}: {error}",
+                        total=concat.total, source=source, destination=destination, error=error)
+            return ESME_RX_R_APPN
+        return self._route(server, log, source, destination, text)
+
+    def _route(self, server: ServerConfig, log: SmppLog, source: str, destination: str,
+               text: str) -> Deferred[int] | int:
+        try:
+            # A server with dialogs but no table (dialog_timeout 0) sends no prefixes
+            # either (see queue.Outbound), so its replies are read as with Dialogs off.
+            delivery = route_incoming(
+                dialogs=server.dialogs and self._dialogs is not None,
+                recipient=server.recipient,
+                table=self._dialogs,
+                phone=_phone(source),
+                destination_number=destination,
+                text=text,
+            )
+        except StoreError as error:  # the table saves the binding it touched
+            log.problem("cannot store the dialog binding of {source}: {error}", source=source,
+                        error=error)
+            return ESME_RX_T_APPN
+        if delivery.recipient is None:
+            log.problem("not accepted: SMS from {source} to {destination}: {reason}",
+                        source=source, destination=destination, reason=delivery.reason)
+            return ESME_RX_R_APPN
+        sender = sender_address(source, server.name)
+        recipient = delivery.recipient
+        payload = {"method": "MESSAGE", "sender": sender, "recipient": recipient,
+                   "body": delivery.body, "server": server.name}
+        try:
+            self._store.add_inbox("deliver", payload, self._clock.seconds())
+        except StoreError as error:
+            log.problem("cannot store the SMS from {sender}: {error}", sender=sender, error=error)
+            return ESME_RX_T_APPN
+        self._inbox_size += 1
+        return self._when_durable(log, f"the SMS from {sender}", lambda: log.major(
+            "SMS from {sender} for {recipient} accepted: {reason}", sender=sender,
+            recipient=recipient, reason=delivery.reason))
+
+    def _when_durable(self, log: SmppLog, what: str,
+                      on_stored: Callable[[], None] | None = None) -> Deferred[int]:
+        """ESME_ROK once everything written so far is committed; ESME_RX_T_APPN if the commit fails."""
+
+        def stored(_: object) -> int:
+            if on_stored is not None:
+                on_stored()
+            self._wake()
+            return ESME_ROK
+
+        def failed(failure: Failure) -> int:
+            log.problem("cannot store {what}: {error}; the SMSC will send it again", what=what,
+                        error=failure.getErrorMessage())
+            self._recount()
+            return ESME_RX_T_APPN
+
+        return self._store.durable().addCallbacks(stored, failed)
+
+    def _recount(self) -> None:
+        """Read the inbox size again after a rolled-back commit took rows with it."""
+        try:
+            self._inbox_size = self._store.counts()["inbox"]
+        except StoreError:
+            pass  # keep the count we have: at worst back-pressure starts early
+
+    # -- reassembly expiry ---------------------------------------------------------
+
+    def expire_fragments(self) -> int:
+        """Drop the parts of every message still incomplete after the reassembly timeout.
+
+        Returns how many messages were dropped; each gets a line at ``problems``.
+        """
+        timeout = self._config.module.reassembly_timeout
+        try:
+            keys = self._store.stale_fragments(self._clock.seconds() - timeout)
+            for key in keys:
+                got = len(self._store.fragments(key))
+                self._store.drop_fragments(key)
+                try:
+                    server, source, destination, _bits, reference, total = json.loads(key)
+                except (ValueError, TypeError):
+                    self._module_log.problem("incomplete SMS {key!r} expired", key=key)
+                    continue
+                self._log(server).problem(
+                    "incomplete SMS from {source} to {destination} (reference {reference})"
+                    " dropped: {got} of {total} parts arrived within {timeout:g}s",
+                    source=source, destination=destination, reference=reference, got=got,
+                    total=total, timeout=timeout)
+        except StoreError as error:
+            self._module_log.problem("cannot expire incomplete SMS: {error}", error=error)
+            return 0
+        return len(keys)
+
+    # -- the host side -------------------------------------------------------------
+
+    def _wake(self) -> None:
+        """Hand out what can go now, once everything written so far is committed.
+
+        Reading only committed rows means a row whose commit then fails (and so
+        was answered ESME_RX_T_APPN) never reaches a host.
+        """
+        if not self._running or self._pump_waiting or self._pumping:
+            # While pumping, the running loop re-checks hosts, rows and room itself.
+            return
+        self._pump_waiting = True
+        self._store.durable().addBoth(self._pump)
+
+    def _pump(self, _: object = None) -> None:
+        self._pump_waiting = False
+        if not self._running:
+            return
+        self._pumping = True
+        try:
+            while len(self._in_flight) < MAX_IN_FLIGHT and self._registry.hosts:
+                row = self._next_row()
+                if row is None:
+                    break
+                host = self._registry.pick()
+                assert host is not None
+                self._send(host, row)
+        finally:
+            self._pumping = False
+        self._schedule_retry()
+
+    def _next_row(self) -> InboxRow | None:
+        if self._retries and self._retries[0][0] <= self._clock.seconds():
+            _, row_id, row = heapq.heappop(self._retries)
+            self._held.discard(row_id)
+            return row
+        if not self._ready:
+            self._refill()
+        return self._ready.popleft() if self._ready else None
+
+    def _refill(self) -> None:
+        try:
+            rows = self._store.inbox(limit=_PAGE, after_id=self._cursor)
+        except StoreError as error:
+            self._module_log.problem("cannot read the inbox: {error}", error=error)
+            self._schedule_retry(self._clock.seconds() + STORE_RETRY_DELAY)
+            return
+        for row in rows:
+            self._cursor = row.id
+            if row.id not in self._in_flight and row.id not in self._held:
+                self._ready.append(row)
+
+    def _send(self, host: Any, row: InboxRow) -> None:
+        command = _COMMANDS.get(row.kind)
+        if command is None:
+            self._log(str(row.payload.get("server", "*"))).problem(
+                "inbox row {id} of unknown kind {kind!r} dropped", id=row.id, kind=row.kind)
+            self._forget(row)
+            return
+        self._in_flight.add(row.id)
+        d = maybeDeferred(host.callRemote, command, **row.payload)
+        d.addCallbacks(self._answered, self._failed, callbackArgs=(row,), errbackArgs=(row,))
+        d.addErrback(lambda failure: self._module_log.problem(
+            "inbox dispatch failed: {error}", error=failure.getErrorMessage()))
+
+    def _answered(self, _: object, row: InboxRow) -> None:
+        self._in_flight.discard(row.id)
+        self._log(str(row.payload.get("server", "*"))).major(
+            "{what} handed to a host", what=_describe(row))
+        self._forget(row)
+        self._wake()
+
+    def _failed(self, failure: Failure, row: InboxRow) -> None:
+        self._in_flight.discard(row.id)
+        log = self._log(str(row.payload.get("server", "*")))
+        if failure.check(Refused):
+            log.problem("{what} refused by the host: dropped", what=_describe(row))
+            self._forget(row)
+            self._wake()
+            return
+        try:
+            attempts = self._store.bump_inbox(row.id)
+        except UnknownRow:
+            return  # gone already (a rolled-back commit): nothing left to deliver
+        except StoreError:
+            attempts = row.attempts + 1
+        if attempts >= self._max_attempts:
+            log.problem("{what} not taken by a host after {attempts} attempts ({error}): dropped",
+                        what=_describe(row), attempts=attempts, error=failure.getErrorMessage())
+            self._forget(row)
+            self._wake()
+            return
+        delay = min(MAX_RETRY_DELAY, RETRY_DELAY * 2 ** (attempts - 1))
+        log.problem("{what} not taken by a host ({error}): attempt {attempts} of {max},"
+                    " next in {delay:g}s", what=_describe(row), error=failure.getErrorMessage(),
+                    attempts=attempts, max=self._max_attempts, delay=delay)
+        if self._running:
+            retry = dataclasses.replace(row, attempts=attempts)
+            heapq.heappush(self._retries, (self._clock.seconds() + delay, row.id, retry))
+            self._held.add(row.id)
+        self._wake()
+
+    def _forget(self, row: InboxRow) -> None:
+        try:
+            self._store.remove_inbox(row.id)
+        except StoreError as error:
+            # It stays in the store and goes to a host again after a restart.
+            self._module_log.problem("cannot remove inbox row {id}: {error}", id=row.id,
+                                     error=error)
+            return
+        self._inbox_size = max(0, self._inbox_size - 1)
+
+    def _schedule_retry(self, due: float | None = None) -> None:
+        """Wake the dispatcher at ``due``, or when the first row in backoff is due."""
+        if due is None:
+            if (not self._retries or not self._registry.hosts
+                    or len(self._in_flight) >= MAX_IN_FLIGHT):
+                return  # nothing waits, or a host logging in or answering will wake us
+            due = self._retries[0][0]
+        if self._retry_call is not None and self._retry_due is not None and self._retry_due <= due:
+            return
+        self._cancel_retry_call()
+        self._retry_due = due
+        self._retry_call = self._clock.callLater(max(0.0, due - self._clock.seconds()),
+                                                 self._retry_now)
+
+    def _retry_now(self) -> None:
+        self._retry_call = self._retry_due = None
+        self._wake()
+
+    def _cancel_retry_call(self) -> None:
+        if self._retry_call is not None and self._retry_call.active():
+            self._retry_call.cancel()
+        self._retry_call = self._retry_due = None
+
+
+def _join(parts: list[dict[str, Any]]) -> str:
+    """The text of a whole message from its stored parts, in sequence order.
+
+    The bytes are joined before decoding: a sender may cut a UCS2 surrogate pair
+    or a GSM escape between two parts. Parts in different codings (which no
+    sender should send) are decoded one by one.
+    """
+    codings = {part["data_coding"] for part in parts}
+    if len(codings) == 1:
+        (coding,) = codings
+        return decode_text(coding, b"".join(bytes.fromhex(part["body"]) for part in parts))
+    return "".join(decode_text(part["data_coding"], bytes.fromhex(part["body"])) for part in parts)
+
+
+def _describe(row: InboxRow) -> str:
+    payload = row.payload
+    if row.kind == "report":
+        return (f"delivery report for {payload.get('request_id')}"
+                f" ({payload.get('message_id')} {payload.get('state')})")
+    return f"SMS from {payload.get('sender')} for {payload.get('recipient')}"

@@ -1,0 +1,832 @@
+"""Tests for inbound SMS: decoding, reassembly, receipts, the Recipient and Dialogs rules, the inbox and its dispatch to hosts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionLost
+from twisted.internet.task import Clock
+from twisted.logger import LogLevel, capturedLogs, formatEvent
+from twisted.trial.unittest import SynchronousTestCase
+
+from smppgw.amp import DeliverSignal, HostRegistry, HostTryLater, Refused, SignalReport
+from smppgw.codec import PDU
+from smppgw.config import Config, parse_config
+from smppgw.constants import ESME_ROK, ESME_RX_R_APPN, ESME_RX_T_APPN
+from smppgw.dialogs import DialogTable
+from smppgw.inbound import MAX_IN_FLIGHT, Inbound, sender_address
+from smppgw.receipts import submit_key
+from smppgw.store import Store, StoreError
+from smppgw.textcodec import encode_text
+
+PHONE = "79161234567"
+
+
+def make_config(*, name: str = "sim", dialogs: bool = False, recipient: str = "",
+                module: str = "") -> Config:
+    return parse_config(
+        f"[module]\n{module}\n"
+        f'[[server]]\nname = "{name}"\naddress = "127.0.0.1"\nsystem_id = "esme"\n'
+        f'password = "pw"\ndialogs = {str(dialogs).lower()}\nrecipient = "{recipient}"\n'
+    )
+
+
+@dataclass
+class Call:
+    command: Any
+    arguments: dict[str, Any]
+    deferred: Deferred[Any]
+
+
+class FakeHost:
+    """A logged-in host: records each callRemote; with ``auto`` it answers ``{}`` at once."""
+
+    def __init__(self, auto: bool = False) -> None:
+        self.auto = auto
+        self.calls: list[Call] = []
+
+    def callRemote(self, command: Any, **arguments: Any) -> Deferred[Any]:
+        d: Deferred[Any] = Deferred()
+        self.calls.append(Call(command, arguments, d))
+        if self.auto:
+            d.callback({})
+        return d
+
+    def signals(self) -> list[dict[str, Any]]:
+        return [call.arguments for call in self.calls if call.command is DeliverSignal]
+
+    def reports(self) -> list[dict[str, Any]]:
+        return [call.arguments for call in self.calls if call.command is SignalReport]
+
+
+def udh8(reference: int, total: int, sequence: int) -> bytes:
+    return bytes([0x05, 0x00, 0x03, reference, total, sequence])
+
+
+def udh16(reference: int, total: int, sequence: int) -> bytes:
+    return bytes([0x06, 0x08, 0x04, reference >> 8, reference & 0xFF, total, sequence])
+
+
+class InboundTestCase(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.registry = HostRegistry()
+        capture = capturedLogs()
+        self.events = capture.__enter__()
+        self.addCleanup(capture.__exit__, None, None, None)
+
+    def make(self, path: str = ":memory:", *, start: bool = True, table: bool = True,
+             **settings: Any) -> Inbound:
+        """A fresh Store and Inbound on ``path``, as after a (re)start of the gateway."""
+        limits = {key: settings.pop(key) for key in ("max_inbox", "max_attempts") if key in settings}
+        self.config = make_config(**settings)
+        self.server = self.config.servers[0]
+        self.store = Store(path, self.clock)
+        self.table = (DialogTable(self.clock, self.config.module.dialog_timeout, self.store)
+                      if table else None)
+        self.inbound = Inbound(self.config, self.store, self.registry, self.clock, self.table,
+                               **limits)
+        self.handler = self.inbound.handler(self.server)
+        if start:
+            self.inbound.start()
+        self.addCleanup(self.shut_down, self.inbound, self.store)
+        return self.inbound
+
+    def shut_down(self, inbound: Inbound, store: Store) -> None:
+        inbound.stop()
+        store.close()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def restart(self) -> Inbound:
+        """Stop the gateway and start a new one on the same store file."""
+        self.inbound.stop()
+        self.store.close()
+        return self.make(self.store.path, dialogs=self.server.dialogs,
+                         recipient=self.server.recipient, name=self.server.name)
+
+    def host(self, auto: bool = True) -> FakeHost:
+        host = FakeHost(auto)
+        self.registry.add(host)  # type: ignore[arg-type]
+        self.clock.advance(0)
+        return host
+
+    def answer(self, params: dict[str, Any], command: str = "deliver_sm") -> int:
+        """The status the SMSC gets back for one deliver_sm, checking it waits for the commit."""
+        result = self.handler(PDU(command, 1, 0, params))
+        if isinstance(result, Deferred):
+            self.assertNoResult(result)
+            self.clock.advance(0)
+            status = self.successResultOf(result)
+        else:
+            status = result
+        self.clock.advance(0)
+        return status
+
+    def deliver(self, text: str | bytes = "hi", source: str = PHONE, destination: str = "15550100",
+                *, data_coding: int = 0, esm_class: int = 0, udh: bytes = b"",
+                **tlvs: Any) -> int:
+        body = text if isinstance(text, bytes) else encode_text(text, data_coding)
+        if udh:
+            esm_class |= 0x40
+        params = {"source_addr": source.encode("latin-1"), "source_addr_ton": 1,
+                  "destination_addr": destination.encode("latin-1"), "esm_class": esm_class,
+                  "data_coding": data_coding, "short_message": udh + body}
+        params.update(tlvs)
+        return self.answer(params)
+
+    def problems(self) -> list[str]:
+        return [formatEvent(e) for e in self.events if e.get("log_level") == LogLevel.warn]
+
+
+class RecipientRuleTests(InboundTestCase):
+    """The reference's Recipient setting with Dialogs off."""
+
+    def test_dialogs_off_to_recipient(self) -> None:
+        """With Dialogs off and a Recipient, every SMS goes to it, its text untouched."""
+        self.make(recipient="sms@example.com")
+        host = self.host()
+        self.assertEqual(self.deliver("@a hello"), ESME_ROK)
+        self.assertEqual(host.signals(), [{
+            "method": "MESSAGE", "sender": f"+{PHONE}@sim._smpp", "recipient": "sms@example.com",
+            "body": "@a hello", "server": "sim"}])
+
+    def test_dialogs_off_no_recipient_to_telnum(self) -> None:
+        """With Dialogs off and no Recipient, an SMS goes to +destination@telnum."""
+        self.make()
+        host = self.host()
+        self.assertEqual(self.deliver("hello", destination="74992713154"), ESME_ROK)
+        [signal] = host.signals()
+        self.assertEqual(signal["recipient"], "+74992713154@telnum")
+        self.assertEqual(signal["body"], "hello")
+
+    def test_destination_not_a_number_refused(self) -> None:
+        """With Dialogs off, no Recipient and a destination that is no number, the SMS is refused."""
+        self.make()
+        host = self.host()
+        self.assertEqual(self.deliver("hello", destination="SHORTCODE"), ESME_RX_R_APPN)
+        self.assertEqual(host.calls, [])
+        [line] = self.problems()
+        self.assertIn("not accepted", line)
+
+    def test_empty_named_server_sender(self) -> None:
+        """On the empty-named server the sender is +E164@smpp."""
+        self.make(name="")
+        host = self.host()
+        self.deliver("hi", source="+15551234")
+        self.assertEqual(host.signals()[0]["sender"], "+15551234@smpp")
+
+    def test_alphanumeric_sender(self) -> None:
+        """An alphanumeric sender keeps its name, in the server's domain."""
+        self.make(recipient="sms@example.com")
+        host = self.host()
+        self.deliver("Your code is 1234", source="MyBank")
+        self.assertEqual(host.signals()[0]["sender"], "MyBank@sim._smpp")
+
+    def test_sender_address_forms(self) -> None:
+        """Senders: numbers with or without '+', names, blanks and '@' made '_', empty names."""
+        self.assertEqual(sender_address("15551234", "a"), "+15551234@a._smpp")
+        self.assertEqual(sender_address("+15551234", ""), "+15551234@smpp")
+        self.assertEqual(sender_address("My Bank@x", ""), "My_Bank_x@smpp")
+        self.assertEqual(sender_address("", "a"), "unknown@a._smpp")
+        self.assertEqual(sender_address("1234567890123456", "a"), "1234567890123456@a._smpp")
+
+
+class DialogRuleTests(InboundTestCase):
+    """The reference's Dialogs rules, with and without a Recipient."""
+
+    def bind(self, *senders: str) -> None:
+        for sender in senders:
+            self.table.outgoing_prefix("+" + PHONE, sender)  # type: ignore[union-attr]
+
+    def test_one_binding_no_prefix(self) -> None:
+        """With exactly one binding, a reply without a prefix goes to its address."""
+        self.make(dialogs=True)
+        host = self.host()
+        self.bind("smith@company.dom")
+        self.assertEqual(self.deliver("Great. Signed?"), ESME_ROK)
+        [signal] = host.signals()
+        self.assertEqual((signal["recipient"], signal["body"]), ("smith@company.dom", "Great. Signed?"))
+
+    def test_no_binding_no_recipient_refused(self) -> None:
+        """Dialogs on, no binding and no Recipient: not accepted, a permanent error and a log line."""
+        self.make(dialogs=True)
+        host = self.host()
+        self.assertEqual(self.deliver("hello"), ESME_RX_R_APPN)
+        self.assertEqual(host.calls, [])
+        self.assertEqual(self.store.counts()["inbox"], 0)
+        [line] = self.problems()
+        self.assertIn("not accepted", line)
+        self.assertIn("no dialog binding", line)
+
+    def test_no_binding_to_recipient(self) -> None:
+        """Dialogs on and no binding, with a Recipient: to the Recipient."""
+        self.make(dialogs=True, recipient="sms@example.com")
+        host = self.host()
+        self.assertEqual(self.deliver("hello"), ESME_ROK)
+        self.assertEqual(host.signals()[0]["recipient"], "sms@example.com")
+
+    def test_escape_prefix_to_recipient(self) -> None:
+        """A binding exists but the text starts with '@@ ': to the Recipient, prefix removed."""
+        self.make(dialogs=True, recipient="sms@example.com")
+        host = self.host()
+        self.bind("smith@company.dom")
+        self.deliver("@@ for the office")
+        [signal] = host.signals()
+        self.assertEqual((signal["recipient"], signal["body"]), ("sms@example.com", "for the office"))
+
+    def test_escape_prefix_without_recipient_refused(self) -> None:
+        """'@@ ' with no Recipient set: not accepted."""
+        self.make(dialogs=True)
+        self.bind("smith@company.dom")
+        self.assertEqual(self.deliver("@@ anyone?"), ESME_RX_R_APPN)
+
+    def test_two_bindings_no_prefix_refused(self) -> None:
+        """Two bindings and no prefix: not accepted without a Recipient."""
+        self.make(dialogs=True)
+        self.bind("susan@company.dom", "smith@company.dom")
+        self.assertEqual(self.deliver("Yes"), ESME_RX_R_APPN)
+        self.assertIn("2 dialog bindings", self.problems()[0])
+
+    def test_two_bindings_no_prefix_to_recipient(self) -> None:
+        """Two bindings and no prefix, with a Recipient: to the Recipient."""
+        self.make(dialogs=True, recipient="sms@example.com")
+        host = self.host()
+        self.bind("susan@company.dom", "smith@company.dom")
+        self.deliver("Yes")
+        self.assertEqual(host.signals()[0]["recipient"], "sms@example.com")
+
+    def test_letter_prefixes(self) -> None:
+        """'@b ' and '@b:' pick binding b; the prefix is stripped from the body."""
+        self.make(dialogs=True)
+        host = self.host()
+        self.bind("susan@company.dom", "smith@company.dom")
+        self.deliver("@b good! I'll be there in 30m")
+        self.deliver("@a: Thnx a lot, I will!")
+        self.assertEqual([(s["recipient"], s["body"]) for s in host.signals()], [
+            ("smith@company.dom", "good! I'll be there in 30m"),
+            ("susan@company.dom", "Thnx a lot, I will!")])
+
+    def test_capital_letter_prefix(self) -> None:
+        """Phones capitalise the first letter: '@A ' works as '@a '."""
+        self.make(dialogs=True)
+        host = self.host()
+        self.bind("susan@company.dom", "smith@company.dom")
+        self.deliver("@A Sure")
+        self.assertEqual(host.signals()[0]["recipient"], "susan@company.dom")
+
+    def test_unknown_letter_refused(self) -> None:
+        """A prefix naming an unbound letter is not accepted when no Recipient is set."""
+        self.make(dialogs=True)
+        self.bind("susan@company.dom")
+        self.assertEqual(self.deliver("@c hello"), ESME_RX_R_APPN)
+        self.assertIn("no dialog binding @c", self.problems()[0])
+
+    def test_binding_found_with_recipient(self) -> None:
+        """With a Recipient set, a found binding still wins over it."""
+        self.make(dialogs=True, recipient="sms@example.com")
+        host = self.host()
+        self.bind("smith@company.dom")
+        self.deliver("ok")
+        self.assertEqual(host.signals()[0]["recipient"], "smith@company.dom")
+
+    def test_dialogs_without_table_read_as_off(self) -> None:
+        """A dialogs server without a table (dialog_timeout 0) sends no prefixes: replies follow the Dialogs-off rule."""
+        self.make(dialogs=True, table=False)
+        host = self.host()
+        self.assertEqual(self.deliver("hello", destination="15550100"), ESME_ROK)
+        self.assertEqual(host.signals()[0]["recipient"], "+15550100@telnum")
+
+    def test_bindings_survive_restart(self) -> None:
+        """A binding made before a restart still routes a reply after it."""
+        self.make(self.mktemp(), dialogs=True)
+        self.bind("smith@company.dom")
+        self.clock.advance(0)
+        self.restart()
+        host = self.host()
+        self.deliver("Congrats, CU!")
+        self.assertEqual(host.signals()[0]["recipient"], "smith@company.dom")
+
+
+class DecodingTests(InboundTestCase):
+    """Text by data_coding, from short_message or message_payload."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.make(recipient="sms@example.com")
+        self.hosted = self.host()
+
+    def bodies(self) -> list[str]:
+        return [signal["body"] for signal in self.hosted.signals()]
+
+    def test_codings(self) -> None:
+        """GSM (with its extension table), ASCII, Latin-1 and UCS2 texts arrive as written."""
+        self.deliver("Price: 5€ [a] {b} ~c^ \\d|", data_coding=0x00)
+        self.deliver("plain ascii", data_coding=0x01)
+        self.deliver("caf\u00e9 \u00fcber", data_coding=0x03)
+        self.deliver("Привет 👋🏽", data_coding=0x08)
+        self.assertEqual(self.bodies(), ["Price: 5€ [a] {b} ~c^ \\d|", "plain ascii",
+                                         "caf\u00e9 \u00fcber", "Привет 👋🏽"])
+
+    def test_message_payload(self) -> None:
+        """A deliver_sm with empty short_message carries its text in message_payload."""
+        self.deliver(b"", message_payload="long text in the payload".encode("ascii"))
+        self.assertEqual(self.bodies(), ["long text in the payload"])
+
+    def test_data_sm(self) -> None:
+        """A data_sm is handled like a deliver_sm."""
+        status = self.answer({"source_addr": PHONE.encode(), "destination_addr": b"1555",
+                              "esm_class": 0, "data_coding": 0x08,
+                              "message_payload": "ok 👍".encode("utf-16-be")}, "data_sm")
+        self.assertEqual(status, ESME_ROK)
+        self.assertEqual(self.bodies(), ["ok 👍"])
+
+    def test_non_concat_udh_stripped(self) -> None:
+        """A UDH without a concat element (a port number, say) is removed from the text."""
+        self.deliver("hello", udh=bytes([0x06, 0x05, 0x04, 0x0B, 0x84, 0x23, 0xF0]))
+        self.assertEqual(self.bodies(), ["hello"])
+
+    def test_binary_refused(self) -> None:
+        """8-bit binary data is refused with a permanent error and a clear log line."""
+        self.assertEqual(self.deliver(b"\x00\xff\x10", data_coding=0x04), ESME_RX_R_APPN)
+        self.assertEqual(self.hosted.calls, [])
+        [line] = self.problems()
+        self.assertIn("not accepted", line)
+        self.assertIn("binary", line)
+
+    def test_binary_part_refused_unstored(self) -> None:
+        """A binary part is refused at once: nothing is kept waiting for the other parts."""
+        status = self.deliver(b"\x00\xff", data_coding=0x04, udh=udh8(1, 2, 1))
+        self.assertEqual(status, ESME_RX_R_APPN)
+        self.assertEqual(self.store.counts()["fragments"], 0)
+
+    def test_broken_udh_refused(self) -> None:
+        """A UDH that runs past the message is refused with a permanent error."""
+        self.assertEqual(self.deliver(b"\x09\x00\x03", esm_class=0x40), ESME_RX_R_APPN)
+        self.assertIn("UDH", self.problems()[0])
+
+
+class ReassemblyTests(InboundTestCase):
+    """Concatenated SMS: UDH 8/16-bit, SAR, any order, expiry, restarts."""
+
+    def test_parts_out_of_order(self) -> None:
+        """Parts arriving 3, 1, 2 are each acknowledged and make one message, in sequence order."""
+        self.make(recipient="sms@example.com")
+        host = self.host()
+        for sequence, chunk in [(3, "three"), (1, "one "), (2, "two ")]:
+            self.assertEqual(self.deliver(chunk, udh=udh8(7, 3, sequence)), ESME_ROK)
+            if sequence != 2:
+                self.assertEqual(host.calls, [])
+        self.assertEqual([s["body"] for s in host.signals()], ["one two three"])
+        self.assertEqual(self.store.counts()["fragments"], 0)
+
+    def test_16bit_reference_not_first_element(self) -> None:
+        """A 16-bit concat element after another UDH element is found and used."""
+        self.make(recipient="sms@example.com")
+        host = self.host()
+        port = bytes([0x05, 0x04, 0x0B, 0x84, 0x23, 0xF0])
+        for sequence, chunk in [(2, "world"), (1, "hello ")]:
+            header = udh16(0x1234, 2, sequence)
+            udh = bytes([header[0] + len(port)]) + port + header[1:]
+            self.deliver(chunk, udh=udh)
+        self.assertEqual([s["body"] for s in host.signals()], ["hello world"])
+
+    def test_sar(self) -> None:
+        """Parts numbered by SAR TLVs are reassembled."""
+        self.make(recipient="sms@example.com")
+        host = self.host()
+        for sequence, chunk in [(2, "B"), (1, "A")]:
+            self.deliver(chunk, sar_msg_ref_num=0xBEEF, sar_total_segments=2,
+                         sar_segment_seqnum=sequence)
+        self.assertEqual([s["body"] for s in host.signals()], ["AB"])
+
+    def test_references_and_senders_kept_apart(self) -> None:
+        """Interleaved series with different references, widths or senders never mix."""
+        self.make(recipient="sms@example.com")
+        host = self.host()
+        self.deliver("a1", udh=udh8(5, 2, 1))
+        self.deliver("b1", udh=udh16(5, 2, 1))
+        self.deliver("c1", source="15550002", udh=udh8(5, 2, 1))
+        self.deliver("d1", udh=udh8(6, 2, 1))
+        self.deliver("-b2", udh=udh16(5, 2, 2))
+        self.deliver("-c2", source="15550002", udh=udh8(5, 2, 2))
+        self.deliver("-a2", udh=udh8(5, 2, 2))
+        self.assertEqual([s["body"] for s in host.signals()], ["b1-b2", "c1-c2", "a1-a2"])
+        self.assertEqual(self.store.counts()["fragments"], 1)
+
+    def test_ucs2_emoji_split_between_parts(self) -> None:
+        """A surrogate pair cut between two UCS2 parts is joined before decoding."""
+        self.make(recipient="sms@example.com")
+        host = self.host()
+        data = "ok 😀!".encode("utf-16-be")
+        cut = data.index("😀".encode("utf-16-be")) + 2
+        self.deliver(data[:cut], data_coding=0x08, udh=udh8(9, 2, 1))
+        self.deliver(data[cut:], data_coding=0x08, udh=udh8(9, 2, 2))
+        self.assertEqual([s["body"] for s in host.signals()], ["ok 😀!"])
+
+    def test_gsm_escape_split_between_parts(self) -> None:
+        """A GSM extension character whose escape ends one part and code starts the next reads as itself."""
+        self.make(recipient="sms@example.com")
+        host = self.host()
+        data = encode_text("cost 5€ now", 0)
+        cut = data.index(b"\x1b") + 1
+        self.deliver(data[:cut], udh=udh8(3, 2, 1))
+        self.deliver(data[cut:], udh=udh8(3, 2, 2))
+        self.assertEqual([s["body"] for s in host.signals()], ["cost 5€ now"])
+
+    def test_rules_apply_to_whole_message(self) -> None:
+        """The dialog prefix is read from the reassembled text, not from a part."""
+        self.make(dialogs=True)
+        host = self.host()
+        assert self.table is not None
+        self.table.outgoing_prefix("+" + PHONE, "susan@company.dom")
+        self.table.outgoing_prefix("+" + PHONE, "smith@company.dom")
+        self.deliver("long reply", udh=udh8(1, 2, 2))
+        self.deliver("@b ", udh=udh8(1, 2, 1))
+        [signal] = host.signals()
+        self.assertEqual((signal["recipient"], signal["body"]), ("smith@company.dom", "long reply"))
+
+    def test_whole_message_refused_by_rules(self) -> None:
+        """When the rules refuse a reassembled message, its last part gets the permanent error."""
+        self.make(dialogs=True)
+        self.assertEqual(self.deliver("one ", udh=udh8(1, 2, 1)), ESME_ROK)
+        self.assertEqual(self.deliver("two", udh=udh8(1, 2, 2)), ESME_RX_R_APPN)
+        self.assertEqual(self.store.counts()["fragments"], 0)
+
+    def test_restart_between_parts(self) -> None:
+        """Parts stored before a restart join the parts received after it."""
+        self.make(self.mktemp(), recipient="sms@example.com")
+        self.assertEqual(self.deliver("before ", udh=udh8(42, 2, 1)), ESME_ROK)
+        self.restart()
+        host = self.host()
+        self.assertEqual(self.deliver("after", udh=udh8(42, 2, 2)), ESME_ROK)
+        self.assertEqual([s["body"] for s in host.signals()], ["before after"])
+
+    def test_incomplete_set_expires(self) -> None:
+        """A set still incomplete after reassembly_timeout is dropped with a log line; a late part starts anew."""
+        self.make(recipient="sms@example.com", module='reassembly_timeout = "20m"')
+        host = self.host()
+        self.deliver("one ", udh=udh8(8, 2, 1))
+        self.clock.advance(19 * 60)
+        self.assertEqual(self.store.counts()["fragments"], 1)
+        self.clock.advance(5 * 60)
+        self.assertEqual(self.store.counts()["fragments"], 0)
+        [line] = self.problems()
+        self.assertIn(f"incomplete SMS from {PHONE}", line)
+        self.assertIn("1 of 2 parts", line)
+        self.deliver("two", udh=udh8(8, 2, 2))
+        self.assertEqual(host.calls, [])
+        self.assertEqual(self.store.counts()["fragments"], 1)
+
+    def test_expiry_after_restart(self) -> None:
+        """Parts left from before a restart expire too, checked as soon as the gateway starts."""
+        self.make(self.mktemp(), recipient="sms@example.com")
+        self.deliver("one ", udh=udh8(8, 2, 1))
+        self.clock.advance(3600)
+        self.restart()
+        self.assertEqual(self.store.counts()["fragments"], 0)
+        self.assertIn("dropped: 1 of 2 parts", self.problems()[0])
+
+
+class ReceiptTests(InboundTestCase):
+    """Delivery receipts become SignalReport for the request that sent the message."""
+
+    def sent(self, message_id: str, request_id: str = "req-1", parts: int = 1, index: int = 0) -> None:
+        if self.store.outbound(request_id) is None:
+            self.store.add_outbound(request_id, "sim", {}, parts, 0.0)
+        self.store.set_message_id(request_id, index, message_id, submit_key(message_id))
+        self.clock.advance(0)
+
+    def receipt(self, message_id: str, stat: str = "DELIVRD", tlvs: bool = True, **extra: Any) -> int:
+        text = f"id:{message_id} sub:001 dlvrd:001 submit date:2401011200 done date:2401011201 stat:{stat} err:000 text:hi"
+        params: dict[str, Any] = {"source_addr": PHONE.encode(), "destination_addr": b"1555",
+                                  "esm_class": 0x04, "data_coding": 0,
+                                  "short_message": text.encode("ascii")}
+        if tlvs:
+            params["receipted_message_id"] = message_id.encode("ascii")
+            params["message_state"] = 2 if stat == "DELIVRD" else 5
+        params.update(extra)
+        return self.answer(params)
+
+    def test_receipt_matched(self) -> None:
+        """A receipt for a sent message id gives a SignalReport naming the request and the id."""
+        self.make()
+        host = self.host()
+        self.sent("0000001a")
+        self.assertEqual(self.receipt("0000001a"), ESME_ROK)
+        self.assertEqual(host.reports(), [{"request_id": "req-1", "message_id": "0000001a",
+                                           "state": "DELIVERED", "error": "000", "server": "sim"}])
+        self.assertEqual(host.signals(), [])
+
+    def test_receipt_decimal_for_hex_id(self) -> None:
+        """A receipt writing in decimal the id the SMSC gave in hex still matches, reporting the id as sent."""
+        self.make()
+        host = self.host()
+        self.sent("0000001A")
+        self.receipt("26", stat="UNDELIV", tlvs=False)
+        self.assertEqual(host.reports(), [{"request_id": "req-1", "message_id": "0000001A",
+                                           "state": "UNDELIVERABLE", "error": "000", "server": "sim"}])
+
+    def test_receipt_hex_for_decimal_id(self) -> None:
+        """A receipt writing in hex the id the SMSC gave in decimal matches too."""
+        self.make()
+        host = self.host()
+        self.sent("26")
+        self.receipt("1a", tlvs=False)
+        self.assertEqual(host.reports()[0]["message_id"], "26")
+
+    def test_receipt_names_part(self) -> None:
+        """A receipt for the second part of a two-part request reports that part's id."""
+        self.make()
+        host = self.host()
+        self.sent("100", parts=2, index=0)
+        self.sent("101", parts=2, index=1)
+        self.receipt("101")
+        self.assertEqual(host.reports()[0]["message_id"], "101")
+
+    def test_receipt_by_tlvs_only(self) -> None:
+        """receipted_message_id and message_state mark a receipt even without the esm_class bit."""
+        self.make()
+        host = self.host()
+        self.sent("77")
+        self.receipt("77", esm_class=0)
+        self.assertEqual(host.reports()[0]["state"], "DELIVERED")
+
+    def test_unmatched_receipt_acknowledged(self) -> None:
+        """A receipt matching no sent message is logged and acknowledged: a retry could not help."""
+        self.make()
+        host = self.host()
+        self.assertEqual(self.receipt("ffff"), ESME_ROK)
+        self.assertEqual(host.calls, [])
+        self.assertIn("unknown message id ffff", self.problems()[0])
+
+    def test_receipt_of_other_server_unmatched(self) -> None:
+        """A message id is matched only among the messages of the server the receipt came from."""
+        self.make()
+        self.store.add_outbound("other", "elsewhere", {}, 1, 0.0)
+        self.store.set_message_id("other", 0, "55", submit_key("55"))
+        self.assertEqual(self.receipt("55"), ESME_ROK)
+        self.assertEqual(self.store.counts()["inbox"], 0)
+
+
+class DispatchTests(InboundTestCase):
+    """Handing the inbox to hosts: waiting, round-robin, refusals, retries, limits."""
+
+    def test_host_absent_then_connects(self) -> None:
+        """With no host, messages wait in the store; the first host to log in gets them, oldest first."""
+        self.make(recipient="sms@example.com")
+        self.deliver("first")
+        self.deliver("second")
+        self.assertEqual(self.store.counts()["inbox"], 2)
+        host = self.host()
+        self.assertEqual([s["body"] for s in host.signals()], ["first", "second"])
+        self.assertEqual(self.store.counts()["inbox"], 0)
+
+    def test_stored_rows_delivered_after_restart(self) -> None:
+        """Rows stored before a restart go to a host after it."""
+        self.make(self.mktemp(), recipient="sms@example.com")
+        self.deliver("kept")
+        self.restart()
+        host = self.host()
+        self.assertEqual([s["body"] for s in host.signals()], ["kept"])
+
+    def test_removed_only_when_answered(self) -> None:
+        """A row stays in the store until the host answers it."""
+        self.make(recipient="sms@example.com")
+        host = self.host(auto=False)
+        self.deliver("hi")
+        self.assertEqual(len(host.calls), 1)
+        self.assertEqual(self.store.counts()["inbox"], 1)
+        host.calls[0].deferred.callback({})
+        self.clock.advance(0)
+        self.assertEqual(self.store.counts()["inbox"], 0)
+
+    def test_round_robin_each_row_once(self) -> None:
+        """Two hosts share the rows round-robin, and no row goes to both."""
+        self.make(recipient="sms@example.com")
+        first, second = self.host(auto=False), self.host(auto=False)
+        for n in range(4):
+            self.deliver(f"m{n}")
+        self.assertEqual([s["body"] for s in first.signals()], ["m0", "m2"])
+        self.assertEqual([s["body"] for s in second.signals()], ["m1", "m3"])
+
+    def test_in_flight_limit(self) -> None:
+        """At most MAX_IN_FLIGHT rows wait for host answers; an answer lets the next one go."""
+        self.make(recipient="sms@example.com")
+        for n in range(MAX_IN_FLIGHT + 5):
+            self.deliver(f"m{n}")
+        host = self.host(auto=False)
+        self.assertEqual(len(host.calls), MAX_IN_FLIGHT)
+        host.calls[0].deferred.callback({})
+        self.clock.advance(0)
+        self.assertEqual(len(host.calls), MAX_IN_FLIGHT + 1)
+        self.assertEqual(host.calls[-1].arguments["body"], f"m{MAX_IN_FLIGHT}")
+
+    def test_due_retry_waits_for_room(self) -> None:
+        """A retry that falls due while MAX_IN_FLIGHT rows are out waits for an answer, without a busy timer."""
+        self.make(recipient="sms@example.com")
+        for n in range(MAX_IN_FLIGHT + 1):
+            self.deliver(f"m{n}")
+        host = self.host(auto=False)
+        host.calls[0].deferred.errback(HostTryLater("busy"))
+        self.clock.advance(0)
+        self.assertEqual(len(host.calls), MAX_IN_FLIGHT + 1)
+        scheduled: list[float] = []
+        schedule = self.clock.callLater
+
+        def counted(delay: float, f: Any, *args: Any, **kw: Any) -> Any:
+            scheduled.append(delay)
+            if len(scheduled) > 100:
+                raise RuntimeError("a busy timer")  # stops the loop rather than hang the test
+            return schedule(delay, f, *args, **kw)
+
+        self.patch(self.clock, "callLater", counted)
+        self.clock.advance(5)
+        self.assertLess(len(scheduled), 5)
+        self.assertEqual(len(host.calls), MAX_IN_FLIGHT + 1)
+        host.calls[1].deferred.callback({})
+        self.clock.advance(0)
+        self.assertEqual(host.calls[-1].arguments["body"], "m0")
+
+    def test_refused_dropped(self) -> None:
+        """A REFUSED answer drops the row for good, with a log line."""
+        self.make(recipient="sms@example.com")
+        host = self.host(auto=False)
+        self.deliver("unwanted")
+        host.calls[0].deferred.errback(Refused("no such user"))
+        self.clock.advance(3600)
+        self.assertEqual(len(host.calls), 1)
+        self.assertEqual(self.store.counts()["inbox"], 0)
+        self.assertIn("refused by the host: dropped", self.problems()[0])
+
+    def test_try_later_backoff_then_gives_up(self) -> None:
+        """TRY_LATER is retried after 1, 2, 4... seconds; after max_attempts the row is logged and dropped."""
+        self.make(recipient="sms@example.com", max_attempts=4)
+        host = self.host(auto=False)
+        self.deliver("busy")
+        sent_at = [self.clock.seconds()]
+        for delay in (1, 2, 4):
+            host.calls[-1].deferred.errback(HostTryLater("busy"))
+            self.clock.advance(delay - 0.5)
+            self.assertEqual(len(host.calls), len(sent_at))
+            self.clock.advance(0.5)
+            self.assertEqual(len(host.calls), len(sent_at) + 1)
+            sent_at.append(self.clock.seconds())
+        host.calls[-1].deferred.errback(HostTryLater("busy"))
+        self.clock.advance(600)
+        self.assertEqual(len(host.calls), 4)
+        self.assertEqual(self.store.counts()["inbox"], 0)
+        self.assertIn("after 4 attempts", self.problems()[-1])
+
+    def test_retry_goes_to_another_host(self) -> None:
+        """A host that disconnects mid-call counts as TRY_LATER; the retry goes to the host still there."""
+        self.make(recipient="sms@example.com")
+        first, second = self.host(auto=False), self.host()
+        self.deliver("hello")
+        self.registry.remove(first)  # type: ignore[arg-type]
+        first.calls[0].deferred.errback(ConnectionLost())
+        self.clock.advance(1)
+        self.assertEqual([s["body"] for s in second.signals()], ["hello"])
+        self.assertEqual(self.store.counts()["inbox"], 0)
+
+    def test_no_host_during_backoff_waits(self) -> None:
+        """A row in backoff with no host left waits for the next host to log in."""
+        self.make(recipient="sms@example.com")
+        first = self.host(auto=False)
+        self.deliver("hello")
+        self.registry.remove(first)  # type: ignore[arg-type]
+        first.calls[0].deferred.errback(ConnectionLost())
+        self.clock.advance(10)
+        self.assertEqual(self.store.inbox()[0].attempts, 1)
+        second = self.host()
+        self.assertEqual([s["body"] for s in second.signals()], ["hello"])
+
+    def test_restart_does_not_resend_in_flight(self) -> None:
+        """A row still awaiting a host's answer is not sent again when the dispatcher restarts."""
+        self.make(recipient="sms@example.com")
+        host = self.host(auto=False)
+        self.deliver("once")
+        self.inbound.stop()
+        self.inbound.start()
+        self.clock.advance(0)
+        self.assertEqual(len(host.calls), 1)
+        host.calls[0].deferred.callback({})
+        self.clock.advance(0)
+        self.assertEqual(self.store.counts()["inbox"], 0)
+
+    def test_reports_dispatched(self) -> None:
+        """Report rows go out as SignalReport, message rows as DeliverSignal, in arrival order."""
+        self.make(recipient="sms@example.com")
+        self.store.add_outbound("r", "sim", {}, 1, 0.0)
+        self.store.set_message_id("r", 0, "9", submit_key("9"))
+        self.deliver("text")
+        self.answer({"source_addr": b"1", "destination_addr": b"2", "esm_class": 4,
+                     "short_message": b"id:9 stat:DELIVRD err:000"})
+        host = self.host()
+        self.assertEqual([call.command for call in host.calls], [DeliverSignal, SignalReport])
+
+    def test_stop_keeps_rows(self) -> None:
+        """After stop, nothing more is sent; the rows wait in the store for the next start."""
+        self.make(recipient="sms@example.com")
+        self.inbound.stop()
+        self.deliver("later")
+        host = self.host()
+        self.assertEqual(host.calls, [])
+        self.inbound.start()
+        self.clock.advance(0)
+        self.assertEqual([s["body"] for s in host.signals()], ["later"])
+
+
+class AcknowledgementTests(InboundTestCase):
+    """What the SMSC hears: ESME_ROK only once stored; temporary errors when the gateway cannot keep it."""
+
+    def test_ok_waits_for_commit(self) -> None:
+        """deliver_sm_resp is held until the message is committed to the store."""
+        self.make(recipient="sms@example.com")
+        result = self.handler(PDU("deliver_sm", 1, 0, {"source_addr": b"1", "destination_addr": b"2",
+                                                       "short_message": b"hi"}))
+        assert isinstance(result, Deferred)
+        self.assertNoResult(result)
+        self.clock.advance(0)
+        self.assertEqual(self.successResultOf(result), ESME_ROK)
+
+    def test_back_pressure(self) -> None:
+        """A full inbox answers ESME_RX_T_APPN (the SMSC retries) and logs once; room again, ESME_ROK again."""
+        self.make(recipient="sms@example.com", max_inbox=2)
+        self.assertEqual(self.deliver("a"), ESME_ROK)
+        self.assertEqual(self.deliver("b"), ESME_ROK)
+        self.assertEqual(self.deliver("c"), ESME_RX_T_APPN)
+        self.assertEqual(self.deliver("d"), ESME_RX_T_APPN)
+        self.assertEqual(len(self.problems()), 1)
+        self.assertIn("limit 2", self.problems()[0])
+        self.host()
+        self.assertEqual(self.deliver("c"), ESME_ROK)
+
+    def test_back_pressure_counts_stored_rows(self) -> None:
+        """Rows left in the store from before a restart count toward the limit."""
+        self.make(self.mktemp(), recipient="sms@example.com")
+        self.deliver("a")
+        self.inbound.stop()
+        self.store.close()
+        self.make(self.store.path, recipient="sms@example.com", max_inbox=1)
+        self.assertEqual(self.deliver("b"), ESME_RX_T_APPN)
+
+    def test_write_failure_is_temporary(self) -> None:
+        """A store that cannot write gets ESME_RX_T_APPN and a log line."""
+        self.make(recipient="sms@example.com")
+
+        def broken(*args: Any, **kw: Any) -> Any:
+            raise StoreError("disk full")
+
+        self.patch(self.store, "add_inbox", broken)
+        self.assertEqual(self.deliver("hi"), ESME_RX_T_APPN)
+        self.assertIn("disk full", self.problems()[0])
+
+    def test_commit_failure_is_temporary(self) -> None:
+        """A commit that fails gets ESME_RX_T_APPN, and no host sees the rolled-back message."""
+        self.make(recipient="sms@example.com")
+        host = self.host()
+        result = self.handler(PDU("deliver_sm", 1, 0, {"source_addr": b"1", "destination_addr": b"2",
+                                                       "short_message": b"hi"}))
+        assert isinstance(result, Deferred)
+        self.store._db.close()  # the commit of the open transaction now fails
+        self.clock.advance(0)
+        self.assertEqual(self.successResultOf(result), ESME_RX_T_APPN)
+        self.assertEqual(host.calls, [])
+        self.assertTrue(any("will send it again" in line for line in self.problems()))
+
+    def test_part_write_failure_is_temporary(self) -> None:
+        """A part the store cannot keep gets ESME_RX_T_APPN."""
+        self.make(recipient="sms@example.com")
+
+        def broken(*args: Any, **kw: Any) -> Any:
+            raise StoreError("disk full")
+
+        self.patch(self.store, "add_fragment", broken)
+        self.assertEqual(self.deliver("x", udh=udh8(1, 2, 1)), ESME_RX_T_APPN)
+
+    def test_receipt_write_failure_is_temporary(self) -> None:
+        """A matched receipt the store cannot keep gets ESME_RX_T_APPN."""
+        self.make()
+        self.store.add_outbound("r", "sim", {}, 1, 0.0)
+        self.store.set_message_id("r", 0, "9", submit_key("9"))
+        self.patch(self.store, "lookup_message", lambda *a: (_ for _ in ()).throw(StoreError("gone")))
+        status = self.answer({"source_addr": b"1", "destination_addr": b"2", "esm_class": 4,
+                              "short_message": b"id:9 stat:DELIVRD err:000"})
+        self.assertEqual(status, ESME_RX_T_APPN)
+
+    def test_unexpected_error_is_temporary(self) -> None:
+        """Any unexpected failure answers ESME_RX_T_APPN rather than losing the message."""
+        self.make(recipient="sms@example.com")
+        self.patch(self.store, "add_inbox", lambda *a: 1 / 0)
+        self.assertEqual(self.deliver("hi"), ESME_RX_T_APPN)
+        self.assertIn("ZeroDivisionError", self.problems()[0])
+
+    def test_accepted_logged_at_major(self) -> None:
+        """Each accepted SMS is logged with its sender and recipient."""
+        self.make(recipient="sms@example.com")
+        self.deliver("hi")
+        infos = [formatEvent(e) for e in self.events if e.get("log_level") == LogLevel.info]
+        self.assertTrue(any(f"+{PHONE}@sim._smpp for sms@example.com accepted" in line
+                            for line in infos), infos)
