@@ -34,7 +34,7 @@ from zope.interface import implementer
 
 from .codec import PDU
 from .esme import ESMEFactory, ESMEProtocol
-from .session import NotBound, SessionSettings, refuse_for_now
+from .session import DeliverHook, NotBound, SessionSettings, refuse_for_now
 from .smpplog import SmppLog
 
 if TYPE_CHECKING:
@@ -191,7 +191,7 @@ class Link(Service):
         self.last_error = ""
         self.sent = 0
         self.received = 0
-        self.deliver = refuse_for_now
+        self.deliver: DeliverHook = refuse_for_now
         self._protocol: ESMEProtocol | None = None
         self._observers: list[Callable[[str], None]] = []
         self._bound_waiters: list[Deferred[Link]] = []

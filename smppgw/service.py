@@ -20,6 +20,7 @@ from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint, s
 from .amp import GatewayAMPFactory, HostRegistry
 from .config import Config
 from .dialogs import DialogTable
+from .inbound import Inbound
 from .link import Link, build_endpoint
 from .queue import Outbound
 from .smpplog import SmppLog
@@ -40,6 +41,7 @@ class Gateway(MultiService):
         self.outbound: Outbound | None = None
         self.registry = HostRegistry()
         self.dialogs: DialogTable | None = None
+        self.inbound: Inbound | None = None
 
     def add_link(self, link: Link) -> None:
         self.links[link.server.name] = link
@@ -52,6 +54,11 @@ class Gateway(MultiService):
             self.dialogs = DialogTable(self.reactor, self.config.module.dialog_timeout, self.store)
         self.outbound = Outbound(self.config, self.links, self.store, self.reactor, self.dialogs)
         self.outbound.restore()
+        self.inbound = Inbound(self.config, self.store, self.registry, self.reactor, self.dialogs)
+        for link in self.links.values():
+            if link.server.can_receive:
+                link.deliver = self.inbound.handler(link.server)
+        self.inbound.start()
         factory = GatewayAMPFactory(self.outbound, self.registry, self.reactor,
                                     self.config.amp.secret, SmppLog("amp", self.config.module.log_level))
         amp_service = StreamServerEndpointService(
@@ -68,6 +75,8 @@ class Gateway(MultiService):
         d = super().stopService()
 
         def close(result: Any) -> Any:
+            if self.inbound is not None:
+                self.inbound.stop()
             if self.outbound is not None:
                 self.outbound.stop()
             if self.store is not None:

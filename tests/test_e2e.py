@@ -12,7 +12,7 @@ from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol, serv
 from twisted.protocols import amp
 from twisted.trial.unittest import TestCase
 
-from smppgw.amp import SendSignal, ServerStatus
+from smppgw.amp import DeliverSignal, SendSignal, ServerStatus, SignalReport
 from smppgw.config import parse_config
 from smppgw.errors import NotRelayed
 from smppgw.service import build_gateway
@@ -41,7 +41,38 @@ response_timeout = "5s"
 
 
 class Host(amp.AMP):
-    """A test IM host."""
+    """A test IM host that records what the gateway hands it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.delivered: list[dict[str, str]] = []
+        self.reports: list[dict[str, str]] = []
+        self.waiting: list[tuple[list[Any], int, Deferred[None]]] = []
+
+    def _arrived(self) -> None:
+        for entry in list(self.waiting):
+            seen, count, d = entry
+            if len(seen) >= count:
+                self.waiting.remove(entry)
+                d.callback(None)
+
+    def when(self, seen: list[Any], count: int) -> Deferred[None]:
+        d: Deferred[None] = Deferred()
+        self.waiting.append((seen, count, d))
+        self._arrived()
+        return d
+
+    @DeliverSignal.responder
+    def deliver_signal(self, **kw: str) -> dict[str, Any]:
+        self.delivered.append(kw)
+        self._arrived()
+        return {}
+
+    @SignalReport.responder
+    def signal_report(self, **kw: str) -> dict[str, Any]:
+        self.reports.append(kw)
+        self._arrived()
+        return {}
 
 
 def turn() -> Deferred[None]:
@@ -181,3 +212,26 @@ class GatewayTests(TestCase):
         self.assertEqual(answer["parts"], 2)
         bodies = [p.params["short_message"] for p in self.simulator.accepted]
         self.assertEqual(b"".join(b[6:] for b in bodies), b"0123456789" * 30)
+
+    @inlineCallbacks
+    def test_mobile_originated_reaches_host(self) -> Any:
+        """An SMS from a phone reaches the connected host as DeliverSignal, and the SMSC gets ESME_ROK."""
+        host = yield self.start()
+        response = yield self.simulator.deliver("15557654", "15550100", b"hi there")
+        self.assertEqual(response.command_status, 0)
+        yield host.when(host.delivered, 1)
+        self.assertEqual(host.delivered, [{
+            "method": "MESSAGE", "sender": "+15557654@smpp", "recipient": "+15550100@telnum",
+            "body": "hi there", "server": ""}])
+
+    @inlineCallbacks
+    def test_receipt_reaches_host(self) -> Any:
+        """A delivery receipt for a sent message reaches the host as SignalReport for its request."""
+        host = yield self.start(registered_delivery="true")
+        answer = yield self.send(host, "rcpt")
+        [message_id] = answer["message_ids"]
+        self.assertEqual(self.simulator.accepted[0].params["registered_delivery"], 1)
+        yield self.simulator.deliver_receipt(message_id, "DELIVRD")
+        yield host.when(host.reports, 1)
+        self.assertEqual(host.reports, [{"request_id": "rcpt", "message_id": message_id,
+                                         "state": "DELIVERED", "error": "000", "server": ""}])

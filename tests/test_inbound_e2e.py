@@ -83,7 +83,7 @@ class PhoneScreenTests(TestCase):
         link = Link(server, build_endpoint(reactor, server), reactor, "none",
                     initial_delay=0.05, max_delay=0.2)
         # Link.deliver is inferred from its default (an int-returning hook); a Deferred is allowed.
-        link.deliver = self.inbound.handler(server)  # type: ignore[assignment]
+        link.deliver = self.inbound.handler(server)
         outbound = Outbound(config, {"sim": link}, store, reactor, dialogs)
         outbound.restore()
         # Cleanups run last first: the store closes after everything that writes to it.
