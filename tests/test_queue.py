@@ -349,3 +349,22 @@ class QueueTests(SynchronousTestCase):
         self.send(outbound, clock, rid="2")
         texts = [p.params["short_message"] for p, _ in links[""].submits]
         self.assertEqual(texts, [b"\x00a=alice\x00example.com hello", b"\x00a hello"])
+
+    def test_submit_sm_golden_bytes(self) -> None:
+        """The submit_sm for a short GSM text goes out byte for byte as SMPP 3.4 lays it out."""
+        from smppgw.codec import encode
+
+        outbound, links, clock, store = self.make()
+        self.send(outbound, clock, recipient="+15551234@bulk._smpp")
+        [(pdu, _)] = links["bulk"].submits
+        pdu.sequence_number = 1
+        self.assertEqual(
+            encode(pdu).hex(),
+            "00000036" "00000004" "00000000" "00000001"
+            "00"                                  # service_type
+            "0101" "313535353031303000"           # source TON 1, NPI 1, "15550100"
+            "0101" "313535353132333400"           # destination TON 1, NPI 1, "15551234"
+            "00" "00" "00" "00" "00"              # esm_class, protocol_id, priority, schedule, validity
+            "00" "00" "00" "00"                   # registered_delivery, replace, data_coding, default id
+            "05" "68656c6c6f",                    # sm_length, "hello"
+        )
