@@ -179,6 +179,17 @@ class GatewayAMP(amp.AMP):
         self.registry.remove(self)
         super().connectionLost(reason)
 
+    def ampBoxReceived(self, box: amp.AmpBox) -> None:
+        super().ampBoxReceived(box)
+        if amp.COMMAND in box and amp.ASK in box:
+            # The arguments are parsed and handed over by now; only the ask
+            # tag is needed to answer.  A SendSignal stays pending until the
+            # SMSC accepts it, so keeping its box whole would hold every
+            # queued message's text twice.
+            ask = box[amp.ASK]
+            box.clear()
+            box[amp.ASK] = ask
+
     def _check(self) -> None:
         if not self.logged_in:
             raise Unauthorized("Login first")

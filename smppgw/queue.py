@@ -19,6 +19,7 @@ outcome and the SMS is not sent again.
 from __future__ import annotations
 
 import heapq
+import itertools
 import random
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -67,30 +68,46 @@ MAX_TEMPORARY_ATTEMPTS = 5
 #: Text beyond this many characters cannot fit in 255 parts of any coding:
 #: refuse it before encoding anything (a 10 MB body costs nothing).
 MAX_TEXT_CHARS = 255 * 160
+#: Jobs nearest the head of a queue that keep their payload in memory; the
+#: rest reload it from the store in batches of this size.
+HOT_JOBS = 1000
 
 
 class Job:
-    """One accepted request: its parts, their message ids, and who waits for the outcome."""
+    """One accepted request: its parts, their message ids, and who waits for the outcome.
+
+    The payload (addresses, coding, encoded parts) lives in the store; a job
+    keeps it in memory only while it is near the head of its queue, so that a
+    long backlog costs little memory.
+    """
 
     __slots__ = ("request_id", "server", "payload", "message_ids", "expires", "seq",
                  "in_flight", "waiters", "done", "expired", "attempts")
 
-    def __init__(self, request_id: str, server: str, payload: dict[str, Any],
-                 message_ids: list[str | None], seq: int) -> None:
+    def __init__(self, request_id: str, server: str, payload: dict[str, Any] | None,
+                 message_ids: list[str | None], seq: int, expires: float) -> None:
         self.request_id = request_id
         self.server = server
         self.payload = payload
         self.message_ids = message_ids
-        self.expires: float = payload["exp"]
+        self.expires = expires
         self.seq = seq
         self.in_flight = 0
-        self.waiters: list[Deferred[dict[str, Any]]] = []
+        self.waiters: list[Deferred[dict[str, Any]]] | None = None
         self.done = False
         self.expired = False
-        self.attempts: dict[int, int] = {}
+        self.attempts: dict[int, int] | None = None
+
+    def wait(self) -> Deferred[dict[str, Any]]:
+        d: Deferred[dict[str, Any]] = Deferred()
+        if self.waiters is None:
+            self.waiters = []
+        self.waiters.append(d)
+        return d
 
     def pdu(self, index: int) -> PDU:
         p = self.payload
+        assert p is not None, "payload not loaded"
         short_message, esm_class, tlvs = p["parts"][index]
         params: dict[str, int | bytes] = {
             "source_addr_ton": p["ston"],
@@ -110,7 +127,7 @@ class Job:
 
     @property
     def complete(self) -> bool:
-        return all(m is not None for m in self.message_ids)
+        return None not in self.message_ids
 
 
 def success(job: Job) -> dict[str, Any]:
@@ -152,6 +169,8 @@ class LinkQueue:
     # -- adding --------------------------------------------------------------------
 
     def add(self, job: Job) -> None:
+        if len(self.jobs) >= HOT_JOBS:
+            job.payload = None  # reloaded from the store when its turn comes
         self.jobs[job.request_id] = job
         for index, message_id in enumerate(job.message_ids):
             if message_id is None:
@@ -211,7 +230,24 @@ class LinkQueue:
         self._wakeup = None
         self.pump()
 
+    def _load_payloads(self, job: Job) -> bool:
+        """Load the payloads of `job` and the next jobs waiting; False if `job` has none stored."""
+        batch = [job.request_id]
+        for other, _ in itertools.islice(self._pending, HOT_JOBS):
+            if other.payload is None and not other.done:
+                batch.append(other.request_id)
+        found = self.store.payloads(list(dict.fromkeys(batch)))
+        for other, _ in itertools.islice(self._pending, HOT_JOBS):
+            if other.payload is None:
+                other.payload = found.get(other.request_id)
+        job.payload = found.get(job.request_id)
+        return job.payload is not None
+
     def _send(self, job: Job, index: int) -> None:
+        if job.payload is None and not self._load_payloads(job):
+            self.log.problem("{request_id} has no stored payload", request_id=job.request_id)
+            self._finish(job, {"ok": False, "code": TryLater.code, "reason": "payload lost"})
+            return
         self.in_flight += 1
         job.in_flight += 1
         d = self.link.submit(job.pdu(index))
@@ -252,6 +288,8 @@ class LinkQueue:
         elif isinstance(error, GenericNack):
             self._reject(job, f"generic_nack {status_text(error.status)}")
         elif isinstance(error, (CommandStatusError, ResponseTimeout, MalformedResponse)):
+            if job.attempts is None:
+                job.attempts = {}
             attempts = job.attempts.get(index, 0) + 1
             job.attempts[index] = attempts
             if attempts >= MAX_TEMPORARY_ATTEMPTS:
@@ -282,12 +320,12 @@ class LinkQueue:
         job.done = True
         self.jobs.pop(job.request_id, None)
         if outcome.get("ok"):
-            self.log.major("{request_id} relayed to {dst} in {parts} part(s)",
-                           request_id=job.request_id, dst=job.payload["dst"],
-                           parts=len(job.message_ids))
+            self.log.major("{request_id} relayed in {parts} part(s)",
+                           request_id=job.request_id, parts=len(job.message_ids))
         self._finished(job)
         self.store.finish(job.request_id, outcome)
-        waiters, job.waiters = job.waiters, []
+        job.payload = None
+        waiters, job.waiters = job.waiters, None
         if waiters:
             # Answer only once the outcome is durable, so that a retry after a
             # crash can never send the message again.
@@ -355,15 +393,17 @@ class Outbound:
     def restore(self) -> int:
         """Queue again every request the store holds unfinished; returns how many."""
         count = 0
-        for row in self.store.unfinished():
-            queue = self.queues.get(row.server)
+        reject_after = self.config.module.reject_if_not_relayed_in
+        for request_id, server, _parts, message_ids, created in self.store.unfinished_brief():
+            queue = self.queues.get(server)
             if queue is None:
-                self.store.finish(row.request_id, {
+                self.store.finish(request_id, {
                     "ok": False, "code": ServerDisabledError.code,
-                    "reason": f"server {row.server!r} is no longer enabled"})
+                    "reason": f"server {server!r} is no longer enabled"})
                 continue
-            job = Job(row.request_id, row.server, row.payload, list(row.message_ids), self._next_seq())
-            self.jobs[job.request_id] = job
+            job = Job(request_id, server, None, list(message_ids), self._next_seq(),
+                      created + reject_after)
+            self.jobs[request_id] = job
             if job.complete:
                 queue._finish(job, success(job))
                 continue
@@ -390,9 +430,7 @@ class Outbound:
                                    f"got {len(request_id)}"))
         job = self.jobs.get(request_id)
         if job is not None:
-            d: Deferred[dict[str, Any]] = Deferred()
-            job.waiters.append(d)
-            return d
+            return job.wait()
         row = self.store.outbound(request_id)
         if row is not None:
             if row.outcome is not None:
@@ -410,10 +448,11 @@ class Outbound:
         except Exception as e:
             self.log.problem("cannot store {request_id}: {error}", request_id=request_id, error=e)
             return fail(TryLater(f"the gateway cannot store the message: {e}"))
-        job = Job(request_id, server.name, payload, [None] * parts, self._next_seq())
+        now = self.clock.seconds()
+        job = Job(request_id, server.name, payload, [None] * parts, self._next_seq(),
+                  now + self.config.module.reject_if_not_relayed_in)
         self.jobs[request_id] = job
-        answer: Deferred[dict[str, Any]] = Deferred()
-        job.waiters.append(answer)
+        answer = job.wait()
         queue = self.queues[server.name]
 
         def durable(_: Any) -> None:
@@ -423,7 +462,7 @@ class Outbound:
         def not_durable(failure: Failure) -> None:
             self.jobs.pop(request_id, None)
             job.done = True
-            for w in job.waiters:
+            for w in job.waiters or ():
                 w.errback(TryLater(f"the gateway cannot store the message: {failure.getErrorMessage()}"))
 
         self.store.durable().addCallbacks(durable, not_durable)
@@ -468,7 +507,6 @@ class Outbound:
             "src": source.addr, "ston": source.ton, "snpi": source.npi,
             "dst": target.number, "dc": encoded.data_coding,
             "rd": 1 if server.registered_delivery else 0,
-            "exp": self.clock.seconds() + self.config.module.reject_if_not_relayed_in,
             "parts": parts,
         }
         return server, payload

@@ -346,9 +346,7 @@ class Store:
                 raise DuplicateRequest(existing)
             seq = cursor.lastrowid
         assert seq is not None
-        return OutboundRow(
-            request_id, server, json.loads(text), parts, (None,) * parts, float(created), None, seq
-        )
+        return OutboundRow(request_id, server, payload, parts, (None,) * parts, float(created), None, seq)
 
     def outbound(self, request_id: str) -> OutboundRow | None:
         """Return the stored request ``request_id``, finished or not, or None."""
@@ -409,6 +407,47 @@ class Store:
             if current is not None:
                 rows.append(self._outbound_row(current, tuple(message_ids)))
         return rows
+
+    def unfinished_brief(
+        self, server: str | None = None
+    ) -> Iterator[tuple[str, str, int, tuple[str | None, ...], float]]:
+        """Yield (request_id, server, parts, message_ids, created) of each unfinished request,
+        in insertion order, without loading payloads: a large queue restores in little memory."""
+        where = "o.outcome IS NULL"
+        params: tuple[str, ...] = ()
+        if server is not None:
+            where += " AND o.server = ?"
+            params = (server,)
+        cursor = self._reading(
+            f"SELECT o.seq, o.request_id, o.server, o.parts, o.created, p.idx, p.message_id"
+            f" FROM outbound AS o LEFT JOIN part AS p ON p.request_id = o.request_id"
+            f" WHERE {where} ORDER BY o.seq, p.idx",
+            params,
+        ).fetchall()
+        current: tuple[Any, ...] | None = None
+        message_ids: list[str | None] = []
+        for found in cursor:
+            if current is None or found[0] != current[0]:
+                if current is not None:
+                    yield current[1], current[2], current[3], tuple(message_ids), current[4]
+                current = found
+                message_ids = [None] * found[3]
+            if found[5] is not None:
+                message_ids[found[5]] = found[6]
+        if current is not None:
+            yield current[1], current[2], current[3], tuple(message_ids), current[4]
+
+    def payloads(self, request_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The payloads of the given requests (those that exist), by request_id."""
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(request_ids), 500):
+            chunk = request_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for request_id, payload in self._reading(
+                f"SELECT request_id, payload FROM outbound WHERE request_id IN ({marks})", tuple(chunk)
+            ):
+                found[request_id] = json.loads(payload)
+        return found
 
     def set_message_id(self, request_id: str, index: int, message_id: str, lookup_key: str) -> None:
         """Record the SMSC's message id for part ``index`` (from 0) of ``request_id``.

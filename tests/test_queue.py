@@ -368,3 +368,25 @@ class QueueTests(SynchronousTestCase):
             "00" "00" "00" "00"                   # registered_delivery, replace, data_coding, default id
             "05" "68656c6c6f",                    # sm_length, "hello"
         )
+
+    def test_deep_backlog_reloads_payloads(self) -> None:
+        """Jobs beyond the in-memory head keep no payload and reload it from the store to send."""
+        import smppgw.queue
+
+        self.patch(smppgw.queue, "HOT_JOBS", 2)
+        outbound, links, clock, store = self.make(bound=False)
+        for i in range(5):
+            self.send(outbound, clock, rid=f"b{i}", recipient=f"+155500{i}@bulk._smpp", body=f"m{i}")
+        queue = outbound.queues["bulk"]
+        self.assertEqual([j.payload is None for j in queue.jobs.values()],
+                         [False, False, True, True, True])
+        link = links["bulk"]
+        link.set_state("bound")
+        clock.advance(0)
+        texts = []
+        while link.submits:
+            texts.append(link.answer(0).params["short_message"])
+            clock.advance(0)
+        self.assertEqual(texts, [f"m{i}".encode() for i in range(5)])
+        self.assertEqual(queue.jobs, {})
+        self.assertEqual(sorted(store.outbound(f"b{i}").outcome["ok"] for i in range(5)), [True] * 5)
