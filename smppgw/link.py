@@ -230,6 +230,13 @@ class Link(Service):
         return d
 
     @property
+    def ready(self) -> bool:
+        """Whether a submit now would go out: bound, not stopping, and the session still open."""
+        esme = self._protocol
+        return (self.state == BOUND and not self._stopping and esme is not None
+                and esme.session.bound)
+
+    @property
     def protocol(self) -> ESMEProtocol | None:
         return self._protocol if self.state == BOUND else None
 

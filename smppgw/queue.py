@@ -71,6 +71,8 @@ MAX_TEXT_CHARS = 255 * 160
 #: Jobs nearest the head of a queue that keep their payload in memory; the
 #: rest reload it from the store in batches of this size.
 HOT_JOBS = 1000
+#: Destinations whose concatenation reference is remembered.
+MAX_REFERENCES = 100_000
 
 
 class Job:
@@ -164,6 +166,7 @@ class LinkQueue:
         self._next_send = 0.0
         self._wakeup: Any = None
         self._expiry: Any = None
+        self._pumping = False
         link.observe(self._link_state)
 
     # -- adding --------------------------------------------------------------------
@@ -204,11 +207,22 @@ class LinkQueue:
         """Send what the window, the rate and the link allow."""
         if self._wakeup is not None and self._wakeup.active():
             return
+        if self._pumping:
+            # A response that arrived synchronously inside a send: the outer
+            # loop goes on sending; recursing here could go arbitrarily deep.
+            return
         self._wakeup = None
+        self._pumping = True
+        try:
+            self._pump()
+        finally:
+            self._pumping = False
+
+    def _pump(self) -> None:
         link = self.link
         window = self.server.window
         throughput = self.server.throughput
-        while link.state == "bound" and self.in_flight < window:
+        while link.ready and self.in_flight < window:
             now = self.clock.seconds()
             if now < self._paused_until:
                 self._sleep(self._paused_until - now)
@@ -299,8 +313,12 @@ class LinkQueue:
                                  part=index + 1, request_id=job.request_id, error=str(error))
                 heapq.heappush(self._retry, (job.seq, index, job))
         elif isinstance(error, RequestFailed):
-            # Connection lost or not bound: resend when the link is back (at least once).
+            # Connection lost or not bound: resend when the link is bound
+            # again (at least once); its "bound" event restarts the pump.
             heapq.heappush(self._retry, (job.seq, index, job))
+            if job.expired and job.in_flight == 0 and not job.done:
+                self._expire(job)
+            return
         else:
             self.log.problem("part {part} of {request_id} failed: {error}", part=index + 1,
                              request_id=job.request_id, error=failure.getErrorMessage())
@@ -513,6 +531,10 @@ class Outbound:
 
     def _reference(self, number: str, long_messages: str) -> int:
         modulus = 0x10000 if long_messages == "sar" else 0x100
+        if len(self._references) > MAX_REFERENCES:
+            # References only need to differ between messages in flight to
+            # one phone; forgetting old ones keeps the table bounded.
+            self._references.clear()
         current = self._references.get(number)
         if current is None:
             current = self._rng.randrange(modulus)

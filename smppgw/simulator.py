@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from twisted.internet.interfaces import IAddress
 
 __all__ = [
+    "Drop",
     "Faults",
     "NotBound",
     "Received",
@@ -128,6 +129,21 @@ class Faults:
     drop_with_reset: bool = False
     #: When nonzero, refuse every bind with this status (e.g. ESME_RBINDFAIL).
     bind_status: int = 0
+    #: After each drop_after close, flip drop_with_reset, so that successive
+    #: drops alternate a clean close (FIN) and a reset (RST).
+    alternate_drops: bool = False
+
+
+@dataclass(frozen=True)
+class Drop:
+    """One connection the drop_after fault closed: how, whose, and when."""
+
+    reset: bool
+    system_id: str | None
+    #: PDUs the connection had received, the dropping one included.
+    pdus: int
+    #: Submits the simulator had accepted in all (over every connection) at the drop.
+    accepted: int
 
 
 @dataclass(frozen=True)
@@ -308,7 +324,13 @@ class SMSCProtocol(Protocol):
                     route = _ROUTES[self.state].get(pdu.command, _DEFAULT_ROUTE[self.state])
                     getattr(self, route)(pdu)
             if dropping:
-                self.close(reset=faults.drop_with_reset)
+                reset = faults.drop_with_reset
+                simulator.drops.append(
+                    Drop(reset, self.system_id, self.pdus_received, simulator.accepted_count)
+                )
+                if faults.alternate_drops:
+                    faults.drop_with_reset = not reset
+                self.close(reset=reset)
                 return
 
     def _decode_failed(self, error: DecodeError) -> None:
@@ -399,6 +421,7 @@ class SMSCProtocol(Protocol):
             return
         if faults.throttle_every and simulator._submits % faults.throttle_every == 0:
             status = ESME_RTHROTTLED
+            simulator.throttled += 1
         else:
             status = faults.submit_status
         if faults.response_delay > 0:
@@ -484,6 +507,10 @@ class SMSCSimulator(ServerFactory):
         self.message_ids: dict[str, PDU] = {}
         #: The live connections.
         self.connections: list[SMSCProtocol] = []
+        #: Every connection the drop_after fault closed, in order.
+        self.drops: list[Drop] = []
+        #: How many submits the throttle_every fault answered ESME_RTHROTTLED.
+        self.throttled = 0
         self._format_id: Callable[[int], str] = _MESSAGE_ID_FORMATS[message_ids]
         self._next_id = 0
         self._submits = 0
@@ -524,6 +551,17 @@ class SMSCSimulator(ServerFactory):
         d: Deferred[None] = Deferred()
         self._received_waiters.append((command, count, d))
         return d
+
+    @property
+    def accepted_count(self) -> int:
+        """How many submits have been accepted in all (kept when `accepted` is cleared)."""
+        return self._next_id
+
+    def received_count(self, command: str = "submit_sm") -> int:
+        """How many PDUs of `command` have been received in total (kept when `received` is cleared)."""
+        if command not in COMMAND_IDS:
+            raise ValueError(f"unknown SMPP command {command!r}")
+        return self._counts.get(command, 0)
 
     # -- sending to the ESME -------------------------------------------------------
 
@@ -779,6 +817,9 @@ def _parser() -> argparse.ArgumentParser:
     faults.add_argument("--response-delay", type=float, default=0.0, metavar="SECONDS")
     faults.add_argument("--drop-after", type=int, default=0, metavar="N")
     faults.add_argument("--drop-with-reset", action="store_true")
+    faults.add_argument(
+        "--alternate-drops", action="store_true", help="alternate clean closes and resets"
+    )
     faults.add_argument("--bind-status", type=_status, default=0, metavar="STATUS")
     return parser
 
@@ -801,6 +842,7 @@ def parse_args(argv: list[str]) -> SimulatorOptions:
             drop_after=args.drop_after,
             drop_with_reset=args.drop_with_reset,
             bind_status=args.bind_status,
+            alternate_drops=args.alternate_drops,
         ),
     )
 

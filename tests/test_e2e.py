@@ -196,6 +196,16 @@ class GatewayTests(TestCase):
             self.assertTrue(all(first_seen[n] < retry for n in newer_before_retry))
 
     @inlineCallbacks
+    def test_drops_with_submits_in_flight(self) -> Any:
+        """The SMSC dropping the link with submits in flight loses nothing: every message is answered."""
+        host = yield self.start()
+        self.simulator.faults.drop_after = 30
+        answers = yield gatherResults([self.send(host, f"d{i}", f"+155500{i:02d}") for i in range(60)])
+        self.assertEqual(len(answers), 60)
+        accepted = {p.params["destination_addr"] for p in self.simulator.accepted}
+        self.assertEqual(accepted, {f"155500{i:02d}".encode() for i in range(60)})
+
+    @inlineCallbacks
     def test_retry_does_not_send_twice(self) -> Any:
         """A request_id sent again gets the same answer and the SMSC sees it once."""
         host = yield self.start()

@@ -71,6 +71,10 @@ class FakeLink:
     def observe(self, observer: Any) -> None:
         self._observers.append(observer)
 
+    @property
+    def ready(self) -> bool:
+        return self.state == "bound"
+
     def set_state(self, state: str) -> None:
         self.state = state
         for o in self._observers:

@@ -26,6 +26,7 @@ from smppgw.constants import (
     STATUSES,
 )
 from smppgw.simulator import (
+    Drop,
     Faults,
     NotBound,
     Received,
@@ -413,6 +414,65 @@ class SubmitTests(SimulatorTestCase):
         self.feed(protocol, bind_pdu())
         self.assertTrue(transport.disconnected)
 
+    def test_drops_recorded(self) -> None:
+        """Each drop_after close is recorded with how it closed, whose session it was and its PDU count."""
+        self.simulator.faults = Faults(drop_after=2)
+        protocol, transport = self.connect()
+        self.feed(protocol, bind_pdu(), submit_pdu(2))
+        self.assertEqual(
+            self.simulator.drops, [Drop(reset=False, system_id="smppgw", pdus=2, accepted=0)]
+        )
+
+    def test_alternate_drops(self) -> None:
+        """alternate_drops makes successive drops alternate a clean close and a reset."""
+        self.simulator.faults = Faults(drop_after=2, alternate_drops=True)
+        transports = []
+        for _ in range(3):
+            protocol, transport = self.connect()
+            self.feed(protocol, bind_pdu(), submit_pdu(2))
+            transports.append(transport)
+        # A clean close waits for the transport; only a reset disconnects at once.
+        self.assertEqual([t.disconnected for t in transports], [False, True, False])
+        self.assertEqual([d.reset for d in self.simulator.drops], [False, True, False])
+        self.assertTrue(self.simulator.faults.drop_with_reset)
+
+    def test_drops_without_alternate_keep_their_kind(self) -> None:
+        """Without alternate_drops every drop closes the same way."""
+        self.simulator.faults = Faults(drop_after=1, drop_with_reset=True)
+        for _ in range(2):
+            protocol, _ = self.connect()
+            self.feed(protocol, bind_pdu())
+        self.assertEqual([d.reset for d in self.simulator.drops], [True, True])
+
+    def test_throttled_count(self) -> None:
+        """throttled counts the submits the throttle_every fault refused."""
+        self.simulator.faults.throttle_every = 2
+        protocol, _ = self.bound()
+        self.feed(protocol, *[submit_pdu(n) for n in range(2, 7)])
+        self.assertEqual(self.simulator.throttled, 2)
+        self.assertEqual(len(self.simulator.accepted), 3)
+
+    def test_received_count_survives_clearing(self) -> None:
+        """received_count counts every PDU of a command even after `received` was emptied."""
+        protocol, _ = self.bound()
+        self.feed(protocol, submit_pdu(2), submit_pdu(3))
+        self.simulator.received.clear()
+        self.feed(protocol, submit_pdu(4))
+        self.assertEqual(self.simulator.received_count(), 3)
+        self.assertEqual(self.simulator.received_count("bind_transceiver"), 1)
+        self.assertEqual(self.simulator.received_count("deliver_sm"), 0)
+        self.assertRaises(ValueError, self.simulator.received_count, "no_such_command")
+
+    def test_accepted_count_survives_clearing(self) -> None:
+        """accepted_count counts every accepted submit even after `accepted` was emptied; a drop records it."""
+        self.simulator.faults.drop_after = 4
+        protocol, _ = self.bound()
+        self.feed(protocol, submit_pdu(2), submit_pdu(3))
+        self.simulator.accepted.clear()
+        self.feed(protocol, submit_pdu(4))
+        self.assertEqual(self.simulator.accepted_count, 2)
+        self.assertEqual(self.simulator.drops[0].accepted, 2)
+
     def test_when_received(self) -> None:
         """when_received fires once that many PDUs of the command have arrived in total."""
         protocol, _ = self.bound()
@@ -594,6 +654,7 @@ class CommandLineTests(SynchronousTestCase):
                 "0x0d",
                 "--response-delay",
                 "0.5",
+                "--alternate-drops",
             ]
         )
         self.assertEqual(options.listen, ("tcp:2776", "unix:/tmp/s"))
@@ -601,7 +662,13 @@ class CommandLineTests(SynchronousTestCase):
         self.assertEqual(options.message_ids, "decimal")
         self.assertEqual(
             options.faults,
-            Faults(throttle_every=5, submit_status=8, bind_status=0x0D, response_delay=0.5),
+            Faults(
+                throttle_every=5,
+                submit_status=8,
+                bind_status=0x0D,
+                response_delay=0.5,
+                alternate_drops=True,
+            ),
         )
         self.assertNotIn("se:cret", repr(options))
 
