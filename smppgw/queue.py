@@ -53,6 +53,7 @@ from .session import (
     ResponseTimeout,
 )
 from .smpplog import SmppLog
+from .store import DuplicateRequest
 
 if TYPE_CHECKING:
     from .config import Config, ServerConfig
@@ -275,7 +276,8 @@ class LinkQueue:
         message_id = raw.decode("ascii", "replace") if isinstance(raw, bytes) else str(raw)
         if not job.done:
             job.message_ids[index] = message_id
-            self.store.set_message_id(job.request_id, index, message_id, submit_key(message_id))
+            self.store.set_message_id(job.request_id, index, message_id, submit_key(message_id),
+                                      (job.server, len(job.message_ids)))
             self.log.low("part {part}/{parts} of {request_id} accepted as {message_id}",
                          part=index + 1, parts=len(job.message_ids),
                          request_id=job.request_id, message_id=message_id)
@@ -449,20 +451,23 @@ class Outbound:
         job = self.jobs.get(request_id)
         if job is not None:
             return job.wait()
-        row = self.store.outbound(request_id)
-        if row is not None:
-            if row.outcome is not None:
-                return outcome_result(row.outcome)
-            return fail(TryLater(f"request {request_id!r} is being restored; ask again"))
         try:
             server, payload = self._prepare(method, sender, recipient, body, gateway)
         except SignalError as e:
+            row = self.store.outbound(request_id)
+            if row is not None and row.outcome is not None:
+                return outcome_result(row.outcome)  # an earlier outcome stands
             self.log.problem("{request_id} refused: {code} {reason}", request_id=request_id,
                              code=e.code, reason=e.reason)
             return fail(e)
         parts = len(payload["parts"])
         try:
             self.store.add_outbound(request_id, server.name, payload, parts, self.clock.seconds())
+        except DuplicateRequest as e:
+            # Finished before (this process or an earlier one): the same outcome again.
+            if e.row.outcome is not None:
+                return outcome_result(e.row.outcome)
+            return fail(TryLater(f"request {request_id!r} is being restored; ask again"))
         except Exception as e:
             self.log.problem("cannot store {request_id}: {error}", request_id=request_id, error=e)
             return fail(TryLater(f"the gateway cannot store the message: {e}"))

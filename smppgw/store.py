@@ -449,18 +449,29 @@ class Store:
                 found[request_id] = json.loads(payload)
         return found
 
-    def set_message_id(self, request_id: str, index: int, message_id: str, lookup_key: str) -> None:
+    def set_message_id(
+        self,
+        request_id: str,
+        index: int,
+        message_id: str,
+        lookup_key: str,
+        known: tuple[str, int] | None = None,
+    ) -> None:
         """Record the SMSC's message id for part ``index`` (from 0) of ``request_id``.
 
         ``lookup_key`` is the id as receipts will name it (normalised by the caller).
+        ``known`` is the request's (server, parts) when the caller has them: it
+        saves a query on the hot path.
         """
         with self._writing() as db:
-            found = db.execute(
-                "SELECT server, parts FROM outbound WHERE request_id = ?", (request_id,)
-            ).fetchone()
-            if found is None:
-                raise UnknownRow(f"no stored request {request_id!r}")
-            server, parts = found
+            if known is None:
+                found = db.execute(
+                    "SELECT server, parts FROM outbound WHERE request_id = ?", (request_id,)
+                ).fetchone()
+                if found is None:
+                    raise UnknownRow(f"no stored request {request_id!r}")
+                known = found
+            server, parts = known
             if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < parts:
                 raise BadStoreInput(
                     f"part index {index!r} is out of range for request {request_id!r}"

@@ -119,6 +119,27 @@ def _gsm_tables() -> tuple[dict[int, str], dict[int, str], dict[str, bytes]]:
 
 
 _GSM_BASIC, _GSM_EXTENSION, _GSM_ENCODE = _gsm_tables()
+# C-speed forms of the same table: the set of encodable characters, and a
+# str.translate table writing each character as its octets (as Latin-1 code
+# points, so that one .encode("latin-1") gives the bytes).
+_GSM_CHARSET = frozenset(_GSM_ENCODE)
+_GSM_TRANSLATE = {ord(char): encoded.decode("latin-1") for char, encoded in _GSM_ENCODE.items()}
+
+
+def _encode_whole(text: str, data_coding: int) -> bytes:
+    """``text`` encoded in one go (the caller has checked that the coding can carry it)."""
+    if data_coding == DC_GSM:
+        return text.translate(_GSM_TRANSLATE).encode("latin-1")
+    if data_coding == DC_ASCII:
+        return text.encode("ascii")
+    if data_coding == DC_LATIN1:
+        return text.encode("latin-1")
+    try:
+        return text.encode("utf-16-be")
+    except UnicodeEncodeError as e:
+        raise UnencodableText(
+            f"text has a lone surrogate at position {e.start}, which UCS2 cannot carry"
+        ) from None
 
 
 def _utf16_atoms(text: str) -> list[bytes]:
@@ -165,11 +186,11 @@ def choose_coding(text: str, preferred: str) -> int:
             f"unknown encoding {preferred!r}; expected one of {', '.join(_PREFERRED_CODINGS)}"
         ) from None
     if coding == DC_GSM:
-        fits = all(char in _GSM_ENCODE for char in text)
+        fits = _GSM_CHARSET.issuperset(text)
     elif coding == DC_ASCII:
         fits = text.isascii()
     elif coding == DC_LATIN1:
-        fits = all(ord(char) < 0x100 for char in text)
+        fits = not text or max(text) <= "\xff"
     else:
         fits = True
     return coding if fits else DC_UCS2
@@ -177,7 +198,10 @@ def choose_coding(text: str, preferred: str) -> int:
 
 def encode_text(text: str, data_coding: int) -> bytes:
     """``text`` encoded for ``short_message`` under ``data_coding`` (GSM unpacked)."""
-    return b"".join(_atoms(text, data_coding))
+    names = {DC_GSM: "gsm", DC_ASCII: "ascii", DC_LATIN1: "latin-1", DC_UCS2: "ucs2"}
+    if data_coding in names and choose_coding(text, names[data_coding]) == data_coding:
+        return _encode_whole(text, data_coding)
+    return b"".join(_atoms(text, data_coding))  # raises UnencodableText, naming the problem
 
 
 def _pack(atoms: list[bytes], capacity: int) -> list[bytes]:
@@ -219,14 +243,14 @@ def encode_message(
         # 255 is the most that the one-octet total of a UDH or SAR TLV can say.
         raise ValueError(f"max_parts must be from 1 to 255, not {max_parts}")
     data_coding = choose_coding(text, preferred)
-    atoms = _atoms(text, data_coding)
-    encoded = b"".join(atoms)
+    encoded = _encode_whole(text, data_coding)
     units = len(encoded) // 2 if data_coding == DC_UCS2 else len(encoded)
 
     if len(encoded) <= _SINGLE_CAPACITY[data_coding]:
         return EncodedMessage(data_coding, (Part(encoded, 0x00),), units)
 
-    chunks = _pack(atoms, _PART_CAPACITY[data_coding])
+    # Longer texts are cut between atoms, never inside an escape or surrogate pair.
+    chunks = _pack(_atoms(text, data_coding), _PART_CAPACITY[data_coding])
     total = len(chunks)
     if total > max_parts:
         raise TooLong(total, max_parts)
