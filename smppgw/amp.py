@@ -9,6 +9,14 @@ Responders delegate to the gateway's outbound queue; they never reach into an
 SMPP protocol.  With ``[amp] secret`` set, everything but `Login` fails with
 ``UNAUTHORIZED`` until the host has logged in, and a wrong secret closes the
 connection.
+
+A host is untrusted input.  A command with a missing argument, or one that is
+not UTF-8, gets ``BAD_REQUEST`` (Twisted's AMP would log a traceback and drop
+the host); error descriptions are clipped so that the answer fits AMP's 64 KiB
+value limit; a box that is neither a command nor the answer to one closes the
+connection with a line in the log; and a host that sends without reading its
+answers stops being read once its transport's write buffer is full, so that TCP
+pushes back on it instead of the gateway buffering answers without bound.
 """
 
 from __future__ import annotations
@@ -18,14 +26,18 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, fail
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory
 from twisted.protocols import amp
+from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from .errors import (
     BadAddressError,
     BadRequest,
     NotRelayed,
     ServerDisabledError,
+    SignalError,
     SmscRejected,
     TooLongError,
     TryLater,
@@ -61,14 +73,41 @@ _SIGNAL_ERRORS: dict[type[Exception], bytes] = {
 }
 _HOST_ERRORS: dict[type[Exception], bytes] = {Refused: b"REFUSED", HostTryLater: b"TRY_LATER"}
 
+#: Error descriptions longer than this (in characters) are cut: they may quote a
+#: host's 64 KiB argument, and AMP refuses to send a value over 65,535 bytes.
+MAX_DESCRIPTION = 1000
 
-class Login(amp.Command):
+
+class _Command(amp.Command):
+    """A command whose bad arguments are the sender's error (BAD_REQUEST), not the receiver's bug."""
+
+    @classmethod
+    def parseArguments(cls, box: amp.AmpBox, protocol: Any) -> dict[str, Any]:
+        name = cls.commandName.decode("ascii")
+        for key, argument in cls.arguments:
+            if key not in box:
+                if not argument.optional:
+                    raise amp.RemoteAmpError(b"BAD_REQUEST", f"{name}: missing argument {key.decode()}")
+            elif isinstance(argument, amp.Unicode):
+                try:
+                    box[key].decode("utf-8")
+                except UnicodeDecodeError as error:
+                    raise amp.RemoteAmpError(
+                        b"BAD_REQUEST", f"{name}: argument {key.decode()} is not UTF-8 ({error})"
+                    ) from None
+        try:
+            return super().parseArguments(box, protocol)
+        except Exception as error:
+            raise amp.RemoteAmpError(b"BAD_REQUEST", f"{name}: bad arguments: {error}") from error
+
+
+class Login(_Command):
     arguments = [(b"secret", amp.Unicode())]
     response: list[tuple[bytes, amp.Argument]] = []
     errors = {Unauthorized: b"UNAUTHORIZED"}
 
 
-class SendSignal(amp.Command):
+class SendSignal(_Command):
     arguments = [
         (b"request_id", amp.Unicode()),
         (b"method", amp.Unicode()),
@@ -85,7 +124,7 @@ class SendSignal(amp.Command):
     errors = _SIGNAL_ERRORS
 
 
-class ServerStatus(amp.Command):
+class ServerStatus(_Command):
     arguments: list[tuple[bytes, amp.Argument]] = []
     response = [
         (b"servers", amp.AmpList([
@@ -102,7 +141,7 @@ class ServerStatus(amp.Command):
     errors = {Unauthorized: b"UNAUTHORIZED"}
 
 
-class DeliverSignal(amp.Command):
+class DeliverSignal(_Command):
     arguments = [
         (b"method", amp.Unicode()),
         (b"sender", amp.Unicode()),
@@ -114,7 +153,7 @@ class DeliverSignal(amp.Command):
     errors = _HOST_ERRORS
 
 
-class SignalReport(amp.Command):
+class SignalReport(_Command):
     arguments = [
         (b"request_id", amp.Unicode()),
         (b"message_id", amp.Unicode()),
@@ -157,8 +196,36 @@ class HostRegistry:
         return host
 
 
+def _clipped(failure: Failure) -> Failure:
+    """The same refusal with its reason cut to `MAX_DESCRIPTION` characters."""
+    error = failure.value
+    if isinstance(error, SignalError) and len(error.reason) > MAX_DESCRIPTION:
+        return Failure(type(error)(error.reason[:MAX_DESCRIPTION] + "..."))
+    return failure
+
+
+@implementer(IPushProducer)
+class _ReadingPause:
+    """Registered as the streaming producer of a host's transport: the transport
+    pauses it when its write buffer is full, and it stops reading the host."""
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+
+    def pauseProducing(self) -> None:
+        self.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        self.transport.resumeProducing()
+
+    def stopProducing(self) -> None:
+        pass
+
+
 class GatewayAMP(amp.AMP):
     """One host connection."""
+
+    _reading_pause: _ReadingPause | None = None
 
     def __init__(self, outbound: Outbound, registry: HostRegistry, secret: str, log: SmppLog,
                  clock: Any) -> None:
@@ -172,15 +239,68 @@ class GatewayAMP(amp.AMP):
 
     def connectionMade(self) -> None:
         super().connectionMade()
+        transport: Any = self.transport
+        self._reading_pause = _ReadingPause(transport)
+        transport.registerProducer(self._reading_pause, True)
         if self.logged_in:
             self.registry.add(self)
 
     def connectionLost(self, reason: Any) -> None:
+        self._reading_pause = None
         self.registry.remove(self)
         super().connectionLost(reason)
 
+    # -- a hostile or broken host ---------------------------------------------------
+
+    def _unpause(self) -> None:
+        # Before any loseConnection(): a transport does not finish closing while
+        # a producer is registered (TLS) or paused (TCP resumes it instead).
+        if self._reading_pause is not None and self.transport is not None:
+            self._reading_pause = None
+            self.transport.unregisterProducer()
+
+    def _close(self) -> None:
+        self._unpause()
+        if self.transport is not None:
+            self.transport.loseConnection()
+
+    def sendBox(self, box: amp.AmpBox) -> None:
+        if isinstance(box, amp.QuitBox):
+            self._unpause()  # AMP closes the connection right after a QuitBox
+        super().sendBox(box)
+
+    def lengthLimitExceeded(self, length: int) -> None:
+        self.log.problem("AMP host {peer} sent a key of {length} bytes (255 at most): closing",
+                         peer=self.transport.getPeer(), length=length)
+        self._unpause()
+        super().lengthLimitExceeded(length)
+
+    def unhandledError(self, failure: Failure) -> None:
+        self._unpause()
+        super().unhandledError(failure)
+
+    def locateResponder(self, name: bytes) -> Any:
+        try:
+            return super().locateResponder(name)
+        except UnicodeError:
+            return None  # a command name that is not ASCII: AMP answers UNHANDLED
+
     def ampBoxReceived(self, box: amp.AmpBox) -> None:
-        super().ampBoxReceived(box)
+        if amp.COMMAND in box and amp.ASK not in box:
+            # Every command of the contract has an outcome the host must see;
+            # without _ask a refusal could only be logged as a crash.
+            self.log.problem("AMP host {peer} sent {command!r} without _ask: closing",
+                             peer=self.transport.getPeer(), command=box[amp.COMMAND])
+            self._close()
+            return
+        try:
+            super().ampBoxReceived(box)
+        except (KeyError, amp.NoEmptyBoxes) as error:
+            # An answer to nothing asked, or a box with neither _command nor _answer.
+            self.log.problem("AMP host {peer} sent a box that is no command and answers none"
+                             " ({error!r}): closing", peer=self.transport.getPeer(), error=error)
+            self._close()
+            return
         if amp.COMMAND in box and amp.ASK in box:
             # The arguments are parsed and handed over by now; only the ask
             # tag is needed to answer.  A SendSignal stays pending until the
@@ -199,7 +319,7 @@ class GatewayAMP(amp.AMP):
         if self.secret and not hmac.compare_digest(secret.encode("utf-8"), self.secret.encode("utf-8")):
             self.log.problem("AMP host {peer} gave a wrong secret: closing", peer=self.transport.getPeer())
             # Close once the error answer below has been written.
-            self.clock.callLater(0, self.transport.loseConnection)
+            self.clock.callLater(0, self._close)
             raise Unauthorized("wrong secret")
         self.logged_in = True
         self.registry.add(self)
@@ -210,7 +330,8 @@ class GatewayAMP(amp.AMP):
                     gateway: str | None = None) -> Deferred[dict[str, Any]]:
         if not self.logged_in:
             return fail(Unauthorized("Login first"))
-        return self.outbound.send_signal(request_id, method, sender, recipient, body, gateway)
+        d = self.outbound.send_signal(request_id, method, sender, recipient, body, gateway)
+        return d.addErrback(_clipped)
 
     @ServerStatus.responder
     def server_status(self) -> dict[str, Any]:

@@ -494,8 +494,12 @@ def _lean_encode(pdu: PDU) -> bytes:
     if shape is None:
         raise _Defer()
     sequence, status = pdu.sequence_number, pdu.command_status
-    # The library numbers from 1 (a request is numbered by the session).
-    if type(sequence) is not int or not 0 < sequence <= 0xFFFFFFFF:
+    # The library numbers from 1 (a request is numbered by the session); a
+    # response may carry 0, answering a peer's PDU whose number could not be
+    # read or was 0 (SMPP 3.4 section 4.3: generic_nack).
+    if type(sequence) is not int or not 0 <= sequence <= 0xFFFFFFFF:
+        raise _Defer()
+    if sequence == 0 and not shape.command_id & RESPONSE_BIT:
         raise _Defer()
     if type(status) is not int or not 0 <= status <= 0xFFFFFFFF:
         raise _Defer()

@@ -261,15 +261,27 @@ def parse_duration(value: object, key: str) -> float:
         if match is None:
             raise ConfigError(f"{key}: {value!r} is not a duration; {_DURATION_HELP}")
         multiplier, divisor = _DURATION_UNITS[match[2]]
-        return float(match[1]) * multiplier / divisor
+        seconds = float(match[1]) * multiplier / divisor
+        if not math.isfinite(seconds):  # hundreds of digits overflow to inf
+            raise ConfigError(f"{key}: {value!r} is too long a duration; {_DURATION_HELP}")
+        return seconds
     # bool is an int subclass, but "true seconds" is certainly a mistake.
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(
             f"{key}: {value!r} ({_toml_type(value)}) is not a duration; {_DURATION_HELP}"
         )
-    if not math.isfinite(value) or value < 0:
+    if not _finite(value) or value < 0:
         raise ConfigError(f"{key}: {value!r} is not a duration; it must be 0 or more seconds")
     return float(value)
+
+
+def _finite(value: int | float) -> bool:
+    """Whether ``value`` is a finite float, or an integer that becomes one (TOML integers
+    may have any number of digits, and math.isfinite() overflows on them)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 # --- reading TOML tables ---------------------------------------------------------------
@@ -376,7 +388,7 @@ class _Table:
 
     def number(self, name: str, default: float, low: float) -> float:
         value = self._typed(name, default, (int, float), f"a number of at least {low}")
-        if not math.isfinite(value) or value < low:
+        if not _finite(value) or value < low:
             raise ConfigError(f"{self.key(name)}: {value!r} is out of range; use a number >= {low}")
         return float(value)
 

@@ -43,8 +43,18 @@ class ESMEProtocol(Protocol):
         try:
             data = encode(pdu)
         except EncodeError as e:
-            # A PDU we built ourselves that cannot be encoded is a bug in the
-            # caller's values, not a reason to drop the link.
+            if pdu.is_response:
+                # An answer carries the SMSC's own values (a sequence number
+                # of 0, say, which the codec refuses): raising here would
+                # escape from dataReceived.  A peer that cannot be answered
+                # gets the connection closed, and the link reconnects.
+                self.log.problem("cannot answer the SMSC with {command} #{seq}: {error}: closing",
+                                 command=pdu.command, seq=pdu.sequence_number, error=e)
+                self.session.close_reason = f"cannot answer the SMSC: {e}"
+                self._close()
+                return
+            # A request we built ourselves that cannot be encoded is a bug in
+            # the caller's values, not a reason to drop the link.
             self.log.problem("cannot encode {command}: {error}", command=pdu.command, error=e)
             raise
         if self.transport is not None:
@@ -79,10 +89,13 @@ class ESMEProtocol(Protocol):
         # Failing the pending bind here is what lets ClientService retry: a
         # bind that never settles would stall it for good.
         text = reason.getErrorMessage() if reason is not None else "connection lost"
-        self.session.connection_lost(text)
-        self.log.low("disconnected: {reason}", reason=self.session.close_reason or text)
+        why = self.session.close_reason or text
+        self.log.low("disconnected: {reason}", reason=why)
+        # Observers first: whoever resends the failed requests below must
+        # already see the link as down.
         for observer in self._lost_observers:
-            observer(self.session.close_reason or text)
+            observer(why)
+        self.session.connection_lost(text)
 
     def on_lost(self, observer: Callable[[str], None]) -> None:
         self._lost_observers.append(observer)

@@ -9,9 +9,12 @@ Two halves meet in the store's inbox:
   (parts wait in the store, so a restart between parts loses none), routed by
   the server's Dialogs and Recipient settings (`smppgw.dialogs.route_incoming`)
   and becomes a ``deliver`` row. The SMSC hears ESME_ROK only once the row (or
-  the part) is committed; a refusal by the rules gets ESME_RX_R_APPN
-  (permanent), a store failure or a full inbox ESME_RX_T_APPN (the SMSC keeps
-  the message and tries again). No message that goes nowhere gets ESME_ROK.
+  the part) is committed; a refusal by the rules, or a text too long for an
+  AMP value (65,535 bytes of UTF-8), gets ESME_RX_R_APPN (permanent), a store
+  failure or a full inbox ESME_RX_T_APPN (the SMSC keeps the message and tries
+  again). The parts of incomplete messages count against ``max_inbox`` too, so
+  an SMSC sending parts that never complete cannot fill the store. No message
+  that goes nowhere gets ESME_ROK.
 - The *dispatcher* hands the inbox, oldest row first, to the logged-in hosts
   round-robin, at most `MAX_IN_FLIGHT` rows at a time and each row to one host
   only. A row leaves the inbox when a host answers ``{}`` or ``REFUSED``; any
@@ -38,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import LoopingCall
+from twisted.protocols.amp import MAX_VALUE_LENGTH
 from twisted.python.failure import Failure
 
 from .address import phone_address
@@ -138,10 +142,13 @@ class Inbound:
         self._logs: dict[str, SmppLog] = {}
         self._module_log = self._log("*")
         try:
-            self._inbox_size = store.counts()["inbox"]
+            counts = store.counts()
+            self._inbox_size, self._fragment_rows = counts["inbox"], counts["fragments"]
         except StoreError as error:
             self._module_log.problem("cannot count the inbox: {error}", error=error)
-            self._inbox_size = 0
+            self._inbox_size = self._fragment_rows = 0
+        # Distinct parts stored per incomplete message, as last seen, to count new rows.
+        self._parts_stored: dict[str, int] = {}
         self._full = False
         # The dispatcher's state.
         self._running = False
@@ -214,10 +221,11 @@ class Inbound:
         return deliver
 
     def _deliver(self, server: ServerConfig, log: SmppLog, pdu: PDU) -> Deferred[int] | int:
-        if self._inbox_size >= self._max_inbox:
+        if self._inbox_size + self._fragment_rows >= self._max_inbox:
             if not self._full:
-                log.problem("the inbox holds {count} rows waiting for a host (limit {limit}):"
-                            " the SMSC is asked to retry later", count=self._inbox_size,
+                log.problem("the inbox holds {count} rows waiting for a host and {parts} parts"
+                            " of incomplete SMS (limit {limit}): the SMSC is asked to retry later",
+                            count=self._inbox_size, parts=self._fragment_rows,
                             limit=self._max_inbox)
                 self._full = True
             return ESME_RX_T_APPN
@@ -295,8 +303,13 @@ class Inbound:
                            concat.total)
         part = {"body": concat.body.hex(), "data_coding": data_coding}
         try:
+            previous = self._parts_stored.get(key, 0)
             stored = self._store.add_fragment(key, concat.sequence, concat.total, part,
                                               self._clock.seconds())
+            # A resent part replaces its row.  Unseen keys (stored before a
+            # restart) count this part as new: at worst back-pressure starts early.
+            self._fragment_rows += stored - previous if previous else 1
+            self._parts_stored[key] = stored
             if stored < concat.total:
                 log.low("part {sequence} of {total} (reference {reference}) from {source} stored",
                         sequence=concat.sequence, total=concat.total, reference=concat.reference,
@@ -305,6 +318,7 @@ class Inbound:
             parts = [payload for _, payload in self._store.fragments(key)]
             # Dropped in the same transaction as the inbox row written below.
             self._store.drop_fragments(key)
+            self._forget_parts(key, stored)
         except StoreError as error:
             log.problem("cannot store part {sequence} of an SMS from {source}: {error}",
                         sequence=concat.sequence, source=source, error=error)
@@ -342,6 +356,15 @@ class Inbound:
         recipient = delivery.recipient
         payload = {"method": "MESSAGE", "sender": sender, "recipient": recipient,
                    "body": delivery.body, "server": server.name}
+        for name, value in payload.items():
+            size = len(value.encode("utf-8", "surrogatepass"))
+            if size > MAX_VALUE_LENGTH:
+                # No DeliverSignal could carry it: acknowledged, it would be lost.
+                log.problem("not accepted: SMS from {source} to {destination}: its {name} is too"
+                            " long for AMP ({size} bytes of UTF-8, {limit} at most)",
+                            source=source, destination=destination, name=name, size=size,
+                            limit=MAX_VALUE_LENGTH)
+                return ESME_RX_R_APPN
         try:
             self._store.add_inbox("deliver", payload, self._clock.seconds())
         except StoreError as error:
@@ -373,9 +396,16 @@ class Inbound:
     def _recount(self) -> None:
         """Read the inbox size again after a rolled-back commit took rows with it."""
         try:
-            self._inbox_size = self._store.counts()["inbox"]
+            counts = self._store.counts()
         except StoreError:
-            pass  # keep the count we have: at worst back-pressure starts early
+            return  # keep the counts we have: at worst back-pressure starts early
+        self._inbox_size, self._fragment_rows = counts["inbox"], counts["fragments"]
+        self._parts_stored.clear()
+
+    def _forget_parts(self, key: str, rows: int) -> None:
+        """``rows`` parts of ``key`` were dropped from the store."""
+        self._parts_stored.pop(key, None)
+        self._fragment_rows = max(0, self._fragment_rows - rows)
 
     # -- reassembly expiry ---------------------------------------------------------
 
@@ -390,6 +420,7 @@ class Inbound:
             for key in keys:
                 got = len(self._store.fragments(key))
                 self._store.drop_fragments(key)
+                self._forget_parts(key, got)
                 try:
                     server, source, destination, _bits, reference, total = json.loads(key)
                 except (ValueError, TypeError):
