@@ -140,8 +140,9 @@ window = {args.window}
         print(f"all {args.messages} submitted {t_all:.1f}s after process start "
               f"({args.messages / t_all:.0f}/s, window {args.window}); "
               f"restarted gateway peak RSS {proc_status(second.transport.pid, 'VmHWM') / 1024:.1f} MB")
-        unique = len({p.params['destination_addr'] for p in simulator.accepted})
-        print(f"distinct destinations at the SMSC: {unique} of {args.messages}")
+        received = {r.pdu.params["destination_addr"] for r in simulator.received
+                    if r.pdu.command == "submit_sm"}
+        print(f"distinct destinations received by the SMSC: {len(received)} of {args.messages}")
         second.transport.signalProcess(signal.SIGTERM)
         yield second.ended
         yield listening.stopListening()

@@ -25,7 +25,7 @@ import hmac
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.error import ConnectionLost
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory
 from twisted.protocols import amp
@@ -293,6 +293,9 @@ class GatewayAMP(amp.AMP):
                              peer=self.transport.getPeer(), command=box[amp.COMMAND])
             self._close()
             return
+        if box.get(amp.COMMAND) == b"SendSignal":
+            self._send_signal_box(box)
+            return
         try:
             super().ampBoxReceived(box)
         except (KeyError, amp.NoEmptyBoxes) as error:
@@ -310,6 +313,54 @@ class GatewayAMP(amp.AMP):
             box.clear()
             box[amp.ASK] = ask
 
+    # -- SendSignal, answered without AMP's generic dispatch --------------------------
+    #
+    # A SendSignal stays pending until the SMSC has accepted the message, which
+    # may be hours while a link is down; AMP's generic dispatch keeps several
+    # Deferreds, closures and the whole box per pending command.  This path
+    # keeps one callback pair and the ask tag, and uses the command's own
+    # (de)serialisation, so the wire format is exactly the contract's.
+
+    def _send_signal_box(self, box: amp.AmpBox) -> None:
+        ask = box[amp.ASK]
+        try:
+            if not self.logged_in:
+                raise Unauthorized("Login first")
+            kw = SendSignal.parseArguments(box, self)
+            d = self.outbound.send_signal(**kw)
+        except Exception:
+            self._signal_refused(Failure(), ask)
+            return
+        d.addCallbacks(self._signal_answered, self._signal_refused,
+                       callbackArgs=(ask,), errbackArgs=(ask,))
+
+    def _signal_answered(self, result: dict[str, Any], ask: bytes) -> None:
+        answer = SendSignal.makeResponse(result, self)
+        answer[amp.ANSWER] = ask
+        self._emit(answer)
+
+    def _signal_refused(self, failure: Failure, ask: bytes) -> None:
+        error = _clipped(failure).value
+        if isinstance(error, amp.RemoteAmpError):
+            code, description = error.errorCode, error.description
+        elif type(error) in _SIGNAL_ERRORS:
+            code, description = _SIGNAL_ERRORS[type(error)], str(error)
+        else:
+            self.log.problem("SendSignal failed: {error}", error=failure.getTraceback())
+            code, description = amp.UNKNOWN_ERROR_CODE, "internal error"
+        if isinstance(description, str):
+            description = description.encode("utf-8", "replace")
+        self._emit(amp.AmpBox({amp.ERROR: ask, amp.ERROR_CODE: code,
+                               amp.ERROR_DESCRIPTION: description}))
+
+    def _emit(self, box: amp.AmpBox) -> None:
+        # The host may be gone: it loses only the answer (the message goes on).
+        if self.transport is not None and not self.transport.disconnecting:
+            try:
+                self.sendBox(box)
+            except (amp.ProtocolSwitched, ConnectionLost):
+                pass
+
     def _check(self) -> None:
         if not self.logged_in:
             raise Unauthorized("Login first")
@@ -324,14 +375,6 @@ class GatewayAMP(amp.AMP):
         self.logged_in = True
         self.registry.add(self)
         return {}
-
-    @SendSignal.responder
-    def send_signal(self, request_id: str, method: str, sender: str, recipient: str, body: str,
-                    gateway: str | None = None) -> Deferred[dict[str, Any]]:
-        if not self.logged_in:
-            return fail(Unauthorized("Login first"))
-        d = self.outbound.send_signal(request_id, method, sender, recipient, body, gateway)
-        return d.addErrback(_clipped)
 
     @ServerStatus.responder
     def server_status(self) -> dict[str, Any]:

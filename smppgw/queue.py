@@ -21,7 +21,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -159,7 +159,8 @@ class LinkQueue:
         self.clock = clock
         self.log = log
         self._finished = finished
-        self.jobs: OrderedDict[str, Job] = OrderedDict()
+        # Unfinished jobs in FIFO order (dicts keep insertion order).
+        self.jobs: dict[str, Job] = {}
         self._pending: deque[tuple[Job, int]] = deque()
         self._retry: list[tuple[int, int, Job]] = []
         self.in_flight = 0
@@ -364,11 +365,13 @@ class LinkQueue:
     def _check_expiry(self) -> None:
         self._expiry = None
         now = self.clock.seconds()
-        for job in list(self.jobs.values()):
+        due = []
+        for job in self.jobs.values():  # oldest first: stop at the first not due
             if job.expires > now:
                 break
-            if job.expired:
-                continue
+            if not job.expired:
+                due.append(job)
+        for job in due:
             job.expired = True
             if job.in_flight == 0:
                 self._expire(job)
@@ -403,7 +406,8 @@ class Outbound:
         for name, link in links.items():
             self.queues[name] = LinkQueue(link, store, clock, link.log, self._finished,
                                           config.module.reject_if_not_relayed_in)
-        self.jobs: dict[str, Job] = {}
+        #: Accepted jobs whose row is not yet committed (then they join their queue).
+        self._accepting: dict[str, Job] = {}
         self._seq = 0
         self._references: dict[str, int] = {}
         self._rng = random.Random()
@@ -423,7 +427,6 @@ class Outbound:
                 continue
             job = Job(request_id, server, None, list(message_ids), self._next_seq(),
                       created + reject_after)
-            self.jobs[request_id] = job
             if job.complete:
                 queue._finish(job, success(job))
                 continue
@@ -438,7 +441,17 @@ class Outbound:
         return self._seq
 
     def _finished(self, job: Job) -> None:
-        self.jobs.pop(job.request_id, None)
+        self._accepting.pop(job.request_id, None)
+
+    def job(self, request_id: str) -> Job | None:
+        """The unfinished job of `request_id`, if any."""
+        job = self._accepting.get(request_id)
+        if job is None:
+            for queue in self.queues.values():
+                job = queue.jobs.get(request_id)
+                if job is not None:
+                    break
+        return job
 
     # -- requests --------------------------------------------------------------------
 
@@ -448,7 +461,7 @@ class Outbound:
         if not 1 <= len(request_id) <= MAX_REQUEST_ID:
             return fail(BadRequest(f"request_id must be 1 to {MAX_REQUEST_ID} characters, "
                                    f"got {len(request_id)}"))
-        job = self.jobs.get(request_id)
+        job = self.job(request_id)
         if job is not None:
             return job.wait()
         try:
@@ -474,16 +487,17 @@ class Outbound:
         now = self.clock.seconds()
         job = Job(request_id, server.name, payload, [None] * parts, self._next_seq(),
                   now + self.config.module.reject_if_not_relayed_in)
-        self.jobs[request_id] = job
+        self._accepting[request_id] = job
         answer = job.wait()
         queue = self.queues[server.name]
 
         def durable(_: Any) -> None:
+            self._accepting.pop(request_id, None)
             if not job.done:
                 queue.add(job)
 
         def not_durable(failure: Failure) -> None:
-            self.jobs.pop(request_id, None)
+            self._accepting.pop(request_id, None)
             job.done = True
             for w in job.waiters or ():
                 w.errback(TryLater(f"the gateway cannot store the message: {failure.getErrorMessage()}"))
@@ -513,10 +527,14 @@ class Outbound:
         text = body
         if server.dialogs and self.dialogs is not None:
             text = self.dialogs.outgoing_prefix("+" + target.number, sender) + body
-        reference = self._reference(target.number, server.long_messages)
         try:
             encoded = textcodec.encode_message(text, server.encoding, server.long_messages,
-                                               server.max_parts, reference)
+                                               server.max_parts)
+            if len(encoded.parts) > 1:
+                # Only split messages need a concatenation reference.
+                encoded = textcodec.encode_message(
+                    text, server.encoding, server.long_messages, server.max_parts,
+                    self._reference(target.number, server.long_messages))
         except textcodec.TooLong as e:
             raise TooLongError(str(e)) from None
         except (ValueError, textcodec.UnencodableText) as e:
@@ -550,8 +568,8 @@ class Outbound:
     # -- status ----------------------------------------------------------------------
 
     def status(self) -> list[dict[str, Any]]:
-        queued: dict[str, int] = {}
-        for job in self.jobs.values():
+        queued = {name: len(queue.jobs) for name, queue in self.queues.items()}
+        for job in self._accepting.values():
             queued[job.server] = queued.get(job.server, 0) + 1
         rows = []
         for server in self.config.servers:
