@@ -76,6 +76,9 @@ _HOST_ERRORS: dict[type[Exception], bytes] = {Refused: b"REFUSED", HostTryLater:
 #: Error descriptions longer than this (in characters) are cut: they may quote a
 #: host's 64 KiB argument, and AMP refuses to send a value over 65,535 bytes.
 MAX_DESCRIPTION = 1000
+#: The largest box read from a host: a SendSignal with every argument at AMP's
+#: 65,535-byte limit is about 400 KB; anything past this is not a command.
+MAX_BOX = 1024 * 1024
 
 
 class _Command(amp.Command):
@@ -278,6 +281,56 @@ class GatewayAMP(amp.AMP):
     def unhandledError(self, failure: Failure) -> None:
         self._unpause()
         super().unhandledError(failure)
+
+    _unparsed = b""
+
+    def dataReceived(self, data: bytes) -> None:
+        """Cut whole boxes out of the stream in one pass.
+
+        The same wire format as AMP's own parser (a key and a value, each with
+        a two-byte length, up to an empty key), without its per-string state
+        machine, which costs more than anything else a SendSignal needs.
+        """
+        if self.innerProtocol is not None:
+            super().dataReceived(data)
+            return
+        buf = self._unparsed + data if self._unparsed else data
+        end = len(buf)
+        start = 0
+        while start < end:
+            box = amp.AmpBox()
+            pos = start
+            complete = False
+            while pos + 2 <= end:
+                key_length = (buf[pos] << 8) | buf[pos + 1]
+                if key_length == 0:
+                    pos += 2
+                    complete = True
+                    break
+                if key_length > self._MAX_KEY_LENGTH:
+                    self._unparsed = b""
+                    self.lengthLimitExceeded(key_length)
+                    return
+                key_end = pos + 2 + key_length
+                if key_end + 2 > end:
+                    break
+                value_end = key_end + 2 + ((buf[key_end] << 8) | buf[key_end + 1])
+                if value_end > end:
+                    break
+                box[buf[pos + 2 : key_end]] = buf[key_end + 2 : value_end]
+                pos = value_end
+            if not complete:
+                break
+            start = pos
+            self.ampBoxReceived(box)
+            if self.transport is None or self._keyLengthLimitExceeded:
+                return
+        self._unparsed = buf[start:] if start < end else b""
+        if len(self._unparsed) > MAX_BOX:
+            self.log.problem("AMP host {peer} sent a box over {limit} bytes: closing",
+                             peer=self.transport.getPeer(), limit=MAX_BOX)
+            self._unparsed = b""
+            self._close()
 
     def locateResponder(self, name: bytes) -> Any:
         try:

@@ -170,3 +170,29 @@ class AmpTests(SynchronousTestCase):
         client, links, pump, server, clock = self.connect(secret="s3cret")
         d = self.call(pump, client, ServerStatus)
         self.assertIsInstance(d.value, Unauthorized)
+
+    def test_endless_box_closes(self) -> None:
+        """A box that never ends (keys without end) is cut off at MAX_BOX and the connection closed."""
+        from smppgw.amp import MAX_BOX
+
+        client, links, pump, server, clock = self.connect()
+        chunk = b"".join(len(k).to_bytes(2, "big") + k + (1000).to_bytes(2, "big") + b"x" * 1000
+                         for k in (f"k{i}".encode() for i in range(100)))
+        for _ in range(MAX_BOX // len(chunk) + 2):
+            if server.transport is None:
+                break
+            server.dataReceived(chunk)
+        pump.flush()
+        self.assertIsNone(server.transport)
+
+    def test_boxes_split_anywhere(self) -> None:
+        """Commands arriving one byte at a time are parsed exactly as when whole."""
+        client, links, pump, server, clock = self.connect()
+        box = amp.AmpBox({b"_command": b"ServerStatus", b"_ask": b"7"}).serialize()
+        sent: list[bytes] = []
+        server.transport.write = sent.append  # type: ignore[method-assign]
+        for i in range(len(box)):
+            server.dataReceived(box[i : i + 1])
+        answer = b"".join(sent)
+        self.assertIn(b"_answer", answer)
+        self.assertIn(b"servers", answer)
