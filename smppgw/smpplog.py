@@ -25,7 +25,8 @@ class SmppLog:
     def __init__(self, server: str, level: str = "problems") -> None:
         if level not in _RANK:
             raise ValueError(f"unknown log level {level!r}")
-        self.server = server
+        # The empty-named server is written as "" so that log lines stay readable.
+        self.server = server or '""'
         self.level = level
         self._rank = _RANK[level]
 
