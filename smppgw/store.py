@@ -239,7 +239,7 @@ class Store:
                 db.execute("BEGIN")
             self._dirty = True
             if self._scheduled is None:
-                self._scheduled = self._clock.callLater(0, self._scheduled_commit)
+                self._scheduled = self._clock.callLater(0, self._commit_next_turn)
             yield db
         except sqlite3.Error as error:
             # Most errors undo only the statement; some (disk full, I/O) make
@@ -301,6 +301,11 @@ class Store:
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             waiter.callback(None)
+
+    def _commit_next_turn(self) -> None:
+        # One more reactor turn: the writes the same burst produced (the next
+        # submit_sm PDUs, say) go out on the socket before the commit blocks.
+        self._scheduled = self._clock.callLater(0, self._scheduled_commit)
 
     def _scheduled_commit(self) -> None:
         self._scheduled = None
