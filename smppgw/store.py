@@ -178,6 +178,33 @@ def _cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+class _Writing:
+    """The write context of a store: a class, not a generator, as it runs for every write."""
+
+    __slots__ = ("store",)
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def __enter__(self) -> sqlite3.Connection:
+        store = self.store
+        db = store._connection()
+        try:
+            if not db.in_transaction:
+                db.execute("BEGIN")
+        except sqlite3.Error as error:
+            raise store._fail_rolled_back(error) from error
+        store._dirty = True
+        if store._scheduled is None:
+            store._scheduled = store._clock.callLater(0, store._commit_next_turn)
+        return db
+
+    def __exit__(self, kind: Any, error: Any, tb: Any) -> bool:
+        if isinstance(error, sqlite3.Error):
+            raise self.store._fail_rolled_back(error) from error
+        return False
+
+
 class Store:
     """The SQLite store: outbound queue, inbox, fragments and dialog bindings."""
 
@@ -189,6 +216,7 @@ class Store:
         self._clock = clock
         self._closed = False
         self._scheduled: DelayedCall | None = None
+        self._writer = _Writing(self)
         self._waiters: list[Deferred[None]] = []
         # Whether writes since the last commit wait in the open transaction.
         self._dirty = False
@@ -230,24 +258,17 @@ class Store:
 
     # -- transactions ------------------------------------------------------
 
-    @contextmanager
-    def _writing(self) -> Iterator[sqlite3.Connection]:
-        """Run writes inside the open transaction, opening one and scheduling its commit."""
-        db = self._connection()
-        try:
-            if not db.in_transaction:
-                db.execute("BEGIN")
-            self._dirty = True
-            if self._scheduled is None:
-                self._scheduled = self._clock.callLater(0, self._commit_next_turn)
-            yield db
-        except sqlite3.Error as error:
-            # Most errors undo only the statement; some (disk full, I/O) make
-            # SQLite abandon the whole transaction, and with it the batch.
-            if self._dirty and not self._in_transaction():
-                self._dirty = False
-                self._fail_waiters(StoreError(f"the transaction was rolled back: {error}"))
-            raise StoreError(f"cannot write to the store {self.path!r}: {error}") from error
+    def _writing(self) -> _Writing:
+        """A context for writes inside the open transaction (opening one and scheduling its commit)."""
+        return self._writer
+
+    def _fail_rolled_back(self, error: sqlite3.Error) -> StoreError:
+        # Most errors undo only the statement; some (disk full, I/O) make
+        # SQLite abandon the whole transaction, and with it the batch.
+        if self._dirty and not self._in_transaction():
+            self._dirty = False
+            self._fail_waiters(StoreError(f"the transaction was rolled back: {error}"))
+        return StoreError(f"cannot write to the store {self.path!r}: {error}")
 
     def _reading(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         try:
