@@ -21,7 +21,7 @@ import tempfile
 import time
 from typing import Any
 
-from twisted.internet import defer, protocol, reactor, task
+from twisted.internet import defer, reactor, task
 from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol, serverFromString
 from twisted.protocols import amp
 
@@ -29,33 +29,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from smppgw.amp import SendSignal, ServerStatus  # noqa: E402
 from smppgw.simulator import SMSCSimulator  # noqa: E402
+from smppgw.testing import GatewayProcess  # noqa: E402
 
 
-class Gateway(protocol.ProcessProtocol):
-    def __init__(self) -> None:
-        self.ready: defer.Deferred[None] = defer.Deferred()
-        self.ended: defer.Deferred[None] = defer.Deferred()
-        self.output = b""
-
-    def outReceived(self, data: bytes) -> None:
-        self.output += data
-        if b"AMP endpoint listening" in self.output and not self.ready.called:
-            self.ready.callback(None)
-
-    errReceived = outReceived
-
-    def processEnded(self, reason: Any) -> None:
-        if not self.ready.called:
-            self.ready.errback(RuntimeError(self.output.decode(errors="replace")[-3000:]))
-        self.ended.callback(None)
-
-
-def spawn(config: str) -> Gateway:
-    gateway = Gateway()
-    args = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
-            "--nodaemon", "--pidfile=", "smppgw", "--config", config]
-    gateway.transport = reactor.spawnProcess(gateway, sys.executable, args, env=os.environ.copy())
-    return gateway
+def spawn(config: str) -> GatewayProcess:
+    return GatewayProcess.spawn(reactor, config)
 
 
 def proc_status(pid: int, field: str) -> int:
@@ -69,7 +47,7 @@ def proc_status(pid: int, field: str) -> int:
 @defer.inlineCallbacks
 def run(args: argparse.Namespace) -> Any:
     state = tempfile.mkdtemp(prefix="smppgw-bench-")
-    gateways: list[Gateway] = []
+    gateways: list[GatewayProcess] = []
     try:
         simulator = SMSCSimulator({"gw": "pw"}, reactor)
         probe = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(simulator)

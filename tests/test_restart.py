@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import sys
 import tempfile
 from typing import Any
 
-from twisted.internet import protocol, reactor
+from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol, serverFromString
 from twisted.protocols import amp
@@ -17,29 +16,9 @@ from twisted.trial.unittest import TestCase
 
 from smppgw.amp import SendSignal, ServerStatus
 from smppgw.simulator import SMSCSimulator
+from smppgw.testing import GatewayProcess
 
 N = 20
-
-
-class GatewayProcess(protocol.ProcessProtocol):
-    """A gateway under twistd in a child process; fires `ready` when its AMP endpoint listens."""
-
-    def __init__(self) -> None:
-        self.ready: Deferred[None] = Deferred()
-        self.ended: Deferred[None] = Deferred()
-        self.output = b""
-
-    def outReceived(self, data: bytes) -> None:
-        self.output += data
-        if b"AMP endpoint listening" in self.output and not self.ready.called:
-            self.ready.callback(None)
-
-    errReceived = outReceived
-
-    def processEnded(self, reason: Any) -> None:
-        if not self.ready.called:
-            self.ready.errback(RuntimeError(self.output.decode(errors="replace")[-2000:]))
-        self.ended.callback(None)
 
 
 class Host(amp.AMP):
@@ -50,19 +29,10 @@ class RestartTests(TestCase):
     timeout = 60
 
     def spawn(self, config: str) -> GatewayProcess:
-        process = GatewayProcess()
-        args = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
-                "--nodaemon", "--pidfile=", "smppgw", "--config", config]
-        transport = reactor.spawnProcess(process, sys.executable, args, env=os.environ.copy(),
-                                         path=os.getcwd())
-        process.transport = transport
-        return process
+        return GatewayProcess.spawn(reactor, config)
 
-    @inlineCallbacks
-    def stop(self, process: GatewayProcess, sig: int) -> Any:
-        if not process.ended.called:
-            process.transport.signalProcess(sig)
-            yield process.ended
+    def stop(self, process: GatewayProcess, sig: int) -> Deferred[None]:
+        return process.stop(sig)
 
     @inlineCallbacks
     def host(self, state: str) -> Any:

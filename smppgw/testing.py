@@ -1,0 +1,67 @@
+"""
+Helpers for testing a gateway from the outside, shipped so that hosts can use them too.
+
+`GatewayProcess` runs the gateway under twistd in a child process and tells
+when its AMP endpoint listens and when it has ended; with `SMSCSimulator`
+(smppgw.simulator) it is enough to test a host against a real gateway,
+including what a SIGKILL does.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Any
+
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.protocol import ProcessProtocol
+
+#: The log line a gateway writes once its AMP endpoint listens.
+READY_LINE = b"AMP endpoint listening"
+
+
+class GatewayProcess(ProcessProtocol):
+    """A gateway under twistd in a child process.
+
+    ``ready`` fires when its AMP endpoint listens (or fails with the end of its
+    output if it exits first); ``ended`` fires when the process has exited.
+    """
+
+    def __init__(self) -> None:
+        self.ready: Deferred[None] = Deferred()
+        self.ended: Deferred[None] = Deferred()
+        self.output = b""
+
+    @classmethod
+    def spawn(cls, reactor: Any, config: str, cwd: str | None = None) -> GatewayProcess:
+        """Start ``twistd smppgw --config config`` with this interpreter."""
+        process = cls()
+        args = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
+                "--nodaemon", "--pidfile=", "smppgw", "--config", config]
+        reactor.spawnProcess(process, sys.executable, args, env=os.environ.copy(),
+                             path=cwd or os.getcwd())
+        return process
+
+    @property
+    def pid(self) -> int:
+        return self.transport.pid
+
+    def outReceived(self, data: bytes) -> None:
+        self.output += data
+        if READY_LINE in self.output and not self.ready.called:
+            self.ready.callback(None)
+
+    errReceived = outReceived
+
+    def processEnded(self, reason: Any) -> None:
+        if not self.ready.called:
+            self.ready.errback(RuntimeError(self.output.decode(errors="replace")[-3000:]))
+        self.ended.callback(None)
+
+    @inlineCallbacks
+    def stop(self, sig: int = signal.SIGTERM) -> Any:
+        """Send `sig` (unless the process has ended) and wait for the end."""
+        if not self.ended.called:
+            self.transport.signalProcess(sig)
+            yield self.ended
