@@ -66,6 +66,11 @@ class ESMEProtocol(Protocol):
 
     def connectionMade(self) -> None:
         self.log.low("connected to {peer}", peer=self.transport.getPeer())
+        # PDUs are small and pipelined: Nagle's algorithm would hold each
+        # write back until the previous one is acknowledged.
+        no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if no_delay is not None:
+            no_delay(True)
 
     def dataReceived(self, data: bytes) -> None:
         try:
