@@ -4,7 +4,7 @@ The SMPP session: a state machine with no IO.
 PDUs and connection events go in; PDUs to write and a request to close come
 out through two callables the protocol shell provides.  The session numbers
 requests (wrapping 0x7FFFFFFF -> 1), keeps one table of outstanding requests
-(sequence number -> Deferred and timer), limits them to a window, keeps the
+(sequence number -> Deferred and deadline), limits them to a window, keeps the
 link alive with enquire_link, and answers what the SMSC asks of an ESME.
 
 Time comes from an injected clock; the reactor is never imported here.
@@ -147,11 +147,11 @@ def refuse_for_now(pdu: PDU) -> int:
     return ESME_RX_T_APPN
 
 
-@dataclass
+@dataclass(slots=True)
 class _Outstanding:
     request: PDU
     deferred: Deferred[PDU]
-    timer: IDelayedCall
+    deadline: float
 
 
 class Session:
@@ -174,7 +174,10 @@ class Session:
         self.deliver = deliver
         self.state = OPEN
         self._next_sequence = 1
+        # In sending order, which is also deadline order (one response_timeout
+        # for all): one timer, for the oldest, watches them all.
         self._outstanding: dict[int, _Outstanding] = {}
+        self._deadline_timer: IDelayedCall | None = None
         self._waiting: deque[tuple[PDU, Deferred[PDU]]] = deque()
         self._keepalive: IDelayedCall | None = None
         self._enquiring = False
@@ -295,8 +298,10 @@ class Session:
         sequence = self._allocate_sequence()
         pdu.sequence_number = sequence
         d: Deferred[PDU] = Deferred()
-        timer = self.clock.callLater(self.settings.response_timeout, self._timed_out, sequence)
-        self._outstanding[sequence] = _Outstanding(pdu, d, timer)
+        timeout = self.settings.response_timeout
+        self._outstanding[sequence] = _Outstanding(pdu, d, self.clock.seconds() + timeout)
+        if self._deadline_timer is None:
+            self._deadline_timer = self.clock.callLater(timeout, self._check_deadlines)
         self._write(pdu)
         return d
 
@@ -319,6 +324,26 @@ class Session:
         else:
             self._keepalive = self.clock.callLater(self.settings.keep_alive, self._enquire)
 
+    def _check_deadlines(self) -> None:
+        self._deadline_timer = None
+        now = self.clock.seconds()
+        late = []
+        for sequence, entry in self._outstanding.items():
+            if entry.deadline > now:
+                break
+            late.append(sequence)
+        for sequence in late:
+            self._timed_out(sequence)
+        # Requests sent by the errbacks above may have started a timer for
+        # their own (later) deadline: the oldest decides.
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
+        if self._outstanding and self.state != CLOSED:
+            oldest = next(iter(self._outstanding.values()))
+            self._deadline_timer = self.clock.callLater(max(0.0, oldest.deadline - now),
+                                                        self._check_deadlines)
+
     def _timed_out(self, sequence: int) -> None:
         entry = self._outstanding.pop(sequence, None)
         if entry is None:
@@ -332,8 +357,9 @@ class Session:
 
     def _finish(self, sequence: int) -> _Outstanding | None:
         entry = self._outstanding.pop(sequence, None)
-        if entry is not None and entry.timer.active():
-            entry.timer.cancel()
+        if not self._outstanding and self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
         return entry
 
     def _release_window(self) -> None:
@@ -443,9 +469,10 @@ class Session:
         self._outstanding.clear()
         waiting = list(self._waiting)
         self._waiting.clear()
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
         for entry in outstanding:
-            if entry.timer.active():
-                entry.timer.cancel()
             entry.deferred.errback(ConnectionLost(f"{reason} before {entry.request.command} was answered"))
         for pdu, d in waiting:
             d.errback(ConnectionLost(f"{reason} before {pdu.command} was sent"))

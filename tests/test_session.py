@@ -392,3 +392,38 @@ class MalformedInputTests(SynchronousTestCase):
         self.successResultOf(d)
         [answer] = h.sent()
         self.assertEqual((answer.command, answer.sequence_number), ("deliver_sm_resp", 3))
+
+
+class DeadlineTests(SynchronousTestCase):
+    def test_each_request_has_its_own_deadline(self) -> None:
+        """Requests sent at different times each time out response_timeout after their own sending."""
+        h = Harness(window=10)
+        h.bind()
+        first = h.submit(b"1")
+        h.clock.advance(4)
+        second = h.submit(b"2")
+        h.clock.advance(6)
+        self.failureResultOf(first, ResponseTimeout)
+        self.assertNoResult(second)
+        h.clock.advance(3.9)
+        self.assertNoResult(second)
+        h.clock.advance(0.1)
+        self.failureResultOf(second, ResponseTimeout)
+
+    def test_request_sent_after_a_timeout_keeps_older_deadline(self) -> None:
+        """A request let out by a timed-out one does not push back the deadline of older ones."""
+        h = Harness(window=2)
+        h.bind()
+        a = h.submit(b"a")
+        h.clock.advance(5)
+        b = h.submit(b"b")
+        c = h.submit(b"c")  # waits for the window
+        h.clock.advance(5)  # a times out; c goes out now, due at 20
+        self.failureResultOf(a, ResponseTimeout)
+        h.clock.advance(5)  # b is due at 15
+        self.failureResultOf(b, ResponseTimeout)
+        self.assertNoResult(c)
+        h.clock.advance(5)
+        self.failureResultOf(c, ResponseTimeout)
+        # Only the keep-alive is left (30 s after c went out at 10).
+        self.assertEqual([call.getTime() for call in h.clock.getDelayedCalls()], [40.0])
