@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from twisted.internet.error import ConnectionLost
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory
 from twisted.protocols import amp
@@ -76,6 +76,7 @@ _HOST_ERRORS: dict[type[Exception], bytes] = {Refused: b"REFUSED", HostTryLater:
 #: Error descriptions longer than this (in characters) are cut: they may quote a
 #: host's 64 KiB argument, and AMP refuses to send a value over 65,535 bytes.
 MAX_DESCRIPTION = 1000
+_CLOSED = Failure(ConnectionDone("connection closed"))
 #: The largest box read from a host: a SendSignal with every argument at AMP's
 #: 65,535-byte limit is about 400 KB; anything past this is not a command.
 MAX_BOX = 1024 * 1024
@@ -106,7 +107,7 @@ class _Command(amp.Command):
 
 class Login(_Command):
     arguments = [(b"secret", amp.Unicode())]
-    response: list[tuple[bytes, amp.Argument]] = []
+    response: ClassVar[list[tuple[bytes, amp.Argument]]] = []
     errors = {Unauthorized: b"UNAUTHORIZED"}
 
 
@@ -128,7 +129,7 @@ class SendSignal(_Command):
 
 
 class ServerStatus(_Command):
-    arguments: list[tuple[bytes, amp.Argument]] = []
+    arguments: ClassVar[list[tuple[bytes, amp.Argument]]] = []
     response = [
         (b"servers", amp.AmpList([
             (b"name", amp.Unicode()),
@@ -152,7 +153,7 @@ class DeliverSignal(_Command):
         (b"body", amp.Unicode()),
         (b"server", amp.Unicode()),
     ]
-    response: list[tuple[bytes, amp.Argument]] = []
+    response: ClassVar[list[tuple[bytes, amp.Argument]]] = []
     errors = _HOST_ERRORS
 
 
@@ -164,7 +165,7 @@ class SignalReport(_Command):
         (b"error", amp.Unicode()),
         (b"server", amp.Unicode()),
     ]
-    response: list[tuple[bytes, amp.Argument]] = []
+    response: ClassVar[list[tuple[bytes, amp.Argument]]] = []
     errors = _HOST_ERRORS
 
 
@@ -248,7 +249,7 @@ class GatewayAMP(amp.AMP):
         if self.logged_in:
             self.registry.add(self)
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: Failure = _CLOSED) -> None:
         self._reading_pause = None
         self.registry.remove(self)
         super().connectionLost(reason)
@@ -258,9 +259,10 @@ class GatewayAMP(amp.AMP):
     def _unpause(self) -> None:
         # Before any loseConnection(): a transport does not finish closing while
         # a producer is registered (TLS) or paused (TCP resumes it instead).
-        if self._reading_pause is not None and self.transport is not None:
+        transport: Any = self.transport
+        if self._reading_pause is not None and transport is not None:
             self._reading_pause = None
-            self.transport.unregisterProducer()
+            transport.unregisterProducer()
 
     def _close(self) -> None:
         self._unpause()
@@ -274,7 +276,7 @@ class GatewayAMP(amp.AMP):
 
     def lengthLimitExceeded(self, length: int) -> None:
         self.log.problem("AMP host {peer} sent a key of {length} bytes (255 at most): closing",
-                         peer=self.transport.getPeer(), length=length)
+                         peer=self._peer(), length=length)
         self._unpause()
         super().lengthLimitExceeded(length)
 
@@ -328,7 +330,7 @@ class GatewayAMP(amp.AMP):
         self._unparsed = buf[start:] if start < end else b""
         if len(self._unparsed) > MAX_BOX:
             self.log.problem("AMP host {peer} sent a box over {limit} bytes: closing",
-                             peer=self.transport.getPeer(), limit=MAX_BOX)
+                             peer=self._peer(), limit=MAX_BOX)
             self._unparsed = b""
             self._close()
 
@@ -343,7 +345,7 @@ class GatewayAMP(amp.AMP):
             # Every command of the contract has an outcome the host must see;
             # without _ask a refusal could only be logged as a crash.
             self.log.problem("AMP host {peer} sent {command!r} without _ask: closing",
-                             peer=self.transport.getPeer(), command=box[amp.COMMAND])
+                             peer=self._peer(), command=box[amp.COMMAND])
             self._close()
             return
         if box.get(amp.COMMAND) == b"SendSignal":
@@ -354,7 +356,7 @@ class GatewayAMP(amp.AMP):
         except (KeyError, amp.NoEmptyBoxes) as error:
             # An answer to nothing asked, or a box with neither _command nor _answer.
             self.log.problem("AMP host {peer} sent a box that is no command and answers none"
-                             " ({error!r}): closing", peer=self.transport.getPeer(), error=error)
+                             " ({error!r}): closing", peer=self._peer(), error=error)
             self._close()
             return
         if amp.COMMAND in box and amp.ASK in box:
@@ -393,7 +395,7 @@ class GatewayAMP(amp.AMP):
         self._emit(answer)
 
     def _signal_refused(self, failure: Failure, ask: bytes) -> None:
-        error = _clipped(failure).value
+        error: Any = _clipped(failure).value
         if isinstance(error, amp.RemoteAmpError):
             code, description = error.errorCode, error.description
         elif type(error) in _SIGNAL_ERRORS:
@@ -408,11 +410,16 @@ class GatewayAMP(amp.AMP):
 
     def _emit(self, box: amp.AmpBox) -> None:
         # The host may be gone: it loses only the answer (the message goes on).
-        if self.transport is not None and not self.transport.disconnecting:
+        transport: Any = self.transport
+        if transport is not None and not transport.disconnecting:
             try:
                 self.sendBox(box)
             except (amp.ProtocolSwitched, ConnectionLost):
                 pass
+
+    def _peer(self) -> Any:
+        transport: Any = self.transport
+        return transport.getPeer() if transport is not None else "(gone)"
 
     def _check(self) -> None:
         if not self.logged_in:
@@ -421,7 +428,7 @@ class GatewayAMP(amp.AMP):
     @Login.responder
     def login(self, secret: str) -> dict[str, Any]:
         if self.secret and not hmac.compare_digest(secret.encode("utf-8"), self.secret.encode("utf-8")):
-            self.log.problem("AMP host {peer} gave a wrong secret: closing", peer=self.transport.getPeer())
+            self.log.problem("AMP host {peer} gave a wrong secret: closing", peer=self._peer())
             # Close once the error answer below has been written.
             self.clock.callLater(0, self._close)
             raise Unauthorized("wrong secret")

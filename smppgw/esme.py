@@ -65,7 +65,8 @@ class ESMEProtocol(Protocol):
             self.transport.loseConnection()
 
     def connectionMade(self) -> None:
-        self.log.low("connected to {peer}", peer=self.transport.getPeer())
+        transport: Any = self.transport
+        self.log.low("connected to {peer}", peer=transport.getPeer())
         # PDUs are small and pipelined: Nagle's algorithm would hold each
         # write back until the previous one is acknowledged.
         no_delay = getattr(self.transport, "setTcpNoDelay", None)
@@ -79,8 +80,9 @@ class ESMEProtocol(Protocol):
             self.log.problem("{error}: closing the connection", error=e)
             self.session.close_reason = str(e)
             frames = []
-            if self.transport is not None:
-                self.transport.abortConnection()
+            transport: Any = self.transport
+            if transport is not None:
+                transport.abortConnection()
             return
         for frame in frames:
             try:

@@ -84,7 +84,9 @@ class _GuardFactory(Factory):
         proxy = self.wrapped.buildProtocol(addr)
         if proxy is None:
             return None
-        return _LossGuard(proxy, self.esme_factory.last_built)
+        esme = self.esme_factory.last_built
+        assert esme is not None  # built by the call just above
+        return _LossGuard(proxy, esme)
 
     def doStart(self) -> None:
         self.wrapped.doStart()

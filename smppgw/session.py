@@ -241,7 +241,8 @@ class Session:
 
     def _bind_failed(self, failure: Failure) -> Failure:
         if failure.check(CommandStatusError) and not failure.check(BindFailed):
-            failure = Failure(BindFailed(failure.value.response))
+            refusal: Any = failure.value
+            failure = Failure(BindFailed(refusal.response))
         self.log.problem("bind failed: {error}", error=failure.getErrorMessage())
         if self.state == BINDING:
             self._fire("bind_failed")

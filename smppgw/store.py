@@ -199,10 +199,9 @@ class _Writing:
             store._scheduled = store._clock.callLater(0, store._commit_next_turn)
         return db
 
-    def __exit__(self, kind: Any, error: Any, tb: Any) -> bool:
+    def __exit__(self, kind: Any, error: Any, tb: Any) -> None:
         if isinstance(error, sqlite3.Error):
             raise self.store._fail_rolled_back(error) from error
-        return False
 
 
 class Store:

@@ -45,7 +45,8 @@ class GatewayProcess(ProcessProtocol):
 
     @property
     def pid(self) -> int:
-        return self.transport.pid
+        transport: Any = self.transport
+        return int(transport.pid)
 
     def outReceived(self, data: bytes) -> None:
         self.output += data
@@ -63,5 +64,6 @@ class GatewayProcess(ProcessProtocol):
     def stop(self, sig: int = signal.SIGTERM) -> Any:
         """Send `sig` (unless the process has ended) and wait for the end."""
         if not self.ended.called:
-            self.transport.signalProcess(sig)
+            transport: Any = self.transport
+            transport.signalProcess(sig)
             yield self.ended
