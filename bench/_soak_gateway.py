@@ -23,6 +23,8 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 
+from smppgw.testing import gateway_config
+
 #: What the gateway logs once its AMP endpoint accepts hosts.
 READY_MARK = "AMP endpoint listening"
 _RESTORED = re.compile(r"(\d+) queued message\(s\) restored from the store")
@@ -40,25 +42,10 @@ _CHILD_CODE = (
 
 def config_text(state: str, smsc_port: int, window: int, response_timeout: float) -> str:
     """The soak's gateway configuration: one send-only server on the simulator, logging problems."""
-    return f"""\
-[module]
-log_level = "problems"
-[amp]
-listen = "unix:{state}/amp.sock:mode=600"
-[store]
-path = "{state}/smppgw.sqlite"
-[[server]]
-name = ""
-mode = "send-only"
-address = "127.0.0.1:{smsc_port}"
-system_id = "soak"
-password = "soakpw"
-sender = "+15550100"
-dialogs = false
-registered_delivery = false
-window = {window}
-response_timeout = "{response_timeout:g}s"
-"""
+    return gateway_config(state, smsc_port, module={"log_level": "problems"}, mode="send-only",
+                          system_id="soak", password="soakpw", sender="+15550100", dialogs=False,
+                          registered_delivery=False, window=window,
+                          response_timeout=f"{response_timeout:g}s")
 
 
 def rss_kib(pid: int) -> int:

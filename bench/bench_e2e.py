@@ -46,6 +46,10 @@ from typing import IO, Any
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
+sys.path.insert(0, ROOT)
+
+from smppgw import testing  # noqa: E402
+
 MIXES = ("gsm160", "ucs2-70", "mixed")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PR_SET_PDEATHSIG = 1
@@ -155,25 +159,9 @@ def run_json(name: str, argv: list[str], timeout: float) -> dict[str, Any]:
 
 
 def gateway_config(state: str, smsc_port: int, window: int) -> str:
-    return f"""
-[module]
-log_level = "none"
-[amp]
-listen = "unix:{state}/amp.sock:mode=600"
-[store]
-path = "{state}/smppgw.sqlite"
-[[server]]
-name = ""
-mode = "send-and-receive"
-address = "127.0.0.1:{smsc_port}"
-system_id = "gw"
-password = "pw"
-sender = "+15550100"
-# No "@a" prefix: each body stays exactly one SMS part.
-dialogs = false
-registered_delivery = true
-window = {window}
-"""
+    # No "@a" prefix (dialogs off): each body stays exactly one SMS part.
+    return testing.gateway_config(state, smsc_port, mode="send-and-receive", sender="+15550100",
+                                  dialogs=False, registered_delivery=True, window=window)
 
 
 def gateway_argv(config_path: str, cprofile: str | None) -> list[str]:

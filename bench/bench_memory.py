@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from smppgw.amp import SendSignal, ServerStatus  # noqa: E402
 from smppgw.simulator import SMSCSimulator  # noqa: E402
-from smppgw.testing import GatewayProcess  # noqa: E402
+from smppgw.testing import GatewayProcess, gateway_config  # noqa: E402
 
 
 def spawn(config: str) -> GatewayProcess:
@@ -55,22 +55,9 @@ def run(args: argparse.Namespace) -> Any:
         yield probe.stopListening()
         config = os.path.join(state, "smppgw.toml")
         with open(config, "w") as f:
-            f.write(f"""
-[module]
-log_level = "problems"
-reject_if_not_relayed_in = "1d"
-[amp]
-listen = "unix:{state}/amp.sock:mode=600"
-[store]
-path = "{state}/smppgw.sqlite"
-[[server]]
-name = ""
-address = "127.0.0.1:{port}"
-system_id = "gw"
-password = "pw"
-sender = "smppgw"
-window = {args.window}
-""")
+            f.write(gateway_config(state, port, module={"log_level": "problems",
+                                                        "reject_if_not_relayed_in": "1d"},
+                                   sender="smppgw", window=args.window))
         first = spawn(config)
         gateways.append(first)
         yield first.ready

@@ -169,8 +169,6 @@ class LinkQueue:
         self._wakeup: Any = None
         self._expiry: Any = None
         self._pumping = False
-        self._to_record: list[tuple[Job, int, str]] = []
-        self._recording: Any = None
         link.observe(self._link_state)
 
     # -- adding --------------------------------------------------------------------
@@ -278,21 +276,9 @@ class LinkQueue:
         raw = response.params.get("message_id", b"")
         message_id = raw.decode("ascii", "replace") if isinstance(raw, bytes) else str(raw)
         if not job.done:
+            # Recorded at once: what the SMSC accepted must be in the next
+            # commit, or a crash now would send it again.
             job.message_ids[index] = message_id
-            # Recording (store, outcome, answer) waits one reactor turn: the
-            # submits this response lets out leave first, so a full window
-            # is not held back by the bookkeeping of the one before it.
-            self._to_record.append((job, index, message_id))
-            if self._recording is None:
-                self._recording = self.clock.callLater(0, self._record)
-        self.pump()
-
-    def _record(self) -> None:
-        self._recording = None
-        accepted, self._to_record = self._to_record, []
-        for job, index, message_id in accepted:
-            if job.done:
-                continue
             self.store.set_message_id(job.request_id, index, message_id, submit_key(message_id),
                                       (job.server, len(job.message_ids)))
             self.log.low("part {part}/{parts} of {request_id} accepted as {message_id}",
@@ -302,6 +288,7 @@ class LinkQueue:
                 self._finish(job, success(job))
             elif job.expired and job.in_flight == 0:
                 self._expire(job)
+        self.pump()
 
     def _failed(self, failure: Failure, job: Job, index: int) -> None:
         self.in_flight -= 1
@@ -393,8 +380,6 @@ class LinkQueue:
         self._schedule_expiry()
 
     def _expire(self, job: Job) -> None:
-        if job.complete:
-            return  # every part was accepted: it finishes as a success when recorded
         sent = sum(1 for m in job.message_ids if m is not None)
         reason = (f"not relayed within {self.reject_after:g}s"
                   + (f" ({sent} of {len(job.message_ids)} parts sent)" if sent else ""))
@@ -402,9 +387,6 @@ class LinkQueue:
         self._finish(job, {"ok": False, "code": NotRelayed.code, "reason": reason})
 
     def stop(self) -> None:
-        if self._recording is not None:
-            self._recording.cancel()
-            self._record()  # what the SMSC accepted must reach the store
         for call in (self._wakeup, self._expiry):
             if call is not None and call.active():
                 call.cancel()

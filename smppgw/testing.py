@@ -67,3 +67,29 @@ class GatewayProcess(ProcessProtocol):
             transport: Any = self.transport
             transport.signalProcess(sig)
             yield self.ended
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def gateway_config(state: str, smsc_port: int, *, module: dict[str, Any] | None = None,
+                   **server: Any) -> str:
+    """The text of a configuration with one server on the SMSC at 127.0.0.1:`smsc_port`.
+
+    The AMP socket and the store live in the folder `state`; `module` sets
+    ``[module]`` keys (log_level "none" unless given); keyword arguments set or
+    override the server's keys (name "", system_id "gw", password "pw").
+    """
+    module_keys = {"log_level": "none", **(module or {})}
+    server_keys = {"name": "", "address": f"127.0.0.1:{smsc_port}", "system_id": "gw",
+                   "password": "pw", **server}
+    lines = ["[module]", *(f"{k} = {_toml(v)}" for k, v in module_keys.items()),
+             "[amp]", f'listen = "unix:{state}/amp.sock:mode=600"',
+             "[store]", f'path = "{state}/smppgw.sqlite"',
+             "[[server]]", *(f"{k} = {_toml(v)}" for k, v in server_keys.items())]
+    return "\n".join(lines) + "\n"

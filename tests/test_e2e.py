@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import tomllib
 from typing import Any
 
 from twisted.internet import reactor
@@ -17,27 +18,14 @@ from smppgw.config import parse_config
 from smppgw.errors import NotRelayed
 from smppgw.service import build_gateway
 from smppgw.simulator import SMSCSimulator
+from smppgw.testing import gateway_config
 
 
 def config_text(state: str, port: int, reject: str = "10m", **server: str) -> str:
-    extra = "\n".join(f"{k} = {v}" for k, v in server.items())
-    return f"""
-[module]
-log_level = "none"
-reject_if_not_relayed_in = "{reject}"
-[amp]
-listen = "unix:{state}/amp.sock:mode=600"
-[store]
-path = "{state}/smppgw.sqlite"
-[[server]]
-name = ""
-address = "127.0.0.1:{port}"
-system_id = "gw"
-password = "pw"
-sender = "+15550100"
-response_timeout = "5s"
-{extra}
-"""
+    """A gateway configuration; `server` values are TOML literals ("10", "true")."""
+    values = {k: tomllib.loads(f"v = {v}")["v"] for k, v in server.items()}
+    return gateway_config(state, port, module={"reject_if_not_relayed_in": reject},
+                          **{"sender": "+15550100", "response_timeout": "5s", **values})
 
 
 class Host(amp.AMP):

@@ -16,7 +16,7 @@ from twisted.trial.unittest import TestCase
 
 from smppgw.amp import SendSignal, ServerStatus
 from smppgw.simulator import SMSCSimulator
-from smppgw.testing import GatewayProcess
+from smppgw.testing import GatewayProcess, gateway_config
 
 N = 20
 
@@ -56,20 +56,7 @@ class RestartTests(TestCase):
         yield probe.stopListening()
         config = os.path.join(state, "smppgw.toml")
         with open(config, "w") as f:
-            f.write(f"""
-[module]
-log_level = "major"
-[amp]
-listen = "unix:{state}/amp.sock:mode=600"
-[store]
-path = "{state}/smppgw.sqlite"
-[[server]]
-name = ""
-address = "127.0.0.1:{port}"
-system_id = "gw"
-password = "pw"
-sender = "smppgw"
-""")
+            f.write(gateway_config(state, port, module={"log_level": "major"}, sender="smppgw"))
         first = self.spawn(config)
         self.addCleanup(self.stop, first, signal.SIGKILL)
         yield first.ready
