@@ -15,7 +15,6 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredQueue, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, serverFromString
 from twisted.internet.protocol import connectionDone
-from twisted.internet.task import deferLater
 from twisted.protocols import amp
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
@@ -108,8 +107,11 @@ class PhoneScreenTests(TestCase):
         yield link.stopService()
         for connection in list(self.simulator.connections):
             connection.close()
-        # Let the simulator see the connection close before its port goes.
-        yield deferLater(reactor, 0, lambda: None)
+        # One reactor turn (no waiting on time): the simulator sees the
+        # connection close before its port goes.
+        closed: Deferred[None] = Deferred()
+        reactor.callLater(0, closed.callback, None)
+        yield closed
 
     def disconnect_host(self) -> Deferred[None]:
         self.host.transport.loseConnection()
