@@ -466,14 +466,20 @@ class Outbound:
         job = self.job(request_id)
         if job is not None:
             return job.wait()
+        if self.dialogs is not None:
+            # Preparing a message touches its dialog binding: a request that
+            # already has its outcome must not, so look it up first.
+            row = self.store.outbound(request_id)
+            if row is not None and row.outcome is not None:
+                return outcome_result(row.outcome)
         try:
             server, payload = self._prepare(method, sender, recipient, body, gateway)
         except SignalError as e:
             row = self.store.outbound(request_id)
             if row is not None and row.outcome is not None:
                 return outcome_result(row.outcome)  # an earlier outcome stands
-            self.log.problem("{request_id} refused: {code} {reason}", request_id=request_id,
-                             code=e.code, reason=e.reason)
+            self.log.problem("{request_id} refused: {code} {reason}", request_id=request_id[:128],
+                             code=e.code, reason=e.reason[:300])
             return fail(e)
         parts = len(payload["parts"])
         try:

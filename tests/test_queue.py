@@ -394,3 +394,14 @@ class QueueTests(SynchronousTestCase):
         self.assertEqual(texts, [f"m{i}".encode() for i in range(5)])
         self.assertEqual(queue.jobs, {})
         self.assertEqual(sorted(store.outbound(f"b{i}").outcome["ok"] for i in range(5)), [True] * 5)
+
+    def test_retry_does_not_touch_dialog(self) -> None:
+        """Asking again for a finished request does not refresh or create a dialog binding."""
+        outbound, links, clock, store = self.make()
+        self.send(outbound, clock, rid="d1")
+        links[""].answer(message_id="M")
+        clock.advance(0)
+        [binding] = outbound.dialogs.bindings("+15551234")
+        clock.advance(100)
+        self.successResultOf(self.send(outbound, clock, rid="d1"))
+        self.assertEqual(outbound.dialogs.bindings("+15551234"), [binding])
