@@ -39,6 +39,14 @@ __all__ = [
 ]
 
 
+#: The numbering plan indicators SMPP 3.4 defines (section 5.2.6).
+SMPP_NPI_VALUES = (0, 1, 3, 4, 6, 8, 9, 10, 14, 18)
+
+
+def _npi(table: Any) -> int | None:
+    return table.optional_choice_integer("source_npi", SMPP_NPI_VALUES)
+
+
 class ConfigError(Exception):
     """
     The configuration is unusable; the message names the key, the bad value and what is
@@ -381,6 +389,15 @@ class _Table:
             )
         return value
 
+    def optional_choice_integer(self, name: str, allowed: Sequence[int]) -> int | None:
+        if not self.has(name):
+            return None
+        value = self.integer(name, 0, min(allowed), max(allowed))
+        if value not in allowed:
+            raise ConfigError(f"{self.key(name)}: {value!r} is not an SMPP 3.4 value; use one of "
+                              + ", ".join(str(a) for a in allowed))
+        return value
+
     def optional_integer(self, name: str, low: int, high: int) -> int | None:
         if not self.has(name):
             return None
@@ -625,7 +642,7 @@ def _parse_server(values: Mapping[str, Any], prefix: str, module: ModuleConfig) 
         verify=table.boolean("verify", defaults.verify),
         # SMPP 3.4 section 5.2.5 and 5.2.6: the defined TON and NPI values.
         source_ton=table.optional_integer("source_ton", 0, 6),
-        source_npi=table.optional_integer("source_npi", 0, 18),
+        source_npi=_npi(table),
         receipt_id_format=table.choice(
             "receipt_id_format", defaults.receipt_id_format, RECEIPT_ID_FORMATS
         ),

@@ -236,7 +236,15 @@ class Link(Service):
         """Whether a submit now would go out: bound, not stopping, and the session still open."""
         esme = self._protocol
         return (self.state == BOUND and not self._stopping and esme is not None
-                and esme.session.bound)
+                and esme.session.can_submit)
+
+    def reset(self, reason: str) -> None:
+        """Close the current connection (it reconnects): for an SMSC that stopped answering."""
+        esme = self._protocol
+        if esme is not None and esme.transport is not None:
+            self.log.problem("closing the link: {reason}", reason=reason)
+            esme.session.close_reason = reason
+            esme.transport.loseConnection()
 
     @property
     def protocol(self) -> ESMEProtocol | None:
@@ -342,10 +350,11 @@ class Link(Service):
         deadline = self.clock.seconds() + min(STOP_GRACE, self.server.response_timeout)
 
         def drain() -> None:
-            if esme.session.outstanding and self.clock.seconds() < deadline and self.state == BOUND:
+            bound = self.state == BOUND and esme.session.bound
+            if esme.session.outstanding and self.clock.seconds() < deadline and bound:
                 self.clock.callLater(0.05, drain)
                 return
-            if self.state == BOUND:
+            if bound:
                 self._set_state(UNBINDING)
                 d = esme.session.unbind()
                 d.addErrback(lambda f: self.log.low("unbind: {error}", error=f.getErrorMessage()))

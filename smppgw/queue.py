@@ -72,6 +72,8 @@ MAX_TEXT_CHARS = 255 * 160
 #: Jobs nearest the head of a queue that keep their payload in memory; the
 #: rest reload it from the store in batches of this size.
 HOT_JOBS = 1000
+#: Hosts waiting at once for the outcome of one request_id.
+MAX_WAITERS = 100
 #: Destinations whose concatenation reference is remembered.
 MAX_REFERENCES = 100_000
 
@@ -102,9 +104,13 @@ class Job:
         self.attempts: dict[int, int] | None = None
 
     def wait(self) -> Deferred[dict[str, Any]]:
-        d: Deferred[dict[str, Any]] = Deferred()
         if self.waiters is None:
             self.waiters = []
+        elif len(self.waiters) >= MAX_WAITERS:
+            # A host asking again and again for one pending request must not
+            # grow memory: the earlier askers get the answer.
+            return fail(TryLater(f"{len(self.waiters)} requests already wait for this request_id"))
+        d: Deferred[dict[str, Any]] = Deferred()
         self.waiters.append(d)
         return d
 
@@ -169,6 +175,7 @@ class LinkQueue:
         self._wakeup: Any = None
         self._expiry: Any = None
         self._pumping = False
+        self._stalled = False
         link.observe(self._link_state)
 
     # -- adding --------------------------------------------------------------------
@@ -224,7 +231,8 @@ class LinkQueue:
         link = self.link
         window = self.server.window
         throughput = self.server.throughput
-        while link.ready and self.in_flight < window:
+        self._stalled = False
+        while link.ready and self.in_flight < window and not self._stalled:
             now = self.clock.seconds()
             if now < self._paused_until:
                 self._sleep(self._paused_until - now)
@@ -306,7 +314,17 @@ class LinkQueue:
             self._reject(job, status_text(error.status))
         elif isinstance(error, GenericNack):
             self._reject(job, f"generic_nack {status_text(error.status)}")
-        elif isinstance(error, (CommandStatusError, ResponseTimeout, MalformedResponse)):
+        elif isinstance(error, (ResponseTimeout, MalformedResponse)):
+            # The SMSC may well have accepted it: resending on this connection
+            # would send it again with every late answer.  Treat the link as
+            # broken instead; the part goes again after the rebind (at least
+            # once, like any part in flight when a link drops).
+            heapq.heappush(self._retry, (job.seq, index, job))
+            self.link.reset(f"{error}")
+            if job.expired and job.in_flight == 0 and not job.done:
+                self._expire(job)
+            return
+        elif isinstance(error, CommandStatusError):
             if job.attempts is None:
                 job.attempts = {}
             attempts = job.attempts.get(index, 0) + 1
@@ -321,13 +339,17 @@ class LinkQueue:
             # Connection lost or not bound: resend when the link is bound
             # again (at least once); its "bound" event restarts the pump.
             heapq.heappush(self._retry, (job.seq, index, job))
+            if self._pumping:
+                self._stalled = True  # failed at once: the pump must not take it again now
             if job.expired and job.in_flight == 0 and not job.done:
                 self._expire(job)
             return
         else:
             self.log.problem("part {part} of {request_id} failed: {error}", part=index + 1,
                              request_id=job.request_id, error=failure.getErrorMessage())
-            self._reject(job, f"cannot submit: {failure.getErrorMessage()}")
+            # Not the SMSC's refusal: a PDU this gateway cannot build or encode.
+            self._finish(job, {"ok": False, "code": BadRequest.code,
+                               "reason": f"cannot submit: {failure.getErrorMessage()}"})
         if job.expired and job.in_flight == 0 and not job.done:
             self._expire(job)
         self.pump()
@@ -352,8 +374,17 @@ class LinkQueue:
         if waiters:
             # Answer only once the outcome is durable, so that a retry after a
             # crash can never send the message again.
-            self.store.durable().addBoth(lambda _: [outcome_result(outcome).chainDeferred(w)
-                                                    for w in waiters])
+            def answer(_: Any) -> None:
+                for w in waiters:
+                    outcome_result(outcome).chainDeferred(w)
+
+            def not_durable(failure: Failure) -> None:
+                self.log.problem("cannot store the outcome of {request_id}: {error}",
+                                 request_id=job.request_id, error=failure.getErrorMessage())
+                for w in waiters:
+                    w.errback(TryLater("the gateway cannot store the outcome; ask again"))
+
+            self.store.durable().addCallbacks(answer, not_durable)
 
     def _schedule_expiry(self) -> None:
         if self._expiry is not None and self._expiry.active():
@@ -406,6 +437,8 @@ class Outbound:
         self.log = SmppLog("*", config.module.log_level)
         self.queues: dict[str, LinkQueue] = {}
         for name, link in links.items():
+            if not link.server.can_send:
+                continue  # receive-only: nothing to queue
             self.queues[name] = LinkQueue(link, store, clock, link.log, self._finished,
                                           config.module.reject_if_not_relayed_in)
         #: Accepted jobs whose row is not yet committed (then they join their queue).
@@ -425,7 +458,7 @@ class Outbound:
             if queue is None:
                 self.store.finish(request_id, {
                     "ok": False, "code": ServerDisabledError.code,
-                    "reason": f"server {server!r} is no longer enabled"})
+                    "reason": f"server {server!r} is no longer enabled for sending"})
                 continue
             job = Job(request_id, server, None, list(message_ids), self._next_seq(),
                       created + reject_after)

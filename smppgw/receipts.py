@@ -94,8 +94,11 @@ def receipt_keys(message_id: str, id_format: str = "auto") -> list[str]:
     keys = [_strip(text)]
     if id_format == "string":
         return keys
-    is_decimal = text.isdigit()
-    is_hex = bool(text) and all(c in "0123456789abcdefABCDEF" for c in text)
+    # ASCII only: str.isdigit() also accepts "²", which int() refuses; and no
+    # conversion of ids longer than any SMSC writes (Python limits int/str).
+    short = text.isascii() and len(text) <= 64
+    is_decimal = short and text.isdecimal()
+    is_hex = short and bool(text) and all(c in "0123456789abcdefABCDEF" for c in text)
     if id_format == "decimal" and is_decimal:
         return [_strip(format(int(text), "x"))]
     if id_format == "hex":

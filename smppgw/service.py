@@ -16,6 +16,7 @@ from typing import Any
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint, serverFromString
+from twisted.internet.task import LoopingCall
 
 from .amp import GatewayAMPFactory, HostRegistry
 from .config import Config
@@ -25,6 +26,9 @@ from .link import Link, build_endpoint
 from .queue import Outbound
 from .smpplog import SmppLog
 from .store import Store
+
+#: How often finished requests past the store's retention (7 days) are deleted.
+PRUNE_EVERY = 3600.0
 
 
 class Gateway(MultiService):
@@ -42,6 +46,7 @@ class Gateway(MultiService):
         self.registry = HostRegistry()
         self.dialogs: DialogTable | None = None
         self.inbound: Inbound | None = None
+        self._pruning: LoopingCall | None = None
 
     def add_link(self, link: Link) -> None:
         self.links[link.server.name] = link
@@ -59,6 +64,9 @@ class Gateway(MultiService):
             if link.server.can_receive:
                 link.deliver = self.inbound.handler(link.server)
         self.inbound.start()
+        self._pruning = LoopingCall(self._prune)
+        self._pruning.clock = self.reactor
+        self._pruning.start(PRUNE_EVERY, now=True)
         factory = GatewayAMPFactory(self.outbound, self.registry, self.reactor,
                                     self.config.amp.secret, SmppLog("amp", self.config.module.log_level))
         amp_service = StreamServerEndpointService(
@@ -71,10 +79,24 @@ class Gateway(MultiService):
         super().startService()
         self.log.major("AMP endpoint listening on {listen}", listen=amp_endpoint(self.config))
 
+    def _prune(self) -> None:
+        """Forget finished requests older than the store's retention (their answers were given)."""
+        if self.store is None:
+            return
+        try:
+            removed = self.store.prune(self.reactor.seconds())
+        except Exception as e:
+            self.log.problem("cannot prune the store: {error}", error=e)
+            return
+        if removed:
+            self.log.low("pruned {count} finished request(s) from the store", count=removed)
+
     def stopService(self) -> Any:
         d = super().stopService()
 
         def close(result: Any) -> Any:
+            if self._pruning is not None and self._pruning.running:
+                self._pruning.stop()
             if self.inbound is not None:
                 self.inbound.stop()
             if self.outbound is not None:

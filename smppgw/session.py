@@ -208,6 +208,11 @@ class Session:
     def bound(self) -> bool:
         return self.state == BOUND
 
+    @property
+    def can_submit(self) -> bool:
+        """Bound, and as a bind type that may send submit_sm."""
+        return self.state == BOUND and "submit_sm" in MAY_SEND[self.settings.bind_type]
+
     # -- requests out ---------------------------------------------------------------
 
     def bind(self) -> Deferred[PDU]:
@@ -303,7 +308,14 @@ class Session:
         self._outstanding[sequence] = _Outstanding(pdu, d, self.clock.seconds() + timeout)
         if self._deadline_timer is None:
             self._deadline_timer = self.clock.callLater(timeout, self._check_deadlines)
-        self._write(pdu)
+        try:
+            self._write(pdu)
+        except Exception:
+            # Not sent (a value the PDU cannot carry): nothing may stay outstanding.
+            self._finish(sequence)
+            from twisted.internet.defer import fail
+
+            return fail()
         return d
 
     def _allocate_sequence(self) -> int:

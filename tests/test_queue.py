@@ -66,6 +66,7 @@ class FakeLink:
         self.sent = self.received = 0
         self.last_error = ""
         self.submits: list[tuple[PDU, Deferred[PDU]]] = []
+        self.resets: list[str] = []
         self._observers: list[Any] = []
 
     def observe(self, observer: Any) -> None:
@@ -73,7 +74,15 @@ class FakeLink:
 
     @property
     def ready(self) -> bool:
-        return self.state == "bound"
+        return self.state == "bound" and self.server.can_send
+
+    def reset(self, reason: str) -> None:
+        """The link drops its connection: what is in flight fails with ConnectionLost."""
+        self.resets.append(reason)
+        self.set_state("disconnected")
+        pending, self.submits = self.submits, []
+        for _, d in pending:
+            d.errback(ConnectionLost(reason))
 
     def set_state(self, state: str) -> None:
         self.state = state
@@ -247,15 +256,11 @@ class QueueTests(SynchronousTestCase):
                          [b"1555001", b"1555002", b"1555003"])
 
     def test_temporary_retry(self) -> None:
-        """A temporary status or a timeout is retried; the message still goes out once accepted."""
+        """A temporary status is retried on the link; the message goes out once accepted."""
         outbound, links, clock, store = self.make()
         d = self.send(outbound, clock)
         link = links[""]
         link.answer(status=STATUSES["ESME_RSYSERR"])
-        clock.advance(0)
-        _, pending = link.submits[0]
-        link.submits.pop(0)
-        pending.errback(ResponseTimeout("slow"))
         clock.advance(0)
         link.answer(message_id="OK")
         clock.advance(0)
@@ -405,3 +410,77 @@ class QueueTests(SynchronousTestCase):
         clock.advance(100)
         self.successResultOf(self.send(outbound, clock, rid="d1"))
         self.assertEqual(outbound.dialogs.bindings("+15551234"), [binding])
+
+    def test_timeout_resets_link_and_resends_after_rebind(self) -> None:
+        """A response timeout drops the connection (the SMSC may have accepted) and the part goes again after the rebind."""
+        outbound, links, clock, store = self.make()
+        d = self.send(outbound, clock)
+        link = links[""]
+        _, pending = link.submits.pop(0)
+        pending.errback(ResponseTimeout("slow"))
+        self.assertEqual(len(link.resets), 1)
+        self.assertEqual(link.submits, [])
+        link.set_state("bound")
+        clock.advance(0)
+        link.answer(message_id="OK")
+        clock.advance(0)
+        self.assertEqual(self.successResultOf(d)["message_ids"], ["OK"])
+
+    def test_many_timeouts_never_reject(self) -> None:
+        """However often the SMSC times out, the message is not rejected: it waits for a link that answers."""
+        outbound, links, clock, store = self.make()
+        d = self.send(outbound, clock)
+        link = links[""]
+        for _ in range(10):
+            _, pending = link.submits.pop(0)
+            pending.errback(ResponseTimeout("slow"))
+            link.set_state("bound")
+            clock.advance(0)
+        self.assertNoResult(d)
+
+    def test_receive_only_restored_job_is_ended(self) -> None:
+        """An unfinished request whose server became receive-only ends with SERVER_DISABLED at start-up."""
+        path = self.mktemp()
+        clock = Clock()
+        outbound, links, clock, store = self.make(path, clock=clock, bound=False)
+        self.send(outbound, clock, rid="x", recipient="+1555@bulk._smpp")
+        store.close()
+        outbound.stop()
+        config = parse_config(CONFIG.format(extra='sender = "*"\nwindow = 3').replace(
+            'name = "bulk"\nmode = "send-only"', 'name = "bulk"\nmode = "receive-only"'))
+        store2 = Store(path, clock)
+        links2 = {s.name: FakeLink(s) for s in config.servers if s.enabled}
+        outbound2 = Outbound(config, links2, store2, clock, None)  # type: ignore[arg-type]
+        outbound2.restore()
+        for link in links2.values():
+            link.set_state("bound")
+        clock.advance(0)
+        self.assertEqual(store2.outbound("x").outcome["code"], "SERVER_DISABLED")
+        self.failureResultOf(self.send(outbound2, clock, rid="x", recipient="+1555@bulk._smpp"),
+                             ServerDisabledError)
+
+    def test_unencodable_submit_rejects_and_frees_window(self) -> None:
+        """A submit the codec refuses ends that request with an error and does not block the window."""
+        from smppgw.codec import encode
+        from smppgw.esme import ESMEProtocol  # noqa: F401 - the real shell raises EncodeError like this
+
+        outbound, links, clock, store = self.make()
+        link = links[""]
+        real_submit = link.submit
+
+        def refusing(pdu: PDU) -> Deferred[PDU]:
+            if pdu.params["destination_addr"] == b"1666":
+                pdu.params["source_addr_npi"] = 2  # not an SMPP value
+                try:
+                    encode(pdu)
+                except Exception as e:
+                    return fail(e)
+            return real_submit(pdu)
+
+        link.submit = refusing  # type: ignore[method-assign]
+        bad = self.send(outbound, clock, rid="bad", recipient="+1666@smpp")
+        good = self.send(outbound, clock, rid="good", recipient="+1777@smpp")
+        self.failureResultOf(bad, BadRequest)
+        link.answer(message_id="G")
+        clock.advance(0)
+        self.successResultOf(good)

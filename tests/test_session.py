@@ -427,3 +427,17 @@ class DeadlineTests(SynchronousTestCase):
         self.failureResultOf(c, ResponseTimeout)
         # Only the keep-alive is left (30 s after c went out at 10).
         self.assertEqual([call.getTime() for call in h.clock.getDelayedCalls()], [40.0])
+
+
+class EncodeFailureTests(SynchronousTestCase):
+    def test_unencodable_request_leaves_nothing_outstanding(self) -> None:
+        """A request the codec refuses fails at once and holds no window slot or timer."""
+        from smppgw.codec import EncodeError
+
+        h = Harness()
+        h.bind()
+        d = h.session.submit(PDU("submit_sm", params={"source_addr_npi": 2}))
+        self.failureResultOf(d, EncodeError)
+        self.assertEqual(h.session.outstanding, 0)
+        self.assertEqual(h.sent(), [])
+        self.flushLoggedErrors(EncodeError)
