@@ -53,7 +53,7 @@ from .session import (
     ResponseTimeout,
 )
 from .smpplog import SmppLog
-from .store import DuplicateRequest
+from .store import DuplicateRequest, StoreError
 
 if TYPE_CHECKING:
     from .config import Config, ServerConfig
@@ -268,10 +268,21 @@ class LinkQueue:
         return job.payload is not None
 
     def _send(self, job: Job, index: int) -> None:
-        if job.payload is None and not self._load_payloads(job):
-            self.log.problem("{request_id} has no stored payload", request_id=job.request_id)
-            self._finish(job, {"ok": False, "code": TryLater.code, "reason": "payload lost"})
-            return
+        if job.payload is None:
+            try:
+                loaded = self._load_payloads(job)
+            except StoreError as e:
+                # Keep the part; try again shortly rather than lose or reject it.
+                self.log.problem("cannot read queued messages: {error}", error=e)
+                heapq.heappush(self._retry, (job.seq, index, job))
+                self._stalled = True
+                if self._wakeup is None:
+                    self._sleep(THROTTLE_PAUSE)
+                return
+            if not loaded:
+                self.log.problem("{request_id} has no stored payload", request_id=job.request_id)
+                self._finish(job, {"ok": False, "code": TryLater.code, "reason": "payload lost"})
+                return
         self.in_flight += 1
         job.in_flight += 1
         d = self.link.submit(job.pdu(index))
@@ -407,7 +418,11 @@ class LinkQueue:
         for job in due:
             job.expired = True
             if job.in_flight == 0:
-                self._expire(job)
+                try:
+                    self._expire(job)
+                except StoreError as e:
+                    self.log.problem("cannot record that {request_id} expired: {error}",
+                                     request_id=job.request_id, error=e)
         self._schedule_expiry()
 
     def _expire(self, job: Job) -> None:
