@@ -170,22 +170,42 @@ class SignalReport(_Command):
 
 
 class HostRegistry:
-    """The logged-in host connections, for handing them inbound messages round-robin."""
+    """The logged-in host connections, for handing them inbound messages round-robin.
+
+    A logged-in connection need not be a host: ``python -m smppgw.client
+    status`` logs in too, and has no DeliverSignal responder.  One that answers
+    a DeliverSignal ``UNHANDLED`` is `exclude`-d from the round-robin for as
+    long as it stays connected.
+    """
 
     def __init__(self) -> None:
         self.hosts: list[GatewayAMP] = []
         self._next = 0
         self._observers: list[Callable[[], None]] = []
+        self._excluded: set[GatewayAMP] = set()
 
     def add(self, host: GatewayAMP) -> None:
-        if host not in self.hosts:
+        """``host`` logged in: hand it inbound messages, unless it was excluded."""
+        if host not in self.hosts and host not in self._excluded:
             self.hosts.append(host)
             for observer in list(self._observers):
                 observer()
 
     def remove(self, host: GatewayAMP) -> None:
+        """``host`` disconnected: forget it."""
+        self._excluded.discard(host)
         if host in self.hosts:
             self.hosts.remove(host)
+
+    def exclude(self, host: GatewayAMP) -> None:
+        """Hand ``host`` no more inbound messages, even if it logs in again, until it disconnects.
+
+        For a connection that does not handle DeliverSignal / SignalReport (it
+        answered ``UNHANDLED``): a monitoring or command-line client, not a host.
+        """
+        if host in self.hosts:
+            self.hosts.remove(host)
+            self._excluded.add(host)
 
     def on_host(self, observer: Callable[[], None]) -> None:
         """Call ``observer()`` whenever a host becomes available."""

@@ -172,10 +172,13 @@ class DialogTable:
         self._timeout = float(timeout)
         self._store: BindingStore = store if store is not None else MemoryBindingStore()
         self._by_phone: dict[str, dict[str, Binding]] = {}
-        # (last_used, phone, letter) of every touch; entries whose binding has
-        # since been touched again or replaced are skipped when they come up.
+        # At most one (time, phone, letter) per binding, the time no later than
+        # the binding's last use: a touch does not push, so that a busy binding
+        # costs one entry, not one per message.  An entry that comes up for a
+        # binding used since is pushed again with the binding's real time.
         # It lets every access retire what is due without scanning all phones.
         self._due: list[tuple[float, str, str]] = []
+        self._queued: set[tuple[str, str]] = set()
         for binding in self._store.load_bindings():
             self._remember(binding)
 
@@ -233,11 +236,16 @@ class DialogTable:
         retired = 0
         oldest_live = self._clock.seconds() - self._timeout
         while self._due and self._due[0][0] <= oldest_live:
-            last_used, phone, letter = heapq.heappop(self._due)
+            _, phone, letter = heapq.heappop(self._due)
+            self._queued.discard((phone, letter))
             letters = self._by_phone.get(phone, {})
             binding = letters.get(letter)
-            if binding is None or binding.last_used != last_used:
-                continue  # a stale entry: the binding was touched or replaced since
+            if binding is None:
+                continue
+            if binding.last_used > oldest_live:
+                # Touched or replaced since the entry was pushed: due later.
+                self._queue(binding)
+                continue
             del letters[letter]
             if not letters:
                 del self._by_phone[phone]
@@ -252,9 +260,14 @@ class DialogTable:
 
     def _remember(self, binding: Binding, save: bool = False) -> None:
         self._by_phone.setdefault(binding.phone, {})[binding.letter] = binding
-        heapq.heappush(self._due, (binding.last_used, binding.phone, binding.letter))
+        if (binding.phone, binding.letter) not in self._queued:
+            self._queue(binding)
         if save:
             self._store.save_binding(binding)
+
+    def _queue(self, binding: Binding) -> None:
+        heapq.heappush(self._due, (binding.last_used, binding.phone, binding.letter))
+        self._queued.add((binding.phone, binding.letter))
 
 
 def _telnum_address(destination_number: str) -> str | None:

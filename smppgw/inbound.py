@@ -16,11 +16,16 @@ Two halves meet in the store's inbox:
   an SMSC sending parts that never complete cannot fill the store. No message
   that goes nowhere gets ESME_ROK.
 - The *dispatcher* hands the inbox, oldest row first, to the logged-in hosts
-  round-robin, at most `MAX_IN_FLIGHT` rows at a time and each row to one host
-  only. A row leaves the inbox when a host answers ``{}`` or ``REFUSED``; any
-  other error is retried with exponential backoff, and after ``max_attempts``
-  the row is logged at ``problems`` and dropped. With no host logged in, rows
-  wait; the registry wakes the dispatcher when one logs in.
+  round-robin, at most `MAX_IN_FLIGHT` rows at a time, each host at most its
+  share of them (so that a host that stops answering cannot hold up the
+  others), and each row to one host only. A row leaves the inbox when a host
+  answers ``{}`` or ``REFUSED``; ``TRY_LATER``, any other error answer, and no
+  answer within `HOST_ANSWER_TIMEOUT` are retried with exponential backoff,
+  and after ``max_attempts`` of them the row is logged at ``problems`` and
+  dropped. A connection that answers ``UNHANDLED`` (a monitoring client
+  without DeliverSignal) leaves the round-robin, and a host that disconnects
+  gives its rows back; neither costs the row an attempt. With no host logged
+  in, rows wait; the registry wakes the dispatcher when one logs in.
 
 Senders reach the host as ``+E164@name._smpp`` (``+E164@smpp`` for the
 empty-named server) so that a reply goes back through the same SMSC. An
@@ -39,9 +44,10 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
+from twisted.internet.error import ConnectionClosed
 from twisted.internet.task import LoopingCall
-from twisted.protocols.amp import MAX_VALUE_LENGTH
+from twisted.protocols.amp import MAX_VALUE_LENGTH, UnhandledCommand
 from twisted.python.failure import Failure
 
 from .address import phone_address
@@ -60,6 +66,9 @@ if TYPE_CHECKING:
 
 #: Rows handed to hosts and not yet answered, at most.
 MAX_IN_FLIGHT = 50
+#: A host that has not answered a DeliverSignal / SignalReport after this many
+#: seconds counts as having answered TRY_LATER.
+HOST_ANSWER_TIMEOUT = 60.0
 #: The first retry after a host error waits this long; each later one twice as long...
 RETRY_DELAY = 1.0
 #: ...but never longer than this.
@@ -74,6 +83,17 @@ _MAX_EXPIRY_INTERVAL = 60.0
 _UDHI = 0x40
 _NUMBER = re.compile(r"\+?([0-9]{1,15})")
 _COMMANDS = {"deliver": DeliverSignal, "report": SignalReport}
+
+
+@dataclasses.dataclass
+class _Call:
+    """A row handed to a host and not yet answered (mutable: its timer comes and goes)."""
+
+    host: Any
+    row: InboxRow
+    timer: Any = None  # the DelayedCall of HOST_ANSWER_TIMEOUT, while running
+    timed_out: bool = False
+    deferred: Deferred[Any] | None = None
 
 
 def _bytes(params: Mapping[str, int | bytes], name: str) -> bytes:
@@ -157,7 +177,8 @@ class Inbound:
         self._pumping = False
         self._cursor = 0  # the highest inbox id read from the store
         self._ready: deque[InboxRow] = deque()
-        self._in_flight: set[int] = set()
+        self._in_flight: dict[int, _Call] = {}
+        self._host_load: dict[Any, int] = {}  # rows in flight per host
         # Rows waiting out a backoff: (due time, id, row), and their ids.
         self._retries: list[tuple[float, int, InboxRow]] = []
         self._held: set[int] = set()
@@ -187,6 +208,9 @@ class Inbound:
             self._expiry = LoopingCall(self.expire_fragments)
             self._expiry.clock = self._clock
             self._expiry.start(min(_MAX_EXPIRY_INTERVAL, timeout / 4), now=True)
+        for call in self._in_flight.values():
+            # Calls made before a stop: their answers still count, and so does silence.
+            self._arm(call)
         self._wake()
 
     def stop(self) -> None:
@@ -196,6 +220,10 @@ class Inbound:
             self._expiry.stop()
         self._expiry = None
         self._cancel_retry_call()
+        for call in self._in_flight.values():
+            if call.timer is not None and call.timer.active():
+                call.timer.cancel()
+            call.timer = None
         # Forget what was read: the next start reads the store again from the top
         # (skipping rows still in flight).
         self._ready.clear()
@@ -316,9 +344,6 @@ class Inbound:
                         source=source)
                 return self._when_durable(log, f"part {concat.sequence} of an SMS from {source}")
             parts = [payload for _, payload in self._store.fragments(key)]
-            # Dropped in the same transaction as the inbox row written below.
-            self._store.drop_fragments(key)
-            self._forget_parts(key, stored)
         except StoreError as error:
             log.problem("cannot store part {sequence} of an SMS from {source}: {error}",
                         sequence=concat.sequence, source=source, error=error)
@@ -328,11 +353,31 @@ class Inbound:
         except UndecodableText as error:
             log.problem("not accepted: SMS of {total} parts from {source} to {destination}: {error}",
                         total=concat.total, source=source, destination=destination, error=error)
+            self._drop_parts(log, key, stored)
             return ESME_RX_R_APPN
-        return self._route(server, log, source, destination, text)
+        # The parts stay until the whole message is stored (or refused for good):
+        # after a temporary error the SMSC resends this part and finds the others.
+        return self._route(server, log, source, destination, text, parts_of=(key, stored))
+
+    def _drop_parts(self, log: SmppLog, key: str, rows: int) -> None:
+        """Forget the ``rows`` stored parts of ``key``, whose whole message is stored or refused."""
+        try:
+            self._store.drop_fragments(key)
+        except StoreError as error:
+            # The message itself is settled: the parts go at the reassembly timeout.
+            log.problem("cannot drop the parts of a reassembled SMS: {error}", error=error)
+            return
+        self._forget_parts(key, rows)
 
     def _route(self, server: ServerConfig, log: SmppLog, source: str, destination: str,
-               text: str) -> Deferred[int] | int:
+               text: str, parts_of: tuple[str, int] | None = None) -> Deferred[int] | int:
+        """Route and store one whole message; ``parts_of`` names the parts it was joined from."""
+
+        def refused() -> int:
+            if parts_of is not None:
+                self._drop_parts(log, *parts_of)
+            return ESME_RX_R_APPN
+
         try:
             # A server with dialogs but no table (dialog_timeout 0) sends no prefixes
             # either (see queue.Outbound), so its replies are read as with Dialogs off.
@@ -351,7 +396,7 @@ class Inbound:
         if delivery.recipient is None:
             log.problem("not accepted: SMS from {source} to {destination}: {reason}",
                         source=source, destination=destination, reason=delivery.reason)
-            return ESME_RX_R_APPN
+            return refused()
         sender = sender_address(source, server.name)
         recipient = delivery.recipient
         payload = {"method": "MESSAGE", "sender": sender, "recipient": recipient,
@@ -364,13 +409,16 @@ class Inbound:
                             " long for AMP ({size} bytes of UTF-8, {limit} at most)",
                             source=source, destination=destination, name=name, size=size,
                             limit=MAX_VALUE_LENGTH)
-                return ESME_RX_R_APPN
+                return refused()
         try:
             self._store.add_inbox("deliver", payload, self._clock.seconds())
         except StoreError as error:
             log.problem("cannot store the SMS from {sender}: {error}", sender=sender, error=error)
             return ESME_RX_T_APPN
         self._inbox_size += 1
+        if parts_of is not None:
+            # In the same transaction as the row: a failed commit keeps both.
+            self._drop_parts(log, *parts_of)
         return self._when_durable(log, f"the SMS from {sender}", lambda: log.major(
             "SMS from {sender} for {recipient} accepted: {reason}", sender=sender,
             recipient=recipient, reason=delivery.reason))
@@ -456,16 +504,33 @@ class Inbound:
             return
         self._pumping = True
         try:
-            while len(self._in_flight) < MAX_IN_FLIGHT and self._registry.hosts:
+            while self._has_room():
                 row = self._next_row()
                 if row is None:
                     break
-                host = self._registry.pick()
-                assert host is not None
-                self._send(host, row)
+                self._send(self._pick_host(), row)
         finally:
             self._pumping = False
         self._schedule_retry()
+
+    def _host_share(self) -> int:
+        """How many rows one host may hold unanswered: a silent host must leave room for the others."""
+        return max(1, MAX_IN_FLIGHT // max(1, len(self._registry.hosts)))
+
+    def _has_room(self) -> bool:
+        if len(self._in_flight) >= MAX_IN_FLIGHT:
+            return False
+        share = self._host_share()
+        return any(self._host_load.get(host, 0) < share for host in self._registry.hosts)
+
+    def _pick_host(self) -> Any:
+        """The next host round-robin that holds less than its share (`_has_room` said one does)."""
+        share = self._host_share()
+        for _ in range(len(self._registry.hosts)):
+            host = self._registry.pick()
+            if self._host_load.get(host, 0) < share:
+                return host
+        raise AssertionError("no host has room")
 
     def _next_row(self) -> InboxRow | None:
         if self._retries and self._retries[0][0] <= self._clock.seconds():
@@ -495,27 +560,73 @@ class Inbound:
                 "inbox row {id} of unknown kind {kind!r} dropped", id=row.id, kind=row.kind)
             self._forget(row)
             return
-        self._in_flight.add(row.id)
-        d = maybeDeferred(host.callRemote, command, **row.payload)
-        d.addCallbacks(self._answered, self._failed, callbackArgs=(row,), errbackArgs=(row,))
+        call = _Call(host, row)
+        self._in_flight[row.id] = call
+        self._host_load[host] = self._host_load.get(host, 0) + 1
+        self._arm(call)
+        d = call.deferred = maybeDeferred(host.callRemote, command, **row.payload)
+        d.addCallbacks(self._answered, self._failed, callbackArgs=(call,), errbackArgs=(call,))
         d.addErrback(lambda failure: self._module_log.problem(
             "inbox dispatch failed: {error}", error=failure.getErrorMessage()))
 
-    def _answered(self, _: object, row: InboxRow) -> None:
-        self._in_flight.discard(row.id)
+    def _arm(self, call: _Call) -> None:
+        if call.timer is None:
+            call.timer = self._clock.callLater(HOST_ANSWER_TIMEOUT, self._time_out, call)
+
+    def _time_out(self, call: _Call) -> None:
+        call.timer = None
+        call.timed_out = True
+        assert call.deferred is not None
+        # Errbacks with CancelledError; a late answer from the host is then ignored.
+        call.deferred.cancel()
+
+    def _settle(self, call: _Call) -> None:
+        """``call`` has its outcome: it no longer holds a place in flight."""
+        if call.timer is not None and call.timer.active():
+            call.timer.cancel()
+        call.timer = None
+        if self._in_flight.get(call.row.id) is call:
+            del self._in_flight[call.row.id]
+        load = self._host_load.get(call.host, 0) - 1
+        if load > 0:
+            self._host_load[call.host] = load
+        else:
+            self._host_load.pop(call.host, None)
+
+    def _answered(self, _: object, call: _Call) -> None:
+        self._settle(call)
+        row = call.row
         self._log(str(row.payload.get("server", "*"))).major(
             "{what} handed to a host", what=_describe(row))
         self._forget(row)
         self._wake()
 
-    def _failed(self, failure: Failure, row: InboxRow) -> None:
-        self._in_flight.discard(row.id)
+    def _failed(self, failure: Failure, call: _Call) -> None:
+        self._settle(call)
+        row = call.row
         log = self._log(str(row.payload.get("server", "*")))
         if failure.check(Refused):
             log.problem("{what} refused by the host: dropped", what=_describe(row))
             self._forget(row)
             self._wake()
             return
+        if failure.check(UnhandledCommand, ConnectionClosed) and not call.timed_out:
+            # Not the host's answer about this row: it goes to another host,
+            # and the attempts are kept for hosts that do answer.
+            if failure.check(UnhandledCommand):
+                self._module_log.low("a connection without DeliverSignal / SignalReport"
+                                     " (a monitoring client?) is no delivery host")
+                self._registry.exclude(call.host)
+            else:
+                self._registry.remove(call.host)
+            if self._running:
+                self._ready.appendleft(row)
+            self._wake()
+            return
+        if call.timed_out and failure.check(CancelledError):
+            error = f"no answer within {HOST_ANSWER_TIMEOUT:g}s"
+        else:
+            error = failure.getErrorMessage()
         try:
             attempts = self._store.bump_inbox(row.id)
         except UnknownRow:
@@ -524,13 +635,13 @@ class Inbound:
             attempts = row.attempts + 1
         if attempts >= self._max_attempts:
             log.problem("{what} not taken by a host after {attempts} attempts ({error}): dropped",
-                        what=_describe(row), attempts=attempts, error=failure.getErrorMessage())
+                        what=_describe(row), attempts=attempts, error=error)
             self._forget(row)
             self._wake()
             return
         delay = min(MAX_RETRY_DELAY, RETRY_DELAY * 2 ** (attempts - 1))
         log.problem("{what} not taken by a host ({error}): attempt {attempts} of {max},"
-                    " next in {delay:g}s", what=_describe(row), error=failure.getErrorMessage(),
+                    " next in {delay:g}s", what=_describe(row), error=error,
                     attempts=attempts, max=self._max_attempts, delay=delay)
         if self._running:
             retry = dataclasses.replace(row, attempts=attempts)
@@ -551,8 +662,7 @@ class Inbound:
     def _schedule_retry(self, due: float | None = None) -> None:
         """Wake the dispatcher at ``due``, or when the first row in backoff is due."""
         if due is None:
-            if (not self._retries or not self._registry.hosts
-                    or len(self._in_flight) >= MAX_IN_FLIGHT):
+            if not self._retries or not self._has_room():
                 return  # nothing waits, or a host logging in or answering will wake us
             due = self._retries[0][0]
         if self._retry_call is not None and self._retry_due is not None and self._retry_due <= due:

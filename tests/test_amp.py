@@ -165,6 +165,21 @@ class AmpTests(SynchronousTestCase):
             lambda: factory.buildProtocol(None), Host, clock=clock)
         return client, None, pump, server2, clock
 
+    def test_excluded_connection_stays_out(self) -> None:
+        """A connection excluded from delivery is not handed messages again when it logs in again."""
+        client, _links, pump, server, _clock = self.connect(secret="s3cret")
+        client.callRemote(WireLogin, secret="s3cret")
+        pump.flush()
+        self.assertEqual(self.registry.hosts, [server])
+        self.registry.exclude(server)
+        self.assertEqual(self.registry.hosts, [])
+        client.callRemote(WireLogin, secret="s3cret")
+        pump.flush()
+        self.assertEqual(self.registry.hosts, [])
+        client.transport.loseConnection()
+        pump.flush()
+        self.assertEqual(self.registry.hosts, [])
+
     def test_typed_errors_with_shared_commands(self) -> None:
         """A host using smppgw.amp's command classes gets the contract's exception classes back."""
         client, links, pump, server, clock = self.connect(secret="s3cret")

@@ -225,6 +225,34 @@ class DialogTableTestCase(SynchronousTestCase):
         self.assertEqual(restarted.bindings(PHONE), [])
         self.assertEqual(list(self.store.load_bindings()), [])
 
+    def test_many_touches_keep_expiry_queue_small(self) -> None:
+        """100,000 uses of one binding leave one expiry entry, and it still expires a timeout after the last use."""
+        self.table.outgoing_prefix(PHONE, "user1@domain1")
+        for _ in range(100_000):
+            self.clock.advance(0.5)
+            self.table.resolve_incoming(PHONE, "hi")
+        # The expiry queue is private; its size is what this test is about.
+        self.assertLessEqual(len(self.table._due), 2)
+        self.clock.advance(2 * HOUR - 1)
+        self.assertEqual(self.table.resolve_incoming(PHONE, "yes").address, "user1@domain1")
+        self.assertLessEqual(len(self.table._due), 2)
+        self.clock.advance(2 * HOUR)
+        self.assertEqual(self.table.expire(), 1)
+        self.assertEqual(self.table._due, [])
+
+    def test_reused_letter_gets_full_timeout(self) -> None:
+        """A letter given to a newcomer lives a full timeout from then, not from the old binding's use."""
+        for letter in string.ascii_lowercase:
+            self.table.outgoing_prefix(PHONE, f"{letter}@x.dom")
+        self.clock.advance(HOUR)
+        for letter in string.ascii_lowercase[1:]:
+            self.table.outgoing_prefix(PHONE, f"{letter}@x.dom")
+        self.assertEqual(self.table.outgoing_prefix(PHONE, "new@x.dom"), "@a=new@x.dom ")
+        self.clock.advance(2 * HOUR - 1)
+        self.assertEqual([b.letter for b in self.table.bindings(PHONE)], list(string.ascii_lowercase))
+        self.clock.advance(1)
+        self.assertEqual(self.table.bindings(PHONE), [])
+
     def test_bad_input(self) -> None:
         """Empty phones, addresses with blanks and non-positive timeouts raise DialogError subclasses."""
         self.assertRaises(BadPhoneNumber, self.table.outgoing_prefix, " ", "user1@domain1")

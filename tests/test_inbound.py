@@ -9,14 +9,24 @@ from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionLost
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs, formatEvent
+from twisted.protocols import amp
+from twisted.protocols.amp import UnhandledCommand
+from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
-from smppgw.amp import DeliverSignal, HostRegistry, HostTryLater, Refused, SignalReport
+from smppgw.amp import (
+    DeliverSignal,
+    GatewayAMPFactory,
+    HostRegistry,
+    HostTryLater,
+    Refused,
+    SignalReport,
+)
 from smppgw.codec import PDU
 from smppgw.config import Config, parse_config
 from smppgw.constants import ESME_ROK, ESME_RX_R_APPN, ESME_RX_T_APPN
 from smppgw.dialogs import DialogTable
-from smppgw.inbound import MAX_IN_FLIGHT, Inbound, sender_address
+from smppgw.inbound import HOST_ANSWER_TIMEOUT, MAX_IN_FLIGHT, Inbound, sender_address
 from smppgw.receipts import submit_key
 from smppgw.store import Store, StoreError
 from smppgw.textcodec import encode_text
@@ -680,27 +690,111 @@ class DispatchTests(InboundTestCase):
         self.assertIn("after 4 attempts", self.problems()[-1])
 
     def test_retry_goes_to_another_host(self) -> None:
-        """A host that disconnects mid-call counts as TRY_LATER; the retry goes to the host still there."""
+        """A host that disconnects mid-call costs no attempt; the row goes at once to the host still there."""
         self.make(recipient="sms@example.com")
         first, second = self.host(auto=False), self.host()
         self.deliver("hello")
         self.registry.remove(first)  # type: ignore[arg-type]
         first.calls[0].deferred.errback(ConnectionLost())
-        self.clock.advance(1)
+        self.clock.advance(0)
         self.assertEqual([s["body"] for s in second.signals()], ["hello"])
         self.assertEqual(self.store.counts()["inbox"], 0)
+        self.assertEqual(self.problems(), [])
+
+    def test_no_host_after_disconnect_waits(self) -> None:
+        """A row whose host disconnected, with no host left, waits for the next host, its attempts uncounted."""
+        self.make(recipient="sms@example.com", max_attempts=1)
+        first = self.host(auto=False)
+        self.deliver("hello")
+        self.registry.remove(first)  # type: ignore[arg-type]
+        first.calls[0].deferred.errback(ConnectionLost())
+        self.clock.advance(10)
+        self.assertEqual(self.store.inbox()[0].attempts, 0)
+        second = self.host()
+        self.assertEqual([s["body"] for s in second.signals()], ["hello"])
 
     def test_no_host_during_backoff_waits(self) -> None:
         """A row in backoff with no host left waits for the next host to log in."""
         self.make(recipient="sms@example.com")
         first = self.host(auto=False)
         self.deliver("hello")
+        first.calls[0].deferred.errback(HostTryLater("busy"))
         self.registry.remove(first)  # type: ignore[arg-type]
-        first.calls[0].deferred.errback(ConnectionLost())
         self.clock.advance(10)
         self.assertEqual(self.store.inbox()[0].attempts, 1)
         second = self.host()
         self.assertEqual([s["body"] for s in second.signals()], ["hello"])
+
+    def test_silent_host_times_out(self) -> None:
+        """A host that never answers counts as TRY_LATER after HOST_ANSWER_TIMEOUT, and the row is sent again."""
+        self.make(recipient="sms@example.com")
+        host = self.host(auto=False)
+        self.deliver("hello")
+        self.clock.advance(HOST_ANSWER_TIMEOUT - 1)
+        self.assertEqual(self.store.inbox()[0].attempts, 0)
+        self.clock.advance(1)
+        self.assertEqual(self.store.inbox()[0].attempts, 1)
+        self.assertIn(f"no answer within {HOST_ANSWER_TIMEOUT:g}s", self.problems()[-1])
+        self.clock.advance(1)
+        self.assertEqual([s["body"] for s in host.signals()], ["hello", "hello"])
+        host.calls[0].deferred.callback({})  # a late answer to the first call changes nothing
+        self.assertEqual(self.store.counts()["inbox"], 1)
+        host.calls[1].deferred.callback({})
+        self.assertEqual(self.store.counts()["inbox"], 0)
+
+    def test_timeout_survives_restart(self) -> None:
+        """A call still unanswered across a stop and start of the dispatcher times out all the same."""
+        self.make(recipient="sms@example.com")
+        host = self.host(auto=False)
+        self.deliver("hello")
+        self.inbound.stop()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.inbound.start()
+        self.clock.advance(HOST_ANSWER_TIMEOUT)
+        self.assertEqual(self.store.inbox()[0].attempts, 1)
+        self.clock.advance(1)
+        self.assertEqual(len(host.calls), 2)
+
+    def test_silent_host_gives_up_after_max_attempts(self) -> None:
+        """A host that never answers makes the row give up after max_attempts timeouts, like TRY_LATER."""
+        self.make(recipient="sms@example.com", max_attempts=3)
+        host = self.host(auto=False)
+        self.deliver("hello")
+        for _ in range(10):
+            self.clock.advance(HOST_ANSWER_TIMEOUT)
+        self.assertEqual(len(host.calls), 3)
+        self.assertEqual(self.store.counts()["inbox"], 0)
+        self.assertIn("after 3 attempts", self.problems()[-1])
+
+    def test_hung_host_does_not_stop_the_others(self) -> None:
+        """A host that never answers holds only its share of the rows in flight; the others get the rest."""
+        self.make(recipient="sms@example.com")
+        hung, good = self.host(auto=False), self.host()
+        count = 2 * MAX_IN_FLIGHT
+        for n in range(count):
+            self.deliver(f"m{n}")
+        self.assertLessEqual(len(hung.calls), MAX_IN_FLIGHT // 2)
+        self.assertEqual(len(good.calls), count - len(hung.calls))
+        # Each row the hung host holds times out and is retried round-robin, so
+        # fewer are left with it each round.
+        self.clock.pump([HOST_ANSWER_TIMEOUT] * 30)
+        self.assertEqual(self.store.counts()["inbox"], 0)
+        self.assertEqual(sorted(s["body"] for s in good.signals()),
+                         sorted(f"m{n}" for n in range(count)))
+
+    def test_unhandled_is_not_a_delivery_host(self) -> None:
+        """A connection answering UNHANDLED (a CLI, a monitor) leaves the round-robin and costs no attempt."""
+        self.make(recipient="sms@example.com", max_attempts=1)
+        monitor = self.host(auto=False)
+        self.deliver("hello")
+        monitor.calls[0].deferred.errback(UnhandledCommand(b"UNHANDLED", "Unhandled Command"))
+        self.assertEqual(self.registry.hosts, [])
+        self.assertEqual(self.store.inbox()[0].attempts, 0)
+        host = self.host()
+        self.assertEqual([s["body"] for s in host.signals()], ["hello"])
+        self.deliver("again")
+        self.assertEqual(len(monitor.calls), 1)
+        self.assertEqual([s["body"] for s in host.signals()], ["hello", "again"])
 
     def test_restart_does_not_resend_in_flight(self) -> None:
         """A row still awaiting a host's answer is not sent again when the dispatcher restarts."""
@@ -806,6 +900,34 @@ class AcknowledgementTests(InboundTestCase):
         self.patch(self.store, "add_fragment", broken)
         self.assertEqual(self.deliver("x", udh=udh8(1, 2, 1)), ESME_RX_T_APPN)
 
+    def test_last_part_write_failure_keeps_parts(self) -> None:
+        """When the whole message cannot be stored, its parts stay, and the resent last part completes it."""
+        self.make(recipient="sms@example.com")
+        host = self.host()
+        self.assertEqual(self.deliver("one ", udh=udh8(4, 2, 1)), ESME_ROK)
+
+        def broken(*args: Any, **kw: Any) -> Any:
+            raise StoreError("disk full")
+
+        patched = self.patch(self.store, "add_inbox", broken)
+        self.assertEqual(self.deliver("two", udh=udh8(4, 2, 2)), ESME_RX_T_APPN)
+        patched.restore()
+        self.clock.advance(1)  # the batch with whatever was written commits
+        self.assertEqual(self.store.counts()["fragments"], 2)
+        self.assertEqual(self.deliver("two", udh=udh8(4, 2, 2)), ESME_ROK)
+        self.assertEqual([s["body"] for s in host.signals()], ["one two"])
+        self.assertEqual(self.store.counts()["fragments"], 0)
+
+    def test_refused_whole_message_drops_parts(self) -> None:
+        """A reassembled message the rules refuse leaves no parts behind once committed."""
+        self.make()
+        self.assertEqual(self.deliver("one ", udh=udh8(4, 2, 1), destination="SHORT"), ESME_ROK)
+        self.assertEqual(self.deliver("two", udh=udh8(4, 2, 2), destination="SHORT"),
+                         ESME_RX_R_APPN)
+        self.clock.advance(1)
+        self.assertEqual(self.store.counts()["fragments"], 0)
+        self.assertEqual(self.store.counts()["inbox"], 0)
+
     def test_receipt_write_failure_is_temporary(self) -> None:
         """A matched receipt the store cannot keep gets ESME_RX_T_APPN."""
         self.make()
@@ -830,3 +952,53 @@ class AcknowledgementTests(InboundTestCase):
         infos = [formatEvent(e) for e in self.events if e.get("log_level") == LogLevel.info]
         self.assertTrue(any(f"+{PHONE}@sim._smpp for sms@example.com accepted" in line
                             for line in infos), infos)
+
+
+class _SilentClient(amp.AMP):
+    """A client that reads boxes and never answers them."""
+
+    def ampBoxReceived(self, box: amp.AmpBox) -> None:
+        pass
+
+
+class MonitoringConnectionTests(InboundTestCase):
+    """Connections without DeliverSignal responders (``smppgw.client status``) over in-memory AMP."""
+
+    def connect(self, client: type[amp.AMP] = amp.AMP) -> tuple[amp.AMP, iosim.IOPump]:
+        # No outbound queue: these clients send no SendSignal.
+        factory = GatewayAMPFactory(None, self.registry, self.clock)  # type: ignore[arg-type]
+        protocol, _server, pump = iosim.connectedServerAndClient(
+            lambda: factory.buildProtocol(None), client, clock=self.clock)
+        pump.flush()
+        return protocol, pump
+
+    def test_status_clients_do_not_use_up_attempts(self) -> None:
+        """Clients that answer UNHANDLED or hang up never drop a message meant for a host."""
+        self.make(recipient="sms@example.com", max_attempts=2)
+        self.deliver("hello")
+        for _ in range(3):
+            self.connect()  # stays connected, answers UNHANDLED
+        for _ in range(3):
+            silent, pump = self.connect(_SilentClient)
+            silent.transport.loseConnection()
+            pump.flush()
+        self.assertEqual(self.registry.hosts, [])
+        self.assertEqual(self.store.inbox()[0].attempts, 0)
+        host = self.host()
+        self.assertEqual([s["body"] for s in host.signals()], ["hello"])
+        self.assertEqual(self.problems(), [])
+
+    def test_silent_connection_times_out(self) -> None:
+        """A connected host that never answers costs the row an attempt per timeout, and a later host gets it."""
+        self.make(recipient="sms@example.com")
+        self.deliver("hello")
+        silent, pump = self.connect(_SilentClient)
+        self.clock.advance(HOST_ANSWER_TIMEOUT)
+        self.assertEqual(self.store.inbox()[0].attempts, 1)
+        silent.transport.loseConnection()  # fails the call that already timed out: no effect
+        pump.flush()
+        self.assertEqual(self.store.inbox()[0].attempts, 1)
+        host = self.host()
+        self.clock.advance(1)
+        self.assertEqual([s["body"] for s in host.signals()], ["hello"])
+        self.assertEqual(self.store.counts()["inbox"], 0)
