@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import io
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,11 +129,6 @@ class Framer:
         if offset:
             del buf[:offset]
         return frames
-
-
-def peek_header(frame: bytes) -> tuple[int, int, int, int]:
-    """(command_length, command_id, command_status, sequence_number) read from the bytes."""
-    return HEADER.unpack_from(frame, 0)
 
 
 # -- conversion between plain values and the library's values ------------------
@@ -702,7 +696,3 @@ def request(command: str, **params: Value) -> PDU:
 def response_to(pdu: PDU, status: int = 0, **params: Value) -> PDU:
     """The *_resp of `pdu` with the same sequence number."""
     return PDU(COMMAND_NAMES[pdu.command_id | RESPONSE_BIT], pdu.sequence_number, status, dict(params))
-
-
-#: Encoders that tests and benchmarks may swap for speed comparisons.
-Encoder = Callable[[PDU], bytes]

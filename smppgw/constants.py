@@ -141,8 +141,3 @@ def status_name(status: int) -> str:
 def status_text(status: int) -> str:
     """A command_status as hex and name, for example ``0x0000000B ESME_RINVDSTADR``."""
     return f"0x{status:08X} {status_name(status)}"
-
-
-def command_name(command_id: int) -> str:
-    """The name of a command_id, or its hex form when unknown."""
-    return COMMAND_NAMES.get(command_id, f"0x{command_id:08X}")

@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 DISCONNECTED, CONNECTING, BINDING, BOUND, UNBINDING = (
     "disconnected", "connecting", "binding", "bound", "unbinding",
 )
-LINK_STATES = (DISCONNECTED, CONNECTING, BINDING, BOUND, UNBINDING)
 
 #: How long a stopping link waits for outstanding responses and unbind_resp.
 STOP_GRACE = 5.0

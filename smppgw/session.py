@@ -180,7 +180,6 @@ class Session:
         self._deadline_timer: IDelayedCall | None = None
         self._waiting: deque[tuple[PDU, Deferred[PDU]]] = deque()
         self._keepalive: IDelayedCall | None = None
-        self._enquiring = False
         self._observers: list[Callable[[str], None]] = []
         self.close_reason = ""
 
