@@ -246,6 +246,22 @@ class _ReadingPause:
         pass
 
 
+class _PendingAnswer:
+    """What a pending SendSignal keeps until its outcome: the connection and the ask tag."""
+
+    __slots__ = ("protocol", "ask")
+
+    def __init__(self, protocol: GatewayAMP, ask: bytes) -> None:
+        self.protocol = protocol
+        self.ask = ask
+
+    def __call__(self, result: Any) -> None:
+        if isinstance(result, Failure):
+            self.protocol._signal_refused(result, self.ask)
+        else:
+            self.protocol._signal_answered(result, self.ask)
+
+
 class GatewayAMP(amp.AMP):
     """One host connection."""
 
@@ -406,8 +422,7 @@ class GatewayAMP(amp.AMP):
         except Exception:
             self._signal_refused(Failure(), ask)
             return
-        d.addCallbacks(self._signal_answered, self._signal_refused,
-                       callbackArgs=(ask,), errbackArgs=(ask,))
+        d.addBoth(_PendingAnswer(self, ask))
 
     def _signal_answered(self, result: dict[str, Any], ask: bytes) -> None:
         answer = SendSignal.makeResponse(result, self)

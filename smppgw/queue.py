@@ -98,21 +98,33 @@ class Job:
         self.expires = expires
         self.seq = seq
         self.in_flight = 0
-        self.waiters: list[Deferred[dict[str, Any]]] | None = None
+        # None, one Deferred (the usual case: the memory of a long backlog
+        # counts), or a list of them when a host asks again while waiting.
+        self.waiters: Deferred[dict[str, Any]] | list[Deferred[dict[str, Any]]] | None = None
         self.done = False
         self.expired = False
         self.attempts: dict[int, int] | None = None
 
     def wait(self) -> Deferred[dict[str, Any]]:
+        d: Deferred[dict[str, Any]] = Deferred()
         if self.waiters is None:
-            self.waiters = []
+            self.waiters = d
+        elif isinstance(self.waiters, Deferred):
+            self.waiters = [self.waiters, d]
         elif len(self.waiters) >= MAX_WAITERS:
             # A host asking again and again for one pending request must not
             # grow memory: the earlier askers get the answer.
             return fail(TryLater(f"{len(self.waiters)} requests already wait for this request_id"))
-        d: Deferred[dict[str, Any]] = Deferred()
-        self.waiters.append(d)
+        else:
+            self.waiters.append(d)
         return d
+
+    def take_waiters(self) -> list[Deferred[dict[str, Any]]]:
+        """Every Deferred waiting for the outcome; none are left."""
+        waiters, self.waiters = self.waiters, None
+        if waiters is None:
+            return []
+        return [waiters] if isinstance(waiters, Deferred) else waiters
 
     def pdu(self, index: int) -> PDU:
         p = self.payload
@@ -167,7 +179,9 @@ class LinkQueue:
         self._finished = finished
         # Unfinished jobs in FIFO order (dicts keep insertion order).
         self.jobs: dict[str, Job] = {}
-        self._pending: deque[tuple[Job, int]] = deque()
+        # Parts never sent, in order: a job stands for its only part, a
+        # (job, index) pair for a part of a split message.
+        self._pending: deque[Job | tuple[Job, int]] = deque()
         self._retry: list[tuple[int, int, Job]] = []
         self.in_flight = 0
         self._paused_until = 0.0
@@ -186,7 +200,7 @@ class LinkQueue:
         self.jobs[job.request_id] = job
         for index, message_id in enumerate(job.message_ids):
             if message_id is None:
-                self._pending.append((job, index))
+                self._pending.append(job if len(job.message_ids) == 1 else (job, index))
         self._schedule_expiry()
         self.pump()
 
@@ -207,7 +221,8 @@ class LinkQueue:
             if not job.done and not job.expired and job.message_ids[index] is None:
                 return job, index
         while self._pending:
-            job, index = self._pending.popleft()
+            item = self._pending.popleft()
+            job, index = (item, 0) if isinstance(item, Job) else item
             if not job.done and not job.expired and job.message_ids[index] is None:
                 return job, index
         return None
@@ -257,11 +272,13 @@ class LinkQueue:
     def _load_payloads(self, job: Job) -> bool:
         """Load the payloads of `job` and the next jobs waiting; False if `job` has none stored."""
         batch = [job.request_id]
-        for other, _ in itertools.islice(self._pending, HOT_JOBS):
+        ahead = [item if isinstance(item, Job) else item[0]
+                 for item in itertools.islice(self._pending, HOT_JOBS)]
+        for other in ahead:
             if other.payload is None and not other.done:
                 batch.append(other.request_id)
         found = self.store.payloads(list(dict.fromkeys(batch)))
-        for other, _ in itertools.islice(self._pending, HOT_JOBS):
+        for other in ahead:
             if other.payload is None:
                 other.payload = found.get(other.request_id)
         job.payload = found.get(job.request_id)
@@ -381,7 +398,7 @@ class LinkQueue:
         self._finished(job)
         self.store.finish(job.request_id, outcome)
         job.payload = None
-        waiters, job.waiters = job.waiters, None
+        waiters = job.take_waiters()
         if waiters:
             # Answer only once the outcome is durable, so that a retry after a
             # crash can never send the message again.
@@ -555,7 +572,7 @@ class Outbound:
         def not_durable(failure: Failure) -> None:
             self._accepting.pop(request_id, None)
             job.done = True
-            for w in job.waiters or ():
+            for w in job.take_waiters():
                 w.errback(TryLater(f"the gateway cannot store the message: {failure.getErrorMessage()}"))
 
         self.store.durable().addCallbacks(durable, not_durable)
