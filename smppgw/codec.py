@@ -131,6 +131,11 @@ class Framer:
         return frames
 
 
+def peek_header(frame: bytes) -> tuple[int, int, int, int]:
+    """(command_length, command_id, command_status, sequence_number) read from the bytes."""
+    return HEADER.unpack_from(frame, 0)
+
+
 # -- conversion between plain values and the library's values ------------------
 
 _ENCODER = pdu_encoding.PDUEncoder()
