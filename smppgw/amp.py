@@ -384,6 +384,12 @@ class GatewayAMP(amp.AMP):
                              peer=self._peer(), command=box[amp.COMMAND])
             self._close()
             return
+        if amp.ERROR in box and amp.ERROR_CODE not in box:
+            # An error answer without its code would leave the question it
+            # answers waiting for ever (AMP drops it before reading the code):
+            # take it as an unknown error, which the caller retries.
+            box[amp.ERROR_CODE] = amp.UNKNOWN_ERROR_CODE
+            box.setdefault(amp.ERROR_DESCRIPTION, b"error answer without _error_code")
         if box.get(amp.COMMAND) == b"SendSignal":
             self._send_signal_box(box)
             return

@@ -211,3 +211,16 @@ class AmpTests(SynchronousTestCase):
         answer = b"".join(sent)
         self.assertIn(b"_answer", answer)
         self.assertIn(b"servers", answer)
+
+    def test_error_answer_without_code_settles_the_question(self) -> None:
+        """A host's error answer that lacks _error_code fails the gateway's question instead of leaving it pending."""
+        from smppgw.amp import DeliverSignal
+
+        client, links, pump, server, clock = self.connect()
+        outcome: list[Any] = []
+        server.callRemote(DeliverSignal, method="MESSAGE", sender="+1@smpp", recipient="a@b",
+                          body="x", server="").addBoth(outcome.append)
+        server.dataReceived(amp.AmpBox({b"_error": b"1"}).serialize())
+        [failure] = outcome
+        self.assertIsInstance(failure, Failure)
+        self.assertIsNotNone(server.transport)  # the connection stays up
