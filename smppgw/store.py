@@ -401,66 +401,62 @@ class Store:
             seq,
         )
 
-    def unfinished(self, server: str | None = None) -> list[OutboundRow]:
-        """Return the unfinished requests (of ``server``, or all) in insertion order."""
-        # One streamed join, already in (seq, idx) order through the partial
-        # index and part's unique index: no sort, no second copy of the rows.
+    def _unfinished_groups(
+        self, columns: str, parts_at: int, server: str | None, streamed: bool
+    ) -> Iterator[tuple[tuple[Any, ...], tuple[str | None, ...]]]:
+        """Each unfinished request's ``columns`` (after its seq) and its message ids, in order.
+
+        One join, already in (seq, idx) order through the partial index and
+        part's unique index: no sort.  ``parts_at`` is the index of o.parts in
+        ``columns``; ``streamed`` reads the cursor as it goes rather than
+        fetching every row first (which a caller that writes meanwhile needs).
+        """
         where = "o.outcome IS NULL"
         params: tuple[str, ...] = ()
         if server is not None:
             where += " AND o.server = ?"
             params = (server,)
-        cursor = self._reading(
-            f"SELECT o.seq, o.request_id, o.server, o.payload, o.parts, o.created, o.outcome,"
-            f" p.idx, p.message_id"
+        cursor: Any = self._reading(
+            f"SELECT o.seq, {columns}, p.idx, p.message_id"
             f" FROM outbound AS o LEFT JOIN part AS p ON p.request_id = o.request_id"
             f" WHERE {where} ORDER BY o.seq, p.idx",
             params,
         )
-        rows: list[OutboundRow] = []
+        if not streamed:
+            cursor = cursor.fetchall()
         current: tuple[Any, ...] | None = None
         message_ids: list[str | None] = []
+        for found in cursor:
+            if current is None or found[0] != current[0]:
+                if current is not None:
+                    yield current, tuple(message_ids)
+                current = found[:-2]
+                message_ids = [None] * found[1 + parts_at]
+            if found[-2] is not None:
+                message_ids[found[-2]] = found[-1]
+        if current is not None:
+            yield current, tuple(message_ids)
+
+    def unfinished(self, server: str | None = None) -> list[OutboundRow]:
+        """Return the unfinished requests (of ``server``, or all) in insertion order."""
         with _cyclic_gc_paused():
-            for found in cursor:
-                if current is None or found[0] != current[0]:
-                    if current is not None:
-                        rows.append(self._outbound_row(current, tuple(message_ids)))
-                    current = found[:7]
-                    message_ids = [None] * found[4]
-                if found[7] is not None:
-                    message_ids[found[7]] = found[8]
-            if current is not None:
-                rows.append(self._outbound_row(current, tuple(message_ids)))
-        return rows
+            return [
+                self._outbound_row(found, message_ids)
+                for found, message_ids in self._unfinished_groups(
+                    "o.request_id, o.server, o.payload, o.parts, o.created, o.outcome", 3, server,
+                    streamed=True,
+                )
+            ]
 
     def unfinished_brief(
         self, server: str | None = None
     ) -> Iterator[tuple[str, str, int, tuple[str | None, ...], float]]:
         """Yield (request_id, server, parts, message_ids, created) of each unfinished request,
         in insertion order, without loading payloads: a large queue restores in little memory."""
-        where = "o.outcome IS NULL"
-        params: tuple[str, ...] = ()
-        if server is not None:
-            where += " AND o.server = ?"
-            params = (server,)
-        cursor = self._reading(
-            f"SELECT o.seq, o.request_id, o.server, o.parts, o.created, p.idx, p.message_id"
-            f" FROM outbound AS o LEFT JOIN part AS p ON p.request_id = o.request_id"
-            f" WHERE {where} ORDER BY o.seq, p.idx",
-            params,
-        ).fetchall()
-        current: tuple[Any, ...] | None = None
-        message_ids: list[str | None] = []
-        for found in cursor:
-            if current is None or found[0] != current[0]:
-                if current is not None:
-                    yield current[1], current[2], current[3], tuple(message_ids), current[4]
-                current = found
-                message_ids = [None] * found[3]
-            if found[5] is not None:
-                message_ids[found[5]] = found[6]
-        if current is not None:
-            yield current[1], current[2], current[3], tuple(message_ids), current[4]
+        for (_seq, request_id, name, parts, created), message_ids in self._unfinished_groups(
+            "o.request_id, o.server, o.parts, o.created", 2, server, streamed=False
+        ):
+            yield request_id, name, parts, message_ids, created
 
     def payloads(self, request_ids: list[str]) -> dict[str, dict[str, Any]]:
         """The payloads of the given requests (those that exist), by request_id."""
