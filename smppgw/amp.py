@@ -128,6 +128,68 @@ class SendSignal(_Command):
     errors = _SIGNAL_ERRORS
 
 
+#: SendSignal's arguments as (wire name, keyword, optional): every one is Unicode.
+_SIGNAL_ARGUMENTS = tuple(
+    (key, key.decode("ascii"), argument.optional) for key, argument in SendSignal.arguments
+)
+assert all(isinstance(argument, amp.Unicode) for _, argument in SendSignal.arguments)
+
+
+def _signal_arguments(box: amp.AmpBox) -> dict[str, str | None]:
+    """SendSignal's keyword arguments from its box: what ``SendSignal.parseArguments``
+    gives, with the same BAD_REQUEST errors, in a fraction of its time."""
+    kw: dict[str, str | None] = {}
+    for key, name, optional in _SIGNAL_ARGUMENTS:
+        raw = box.get(key)
+        if raw is None:
+            if not optional:
+                raise amp.RemoteAmpError(b"BAD_REQUEST", f"SendSignal: missing argument {name}")
+            kw[name] = None
+            continue
+        try:
+            kw[name] = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise amp.RemoteAmpError(
+                b"BAD_REQUEST", f"SendSignal: argument {name} is not UTF-8 ({error})"
+            ) from None
+    return kw
+
+
+def _pair(key: bytes, value: bytes) -> bytes:
+    if len(value) > amp.MAX_VALUE_LENGTH:
+        raise amp.TooLong(False, True, value, key)
+    return len(key).to_bytes(2, "big") + key + len(value).to_bytes(2, "big") + value
+
+
+class _WireBox:
+    """An answer box already serialised: what ``AmpBox.serialize()`` would give,
+    built directly for the one answer sent per message."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def serialize(self) -> bytes:
+        return self.data
+
+
+def _signal_answer(ask: bytes, result: dict[str, Any]) -> _WireBox:
+    """SendSignal's answer box, byte for byte as ``SendSignal.makeResponse`` and
+    ``AmpBox.serialize`` make it (keys in sorted order)."""
+    ids = []
+    for message_id in result["message_ids"]:
+        encoded = message_id.encode("utf-8")
+        ids.append(len(encoded).to_bytes(2, "big") + encoded)
+    return _WireBox(b"".join((
+        _pair(amp.ANSWER, ask),
+        _pair(b"message_ids", b"".join(ids)),
+        _pair(b"parts", b"%d" % result["parts"]),
+        _pair(b"server", result["server"].encode("utf-8")),
+        b"\x00\x00",
+    )))
+
+
 class ServerStatus(_Command):
     arguments: ClassVar[list[tuple[bytes, amp.Argument]]] = []
     response = [
@@ -423,16 +485,19 @@ class GatewayAMP(amp.AMP):
         try:
             if not self.logged_in:
                 raise Unauthorized("Login first")
-            kw = SendSignal.parseArguments(box, self)
-            d = self.outbound.send_signal(**kw)
+            kw = _signal_arguments(box)
+            d = self.outbound.send_signal(**kw)  # type: ignore[arg-type]
         except Exception:
             self._signal_refused(Failure(), ask)
             return
         d.addBoth(_PendingAnswer(self, ask))
 
     def _signal_answered(self, result: dict[str, Any], ask: bytes) -> None:
-        answer = SendSignal.makeResponse(result, self)
-        answer[amp.ANSWER] = ask
+        try:
+            answer: Any = _signal_answer(ask, result)
+        except amp.TooLong:
+            self._signal_refused(Failure(), ask)
+            return
         self._emit(answer)
 
     def _signal_refused(self, failure: Failure, ask: bytes) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from twisted.internet.abstract import FileDescriptor
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 
@@ -21,6 +22,20 @@ from .smpplog import SmppLog
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
+
+#: While reading a burst of PDUs, what their handling wrote (the next
+#: submit_sm for each response, say) goes out every this many PDUs rather
+#: than after the whole burst: the SMSC starts on it while the rest is read.
+FLUSH_EVERY = 8
+
+
+def _socket_of(transport: Any) -> FileDescriptor | None:
+    """The socket under `transport` (through a TLS layer), or None if there is none."""
+    for _ in range(3):
+        if isinstance(transport, FileDescriptor):
+            return transport
+        transport = getattr(transport, "transport", None)
+    return None
 
 
 class ESMEProtocol(Protocol):
@@ -38,6 +53,8 @@ class ESMEProtocol(Protocol):
         self.session = Session(settings, clock, self._write_pdu, self._close, log, deliver)
         self._lost_observers: list[Callable[[str], None]] = []
         self.ever_bound = False
+        # Whether something was written since the last flush.
+        self._unflushed = False
 
     def _write_pdu(self, pdu: PDU) -> None:
         try:
@@ -59,6 +76,26 @@ class ESMEProtocol(Protocol):
             raise
         if self.transport is not None:
             self.transport.write(data)
+            self._unflushed = True
+
+    def flush(self) -> None:
+        """Send what was written now rather than at the reactor's next turn.
+
+        A transport writes when the reactor next polls the socket, which is
+        only after everything else ready in this turn (AMP requests, the
+        store's commit) has run: a submit_sm written while answering a
+        response would wait for all of that, and the window would sit idle.
+        ``doWrite`` is the socket's own write method (IWriteDescriptor); it is
+        called only on an open connection that is not closing, so the
+        reactor still sees every error and every close.
+        """
+        if not self._unflushed:
+            return
+        self._unflushed = False
+        socket = _socket_of(self.transport)
+        if (socket is not None and socket.connected and not socket.disconnecting
+                and socket.producer is None):
+            socket.doWrite()
 
     def _close(self) -> None:
         if self.transport is not None:
@@ -84,6 +121,7 @@ class ESMEProtocol(Protocol):
             if transport is not None:
                 transport.abortConnection()
             return
+        handled = 0
         for frame in frames:
             try:
                 pdu = decode(frame)
@@ -91,6 +129,10 @@ class ESMEProtocol(Protocol):
                 self.session.decode_failed(e)
                 continue
             self.session.pdu_received(pdu)
+            handled += 1
+            if handled % FLUSH_EVERY == 0:
+                self.flush()
+        self.flush()
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         # Failing the pending bind here is what lets ClientService retry: a

@@ -156,13 +156,19 @@ def success(job: Job) -> dict[str, Any]:
             "message_ids": list(job.message_ids)}
 
 
+def outcome_answer(outcome: dict[str, Any]) -> dict[str, Any] | SignalError:
+    """A finished request's stored outcome as its answer: the result, or the error to fail with."""
+    if outcome.get("ok"):
+        return {"server": outcome["server"], "parts": outcome["parts"],
+                "message_ids": outcome["message_ids"]}
+    cls = BY_CODE.get(outcome.get("code", ""), SignalError)
+    return cls(outcome.get("reason", ""))
+
+
 def outcome_result(outcome: dict[str, Any]) -> Deferred[dict[str, Any]]:
     """A finished request's stored outcome as the Deferred an answer is built from."""
-    if outcome.get("ok"):
-        return succeed({"server": outcome["server"], "parts": outcome["parts"],
-                        "message_ids": outcome["message_ids"]})
-    cls = BY_CODE.get(outcome.get("code", ""), SignalError)
-    return fail(cls(outcome.get("reason", "")))
+    answer = outcome_answer(outcome)
+    return fail(answer) if isinstance(answer, SignalError) else succeed(answer)
 
 
 class LinkQueue:
@@ -309,22 +315,28 @@ class LinkQueue:
     def _accepted(self, response: PDU, job: Job, index: int) -> None:
         self.in_flight -= 1
         job.in_flight -= 1
+        if job.done:
+            self.pump()
+            return
         raw = response.params.get("message_id", b"")
         message_id = raw.decode("ascii", "replace") if isinstance(raw, bytes) else str(raw)
-        if not job.done:
-            # Recorded at once: what the SMSC accepted must be in the next
-            # commit, or a crash now would send it again.
-            job.message_ids[index] = message_id
-            self.store.set_message_id(job.request_id, index, message_id, submit_key(message_id),
-                                      (job.server, len(job.message_ids)))
-            self.log.low("part {part}/{parts} of {request_id} accepted as {message_id}",
-                         part=index + 1, parts=len(job.message_ids),
-                         request_id=job.request_id, message_id=message_id)
-            if job.complete:
-                self._finish(job, success(job))
-            elif job.expired and job.in_flight == 0:
-                self._expire(job)
+        # Recorded at once: what the SMSC accepted must be in the next
+        # commit, or a crash now would send it again.
+        job.message_ids[index] = message_id
+        self.store.set_message_id(job.request_id, index, message_id, submit_key(message_id),
+                                  (job.server, len(job.message_ids)))
+        # The freed window slot is refilled before the rest of the
+        # bookkeeping, so the next submit_sm leaves with the next flush.
         self.pump()
+        self.log.low("part {part}/{parts} of {request_id} accepted as {message_id}",
+                     part=index + 1, parts=len(job.message_ids),
+                     request_id=job.request_id, message_id=message_id)
+        if job.done:
+            return
+        if job.complete:
+            self._finish(job, success(job))
+        elif job.expired and job.in_flight == 0:
+            self._expire(job)
 
     def _failed(self, failure: Failure, job: Job, index: int) -> None:
         self.in_flight -= 1
@@ -402,17 +414,21 @@ class LinkQueue:
         if waiters:
             # Answer only once the outcome is durable, so that a retry after a
             # crash can never send the message again.
-            def answer(_: Any) -> None:
+            def answer() -> None:
+                result = outcome_answer(outcome)
                 for w in waiters:
-                    outcome_result(outcome).chainDeferred(w)
+                    if isinstance(result, SignalError):
+                        w.errback(result)
+                    else:
+                        w.callback(result)
 
-            def not_durable(failure: Failure) -> None:
+            def not_durable(error: StoreError) -> None:
                 self.log.problem("cannot store the outcome of {request_id}: {error}",
-                                 request_id=job.request_id, error=failure.getErrorMessage())
+                                 request_id=job.request_id, error=error)
                 for w in waiters:
                     w.errback(TryLater("the gateway cannot store the outcome; ask again"))
 
-            self.store.durable().addCallbacks(answer, not_durable)
+            self.store.when_durable(answer, not_durable)
 
     def _schedule_expiry(self) -> None:
         if self._expiry is not None and self._expiry.active():
@@ -564,18 +580,18 @@ class Outbound:
         answer = job.wait()
         queue = self.queues[server.name]
 
-        def durable(_: Any) -> None:
+        def durable() -> None:
             self._accepting.pop(request_id, None)
             if not job.done:
                 queue.add(job)
 
-        def not_durable(failure: Failure) -> None:
+        def not_durable(error: StoreError) -> None:
             self._accepting.pop(request_id, None)
             job.done = True
             for w in job.take_waiters():
-                w.errback(TryLater(f"the gateway cannot store the message: {failure.getErrorMessage()}"))
+                w.errback(TryLater(f"the gateway cannot store the message: {error}"))
 
-        self.store.durable().addCallbacks(durable, not_durable)
+        self.store.when_durable(durable, not_durable)
         return answer
 
     def _prepare(self, method: str, sender: str, recipient: str, body: str,

@@ -21,7 +21,7 @@ import gc
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -153,9 +153,13 @@ class DuplicateRequest(Exception):
         self.row = row
 
 
+#: One encoder for every write: ``json.dumps`` with options builds a new one per call.
+_encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
 def _dump(payload: object) -> str:
     try:
-        return json.dumps(payload, separators=(",", ":"), allow_nan=False)
+        return _encode_json(payload)
     except (TypeError, ValueError) as error:
         raise BadStoreInput(f"payload is not JSON-able: {error}") from error
 
@@ -196,7 +200,7 @@ class _Writing:
             raise store._fail_rolled_back(error) from error
         store._dirty = True
         if store._scheduled is None:
-            store._scheduled = store._clock.callLater(0, store._commit_next_turn)
+            store._scheduled = store._clock.callLater(0, store._scheduled_commit)
         return db
 
     def __exit__(self, kind: Any, error: Any, tb: Any) -> None:
@@ -216,7 +220,7 @@ class Store:
         self._closed = False
         self._scheduled: DelayedCall | None = None
         self._writer = _Writing(self)
-        self._waiters: list[Deferred[None]] = []
+        self._waiters: list[tuple[Callable[[], object], Callable[[StoreError], object]]] = []
         # Whether writes since the last commit wait in the open transaction.
         self._dirty = False
         try:
@@ -294,8 +298,19 @@ class Store:
         if not self._dirty:
             return succeed(None)
         waiter: Deferred[None] = Deferred()
-        self._waiters.append(waiter)
+        self._waiters.append((lambda: waiter.callback(None), waiter.errback))
         return waiter
+
+    def when_durable(self, done: Callable[[], object], failed: Callable[[StoreError], object]) -> None:
+        """Call ``done()`` once every write made so far is committed, or ``failed(error)``
+        if that commit fails: :meth:`durable` without a Deferred, for the hot path.
+
+        With nothing uncommitted, ``done`` is called at once.
+        """
+        if not self._dirty:
+            done()
+            return
+        self._waiters.append((done, failed))
 
     def commit(self) -> None:
         """Commit the open transaction now and fire the :meth:`durable` waiters.
@@ -319,13 +334,11 @@ class Store:
             self._fail_waiters(failure)
             raise failure from error
         waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            waiter.callback(None)
-
-    def _commit_next_turn(self) -> None:
-        # One more reactor turn: the writes the same burst produced (the next
-        # submit_sm PDUs, say) go out on the socket before the commit blocks.
-        self._scheduled = self._clock.callLater(0, self._scheduled_commit)
+        for done, _ in waiters:
+            try:
+                done()
+            except Exception:
+                log.failure("a commit waiter failed")
 
     def _scheduled_commit(self) -> None:
         self._scheduled = None
@@ -337,8 +350,11 @@ class Store:
 
     def _fail_waiters(self, error: StoreError) -> None:
         waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            waiter.errback(error)
+        for _, failed in waiters:
+            try:
+                failed(error)
+            except Exception:
+                log.failure("a commit waiter failed")
 
     def close(self) -> None:
         """Commit what is pending and close the database; later calls raise :class:`StoreError`."""

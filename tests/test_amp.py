@@ -224,3 +224,50 @@ class AmpTests(SynchronousTestCase):
         [failure] = outcome
         self.assertIsInstance(failure, Failure)
         self.assertIsNotNone(server.transport)  # the connection stays up
+
+
+class WireFormatTests(SynchronousTestCase):
+    """SendSignal's own parsing and answer are exactly what Twisted's AMP machinery makes."""
+
+    def test_answer_bytes_match_amp(self) -> None:
+        """The hand-built answer box is byte for byte AmpBox.serialize() of makeResponse()."""
+        from smppgw.amp import _signal_answer
+
+        for result in (
+            {"server": "smsc1", "parts": 1, "message_ids": ["a1"]},
+            {"server": "sérveur", "parts": 3, "message_ids": ["1", "", "x" * 65]},
+            {"server": "s", "parts": 0, "message_ids": []},
+        ):
+            expected = SendSignal.makeResponse(result, None)
+            expected[amp.ANSWER] = b"17"
+            self.assertEqual(_signal_answer(b"17", result).serialize(), expected.serialize())
+
+    def test_answer_over_amp_limit(self) -> None:
+        """An answer value over 65,535 bytes raises AMP's TooLong rather than sending a broken box."""
+        from smppgw.amp import _signal_answer
+
+        result = {"server": "s" * 70_000, "parts": 1, "message_ids": ["1"]}
+        self.assertRaises(amp.TooLong, _signal_answer, b"1", result)
+
+    def test_arguments_match_amp(self) -> None:
+        """The arguments read from a box equal SendSignal.parseArguments(), optional ones included."""
+        from smppgw.amp import _signal_arguments
+
+        box = amp.AmpBox(request_id=b"r", method=b"MESSAGE", sender="é@x".encode(),
+                         recipient=b"+1@smpp", body="ünï 😀".encode())
+        self.assertEqual(_signal_arguments(box), SendSignal.parseArguments(box, None))
+        box[b"gateway"] = b"smsc2"
+        self.assertEqual(_signal_arguments(box), SendSignal.parseArguments(box, None))
+
+    def test_bad_arguments(self) -> None:
+        """A missing argument or one that is not UTF-8 is BAD_REQUEST naming it."""
+        from smppgw.amp import _signal_arguments
+
+        box = amp.AmpBox(request_id=b"r", method=b"MESSAGE", sender=b"a@x", recipient=b"+1@smpp")
+        error = self.assertRaises(amp.RemoteAmpError, _signal_arguments, box)
+        self.assertEqual((error.errorCode, error.description),
+                         (b"BAD_REQUEST", "SendSignal: missing argument body"))
+        box[b"body"] = b"\xff"
+        error = self.assertRaises(amp.RemoteAmpError, _signal_arguments, box)
+        self.assertEqual(error.errorCode, b"BAD_REQUEST")
+        self.assertIn("argument body is not UTF-8", error.description)

@@ -373,6 +373,52 @@ class GroupCommitTests(StoreTestCase):
         self.assertRaises(StoreError, self.store.inbox)
 
 
+class WhenDurableTests(StoreTestCase):
+    """when_durable(): the commit's outcome as plain callbacks."""
+
+    def test_called_after_commit(self) -> None:
+        calls: list[Any] = []
+        self.store.add_inbox("message", {}, 1.0)
+        self.store.when_durable(lambda: calls.append("done"), calls.append)
+        self.assertEqual(calls, [])
+        self.store.commit()
+        self.assertEqual(calls, ["done"])
+
+    def test_nothing_pending(self) -> None:
+        """With nothing uncommitted, done is called at once."""
+        calls: list[str] = []
+        self.store.when_durable(lambda: calls.append("done"), calls.append)
+        self.assertEqual(calls, ["done"])
+
+    def test_failed_commit(self) -> None:
+        """A failing commit calls failed with the StoreError, never done."""
+        calls: list[Any] = []
+        self.store.add_inbox("message", {}, 1.0)
+        self.store.when_durable(lambda: calls.append("done"), calls.append)
+        real = self.store._db
+        self.store._db = FailingCommit(real)  # type: ignore[assignment]
+        self.assertRaises(StoreError, self.store.commit)
+        self.store._db = real
+        self.assertEqual(len(calls), 1)
+        self.assertIsInstance(calls[0], StoreError)
+
+    def test_a_failing_waiter_does_not_stop_the_others(self) -> None:
+        """A waiter that raises is logged; the ones after it are still called."""
+        calls: list[str] = []
+
+        def broken() -> None:
+            raise RuntimeError("waiter bug")
+
+        self.store.add_inbox("message", {}, 1.0)
+        self.store.when_durable(broken, calls.append)
+        self.store.when_durable(lambda: calls.append("second"), calls.append)
+        with capturedLogs() as events:
+            self.store.commit()
+        self.assertEqual(calls, ["second"])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertTrue(any("waiter failed" in formatEvent(e) for e in events))
+
+
 class OpenTests(StoreTestCase):
     """Opening a store file: folders, WAL, schema versions, bad files."""
 

@@ -1,0 +1,88 @@
+"""Tests for smppgw.esme: what a burst of PDUs makes the protocol write leaves at once."""
+
+from __future__ import annotations
+
+import socket
+import struct
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Factory
+from twisted.trial.unittest import TestCase
+
+from smppgw.esme import FLUSH_EVERY, ESMEProtocol
+from smppgw.session import SessionSettings
+from smppgw.smpplog import SmppLog
+
+ENQUIRE_LINK = 0x00000015
+ENQUIRE_LINK_RESP = 0x80000015
+
+
+def enquire_link(sequence: int) -> bytes:
+    return struct.pack("!IIII", 16, ENQUIRE_LINK, 0, sequence)
+
+
+class FlushTests(TestCase):
+    """The answers to a burst go out while the burst is handled, not at the reactor's next turn."""
+
+    def setUp(self) -> None:
+        ours, self.peer = socket.socketpair()
+        self.peer.setblocking(False)
+        self.addCleanup(self.peer.close)
+        self.lost: Deferred[None] = Deferred()
+        lost = self.lost
+        settings = SessionSettings(system_id="gw", password="pw")
+        log = SmppLog("test", "none")
+
+        class Tracked(ESMEProtocol):
+            def connectionLost(self, reason: Any = None) -> None:
+                super().connectionLost(reason)
+                lost.callback(None)
+
+        factory = Factory.forProtocol(lambda: Tracked(settings, reactor, log))
+        transport: Any = reactor.adoptStreamConnection(ours.fileno(), socket.AF_UNIX, factory)
+        ours.close()  # the reactor holds its own copy of the descriptor
+        self.esme: ESMEProtocol = transport.protocol
+
+    def tearDown(self) -> Deferred[None]:
+        if self.esme.transport is not None:
+            self.esme.transport.loseConnection()
+        return self.lost
+
+    def received(self) -> list[tuple[int, int]]:
+        """(command_id, sequence) of each PDU the peer can read right now, without the reactor running."""
+        try:
+            data = self.peer.recv(65536)
+        except BlockingIOError:
+            return []
+        return [struct.unpack_from("!4xI4xI", data, at) for at in range(0, len(data), 16)]
+
+    def test_answers_sent_before_the_next_turn(self) -> None:
+        """Every enquire_link_resp of a burst is on the socket when dataReceived returns."""
+        self.esme.dataReceived(b"".join(enquire_link(n) for n in range(1, 4)))
+        self.assertEqual(self.received(), [(ENQUIRE_LINK_RESP, n) for n in range(1, 4)])
+
+    def test_long_burst_is_sent_as_it_goes(self) -> None:
+        """Within a long burst, the answers leave every FLUSH_EVERY PDUs."""
+        sent: list[int] = []
+        esme = self.esme
+        write = esme.transport.write
+
+        def counting(data: bytes) -> None:
+            write(data)
+            sent.append(len(self.received()))
+
+        esme.transport.write = counting  # type: ignore[method-assign]
+        esme.dataReceived(b"".join(enquire_link(n) for n in range(1, 2 * FLUSH_EVERY + 2)))
+        # What the peer could read as each answer was written: the flushes
+        # after every FLUSH_EVERY PDUs, nothing in between.
+        self.assertEqual(sum(sent), 2 * FLUSH_EVERY)
+        self.assertEqual(sent[FLUSH_EVERY], FLUSH_EVERY)
+        self.assertEqual(self.received(), [(ENQUIRE_LINK_RESP, 2 * FLUSH_EVERY + 1)])
+
+    def test_closing_connection_not_flushed(self) -> None:
+        """A connection being closed is left to the reactor, which finishes the close."""
+        self.esme.transport.loseConnection()
+        self.esme.dataReceived(enquire_link(1))
+        self.assertEqual(self.received(), [])
