@@ -26,7 +26,12 @@ if TYPE_CHECKING:
 #: While reading a burst of PDUs, what their handling wrote (the next
 #: submit_sm for each response, say) goes out every this many PDUs rather
 #: than after the whole burst: the SMSC starts on it while the rest is read.
-FLUSH_EVERY = 8
+FLUSH_EVERY = 16
+#: A burst that comes after the connection was quiet this long (seconds) is
+#: answered PDU by PDU: the gateway is waiting on the SMSC (a window against a
+#: long round trip), so each submit_sm leaves at once; a send per PDU costs
+#: CPU, which a quiet gateway has to spare.  A busy one sends per burst.
+QUIET = 0.001
 
 
 def _socket_of(transport: Any) -> FileDescriptor | None:
@@ -49,12 +54,15 @@ class ESMEProtocol(Protocol):
         deliver: DeliverHook = refuse_for_now,
     ) -> None:
         self.log = log
+        self.clock = clock
         self.framer = Framer()
         self.session = Session(settings, clock, self._write_pdu, self._close, log, deliver)
         self._lost_observers: list[Callable[[str], None]] = []
         self.ever_bound = False
         # Whether something was written since the last flush.
         self._unflushed = False
+        # When the last burst was handled.
+        self._read_at = float("-inf")
 
     def _write_pdu(self, pdu: PDU) -> None:
         try:
@@ -121,6 +129,7 @@ class ESMEProtocol(Protocol):
             if transport is not None:
                 transport.abortConnection()
             return
+        every = 1 if self.clock.seconds() - self._read_at > QUIET else FLUSH_EVERY
         handled = 0
         for frame in frames:
             try:
@@ -130,9 +139,10 @@ class ESMEProtocol(Protocol):
                 continue
             self.session.pdu_received(pdu)
             handled += 1
-            if handled % FLUSH_EVERY == 0:
+            if handled % every == 0:
                 self.flush()
         self.flush()
+        self._read_at = self.clock.seconds()
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         # Failing the pending bind here is what lets ClientService retry: a

@@ -15,6 +15,7 @@ from typing import Any
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
+from twisted.internet.defer import succeed
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint, serverFromString
 from twisted.internet.task import LoopingCall
 
@@ -25,7 +26,7 @@ from .inbound import Inbound
 from .link import Link, build_endpoint
 from .queue import Outbound
 from .smpplog import SmppLog
-from .store import Store
+from .store import Checkpointer, Store
 
 #: How often finished requests past the store's retention (7 days) are deleted.
 PRUNE_EVERY = 3600.0
@@ -47,6 +48,7 @@ class Gateway(MultiService):
         self.dialogs: DialogTable | None = None
         self.inbound: Inbound | None = None
         self._pruning: LoopingCall | None = None
+        self.checkpointer: Checkpointer | None = None
 
     def add_link(self, link: Link) -> None:
         self.links[link.server.name] = link
@@ -55,6 +57,9 @@ class Gateway(MultiService):
     def startService(self) -> None:
         os.makedirs(state_dir(self.config), exist_ok=True)
         self.store = Store(self.config.store.path, self.reactor)
+        if self.config.store.path != ":memory:":
+            self.checkpointer = Checkpointer(self.store, self.reactor)
+            self.checkpointer.start()
         if any(s.dialogs for s in self.config.servers) and self.config.module.dialog_timeout > 0:
             self.dialogs = DialogTable(self.reactor, self.config.module.dialog_timeout, self.store)
         self.outbound = Outbound(self.config, self.links, self.store, self.reactor, self.dialogs)
@@ -101,9 +106,16 @@ class Gateway(MultiService):
                 self.inbound.stop()
             if self.outbound is not None:
                 self.outbound.stop()
-            if self.store is not None:
-                self.store.close()
-            return result
+            # The checkpointer's connection closes first: SQLite removes the
+            # log when the store's, the last one, closes.
+            stopped = self.checkpointer.stop() if self.checkpointer is not None else succeed(None)
+
+            def close_store(_: Any) -> Any:
+                if self.store is not None:
+                    self.store.close()
+                return result
+
+            return stopped.addCallback(close_store)
 
         return d.addBoth(close) if d is not None else close(None)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import sqlite3
 import tempfile
 import tomllib
 from typing import Any
@@ -119,6 +121,25 @@ class GatewayTests(TestCase):
     def send(self, host: Host, rid: str, number: str = "+15551234", body: str = "hello") -> Deferred[Any]:
         return host.callRemote(SendSignal, request_id=rid, method="MESSAGE",
                                sender="alice@example.com", recipient=f"{number}@smpp", body=body)
+
+    @inlineCallbacks
+    def test_store_checkpointed_and_closed(self) -> Any:
+        """The gateway checkpoints its store in the background; once stopped, the log is gone."""
+        host = yield self.start()
+        yield self.send(host, "r1")
+        checkpointer = self.gateway.checkpointer
+        checkpointer.tick()
+        yield checkpointer._running
+        self.assertEqual(checkpointer.runs, 1)
+        path = f"{self.state}/smppgw.sqlite"
+        self.assertTrue(os.path.exists(path + "-wal"))
+        yield self.gateway.stopService()
+        # SQLite removes the log only when the last connection closes: the
+        # checkpointer's was closed before the store's.
+        self.assertFalse(os.path.exists(path + "-wal"))
+        db = sqlite3.connect(path)
+        self.addCleanup(db.close)
+        self.assertEqual(db.execute("SELECT request_id FROM outbound").fetchall(), [("r1",)])
 
     @inlineCallbacks
     def test_message_reaches_smsc(self) -> Any:

@@ -9,9 +9,10 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory
+from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
-from smppgw.esme import FLUSH_EVERY, ESMEProtocol
+from smppgw.esme import FLUSH_EVERY, QUIET, ESMEProtocol
 from smppgw.session import SessionSettings
 from smppgw.smpplog import SmppLog
 
@@ -40,7 +41,10 @@ class FlushTests(TestCase):
                 super().connectionLost(reason)
                 lost.callback(None)
 
-        factory = Factory.forProtocol(lambda: Tracked(settings, reactor, log))
+        # The protocol's clock (timers, quiet spells) is a Clock; its socket is real.
+        self.clock = Clock()
+        self.clock.advance(1000)
+        factory = Factory.forProtocol(lambda: Tracked(settings, self.clock, log))
         transport: Any = reactor.adoptStreamConnection(ours.fileno(), socket.AF_UNIX, factory)
         ours.close()  # the reactor holds its own copy of the descriptor
         self.esme: ESMEProtocol = transport.protocol
@@ -63,23 +67,38 @@ class FlushTests(TestCase):
         self.esme.dataReceived(b"".join(enquire_link(n) for n in range(1, 4)))
         self.assertEqual(self.received(), [(ENQUIRE_LINK_RESP, n) for n in range(1, 4)])
 
-    def test_long_burst_is_sent_as_it_goes(self) -> None:
-        """Within a long burst, the answers leave every FLUSH_EVERY PDUs."""
+    def readable_at_each_write(self, data: bytes) -> list[int]:
+        """Feed `data`; for each answer written, how many PDUs the peer could read just before."""
         sent: list[int] = []
         esme = self.esme
         write = esme.transport.write
 
-        def counting(data: bytes) -> None:
-            write(data)
+        def counting(chunk: bytes) -> None:
             sent.append(len(self.received()))
+            write(chunk)
 
         esme.transport.write = counting  # type: ignore[method-assign]
-        esme.dataReceived(b"".join(enquire_link(n) for n in range(1, 2 * FLUSH_EVERY + 2)))
-        # What the peer could read as each answer was written: the flushes
-        # after every FLUSH_EVERY PDUs, nothing in between.
+        esme.dataReceived(data)
+        esme.transport.write = write  # type: ignore[method-assign]
+        return sent
+
+    def test_quiet_connection_answered_pdu_by_pdu(self) -> None:
+        """A burst after a quiet spell: each answer leaves before the next PDU is handled."""
+        bursts = b"".join(enquire_link(n) for n in range(1, 5))
+        self.assertEqual(self.readable_at_each_write(bursts), [0, 1, 1, 1])
+        self.assertEqual(self.received(), [(ENQUIRE_LINK_RESP, 4)])
+
+    def test_busy_connection_sends_per_burst(self) -> None:
+        """A long burst right after another: the answers leave every FLUSH_EVERY PDUs."""
+        self.esme.dataReceived(enquire_link(1))
+        self.received()
+        self.clock.advance(QUIET / 2)
+        burst = b"".join(enquire_link(n) for n in range(2, 2 * FLUSH_EVERY + 3))
+        sent = self.readable_at_each_write(burst)
+        # Nothing readable until FLUSH_EVERY answers were written, then all of them at once.
+        self.assertEqual(sent[: FLUSH_EVERY + 1], [0] * FLUSH_EVERY + [FLUSH_EVERY])
         self.assertEqual(sum(sent), 2 * FLUSH_EVERY)
-        self.assertEqual(sent[FLUSH_EVERY], FLUSH_EVERY)
-        self.assertEqual(self.received(), [(ENQUIRE_LINK_RESP, 2 * FLUSH_EVERY + 1)])
+        self.assertEqual(self.received(), [(ENQUIRE_LINK_RESP, 2 * FLUSH_EVERY + 2)])
 
     def test_closing_connection_not_flushed(self) -> None:
         """A connection being closed is left to the reactor, which finishes the close."""

@@ -10,14 +10,17 @@ import sys
 import textwrap
 from typing import Any
 
+from twisted.internet.defer import Deferred, fail, maybeDeferred
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs, formatEvent
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import smppgw
 from smppgw.dialogs import Binding, DialogTable
 from smppgw.store import (
+    WRITER_CHECKPOINT_PAGES,
     BadStoreInput,
+    Checkpointer,
     DuplicateRequest,
     InboxRow,
     OutboundRow,
@@ -489,3 +492,127 @@ class KillTests(StoreTestCase):
         store = self.open()
         self.assertEqual(store.outbound("kept").payload, {"body": "6869"})  # type: ignore[union-attr]
         self.assertIsNone(store.outbound("lost"))
+
+
+class CheckpointerTests(StoreTestCase):
+    """The background checkpoint copies committed pages into the database file, off the writer."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.pending: list[Deferred[Any]] = []
+
+    def synchronous(self, f: Any) -> Deferred[Any]:
+        return maybeDeferred(f)
+
+    def held(self, f: Any) -> Deferred[Any]:
+        """Run f only when the test fires the Deferred: a checkpoint still running."""
+        d: Deferred[Any] = Deferred()
+        d.addCallback(lambda _: f())
+        self.pending.append(d)
+        return d
+
+    def checkpointer(self, run: Any) -> Checkpointer:
+        checkpointer = Checkpointer(self.store, self.clock, every=1.0, run_in_thread=run)
+        checkpointer.start()
+        self.addCleanup(checkpointer.stop)
+        return checkpointer
+
+    def database_file_alone(self) -> Store:
+        """The database file copied without its log: what a checkpoint put there."""
+        copy = os.path.join(self.mktemp(), "copy.sqlite")
+        os.makedirs(os.path.dirname(copy))
+        with open(self.path, "rb") as source, open(copy, "wb") as target:
+            target.write(source.read())
+        other = Store(copy, Clock())
+        self.addCleanup(other.close)
+        return other
+
+    def test_writer_checkpoint_becomes_the_bound(self) -> None:
+        self.checkpointer(self.synchronous)
+        (pages,) = self.store._db.execute("PRAGMA wal_autocheckpoint").fetchone()
+        self.assertEqual(pages, WRITER_CHECKPOINT_PAGES)
+
+    def test_copies_committed_rows(self) -> None:
+        """After a tick, the database file holds the committed rows without the log."""
+        checkpointer = self.checkpointer(self.synchronous)
+        for n in range(20):
+            self.store.add_outbound(f"r{n}", "smsc1", {"n": n}, 1, 1.0)
+        self.store.commit()
+        self.assertIsNone(self.database_file_alone().outbound("r19"))
+        self.clock.advance(1.0)
+        self.assertEqual(checkpointer.runs, 1)
+        assert checkpointer.last is not None
+        busy, pages, copied = checkpointer.last
+        self.assertEqual((busy, copied), (0, pages))
+        self.assertIsNotNone(self.database_file_alone().outbound("r19"))
+
+    def test_nothing_committed_nothing_run(self) -> None:
+        checkpointer = self.checkpointer(self.synchronous)
+        self.clock.advance(5.0)
+        self.assertEqual(checkpointer.runs, 0)
+        self.store.add_inbox("message", {}, 1.0)
+        self.store.commit()
+        self.clock.advance(1.0)
+        self.clock.advance(1.0)
+        self.assertEqual(checkpointer.runs, 1)
+
+    def test_one_at_a_time_and_stop_waits(self) -> None:
+        """A tick while a checkpoint runs starts none; stop() fires once it is over."""
+        checkpointer = self.checkpointer(self.held)
+        self.store.add_inbox("message", {}, 1.0)
+        self.store.commit()
+        self.clock.advance(1.0)
+        self.store.add_inbox("message", {}, 1.0)
+        self.store.commit()
+        self.clock.advance(1.0)
+        self.assertEqual(len(self.pending), 1)
+        stopped = checkpointer.stop()
+        self.assertNoResult(stopped)
+        self.pending[0].callback(None)
+        self.successResultOf(stopped)
+        self.assertEqual(checkpointer.runs, 1)
+        self.assertIsNone(checkpointer._db)
+
+    def test_failure_is_logged_and_checkpoints_go_on(self) -> None:
+        def failing(f: Any) -> Deferred[Any]:
+            return fail(sqlite3.OperationalError("disk I/O error"))
+
+        checkpointer = self.checkpointer(failing)
+        self.store.add_inbox("message", {}, 1.0)
+        self.store.commit()
+        with capturedLogs() as events:
+            self.clock.advance(1.0)
+        self.assertIn("background checkpoint failed: disk I/O error", formatEvent(events[0]))
+        checkpointer._run_in_thread = self.synchronous
+        self.store.add_inbox("message", {}, 1.0)
+        self.store.commit()
+        self.clock.advance(1.0)
+        self.assertEqual(checkpointer.runs, 1)
+
+
+class CheckpointerThreadTests(TestCase):
+    """The checkpoint in a real worker thread, beside the writer."""
+
+    def test_in_a_thread(self) -> Deferred[None]:
+        from twisted.internet import reactor
+
+        path = os.path.join(self.mktemp(), "s.sqlite")
+        store = Store(path, Clock())
+        checkpointer = Checkpointer(store, reactor, every=3600.0)
+        checkpointer.start()
+        for n in range(100):
+            store.add_outbound(f"r{n}", "smsc1", {"n": n}, 1, 1.0)
+        store.commit()
+        checkpointer.tick()
+        running = checkpointer._running
+        assert running is not None
+
+        def check(_: Any) -> Deferred[None]:
+            self.assertEqual(checkpointer.runs, 1)
+            assert checkpointer.last is not None
+            self.assertGreater(checkpointer.last[2], 0)
+            return checkpointer.stop()
+
+        running.addCallback(check)
+        running.addCallback(lambda _: store.close())
+        return running
