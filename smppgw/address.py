@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 # SMPP TON / NPI values (SMPP 3.4 section 5.2.5 and 5.2.6).
 TON_UNKNOWN = 0
@@ -105,6 +106,7 @@ def _sender_substitute(im_sender: str) -> str:
     return im_sender
 
 
+@lru_cache(maxsize=1024)
 def compose_sender(
     pattern: str,
     im_sender: str,

@@ -398,7 +398,9 @@ class GatewayAMP(amp.AMP):
         end = len(buf)
         start = 0
         while start < end:
-            box = amp.AmpBox()
+            # A plain dict: AmpBox's constructor costs more than the parsing
+            # (boxes for AMP's own dispatch are wrapped in ampBoxReceived).
+            box: Any = {}
             pos = start
             complete = False
             while pos + 2 <= end:
@@ -455,6 +457,8 @@ class GatewayAMP(amp.AMP):
         if box.get(amp.COMMAND) == b"SendSignal":
             self._send_signal_box(box)
             return
+        if type(box) is not amp.AmpBox:
+            box = amp.AmpBox(box)
         try:
             super().ampBoxReceived(box)
         except (KeyError, amp.NoEmptyBoxes) as error:

@@ -9,6 +9,7 @@ absurd command_length means the stream is lost: the connection is aborted
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -27,10 +28,12 @@ if TYPE_CHECKING:
 #: submit_sm for each response, say) goes out every this many PDUs rather
 #: than after the whole burst: the SMSC starts on it while the rest is read.
 FLUSH_EVERY = 16
-#: A burst that comes after the connection was quiet this long (seconds) is
-#: answered PDU by PDU: the gateway is waiting on the SMSC (a window against a
-#: long round trip), so each submit_sm leaves at once; a send per PDU costs
-#: CPU, which a quiet gateway has to spare.  A busy one sends per burst.
+#: A burst that comes after the gateway sat idle this long (seconds) since
+#: the previous one is answered PDU by PDU: the gateway is waiting on the
+#: SMSC (a window against a long round trip), so each submit_sm leaves at
+#: once; a send per PDU costs CPU, which an idle gateway has to spare.  A
+#: busy one sends per burst.  Idle is the time between the bursts less the
+#: CPU time the reactor's thread spent meanwhile (on AMP hosts, the store).
 QUIET = 0.001
 
 
@@ -61,8 +64,9 @@ class ESMEProtocol(Protocol):
         self.ever_bound = False
         # Whether something was written since the last flush.
         self._unflushed = False
-        # When the last burst was handled.
+        # When the last burst was handled: the clock's time and the thread's CPU time.
         self._read_at = float("-inf")
+        self._cpu_at = 0.0
 
     def _write_pdu(self, pdu: PDU) -> None:
         try:
@@ -129,7 +133,8 @@ class ESMEProtocol(Protocol):
             if transport is not None:
                 transport.abortConnection()
             return
-        every = 1 if self.clock.seconds() - self._read_at > QUIET else FLUSH_EVERY
+        idle = (self.clock.seconds() - self._read_at) - (time.thread_time() - self._cpu_at)
+        every = 1 if idle > QUIET else FLUSH_EVERY
         handled = 0
         for frame in frames:
             try:
@@ -143,6 +148,7 @@ class ESMEProtocol(Protocol):
                 self.flush()
         self.flush()
         self._read_at = self.clock.seconds()
+        self._cpu_at = time.thread_time()
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         # Failing the pending bind here is what lets ClientService retry: a

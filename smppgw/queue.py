@@ -328,9 +328,10 @@ class LinkQueue:
         # The freed window slot is refilled before the rest of the
         # bookkeeping, so the next submit_sm leaves with the next flush.
         self.pump()
-        self.log.low("part {part}/{parts} of {request_id} accepted as {message_id}",
-                     part=index + 1, parts=len(job.message_ids),
-                     request_id=job.request_id, message_id=message_id)
+        if self.log.shows_low:
+            self.log.low("part {part}/{parts} of {request_id} accepted as {message_id}",
+                         part=index + 1, parts=len(job.message_ids),
+                         request_id=job.request_id, message_id=message_id)
         if job.done:
             return
         if job.complete:
@@ -404,7 +405,7 @@ class LinkQueue:
     def _finish(self, job: Job, outcome: dict[str, Any]) -> None:
         job.done = True
         self.jobs.pop(job.request_id, None)
-        if outcome.get("ok"):
+        if outcome.get("ok") and self.log.shows_major:
             self.log.major("{request_id} relayed in {parts} part(s)",
                            request_id=job.request_id, parts=len(job.message_ids))
         self._finished(job)

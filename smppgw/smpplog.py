@@ -29,6 +29,10 @@ class SmppLog:
         self.server = server or '""'
         self.level = level
         self._rank = _RANK[level]
+        #: Whether relay reports and protocol events are shown: a caller on a
+        #: per-message path checks these before building a line's values.
+        self.shows_major = self._rank >= 1
+        self.shows_low = self._rank >= 3
 
     def enabled(self, level: str) -> bool:
         return self._rank >= _RANK[level]
