@@ -34,7 +34,7 @@ from zope.interface import implementer
 
 from .codec import PDU
 from .esme import ESMEFactory, ESMEProtocol
-from .session import DeliverHook, NotBound, SessionSettings, refuse_for_now
+from .session import Answer, DeliverHook, NotBound, SessionSettings, refuse_for_now
 from .smpplog import SmppLog
 
 if TYPE_CHECKING:
@@ -190,7 +190,8 @@ class Link(Service):
         self.log = SmppLog(server.name, log_level)
         self.state = DISCONNECTED
         self.last_error = ""
-        self.sent = 0
+        # submit_sm accepted on connections that are gone (see `sent`).
+        self._sent_before = 0
         self.received = 0
         self.deliver: DeliverHook = refuse_for_now
         self._protocol: ESMEProtocol | None = None
@@ -262,7 +263,17 @@ class Link(Service):
         self._set_state(DISCONNECTED)
 
     def _built(self, protocol: ESMEProtocol) -> None:
-        protocol.on_lost(lambda reason: self._lost(protocol, reason))
+        def lost(reason: str) -> None:
+            self._sent_before += protocol.session.submits_accepted
+            self._lost(protocol, reason)
+
+        protocol.on_lost(lost)
+
+    @property
+    def sent(self) -> int:
+        """How many submit_sm the SMSC accepted on this link, over every connection."""
+        esme = self._protocol
+        return self._sent_before + (esme.session.submits_accepted if esme is not None else 0)
 
     def _bind(self, protocol: Any) -> Deferred[Any]:
         esme = self.factory.last_built
@@ -312,18 +323,17 @@ class Link(Service):
 
     # -- use ----------------------------------------------------------------------
 
-    def submit(self, pdu: PDU) -> Deferred[PDU]:
-        """Send a submit_sm (or data_sm); fires with its response, or fails with a RequestFailed."""
+    def submit(self, pdu: PDU, answer: Answer | None = None) -> Any:
+        """Send a submit_sm (or data_sm); its response, or a RequestFailed, goes to
+        `answer` (see `Session.submit`), which is returned: a new Deferred if None."""
         esme = self.protocol
         if esme is None or self._stopping:
-            return fail(NotBound(f"link {self.server.name!r} is {self.state}"))
-        d = esme.session.submit(pdu)
-
-        def counted(response: PDU) -> PDU:
-            self.sent += 1
-            return response
-
-        return d.addCallback(counted)
+            error = NotBound(f"link {self.server.name!r} is {self.state}")
+            if answer is None:
+                return fail(error)
+            answer.errback(error)
+            return answer
+        return esme.session.submit(pdu, answer)
 
     # -- service ------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from . import address, router, textcodec
@@ -171,6 +172,40 @@ def outcome_result(outcome: dict[str, Any]) -> Deferred[dict[str, Any]]:
     return fail(answer) if isinstance(answer, SignalError) else succeed(answer)
 
 
+#: For errors in the gateway's own code, shown whatever the log_level.
+_log = Logger()
+
+
+class _PartAnswer:
+    """Hears the SMSC's answer to one part's submit_sm (a Deferred's two methods, without one).
+
+    Like a Deferred, it keeps an error in its handling from reaching the
+    caller, which is the connection's dataReceived: there it would drop the link.
+    """
+
+    __slots__ = ("queue", "job", "index")
+
+    def __init__(self, queue: LinkQueue, job: Job, index: int) -> None:
+        self.queue = queue
+        self.job = job
+        self.index = index
+
+    def callback(self, response: PDU) -> None:
+        try:
+            self.queue._accepted(response, self.job, self.index)
+        except Exception:
+            _log.failure("handling the answer to part {part} of {request_id} failed",
+                         part=self.index + 1, request_id=self.job.request_id)
+
+    def errback(self, fail: Failure | BaseException | None = None) -> None:
+        failure = fail if isinstance(fail, Failure) else Failure(fail)
+        try:
+            self.queue._failed(failure, self.job, self.index)
+        except Exception:
+            _log.failure("handling the failure of part {part} of {request_id} failed",
+                         part=self.index + 1, request_id=self.job.request_id)
+
+
 class LinkQueue:
     """The outbound queue of one link: FIFO, windowed, rate-limited, durable."""
 
@@ -308,9 +343,7 @@ class LinkQueue:
                 return
         self.in_flight += 1
         job.in_flight += 1
-        d = self.link.submit(job.pdu(index))
-        d.addCallbacks(self._accepted, self._failed, callbackArgs=(job, index),
-                       errbackArgs=(job, index))
+        self.link.submit(job.pdu(index), _PartAnswer(self, job, index))
 
     def _accepted(self, response: PDU, job: Job, index: int) -> None:
         self.in_flight -= 1

@@ -15,13 +15,14 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.python.failure import Failure
 
 from .codec import PDU, DecodeError, response_to
 from .constants import (
+    COMMAND_IDS,
     ESME_RINVBNDSTS,
     ESME_ROK,
     ESME_RX_T_APPN,
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 MAX_SEQUENCE = 0x7FFFFFFF
+#: submit_sm_resp and data_sm_resp: what `Session.submits_accepted` counts.
+_SUBMIT_RESPONSES = frozenset({COMMAND_IDS["submit_sm_resp"], COMMAND_IDS["data_sm_resp"]})
 INTERFACE_VERSION = 0x34
 
 
@@ -147,10 +150,19 @@ def refuse_for_now(pdu: PDU) -> int:
     return ESME_RX_T_APPN
 
 
+class Answer(Protocol):
+    """Who hears of a request's outcome: a Deferred, or any object with the same two methods
+    (a caller sending thousands of submits a second saves a Deferred per PDU)."""
+
+    def callback(self, result: PDU) -> object: ...
+
+    def errback(self, fail: Failure | BaseException | None = None) -> object: ...
+
+
 @dataclass(slots=True)
 class _Outstanding:
     request: PDU
-    deferred: Deferred[PDU]
+    answer: Answer
     deadline: float
 
 
@@ -178,10 +190,12 @@ class Session:
         # for all): one timer, for the oldest, watches them all.
         self._outstanding: dict[int, _Outstanding] = {}
         self._deadline_timer: IDelayedCall | None = None
-        self._waiting: deque[tuple[PDU, Deferred[PDU]]] = deque()
+        self._waiting: deque[tuple[PDU, Answer]] = deque()
         self._keepalive: IDelayedCall | None = None
         self._observers: list[Callable[[str], None]] = []
         self.close_reason = ""
+        #: submit_sm and data_sm the SMSC accepted on this session.
+        self.submits_accepted = 0
 
     # -- state table --------------------------------------------------------------
 
@@ -254,17 +268,22 @@ class Session:
             self._close()
         return failure
 
-    def submit(self, pdu: PDU) -> Deferred[PDU]:
-        """Send a submit_sm (or data_sm); fires with its response once the window lets it out and it is answered."""
-        if self.state != BOUND or pdu.command not in MAY_SEND[self.settings.bind_type]:
-            from twisted.internet.defer import fail
+    def submit(self, pdu: PDU, answer: Answer | None = None) -> Any:
+        """Send a submit_sm (or data_sm) once the window lets it out.
 
-            return fail(NotBound(f"cannot send {pdu.command} while {self.state} as {self.settings.bind_type}"))
-        if len(self._outstanding) >= self.settings.window:
-            d: Deferred[PDU] = Deferred()
-            self._waiting.append((pdu, d))
-            return d
-        return self._request(pdu)
+        Its response (or failure) goes to `answer`, which is returned; without
+        one, to a new Deferred.
+        """
+        if answer is None:
+            answer = Deferred()
+        if self.state != BOUND or pdu.command not in MAY_SEND[self.settings.bind_type]:
+            answer.errback(NotBound(
+                f"cannot send {pdu.command} while {self.state} as {self.settings.bind_type}"))
+        elif len(self._outstanding) >= self.settings.window:
+            self._waiting.append((pdu, answer))
+        else:
+            self._request(pdu, answer)
+        return answer
 
     def unbind(self) -> Deferred[PDU]:
         """Send unbind; the session closes when unbind_resp arrives (or it times out)."""
@@ -299,12 +318,14 @@ class Session:
 
         d.addCallbacks(lambda _: None, timeout)
 
-    def _request(self, pdu: PDU) -> Deferred[PDU]:
+    def _request(self, pdu: PDU, answer: Any = None) -> Any:
+        """Send a request; its outcome goes to `answer` (a new Deferred if None), which is returned."""
+        if answer is None:
+            answer = Deferred()
         sequence = self._allocate_sequence()
         pdu.sequence_number = sequence
-        d: Deferred[PDU] = Deferred()
         timeout = self.settings.response_timeout
-        self._outstanding[sequence] = _Outstanding(pdu, d, self.clock.seconds() + timeout)
+        self._outstanding[sequence] = _Outstanding(pdu, answer, self.clock.seconds() + timeout)
         if self._deadline_timer is None:
             self._deadline_timer = self.clock.callLater(timeout, self._check_deadlines)
         try:
@@ -312,10 +333,8 @@ class Session:
         except Exception:
             # Not sent (a value the PDU cannot carry): nothing may stay outstanding.
             self._finish(sequence)
-            from twisted.internet.defer import fail
-
-            return fail()
-        return d
+            answer.errback(Failure())
+        return answer
 
     def _allocate_sequence(self) -> int:
         while True:
@@ -363,7 +382,7 @@ class Session:
         self.log.problem("no response to {command} #{seq} within {timeout}s",
                          command=entry.request.command, seq=sequence,
                          timeout=self.settings.response_timeout)
-        entry.deferred.errback(ResponseTimeout(
+        entry.answer.errback(ResponseTimeout(
             f"no response to {entry.request.command} within {self.settings.response_timeout}s"))
         self._release_window()
 
@@ -380,7 +399,7 @@ class Session:
             if self.state != BOUND:
                 d.errback(ConnectionLost(f"session {self.state} before {pdu.command} was sent"))
                 continue
-            self._request(pdu).chainDeferred(d)
+            self._request(pdu, d)
 
     # -- PDUs in ----------------------------------------------------------------------
 
@@ -399,7 +418,7 @@ class Session:
             self.log.problem("malformed response #{seq}: {reason}",
                              seq=error.sequence_number, reason=error.reason)
             if entry is not None:
-                entry.deferred.errback(MalformedResponse(error.reason))
+                entry.answer.errback(MalformedResponse(error.reason))
                 self._release_window()
             return
         self.log.problem("malformed PDU #{seq}: {reason}: generic_nack {status}",
@@ -418,14 +437,16 @@ class Session:
                              seq=pdu.sequence_number)
             return
         if pdu.command == "generic_nack":
-            entry.deferred.errback(GenericNack(pdu.command_status))
+            entry.answer.errback(GenericNack(pdu.command_status))
         elif pdu.command_id != (entry.request.command_id | RESPONSE_BIT):
-            entry.deferred.errback(MalformedResponse(
+            entry.answer.errback(MalformedResponse(
                 f"{pdu.command} in answer to {entry.request.command}"))
         elif pdu.command_status != ESME_ROK:
-            entry.deferred.errback(CommandStatusError(pdu))
+            entry.answer.errback(CommandStatusError(pdu))
         else:
-            entry.deferred.callback(pdu)
+            if pdu.command_id in _SUBMIT_RESPONSES:
+                self.submits_accepted += 1
+            entry.answer.callback(pdu)
         self._release_window()
 
     def _peer_request(self, pdu: PDU) -> None:
@@ -485,6 +506,6 @@ class Session:
             self._deadline_timer.cancel()
             self._deadline_timer = None
         for entry in outstanding:
-            entry.deferred.errback(ConnectionLost(f"{reason} before {entry.request.command} was answered"))
+            entry.answer.errback(ConnectionLost(f"{reason} before {entry.request.command} was answered"))
         for pdu, d in waiting:
             d.errback(ConnectionLost(f"{reason} before {pdu.command} was sent"))

@@ -89,12 +89,15 @@ class FakeLink:
         for o in self._observers:
             o(state)
 
-    def submit(self, pdu: PDU) -> Deferred[PDU]:
-        if self.state != "bound":
-            return fail(NotBound("down"))
-        d: Deferred[PDU] = Deferred()
-        self.submits.append((pdu, d))
-        return d
+    def submit(self, pdu: PDU, answer: Any = None) -> Any:
+        """As Link.submit: the outcome goes to `answer` (a Deferred when None), which is returned."""
+        d: Deferred[PDU] = fail(NotBound("down")) if self.state != "bound" else Deferred()
+        if self.state == "bound":
+            self.submits.append((pdu, d))
+        if answer is None:
+            return d
+        d.addCallbacks(answer.callback, answer.errback)
+        return answer
 
     def answer(self, i: int = 0, message_id: str = "", status: int = 0) -> PDU:
         pdu, d = self.submits.pop(i)
@@ -411,6 +414,35 @@ class QueueTests(SynchronousTestCase):
         self.successResultOf(self.send(outbound, clock, rid="d1"))
         self.assertEqual(outbound.dialogs.bindings("+15551234"), [binding])
 
+    def test_error_handling_an_answer_stays_in_the_queue(self) -> None:
+        """A failure while handling an SMSC answer is logged; it never reaches the connection
+        (where it would drop the link), and later answers are handled."""
+        from twisted.logger import capturedLogs, formatEvent
+
+        outbound, links, clock, store = self.make()
+        link = links[""]
+        first = self.send(outbound, clock, rid="r1")
+        second = self.send(outbound, clock, rid="r2")
+        real = store.set_message_id
+        calls: list[str] = []
+
+        def broken(request_id: str, *args: Any) -> None:
+            calls.append(request_id)
+            if request_id == "r1":
+                raise RuntimeError("bookkeeping bug")
+            real(request_id, *args)
+
+        store.set_message_id = broken  # type: ignore[method-assign]
+        with capturedLogs() as events:
+            link.answer(message_id="A")  # would raise here if the error escaped
+        self.assertIn("handling the answer to part 1 of r1 failed", formatEvent(events[0]))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        link.answer(message_id="B")
+        clock.advance(0)
+        self.assertEqual(calls, ["r1", "r2"])
+        self.assertEqual(self.successResultOf(second)["message_ids"], ["B"])
+        self.assertNoResult(first)
+
     def test_timeout_resets_link_and_resends_after_rebind(self) -> None:
         """A response timeout drops the connection (the SMSC may have accepted) and the part goes again after the rebind."""
         outbound, links, clock, store = self.make()
@@ -468,14 +500,15 @@ class QueueTests(SynchronousTestCase):
         link = links[""]
         real_submit = link.submit
 
-        def refusing(pdu: PDU) -> Deferred[PDU]:
+        def refusing(pdu: PDU, answer: Any) -> Any:
             if pdu.params["destination_addr"] == b"1666":
                 pdu.params["source_addr_npi"] = 2  # not an SMPP value
                 try:
                     encode(pdu)
                 except Exception as e:
-                    return fail(e)
-            return real_submit(pdu)
+                    answer.errback(e)
+                    return answer
+            return real_submit(pdu, answer)
 
         link.submit = refusing  # type: ignore[method-assign]
         bad = self.send(outbound, clock, rid="bad", recipient="+1666@smpp")
