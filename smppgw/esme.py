@@ -64,6 +64,9 @@ class ESMEProtocol(Protocol):
         self.ever_bound = False
         # Whether something was written since the last flush.
         self._unflushed = False
+        #: Called just before a flush sends: the link commits the store there
+        #: (see `Link.before_send`).
+        self.before_flush: Callable[[], None] | None = None
         # When the last burst was handled: the clock's time and the thread's CPU time.
         self._read_at = float("-inf")
         self._cpu_at = 0.0
@@ -103,11 +106,15 @@ class ESMEProtocol(Protocol):
         """
         if not self._unflushed:
             return
-        self._unflushed = False
         socket = _socket_of(self.transport)
         if (socket is not None and socket.connected and not socket.disconnecting
                 and socket.producer is None):
+            if self.before_flush is not None:
+                self.before_flush()  # may write more: it goes in this flush
+            self._unflushed = False
             socket.doWrite()
+        else:
+            self._unflushed = False
 
     def _close(self) -> None:
         if self.transport is not None:

@@ -194,6 +194,10 @@ class Link(Service):
         self._sent_before = 0
         self.received = 0
         self.deliver: DeliverHook = refuse_for_now
+        #: Called before what was written is sent early, while the SMSC's
+        #: answers are read (see `ESMEProtocol.flush`); writes sent at the
+        #: reactor's next turn go after everything scheduled for it.
+        self.before_send: Callable[[], None] | None = None
         self._protocol: ESMEProtocol | None = None
         self._observers: list[Callable[[str], None]] = []
         self._bound_waiters: list[Deferred[Link]] = []
@@ -268,6 +272,11 @@ class Link(Service):
             self._lost(protocol, reason)
 
         protocol.on_lost(lost)
+        protocol.before_flush = self._before_flush
+
+    def _before_flush(self) -> None:
+        if self.before_send is not None:
+            self.before_send()
 
     @property
     def sent(self) -> int:

@@ -218,6 +218,12 @@ class LinkQueue:
         self.clock = clock
         self.log = log
         self._finished = finished
+        # A part's window slot is taken again only once the SMSC's acceptance
+        # of the part before is committed: when the link sends the next
+        # submit_sm early, the store commits first.  So the parts sent but
+        # not recorded as accepted are never more than the window, which is
+        # what a crash can send twice.
+        link.before_send = store.commit_pending
         # Unfinished jobs in FIFO order (dicts keep insertion order).
         self.jobs: dict[str, Job] = {}
         # Parts never sent, in order: a job stands for its only part, a

@@ -343,6 +343,14 @@ class Store:
             except Exception:
                 log.failure("a commit waiter failed")
 
+    def commit_pending(self) -> None:
+        """Commit now if anything is uncommitted; a failure is logged (and the waiters told), not raised."""
+        if self._dirty and not self._closed:
+            try:
+                self.commit()
+            except StoreError as error:
+                log.error("store commit failed: {error}", error=error)
+
     def _scheduled_commit(self) -> None:
         self._scheduled = None
         try:

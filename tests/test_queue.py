@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail
@@ -413,6 +414,21 @@ class QueueTests(SynchronousTestCase):
         clock.advance(100)
         self.successResultOf(self.send(outbound, clock, rid="d1"))
         self.assertEqual(outbound.dialogs.bindings("+15551234"), [binding])
+
+    def test_acceptance_committed_before_the_next_submit_leaves_early(self) -> None:
+        """The link's before_send hook commits the acceptances recorded so far."""
+        path = os.path.join(self.mktemp(), "s.sqlite")
+        outbound, links, clock, store = self.make(path)
+        link = links[""]
+        self.send(outbound, clock, rid="r1")
+        self.send(outbound, clock, rid="r2")
+        link.answer(message_id="A")  # r1 accepted; r2's slot refilled by nothing yet
+        other = Store(path, Clock())
+        self.addCleanup(other.close)
+        self.assertEqual(other.outbound("r1").message_ids, (None,))  # type: ignore[union-attr]
+        assert link.before_send is not None
+        link.before_send()
+        self.assertEqual(other.outbound("r1").message_ids, ("A",))  # type: ignore[union-attr]
 
     def test_error_handling_an_answer_stays_in_the_queue(self) -> None:
         """A failure while handling an SMSC answer is logged; it never reaches the connection

@@ -376,6 +376,36 @@ class GroupCommitTests(StoreTestCase):
         self.assertRaises(StoreError, self.store.inbox)
 
 
+class CommitPendingTests(StoreTestCase):
+    """commit_pending(): commit now, from a socket write, never raising."""
+
+    def test_commits_and_cancels_the_scheduled_commit(self) -> None:
+        self.store.add_inbox("message", {}, 1.0)
+        waiting = self.store.durable()
+        self.store.commit_pending()
+        self.successResultOf(waiting)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        other = Store(self.path, Clock())
+        self.addCleanup(other.close)
+        self.assertEqual(len(other.inbox()), 1)
+
+    def test_nothing_pending(self) -> None:
+        commits = self.store.commits
+        self.store.commit_pending()
+        self.assertEqual(self.store.commits, commits)
+
+    def test_failure_logged_not_raised(self) -> None:
+        self.store.add_inbox("message", {}, 1.0)
+        waiting = self.store.durable()
+        real = self.store._db
+        self.store._db = FailingCommit(real)  # type: ignore[assignment]
+        with capturedLogs() as events:
+            self.store.commit_pending()
+        self.store._db = real
+        self.failureResultOf(waiting, StoreError)
+        self.assertIn("store commit failed", formatEvent(events[0]))
+
+
 class WhenDurableTests(StoreTestCase):
     """when_durable(): the commit's outcome as plain callbacks."""
 
