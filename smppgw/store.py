@@ -31,9 +31,23 @@ from twisted.logger import Logger
 
 from smppgw.dialogs import Binding
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-_SCHEMA = """
+# The SMSC's message id of each accepted part: one B-tree keyed by request
+# and part, and the index receipts are looked up by.
+_PART = """
+CREATE TABLE part (
+    request_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    message_id TEXT NOT NULL,
+    server TEXT NOT NULL,
+    lookup_key TEXT NOT NULL,
+    PRIMARY KEY (request_id, idx)
+) WITHOUT ROWID;
+CREATE INDEX part_lookup ON part (server, lookup_key);
+"""
+
+_SCHEMA = f"""
 CREATE TABLE outbound (
     seq INTEGER PRIMARY KEY,
     request_id TEXT NOT NULL UNIQUE,
@@ -43,22 +57,12 @@ CREATE TABLE outbound (
     created REAL NOT NULL,
     outcome TEXT
 );
--- Partial indexes hold only the unfinished rows, so start-up reads them
--- without walking the days of finished rows kept for idempotency.
+-- A partial index holds only the unfinished rows, so start-up reads them
+-- without walking the days of finished rows kept for idempotency.  Every
+-- index costs each message a write or two, so there are no others: pruning
+-- walks the rows in seq order, which is creation order.
 CREATE INDEX outbound_unfinished ON outbound (seq) WHERE outcome IS NULL;
-CREATE INDEX outbound_unfinished_by_server ON outbound (server, seq) WHERE outcome IS NULL;
-CREATE INDEX outbound_created ON outbound (created);
-
-CREATE TABLE part (
-    request_id TEXT NOT NULL,
-    idx INTEGER NOT NULL,
-    message_id TEXT NOT NULL,
-    server TEXT NOT NULL,
-    lookup_key TEXT NOT NULL,
-    UNIQUE (request_id, idx)
-);
-CREATE INDEX part_lookup ON part (server, lookup_key);
-
+{_PART}
 CREATE TABLE inbox (
     -- AUTOINCREMENT: an id is never reused, so a host's late answer about a
     -- removed row cannot touch a newer one.
@@ -85,6 +89,19 @@ CREATE TABLE binding (
     last_used REAL NOT NULL,
     PRIMARY KEY (phone, letter)
 ) WITHOUT ROWID;
+"""
+
+
+# Version 1 kept two more indexes on outbound and part as a rowid table.
+_FROM_VERSION_1 = f"""
+DROP INDEX outbound_unfinished_by_server;
+DROP INDEX outbound_created;
+ALTER TABLE part RENAME TO part_v1;
+DROP INDEX part_lookup;
+{_PART}
+INSERT OR REPLACE INTO part SELECT request_id, idx, message_id, server, lookup_key
+    FROM part_v1 ORDER BY rowid;
+DROP TABLE part_v1;
 """
 
 _OUTBOUND_COLUMNS = "seq, request_id, server, payload, parts, created, outcome"
@@ -255,6 +272,16 @@ class Store:
         (version,) = db.execute("PRAGMA user_version").fetchone()
         if version == 0:
             db.executescript(f"BEGIN; {_SCHEMA}; PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+        elif version == 1:
+            try:
+                db.executescript(
+                    f"BEGIN; {_FROM_VERSION_1}; PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+            except sqlite3.Error:
+                if db.in_transaction:
+                    db.rollback()
+                raise
+            log.info("store {path} upgraded from schema version 1 to {version}",
+                     path=self.path, version=SCHEMA_VERSION)
         elif version != SCHEMA_VERSION:
             raise StoreError(
                 f"the store {self.path!r} has schema version {version}; "
@@ -544,26 +571,38 @@ class Store:
     def lookup_message(self, server: str, lookup_key: str) -> tuple[str, int] | None:
         """Return (request_id, part index) of the part ``server`` accepted as ``lookup_key``.
 
-        Should an SMSC reuse an id, the part recorded last wins.
+        Should an SMSC reuse an id, the part of the newest request wins.
         """
         found = self._reading(
-            "SELECT request_id, idx FROM part WHERE server = ? AND lookup_key = ?"
-            " ORDER BY rowid DESC LIMIT 1",
+            "SELECT p.request_id, p.idx FROM part AS p"
+            " JOIN outbound AS o ON o.request_id = p.request_id"
+            " WHERE p.server = ? AND p.lookup_key = ? ORDER BY o.seq DESC, p.idx DESC LIMIT 1",
             (server, lookup_key),
         ).fetchone()
         return None if found is None else (found[0], found[1])
 
     def prune(self, now: float) -> int:
-        """Delete finished requests created more than ``retention`` before ``now``; return how many."""
+        """Delete finished requests created more than ``retention`` before ``now``; return how many.
+
+        Rows are walked in seq (creation) order up to the first one created
+        within the retention, so the cost is that of the rows deleted; should
+        the clock have been set back, rows after that one wait for a later prune.
+        """
         before = now - self.retention
+        first_kept = self._reading(
+            "SELECT seq FROM outbound WHERE created >= ? ORDER BY seq LIMIT 1", (before,)
+        ).fetchone()
+        if first_kept is None:
+            first_kept = self._reading("SELECT COALESCE(MAX(seq), 0) + 1 FROM outbound").fetchone()
+        (limit,) = first_kept
         with self._writing() as db:
             db.execute(
                 "DELETE FROM part WHERE request_id IN (SELECT request_id FROM outbound"
-                " WHERE created < ? AND outcome IS NOT NULL)",
-                (before,),
+                " WHERE seq < ? AND outcome IS NOT NULL)",
+                (limit,),
             )
             cursor = db.execute(
-                "DELETE FROM outbound WHERE created < ? AND outcome IS NOT NULL", (before,)
+                "DELETE FROM outbound WHERE seq < ? AND outcome IS NOT NULL", (limit,)
             )
             return cursor.rowcount
 

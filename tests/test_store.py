@@ -30,6 +30,25 @@ from smppgw.store import (
 )
 
 HOUR = 3600.0
+
+#: The tables of schema version 1, as an older gateway created them.
+VERSION_1_SCHEMA = """
+CREATE TABLE outbound (seq INTEGER PRIMARY KEY, request_id TEXT NOT NULL UNIQUE,
+    server TEXT NOT NULL, payload TEXT NOT NULL, parts INTEGER NOT NULL, created REAL NOT NULL,
+    outcome TEXT);
+CREATE INDEX outbound_unfinished ON outbound (seq) WHERE outcome IS NULL;
+CREATE INDEX outbound_unfinished_by_server ON outbound (server, seq) WHERE outcome IS NULL;
+CREATE INDEX outbound_created ON outbound (created);
+CREATE TABLE part (request_id TEXT NOT NULL, idx INTEGER NOT NULL, message_id TEXT NOT NULL,
+    server TEXT NOT NULL, lookup_key TEXT NOT NULL, UNIQUE (request_id, idx));
+CREATE INDEX part_lookup ON part (server, lookup_key);
+CREATE TABLE inbox (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, payload TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL);
+CREATE TABLE fragment (key TEXT NOT NULL, seq INTEGER NOT NULL, total INTEGER NOT NULL,
+    payload TEXT NOT NULL, received REAL NOT NULL, PRIMARY KEY (key, seq)) WITHOUT ROWID;
+CREATE TABLE binding (phone TEXT NOT NULL, letter TEXT NOT NULL, address TEXT NOT NULL,
+    last_used REAL NOT NULL, PRIMARY KEY (phone, letter)) WITHOUT ROWID;
+"""
 DAY = 86400.0
 
 
@@ -178,6 +197,26 @@ class OutboundTests(StoreTestCase):
         self.assertIsNone(self.store.lookup_message("smsc1", "m1"))
         self.assertIsNotNone(self.store.outbound("old-waiting"))
         self.assertIsNotNone(self.store.outbound("new-done"))
+
+    def test_prune_everything_old(self) -> None:
+        """With every request past retention, every finished one goes."""
+        for n in range(3):
+            self.store.add_outbound(f"r{n}", "smsc1", {}, 1, float(n))
+            self.store.finish(f"r{n}", {"ok": True})
+        self.assertEqual(self.store.prune(30 * DAY), 3)
+        self.assertEqual(self.store.prune(30 * DAY), 0)
+
+    def test_prune_in_creation_order(self) -> None:
+        """Pruning stops at the first request within retention: one created after it with
+        an older time (a clock set back) waits for a later prune."""
+        self.store.add_outbound("old", "smsc1", {}, 1, 0.0)
+        self.store.add_outbound("recent", "smsc1", {}, 1, 7 * DAY)
+        self.store.add_outbound("set-back", "smsc1", {}, 1, 1.0)
+        for rid in ("old", "recent", "set-back"):
+            self.store.finish(rid, {"ok": True})
+        self.assertEqual(self.store.prune(7 * DAY + 1), 1)
+        self.assertIsNotNone(self.store.outbound("set-back"))
+        self.assertEqual(self.store.prune(14 * DAY + 1), 2)
 
     def test_counts(self) -> None:
         """counts() tells how many unfinished requests, inbox rows, fragments and bindings are kept."""
@@ -461,6 +500,31 @@ class OpenTests(StoreTestCase):
         db = sqlite3.connect(self.path)
         self.addCleanup(db.close)
         self.assertEqual(db.execute("PRAGMA journal_mode").fetchone()[0], "wal")
+
+    def test_version_1_upgraded(self) -> None:
+        """A store written with schema version 1 is upgraded in place, every row kept."""
+        self.store.close()
+        os.remove(self.path)
+        db = sqlite3.connect(self.path)
+        db.executescript(VERSION_1_SCHEMA + """
+            INSERT INTO outbound VALUES (1, 'done', 'smsc1', '{}', 1, 1.0, '{"ok":true}');
+            INSERT INTO outbound VALUES (2, 'half', 'smsc1', '{"n":2}', 2, 2.0, NULL);
+            INSERT INTO part VALUES ('done', 0, 'A', 'smsc1', 'a');
+            INSERT INTO part VALUES ('half', 1, 'B', 'smsc1', 'b');
+            PRAGMA user_version=1;
+        """)
+        db.close()
+        store = self.restart()
+        self.assertEqual(store._db.execute("PRAGMA user_version").fetchone(), (2,))
+        indexes = {name for (name,) in store._db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%'")}
+        self.assertEqual(indexes, {"outbound_unfinished", "part_lookup"})
+        [half] = store.unfinished()
+        self.assertEqual((half.request_id, half.message_ids, half.payload), ("half", (None, "B"), {"n": 2}))
+        self.assertEqual(store.lookup_message("smsc1", "a"), ("done", 0))
+        self.assertEqual(store.lookup_message("smsc1", "b"), ("half", 1))
+        store.set_message_id("half", 0, "C", "c")
+        self.assertEqual(self.restart().outbound("half").message_ids, ("C", "B"))  # type: ignore[union-attr]
 
     def test_newer_schema_refused(self) -> None:
         """A file written by a newer gateway (higher user_version) is refused with StoreError."""
