@@ -64,6 +64,10 @@ class ESMEProtocol(Protocol):
         self.ever_bound = False
         # Whether something was written since the last flush.
         self._unflushed = False
+        # While a burst is read, what is written waits here and reaches the
+        # transport in one write per flush, not one per PDU.
+        self._reading = False
+        self._out: list[bytes] = []
         #: Called just before a flush sends: the link commits the store there
         #: (see `Link.before_send`).
         self.before_flush: Callable[[], None] | None = None
@@ -90,8 +94,18 @@ class ESMEProtocol(Protocol):
             self.log.problem("cannot encode {command}: {error}", command=pdu.command, error=e)
             raise
         if self.transport is not None:
-            self.transport.write(data)
+            if self._reading:
+                self._out.append(data)
+            else:
+                self.transport.write(data)
             self._unflushed = True
+
+    def _push(self) -> None:
+        """Hand what waits in `_out` to the transport, in order."""
+        if self._out:
+            out, self._out = self._out, []
+            if self.transport is not None:
+                self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     def flush(self) -> None:
         """Send what was written now rather than at the reactor's next turn.
@@ -109,14 +123,18 @@ class ESMEProtocol(Protocol):
         socket = _socket_of(self.transport)
         if (socket is not None and socket.connected and not socket.disconnecting
                 and socket.producer is None):
+            self._push()
             if self.before_flush is not None:
                 self.before_flush()  # may write more: it goes in this flush
+                self._push()
             self._unflushed = False
             socket.doWrite()
         else:
+            self._push()
             self._unflushed = False
 
     def _close(self) -> None:
+        self._push()  # what was written before the close goes first
         if self.transport is not None:
             self.transport.loseConnection()
 
@@ -143,16 +161,20 @@ class ESMEProtocol(Protocol):
         idle = (self.clock.seconds() - self._read_at) - (time.thread_time() - self._cpu_at)
         every = 1 if idle > QUIET else FLUSH_EVERY
         handled = 0
-        for frame in frames:
-            try:
-                pdu = decode(frame)
-            except DecodeError as e:
-                self.session.decode_failed(e)
-                continue
-            self.session.pdu_received(pdu)
-            handled += 1
-            if handled % every == 0:
-                self.flush()
+        self._reading = True
+        try:
+            for frame in frames:
+                try:
+                    pdu = decode(frame)
+                except DecodeError as e:
+                    self.session.decode_failed(e)
+                    continue
+                self.session.pdu_received(pdu)
+                handled += 1
+                if handled % every == 0:
+                    self.flush()
+        finally:
+            self._reading = False
         self.flush()
         self._read_at = self.clock.seconds()
         self._cpu_at = time.thread_time()

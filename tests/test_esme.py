@@ -68,37 +68,35 @@ class FlushTests(TestCase):
         self.esme.dataReceived(b"".join(enquire_link(n) for n in range(1, 4)))
         self.assertEqual(self.received(), [(ENQUIRE_LINK_RESP, n) for n in range(1, 4)])
 
-    def readable_at_each_write(self, data: bytes) -> list[int]:
-        """Feed `data`; for each answer written, how many PDUs the peer could read just before."""
-        sent: list[int] = []
+    def writes(self, data: bytes) -> list[tuple[int, int]]:
+        """Feed `data`; for each write to the transport: (PDUs written, PDUs the peer could read just before)."""
+        seen: list[tuple[int, int]] = []
         esme = self.esme
         write = esme.transport.write
 
         def counting(chunk: bytes) -> None:
-            sent.append(len(self.received()))
+            seen.append((len(chunk) // 16, len(self.received())))
             write(chunk)
 
         esme.transport.write = counting  # type: ignore[method-assign]
         esme.dataReceived(data)
         esme.transport.write = write  # type: ignore[method-assign]
-        return sent
+        return seen
 
     def test_quiet_connection_answered_pdu_by_pdu(self) -> None:
         """A burst after a quiet spell: each answer leaves before the next PDU is handled."""
-        bursts = b"".join(enquire_link(n) for n in range(1, 5))
-        self.assertEqual(self.readable_at_each_write(bursts), [0, 1, 1, 1])
+        burst = b"".join(enquire_link(n) for n in range(1, 5))
+        self.assertEqual(self.writes(burst), [(1, 0), (1, 1), (1, 1), (1, 1)])
         self.assertEqual(self.received(), [(ENQUIRE_LINK_RESP, 4)])
 
     def test_busy_connection_sends_per_burst(self) -> None:
-        """A long burst right after another: the answers leave every FLUSH_EVERY PDUs."""
+        """A long burst right after another: the answers leave FLUSH_EVERY at a time, in one write each."""
         self.esme.dataReceived(enquire_link(1))
         self.received()
         self.clock.advance(QUIET / 2)
         burst = b"".join(enquire_link(n) for n in range(2, 2 * FLUSH_EVERY + 3))
-        sent = self.readable_at_each_write(burst)
-        # Nothing readable until FLUSH_EVERY answers were written, then all of them at once.
-        self.assertEqual(sent[: FLUSH_EVERY + 1], [0] * FLUSH_EVERY + [FLUSH_EVERY])
-        self.assertEqual(sum(sent), 2 * FLUSH_EVERY)
+        self.assertEqual(self.writes(burst),
+                         [(FLUSH_EVERY, 0), (FLUSH_EVERY, FLUSH_EVERY), (1, FLUSH_EVERY)])
         self.assertEqual(self.received(), [(ENQUIRE_LINK_RESP, 2 * FLUSH_EVERY + 2)])
 
     def test_closing_connection_not_flushed(self) -> None:
@@ -129,3 +127,13 @@ class FlushTests(TestCase):
         self.esme.before_flush = lambda: calls.append(None)
         self.esme.flush()
         self.assertEqual(calls, [])
+
+    def test_answer_before_close_is_sent(self) -> Deferred[None]:
+        """An unbind in a burst: its unbind_resp, written just before the session closes, still goes out."""
+        unbind = struct.pack("!IIII", 16, 0x00000006, 0, 7)
+        self.esme.dataReceived(enquire_link(1) + unbind)
+
+        def check(_: Any) -> None:
+            self.assertEqual(self.received(), [(ENQUIRE_LINK_RESP, 1), (0x80000006, 7)])
+
+        return self.lost.addCallback(check)
