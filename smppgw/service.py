@@ -30,12 +30,6 @@ from .store import Checkpointer, Store
 
 #: How often finished requests past the store's retention (7 days) are deleted.
 PRUNE_EVERY = 3600.0
-#: The least time between two scheduled store commits (see `Store`): under
-#: load, the writes of AMP requests and SMSC answers wait up to this long to
-#: share a commit.  What a crash could send twice is not held back by it: a
-#: link commits before it sends a submit_sm early.  Answers to hosts wait for
-#: their commit, so this is also the most it adds to their latency.
-COMMIT_INTERVAL = 0.002
 
 
 class Gateway(MultiService):
@@ -62,7 +56,7 @@ class Gateway(MultiService):
 
     def startService(self) -> None:
         os.makedirs(state_dir(self.config), exist_ok=True)
-        self.store = Store(self.config.store.path, self.reactor, commit_interval=COMMIT_INTERVAL)
+        self.store = Store(self.config.store.path, self.reactor)
         if self.config.store.path != ":memory:":
             self.checkpointer = Checkpointer(self.store, self.reactor)
             self.checkpointer.start()

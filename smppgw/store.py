@@ -132,8 +132,6 @@ class CommitClock(Protocol):
 
     def callLater(self, delay: float, callable: Any, *args: Any, **kw: Any) -> DelayedCall: ...
 
-    def seconds(self) -> float: ...
-
 
 @dataclass(frozen=True, slots=True)
 class OutboundRow:
@@ -219,12 +217,7 @@ class _Writing:
             raise store._fail_rolled_back(error) from error
         store._dirty = True
         if store._scheduled is None:
-            wait = 0.0
-            if store.commit_interval:
-                # Never longer than the interval, should the clock be set back.
-                wait = min(store.commit_interval,
-                           max(0.0, store._last_commit + store.commit_interval - store._clock.seconds()))
-            store._scheduled = store._clock.callLater(wait, store._scheduled_commit)
+            store._scheduled = store._clock.callLater(0, store._scheduled_commit)
         return db
 
     def __exit__(self, kind: Any, error: Any, tb: Any) -> None:
@@ -235,18 +228,11 @@ class _Writing:
 class Store:
     """The SQLite store: outbound queue, inbox, fragments and dialog bindings."""
 
-    def __init__(self, path: str, clock: CommitClock, *, retention: float = 7 * 86400,
-                 commit_interval: float = 0.0) -> None:
-        for name, value in (("retention", retention), ("commit_interval", commit_interval)):
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-                raise BadStoreInput(f"{name} must be a number of seconds >= 0: {value!r}")
+    def __init__(self, path: str, clock: CommitClock, *, retention: float = 7 * 86400) -> None:
+        if isinstance(retention, bool) or not isinstance(retention, int | float) or retention < 0:
+            raise BadStoreInput(f"retention must be a number of seconds >= 0: {retention!r}")
         self.path = path
         self.retention = float(retention)
-        #: The least time between two scheduled commits: under load, one
-        #: commit covers the writes of this long rather than of one reactor
-        #: turn.  `commit` and `commit_pending` are not held back by it.
-        self.commit_interval = float(commit_interval)
-        self._last_commit = float("-inf")
         self._clock = clock
         self._closed = False
         self._scheduled: DelayedCall | None = None
@@ -369,8 +355,6 @@ class Store:
                 self._dirty = False
                 self._connection().commit()
                 self.commits += 1
-                if self.commit_interval:
-                    self._last_commit = self._clock.seconds()
         except (sqlite3.Error, StoreError) as error:
             try:
                 self._db.rollback()

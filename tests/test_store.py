@@ -445,63 +445,6 @@ class CommitPendingTests(StoreTestCase):
         self.assertIn("store commit failed", formatEvent(events[0]))
 
 
-class CommitIntervalTests(StoreTestCase):
-    """With a commit interval, a busy store's scheduled commits are that far apart; an idle one's are not held."""
-
-    def open(self) -> Store:
-        store = Store(self.path, self.clock, commit_interval=0.002)
-        self.addCleanup(store.close)
-        return store
-
-    def test_first_commit_not_delayed(self) -> None:
-        self.clock.advance(100)
-        self.store.add_inbox("message", {}, 1.0)
-        waiting = self.store.durable()
-        self.clock.advance(0)
-        self.successResultOf(waiting)
-
-    def test_writes_within_the_interval_share_a_commit(self) -> None:
-        self.store.add_inbox("message", {"n": 0}, 1.0)
-        self.clock.advance(0)  # committed at t=0
-        self.clock.advance(0.0005)
-        self.store.add_inbox("message", {"n": 1}, 1.0)
-        first = self.store.durable()
-        self.store.add_inbox("message", {"n": 2}, 1.0)
-        second = self.store.durable()
-        self.clock.advance(0.001)  # t = 0.0015: still within the interval
-        self.assertNoResult(first)
-        commits = self.store.commits
-        self.clock.advance(0.0005)  # t = 0.002: one commit for both
-        self.successResultOf(first)
-        self.successResultOf(second)
-        self.assertEqual(self.store.commits, commits + 1)
-
-    def test_commit_pending_not_held_back(self) -> None:
-        """A link's commit before it sends is immediate, interval or not."""
-        self.store.add_inbox("message", {}, 1.0)
-        self.clock.advance(0)
-        self.store.add_inbox("message", {}, 1.0)
-        waiting = self.store.durable()
-        self.store.commit_pending()
-        self.successResultOf(waiting)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
-
-    def test_clock_set_back(self) -> None:
-        """A clock set back an hour holds a commit for the interval at most."""
-        self.clock.advance(3600)
-        self.store.add_inbox("message", {}, 1.0)
-        self.clock.advance(0)
-        self.clock.rightNow -= 3600
-        self.store.add_inbox("message", {}, 1.0)
-        waiting = self.store.durable()
-        self.clock.advance(0.002)
-        self.successResultOf(waiting)
-
-    def test_bad_interval(self) -> None:
-        for bad in (-1, float("nan"), "5", True, None):
-            self.assertRaises(BadStoreInput, Store, ":memory:", self.clock, commit_interval=bad)
-
-
 class WhenDurableTests(StoreTestCase):
     """when_durable(): the commit's outcome as plain callbacks."""
 
