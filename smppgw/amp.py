@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory
+from twisted.logger import Logger
 from twisted.protocols import amp
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -72,6 +73,9 @@ _SIGNAL_ERRORS: dict[type[Exception], bytes] = {
     Unauthorized: b"UNAUTHORIZED",
 }
 _HOST_ERRORS: dict[type[Exception], bytes] = {Refused: b"REFUSED", HostTryLater: b"TRY_LATER"}
+
+#: For errors in the gateway's own code, shown whatever the log_level.
+_log = Logger()
 
 #: Error descriptions longer than this (in characters) are cut: they may quote a
 #: host's 64 KiB argument, and AMP refuses to send a value over 65,535 bytes.
@@ -309,7 +313,8 @@ class _ReadingPause:
 
 
 class _PendingAnswer:
-    """What a pending SendSignal keeps until its outcome: the connection and the ask tag."""
+    """What a pending SendSignal keeps until its outcome: the connection and the
+    ask tag, heard with a Deferred's two methods (and without a Deferred)."""
 
     __slots__ = ("protocol", "ask")
 
@@ -317,11 +322,21 @@ class _PendingAnswer:
         self.protocol = protocol
         self.ask = ask
 
-    def __call__(self, result: Any) -> None:
-        if isinstance(result, Failure):
-            self.protocol._signal_refused(result, self.ask)
-        else:
+    # Like a Deferred, neither lets an error of its own reach the caller (the
+    # loop answering every request a commit settled).
+
+    def callback(self, result: dict[str, Any]) -> None:
+        try:
             self.protocol._signal_answered(result, self.ask)
+        except Exception:
+            _log.failure("answering SendSignal {ask!r} failed", ask=self.ask)
+
+    def errback(self, fail: Failure | BaseException | None = None) -> None:
+        try:
+            self.protocol._signal_refused(fail if isinstance(fail, Failure) else Failure(fail),
+                                          self.ask)
+        except Exception:
+            _log.failure("answering SendSignal {ask!r} failed", ask=self.ask)
 
 
 class GatewayAMP(amp.AMP):
@@ -490,11 +505,9 @@ class GatewayAMP(amp.AMP):
             if not self.logged_in:
                 raise Unauthorized("Login first")
             kw = _signal_arguments(box)
-            d = self.outbound.send_signal(**kw)  # type: ignore[arg-type]
+            self.outbound.send_signal(**kw, answer=_PendingAnswer(self, ask))  # type: ignore[arg-type]
         except Exception:
             self._signal_refused(Failure(), ask)
-            return
-        d.addBoth(_PendingAnswer(self, ask))
 
     def _signal_answered(self, result: dict[str, Any], ask: bytes) -> None:
         try:

@@ -47,6 +47,7 @@ from .errors import (
 )
 from .receipts import submit_key
 from .session import (
+    Answer,
     CommandStatusError,
     GenericNack,
     MalformedResponse,
@@ -99,33 +100,37 @@ class Job:
         self.expires = expires
         self.seq = seq
         self.in_flight = 0
-        # None, one Deferred (the usual case: the memory of a long backlog
+        # None, one waiter (the usual case: the memory of a long backlog
         # counts), or a list of them when a host asks again while waiting.
-        self.waiters: Deferred[dict[str, Any]] | list[Deferred[dict[str, Any]]] | None = None
+        self.waiters: Answer | list[Answer] | None = None
         self.done = False
         self.expired = False
         self.attempts: dict[int, int] | None = None
 
-    def wait(self) -> Deferred[dict[str, Any]]:
-        d: Deferred[dict[str, Any]] = Deferred()
+    def wait(self, answer: Answer | None = None) -> Any:
+        """Have `answer` (a new Deferred if None) hear the outcome; returns it.
+
+        Anything with a Deferred's ``callback`` and ``errback`` will do.
+        """
+        d: Any = Deferred() if answer is None else answer
         if self.waiters is None:
             self.waiters = d
-        elif isinstance(self.waiters, Deferred):
+        elif not isinstance(self.waiters, list):
             self.waiters = [self.waiters, d]
         elif len(self.waiters) >= MAX_WAITERS:
             # A host asking again and again for one pending request must not
             # grow memory: the earlier askers get the answer.
-            return fail(TryLater(f"{len(self.waiters)} requests already wait for this request_id"))
+            d.errback(TryLater(f"{len(self.waiters)} requests already wait for this request_id"))
         else:
             self.waiters.append(d)
         return d
 
-    def take_waiters(self) -> list[Deferred[dict[str, Any]]]:
-        """Every Deferred waiting for the outcome; none are left."""
+    def take_waiters(self) -> list[Answer]:
+        """Every waiter for the outcome; none are left."""
         waiters, self.waiters = self.waiters, None
         if waiters is None:
             return []
-        return [waiters] if isinstance(waiters, Deferred) else waiters
+        return waiters if isinstance(waiters, list) else [waiters]
 
     def pdu(self, index: int) -> PDU:
         p = self.payload
@@ -579,14 +584,26 @@ class Outbound:
     # -- requests --------------------------------------------------------------------
 
     def send_signal(self, request_id: str, method: str, sender: str, recipient: str,
-                    body: str, gateway: str | None = None) -> Deferred[dict[str, Any]]:
-        """Fires with {server, parts, message_ids} once the SMSC accepted every part, or fails with a SignalError."""
+                    body: str, gateway: str | None = None, answer: Answer | None = None) -> Any:
+        """Fires with {server, parts, message_ids} once the SMSC accepted every part, or fails with a SignalError.
+
+        The outcome goes to `answer` (anything with a Deferred's ``callback``
+        and ``errback``), which is returned; without one, to a new Deferred.
+        """
+        result = self._accept(request_id, method, sender, recipient, body, gateway, answer)
+        if answer is not None and result is not answer:
+            result.addCallbacks(answer.callback, answer.errback)
+            return answer
+        return result
+
+    def _accept(self, request_id: str, method: str, sender: str, recipient: str,
+                body: str, gateway: str | None, answer: Answer | None) -> Any:
         if not 1 <= len(request_id) <= MAX_REQUEST_ID:
             return fail(BadRequest(f"request_id must be 1 to {MAX_REQUEST_ID} characters, "
                                    f"got {len(request_id)}"))
         job = self.job(request_id)
         if job is not None:
-            return job.wait()
+            return job.wait(answer)
         if self.dialogs is not None:
             # Preparing a message touches its dialog binding: a request that
             # already has its outcome must not, so look it up first.
@@ -617,7 +634,7 @@ class Outbound:
         job = Job(request_id, server.name, payload, [None] * parts, self._next_seq(),
                   now + self.config.module.reject_if_not_relayed_in)
         self._accepting[request_id] = job
-        answer = job.wait()
+        waiting = job.wait(answer)
         queue = self.queues[server.name]
 
         def durable() -> None:
@@ -632,7 +649,7 @@ class Outbound:
                 w.errback(TryLater(f"the gateway cannot store the message: {error}"))
 
         self.store.when_durable(durable, not_durable)
-        return answer
+        return waiting
 
     def _prepare(self, method: str, sender: str, recipient: str, body: str,
                  gateway: str | None) -> tuple[ServerConfig, dict[str, Any]]:

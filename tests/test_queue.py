@@ -20,6 +20,7 @@ from smppgw.errors import (
     ServerDisabledError,
     SmscRejected,
     TooLongError,
+    TryLater,
     UnknownServerError,
     UnsupportedMethod,
 )
@@ -429,6 +430,56 @@ class QueueTests(SynchronousTestCase):
         assert link.before_send is not None
         link.before_send()
         self.assertEqual(other.outbound("r1").message_ids, ("A",))  # type: ignore[union-attr]
+
+    def test_answer_objects(self) -> None:
+        """send_signal(answer=...) tells any object with callback/errback, on every path."""
+
+        class Recorder:
+            def __init__(self) -> None:
+                self.heard: list[Any] = []
+
+            def callback(self, result: Any) -> None:
+                self.heard.append(result)
+
+            def errback(self, fail: Any = None) -> None:
+                self.heard.append(fail)
+
+        outbound, links, clock, store = self.make()
+        bad = Recorder()
+        self.assertIs(outbound.send_signal("", "MESSAGE", "a@x", "+15551234@smpp", "hi", answer=bad), bad)
+        [error] = bad.heard
+        self.assertIsInstance(error.value, BadRequest)
+        first, again = Recorder(), Recorder()
+        outbound.send_signal("r1", "MESSAGE", "a@x", "+15551234@smpp", "hi", answer=first)
+        clock.advance(0)
+        outbound.send_signal("r1", "MESSAGE", "a@x", "+15551234@smpp", "hi", answer=again)
+        links[""].answer(message_id="M1")
+        clock.advance(0)
+        self.assertEqual([r["message_ids"] for r in first.heard + again.heard], [["M1"], ["M1"]])
+        done = Recorder()
+        outbound.send_signal("r1", "MESSAGE", "a@x", "+15551234@smpp", "hi", answer=done)
+        self.assertEqual(done.heard[0]["message_ids"], ["M1"])
+
+    def test_too_many_waiters_told_at_once(self) -> None:
+        """The answer past MAX_WAITERS for one pending request gets TRY_LATER at once."""
+        from smppgw.queue import MAX_WAITERS, Job
+
+        job = Job("r", "", None, [None], 1, 0.0)
+        waiters = [job.wait() for _ in range(MAX_WAITERS)]
+        heard: list[Any] = []
+
+        class Recorder:
+            def callback(self, result: Any) -> None:
+                heard.append(result)
+
+            def errback(self, fail: Any = None) -> None:
+                heard.append(fail)
+
+        job.wait(Recorder())
+        self.assertIsInstance(heard[0], TryLater)
+        self.assertEqual(len(job.take_waiters()), MAX_WAITERS)
+        for d in waiters:
+            self.assertNoResult(d)
 
     def test_error_handling_an_answer_stays_in_the_queue(self) -> None:
         """A failure while handling an SMSC answer is logged; it never reaches the connection
