@@ -853,6 +853,12 @@ def _endpoint_arguments(listen: str, key: str) -> tuple[str, dict[str, str]]:
     return kind, arguments
 
 
+def unix_socket_path(listen: str) -> str | None:
+    """The socket file a checked ``unix:`` listen description names; None for other kinds."""
+    kind, arguments = _endpoint_arguments(listen, "listen")
+    return arguments["address"] if kind == "unix" else None
+
+
 def _check_listen(listen: str, secret: str, key: str) -> None:
     kind, arguments = _endpoint_arguments(listen, key)
     if kind == "unix":

@@ -20,13 +20,13 @@ from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint, s
 from twisted.internet.task import LoopingCall
 
 from .amp import GatewayAMPFactory, HostRegistry
-from .config import Config
+from .config import Config, unix_socket_path
 from .dialogs import DialogTable
 from .inbound import Inbound
 from .link import Link, build_endpoint
 from .queue import Outbound
 from .smpplog import SmppLog
-from .store import Checkpointer, Store
+from .store import Checkpointer, Store, StoreError
 
 #: How often finished requests past the store's retention (7 days) are deleted.
 PRUNE_EVERY = 3600.0
@@ -55,8 +55,14 @@ class Gateway(MultiService):
         link.setServiceParent(self)
 
     def startService(self) -> None:
-        os.makedirs(state_dir(self.config), exist_ok=True)
-        self.store = Store(self.config.store.path, self.reactor)
+        try:
+            os.makedirs(state_dir(self.config), exist_ok=True)
+            self.store = Store(self.config.store.path, self.reactor)
+        except OSError as error:
+            raise StartupError(f"smppgw cannot start: no folder for the store: {describe(error)}"
+                               ) from error
+        except StoreError as error:
+            raise StartupError(f"smppgw cannot start: {error}") from error
         if self.config.store.path != ":memory:":
             self.checkpointer = Checkpointer(self.store, self.reactor)
             self.checkpointer.start()
@@ -74,15 +80,27 @@ class Gateway(MultiService):
         self._pruning.start(PRUNE_EVERY, now=True)
         factory = GatewayAMPFactory(self.outbound, self.registry, self.reactor,
                                     self.config.amp.secret, SmppLog("amp", self.config.module.log_level))
-        amp_service = StreamServerEndpointService(
-            serverFromString(self.reactor, amp_endpoint(self.config)), factory)
+        listen = amp_endpoint(self.config)
+        amp_service = StreamServerEndpointService(serverFromString(self.reactor, listen), factory)
         amp_service.setName("amp")
-        # A gateway whose hosts cannot reach it must not pretend to run: let
-        # a listen failure (a bad path, a port in use) stop start-up.
+        # A gateway whose hosts cannot reach it must not pretend to run: a
+        # listen failure (a bad path, a port in use) stops start-up, with one
+        # line that says why rather than a traceback.
         amp_service._raiseSynchronously = True
         amp_service.setServiceParent(self)
-        super().startService()
-        self.log.major("AMP endpoint listening on {listen}", listen=amp_endpoint(self.config))
+        socket_path = unix_socket_path(listen)
+        if socket_path is not None:
+            # Like the store's folder, the socket's is made if missing.
+            try:
+                os.makedirs(os.path.dirname(socket_path) or ".", exist_ok=True)
+            except OSError as error:
+                raise StartupError(f"smppgw cannot start: no folder for the AMP socket"
+                                   f" {socket_path!r}: {describe(error)}") from error
+        try:
+            super().startService()
+        except Exception as error:
+            raise StartupError(f"smppgw cannot start: {describe(error)}") from error
+        self.log.major("AMP endpoint listening on {listen}", listen=listen)
 
     def _prune(self) -> None:
         """Forget finished requests older than the store's retention (their answers were given)."""
@@ -118,6 +136,19 @@ class Gateway(MultiService):
             return stopped.addCallback(close_store)
 
         return d.addBoth(close) if d is not None else close(None)
+
+
+class StartupError(SystemExit):
+    """Start-up failed (the AMP endpoint or the simulator cannot listen): twistd exits
+    non-zero printing only this message."""
+
+
+def describe(error: BaseException) -> str:
+    """One line for an error of the operating system or of Twisted's listen."""
+    if isinstance(error, OSError) and error.strerror:
+        where = error.filename or ""
+        return f"{where}: {error.strerror}" if where else error.strerror
+    return str(error) or error.__class__.__name__
 
 
 def state_dir(config: Config) -> str:

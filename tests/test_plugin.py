@@ -18,6 +18,19 @@ def twistd(*args: str) -> subprocess.CompletedProcess[str]:
                           cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def start_failing(state: str, listen: str) -> str:
+    """Run twistd smppgw with the AMP endpoint `listen` and its store in `state`; its output."""
+    path = os.path.join(state, "smppgw.toml")
+    with open(path, "w") as f:
+        f.write(f'[amp]\nlisten = "{listen}"\n[store]\npath = "{state}/smppgw.sqlite"\n'
+                '[[server]]\nname = ""\naddress = "127.0.0.1:9"\nsystem_id = "x"\npassword = "y"\n')
+    result = twistd("--nodaemon", "--pidfile=", "--logfile=-", "smppgw", "--config", path)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "Traceback" not in output, output
+    return output
+
+
 class PluginTests(SynchronousTestCase):
     def test_twistd_lists_smppgw(self) -> None:
         """After the README's install, `twistd --help` lists the smppgw plugin."""
@@ -34,6 +47,39 @@ class PluginTests(SynchronousTestCase):
         self.assertNotEqual(result.returncode, 0)
         self.assertIn("server[0].mode", result.stdout + result.stderr)
         self.assertNotIn("Traceback", result.stdout + result.stderr)
+
+    def test_amp_port_in_use_exits_with_one_line(self) -> None:
+        """An AMP endpoint that cannot listen stops twistd non-zero with one line saying why."""
+        import socket
+
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        state = os.path.abspath(self.mktemp())
+        os.makedirs(state)
+        output = start_failing(state, f"tcp:{port}:interface=127.0.0.1")
+        self.assertIn(f"smppgw cannot start: Couldn't listen on 127.0.0.1:{port}", output)
+        self.assertIn("Address already in use", output)
+
+    def test_amp_socket_folder_impossible(self) -> None:
+        """A unix socket under a regular file: one line naming the socket path."""
+        state = os.path.abspath(self.mktemp())
+        os.makedirs(state)
+        blocker = os.path.join(state, "file")
+        open(blocker, "w").close()
+        output = start_failing(state, f"unix:{blocker}/amp.sock:mode=600")
+        self.assertIn(f"smppgw cannot start: no folder for the AMP socket '{blocker}/amp.sock'", output)
+
+    def test_store_not_a_database(self) -> None:
+        """A store path that is not an SQLite file: one line, no traceback."""
+        state = os.path.abspath(self.mktemp())
+        os.makedirs(state)
+        with open(os.path.join(state, "smppgw.sqlite"), "w") as f:
+            f.write("not a database " * 100)
+        output = start_failing(state, f"unix:{state}/amp.sock:mode=600")
+        self.assertIn("smppgw cannot start: cannot open the store", output)
 
     def test_missing_config(self) -> None:
         """A missing config file is a usage error naming the path."""
