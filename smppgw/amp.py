@@ -241,7 +241,8 @@ class HostRegistry:
     A logged-in connection need not be a host: ``python -m smppgw.client
     status`` logs in too, and has no DeliverSignal responder.  One that answers
     a DeliverSignal ``UNHANDLED`` is `exclude`-d from the round-robin for as
-    long as it stays connected.
+    long as it stays connected.  A host that answers a SignalReport
+    ``UNHANDLED`` stays, for messages only (`refuses_reports`).
     """
 
     def __init__(self) -> None:
@@ -249,6 +250,7 @@ class HostRegistry:
         self._next = 0
         self._observers: list[Callable[[], None]] = []
         self._excluded: set[GatewayAMP] = set()
+        self._no_reports: set[GatewayAMP] = set()
 
     def add(self, host: GatewayAMP) -> None:
         """``host`` logged in: hand it inbound messages, unless it was excluded."""
@@ -260,6 +262,7 @@ class HostRegistry:
     def remove(self, host: GatewayAMP) -> None:
         """``host`` disconnected: forget it."""
         self._excluded.discard(host)
+        self._no_reports.discard(host)
         if host in self.hosts:
             self.hosts.remove(host)
 
@@ -272,6 +275,18 @@ class HostRegistry:
         if host in self.hosts:
             self.hosts.remove(host)
             self._excluded.add(host)
+
+    def refuses_reports(self, host: GatewayAMP) -> None:
+        """``host`` answered a SignalReport ``UNHANDLED``: it gets messages but no more reports."""
+        if host in self.hosts:
+            self._no_reports.add(host)
+
+    def takes(self, host: GatewayAMP, reports: bool) -> bool:
+        """Whether ``host`` takes messages (or, with ``reports``, delivery reports)."""
+        return not reports or host not in self._no_reports
+
+    def any_takes_reports(self) -> bool:
+        return any(host not in self._no_reports for host in self.hosts)
 
     def on_host(self, observer: Callable[[], None]) -> None:
         """Call ``observer()`` whenever a host becomes available."""

@@ -22,9 +22,11 @@ Two halves meet in the store's inbox:
   answers ``{}`` or ``REFUSED``; ``TRY_LATER``, any other error answer, and no
   answer within `HOST_ANSWER_TIMEOUT` are retried with exponential backoff,
   and after ``max_attempts`` of them the row is logged at ``problems`` and
-  dropped. A connection that answers ``UNHANDLED`` (a monitoring client
-  without DeliverSignal) leaves the round-robin, and a host that disconnects
-  gives its rows back; neither costs the row an attempt. With no host logged
+  dropped. A connection that answers a DeliverSignal ``UNHANDLED`` (a
+  monitoring client) leaves the round-robin; one that answers a SignalReport
+  ``UNHANDLED`` stays for messages, and reports wait (parked) while no
+  logged-in host takes them; a host that disconnects gives its rows back;
+  none of these costs the row an attempt. With no host logged
   in, rows wait; the registry wakes the dispatcher when one logs in.
 
 Senders reach the host as ``+E164@name._smpp`` (``+E164@smpp`` for the
@@ -177,6 +179,9 @@ class Inbound:
         self._pumping = False
         self._cursor = 0  # the highest inbox id read from the store
         self._ready: deque[InboxRow] = deque()
+        # Delivery reports while every logged-in host refuses SignalReport:
+        # they wait here (and in the store) for one that takes them.
+        self._parked: deque[InboxRow] = deque()
         self._in_flight: dict[int, _Call] = {}
         self._host_load: dict[Any, int] = {}  # rows in flight per host
         # Rows waiting out a backoff: (due time, id, row), and their ids.
@@ -227,6 +232,7 @@ class Inbound:
         # Forget what was read: the next start reads the store again from the top
         # (skipping rows still in flight).
         self._ready.clear()
+        self._parked.clear()
         self._retries.clear()
         self._held.clear()
         self._cursor = 0
@@ -504,11 +510,22 @@ class Inbound:
             return
         self._pumping = True
         try:
+            if self._parked and self._registry.any_takes_reports():
+                self._ready.extendleft(reversed(self._parked))
+                self._parked.clear()
             while self._has_room():
                 row = self._next_row()
                 if row is None:
                     break
-                self._send(self._pick_host(), row)
+                reports = row.kind == "report"
+                host = self._pick_host(reports)
+                if host is not None:
+                    self._send(host, row)
+                elif reports and not self._registry.any_takes_reports():
+                    self._parked.append(row)
+                else:
+                    self._ready.appendleft(row)  # its hosts are busy: wait for room
+                    break
         finally:
             self._pumping = False
         self._schedule_retry()
@@ -523,14 +540,15 @@ class Inbound:
         share = self._host_share()
         return any(self._host_load.get(host, 0) < share for host in self._registry.hosts)
 
-    def _pick_host(self) -> Any:
-        """The next host round-robin that holds less than its share (`_has_room` said one does)."""
+    def _pick_host(self, reports: bool) -> Any:
+        """The next host round-robin that takes the row's kind and holds less than its share; or None."""
         share = self._host_share()
         for _ in range(len(self._registry.hosts)):
             host = self._registry.pick()
-            if self._host_load.get(host, 0) < share:
+            if (host is not None and self._host_load.get(host, 0) < share
+                    and self._registry.takes(host, reports)):
                 return host
-        raise AssertionError("no host has room")
+        return None
 
     def _next_row(self) -> InboxRow | None:
         if self._retries and self._retries[0][0] <= self._clock.seconds():
@@ -613,8 +631,14 @@ class Inbound:
         if failure.check(UnhandledCommand, ConnectionClosed) and not call.timed_out:
             # Not the host's answer about this row: it goes to another host,
             # and the attempts are kept for hosts that do answer.
-            if failure.check(UnhandledCommand):
-                self._module_log.low("a connection without DeliverSignal / SignalReport"
+            if failure.check(UnhandledCommand) and row.kind == "report":
+                self._module_log.problem(
+                    "a host does not handle SignalReport: it gets messages only, and delivery"
+                    " reports wait for a host that takes them (registered_delivery = false"
+                    " stops asking the SMSC for them)")
+                self._registry.refuses_reports(call.host)
+            elif failure.check(UnhandledCommand):
+                self._module_log.low("a connection without DeliverSignal"
                                      " (a monitoring client?) is no delivery host")
                 self._registry.exclude(call.host)
             else:

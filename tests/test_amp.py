@@ -180,6 +180,22 @@ class AmpTests(SynchronousTestCase):
         pump.flush()
         self.assertEqual(self.registry.hosts, [])
 
+    def test_host_refusing_reports(self) -> None:
+        """A host that refuses reports still takes messages; the mark goes with its connection."""
+        client, _links, pump, server, _clock = self.connect(secret="s3cret")
+        client.callRemote(WireLogin, secret="s3cret")
+        pump.flush()
+        self.assertTrue(self.registry.any_takes_reports())
+        self.registry.refuses_reports(server)
+        self.assertEqual(self.registry.hosts, [server])
+        self.assertTrue(self.registry.takes(server, reports=False))
+        self.assertFalse(self.registry.takes(server, reports=True))
+        self.assertFalse(self.registry.any_takes_reports())
+        client.transport.loseConnection()
+        pump.flush()
+        self.assertEqual(self.registry.hosts, [])
+        self.assertEqual(self.registry._no_reports, set())
+
     def test_typed_errors_with_shared_commands(self) -> None:
         """A host using smppgw.amp's command classes gets the contract's exception classes back."""
         client, links, pump, server, clock = self.connect(secret="s3cret")

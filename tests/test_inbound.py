@@ -519,6 +519,31 @@ class ReceiptTests(InboundTestCase):
         params.update(extra)
         return self.answer(params)
 
+    def test_host_without_signal_report(self) -> None:
+        """A host that answers a SignalReport UNHANDLED keeps getting messages; reports wait,
+        at no cost in attempts, for a host that takes them."""
+        self.make(recipient="sms@example.com", max_attempts=1)
+        host = self.host(auto=False)
+        self.sent("0000001a")
+        self.assertEqual(self.receipt("0000001a"), ESME_ROK)
+        [call] = host.calls
+        call.deferred.errback(UnhandledCommand(b"UNHANDLED", "Unhandled Command"))
+        self.clock.advance(0)
+        self.assertIn("does not handle SignalReport", " ".join(self.problems()))
+        self.deliver("hello")
+        self.assertEqual([c.command for c in host.calls], [SignalReport, DeliverSignal])
+        host.calls[1].deferred.callback({})
+        self.clock.advance(0)
+        self.sent("0000001b", request_id="req-2")
+        self.receipt("0000001b")
+        self.assertEqual(len(host.calls), 2)  # the second report waits too
+        self.assertEqual([row.attempts for row in self.store.inbox()], [0, 0])
+        reports_host = self.host()
+        self.assertEqual([r["message_id"] for r in reports_host.reports()], ["0000001a", "0000001b"])
+        self.assertEqual(self.store.inbox(), [])
+        self.deliver("again")  # messages go round-robin to both
+        self.assertEqual(len(host.signals()) + len(reports_host.signals()), 2)
+
     def test_receipt_matched(self) -> None:
         """A receipt for a sent message id gives a SignalReport naming the request and the id."""
         self.make()
