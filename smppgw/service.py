@@ -57,19 +57,22 @@ class Gateway(MultiService):
     def startService(self) -> None:
         try:
             os.makedirs(state_dir(self.config), exist_ok=True)
-            self.store = Store(self.config.store.path, self.reactor)
         except OSError as error:
             raise StartupError(f"smppgw cannot start: no folder for the store: {describe(error)}"
                                ) from error
+        try:
+            self.store = Store(self.config.store.path, self.reactor)
+            if self.config.store.path != ":memory:":
+                self.checkpointer = Checkpointer(self.store, self.reactor)
+                self.checkpointer.start()
+            if any(s.dialogs for s in self.config.servers) and self.config.module.dialog_timeout > 0:
+                self.dialogs = DialogTable(self.reactor, self.config.module.dialog_timeout,
+                                           self.store)
+            self.outbound = Outbound(self.config, self.links, self.store, self.reactor,
+                                     self.dialogs)
+            self.outbound.restore()
         except StoreError as error:
             raise StartupError(f"smppgw cannot start: {error}") from error
-        if self.config.store.path != ":memory:":
-            self.checkpointer = Checkpointer(self.store, self.reactor)
-            self.checkpointer.start()
-        if any(s.dialogs for s in self.config.servers) and self.config.module.dialog_timeout > 0:
-            self.dialogs = DialogTable(self.reactor, self.config.module.dialog_timeout, self.store)
-        self.outbound = Outbound(self.config, self.links, self.store, self.reactor, self.dialogs)
-        self.outbound.restore()
         self.inbound = Inbound(self.config, self.store, self.registry, self.reactor, self.dialogs)
         for link in self.links.values():
             if link.server.can_receive:
