@@ -25,12 +25,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import sys
 import time
 from typing import Any
 
+from _cpustat import machine_busy_seconds, own_cpu_seconds, process_cpu_seconds
 from _messages import MIXES, body, number
 from twisted.internet.defer import Deferred, fail, inlineCallbacks
 from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
@@ -41,30 +40,6 @@ from twisted.protocols import amp
 from twisted.python.failure import Failure
 
 from smppgw.amp import SendSignal, ServerStatus
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User plus system CPU seconds of process `pid`, from /proc/<pid>/stat."""
-    with open(f"/proc/{pid}/stat") as f:
-        # The command name may hold spaces and parentheses: split after the last ")".
-        fields = f.read().rsplit(")", 1)[1].split()
-    # Fields 14 and 15 of stat(5) (utime, stime); fields[0] here is field 3.
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds every process on the machine spent busy since boot, from /proc/stat."""
-    with open("/proc/stat") as f:
-        ticks = [int(n) for n in f.readline().split()[1:]]
-    # user nice system idle iowait irq softirq steal...: all but idle and iowait.
-    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLOCK_TICKS
-
-
-def own_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def percentile(ordered: list[float], fraction: float) -> float:

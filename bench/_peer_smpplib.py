@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import socket
 import sys
 import time
@@ -35,30 +34,8 @@ import smpplib.gsm
 import smpplib.smpp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _cpustat import machine_busy_seconds, own_cpu_seconds, process_cpu_seconds  # noqa: E402
 from _messages import MIXES, body, number  # noqa: E402
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-# _host.py has these readers too, but importing it needs Twisted and smppgw,
-# which this virtualenv deliberately does not have.
-def process_cpu_seconds(pid: int) -> float:
-    """User plus system CPU seconds of process `pid`, from /proc/<pid>/stat."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds every process on the machine spent busy since boot, from /proc/stat."""
-    with open("/proc/stat") as f:
-        ticks = [int(n) for n in f.readline().split()[1:]]
-    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLOCK_TICKS
-
-
-def own_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def submit_sm(client: smpplib.client.Client, i: int, mix: str) -> Any:

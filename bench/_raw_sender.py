@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import socket
 import sys
 import time
 
+from _cpustat import own_cpu_seconds, process_cpu_seconds
 from _messages import MIXES, body, is_ucs2, number
 
 from smppgw import textcodec
@@ -28,18 +27,8 @@ from smppgw.constants import COMMAND_IDS
 
 SUBMIT_SM_RESP = COMMAND_IDS["submit_sm_resp"]
 ENQUIRE_LINK = COMMAND_IDS["enquire_link"]
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def process_cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def own_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def submits(messages: int, mix: str) -> list[bytes]:

@@ -1,0 +1,35 @@
+"""CPU seconds, as the benchmark's child processes measure them.
+
+Standard library only, so that the peer's virtualenv (smpplib and nothing of
+this project) can import it too.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds of process `pid`, from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        # The command name may hold spaces and parentheses: split after the last ")".
+        fields = f.read().rsplit(")", 1)[1].split()
+    # Fields 14 and 15 of stat(5) (utime, stime); fields[0] here is field 3.
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every process on the machine spent busy since boot, from /proc/stat."""
+    with open("/proc/stat") as f:
+        ticks = [int(n) for n in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal...: all but idle and iowait.
+    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLOCK_TICKS
+
+
+def own_cpu_seconds() -> float:
+    """User plus system CPU seconds of this process."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
