@@ -6,6 +6,7 @@ this project) can import it too.
 
 from __future__ import annotations
 
+import argparse
 import os
 import resource
 
@@ -33,3 +34,11 @@ def own_cpu_seconds() -> float:
     """User plus system CPU seconds of this process."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def watched(text: str) -> tuple[str, int]:
+    """A ``--watch NAME:PID`` argument: a process whose CPU seconds to report under NAME."""
+    name, colon, pid = text.partition(":")
+    if not colon:
+        raise argparse.ArgumentTypeError(f"expected NAME:PID, got {text!r}")
+    return name, int(pid)

@@ -29,7 +29,7 @@ import sys
 import time
 from typing import Any
 
-from _cpustat import machine_busy_seconds, own_cpu_seconds, process_cpu_seconds
+from _cpustat import machine_busy_seconds, own_cpu_seconds, process_cpu_seconds, watched
 from _messages import MIXES, body, number
 from twisted.internet.defer import Deferred, fail, inlineCallbacks
 from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
@@ -390,13 +390,6 @@ def wait_bound(reactor: Any, host: RawAMP, timeout: float) -> Any:
         if time.monotonic() > deadline:
             raise RuntimeError(f"the gateway's server is still {state!r} after {timeout} s")
         yield deferLater(reactor, 0.05, lambda: None)
-
-
-def watched(text: str) -> tuple[str, int]:
-    name, colon, pid = text.partition(":")
-    if not colon:
-        raise argparse.ArgumentTypeError(f"expected NAME:PID, got {text!r}")
-    return name, int(pid)
 
 
 def main() -> int:

@@ -34,7 +34,7 @@ import smpplib.gsm
 import smpplib.smpp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _cpustat import machine_busy_seconds, own_cpu_seconds, process_cpu_seconds  # noqa: E402
+from _cpustat import machine_busy_seconds, own_cpu_seconds, process_cpu_seconds, watched  # noqa: E402
 from _messages import MIXES, body, number  # noqa: E402
 
 
@@ -77,13 +77,6 @@ def run(client: smpplib.client.Client, messages: int, window: int, mix: str) -> 
         elif pdu.is_error():
             raise RuntimeError(f"{pdu.command} with status 0x{pdu.status:08X}")
     return answered, failed
-
-
-def watched(text: str) -> tuple[str, int]:
-    name, colon, pid = text.partition(":")
-    if not colon:
-        raise argparse.ArgumentTypeError(f"expected NAME:PID, got {text!r}")
-    return name, int(pid)
 
 
 def main() -> int:
