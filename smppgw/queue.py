@@ -196,19 +196,25 @@ class _PartAnswer:
         self.index = index
 
     def callback(self, response: PDU) -> None:
-        try:
-            self.queue._accepted(response, self.job, self.index)
-        except Exception:
-            _log.failure("handling the answer to part {part} of {request_id} failed",
-                         part=self.index + 1, request_id=self.job.request_id)
+        self._handle(self.queue._accepted, response, "answer to")
 
     def errback(self, fail: Failure | BaseException | None = None) -> None:
-        failure = fail if isinstance(fail, Failure) else Failure(fail)
+        self._handle(self.queue._failed, fail if isinstance(fail, Failure) else Failure(fail),
+                     "failure of")
+
+    def _handle(self, handler: Callable[[Any, Job, int], None], outcome: Any, what: str) -> None:
         try:
-            self.queue._failed(failure, self.job, self.index)
+            handler(outcome, self.job, self.index)
         except Exception:
-            _log.failure("handling the failure of part {part} of {request_id} failed",
+            _log.failure("handling the {what} part {part} of {request_id} failed", what=what,
                          part=self.index + 1, request_id=self.job.request_id)
+            # The part's window slot is free by now: the queue must not wait
+            # for another answer (there may be none) to send the next part.
+            try:
+                self.queue.pump()
+            except Exception:
+                _log.failure("the queue of {request_id} could not send on",
+                             request_id=self.job.request_id)
 
 
 class LinkQueue:

@@ -500,9 +500,15 @@ class QueueTests(SynchronousTestCase):
             real(request_id, *args)
 
         store.set_message_id = broken  # type: ignore[method-assign]
+        waiting = [self.send(outbound, clock, rid=rid) for rid in ("r3", "r4")]
+        self.assertEqual(len(link.submits), 3)  # the window: r4 waits
         with capturedLogs() as events:
             link.answer(message_id="A")  # would raise here if the error escaped
         self.assertIn("handling the answer to part 1 of r1 failed", formatEvent(events[0]))
+        # r1's slot is free: r4 goes out now, not after some later answer.
+        self.assertEqual(len(link.submits), 3)
+        for d in waiting:
+            self.assertNoResult(d)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
         link.answer(message_id="B")
         clock.advance(0)
