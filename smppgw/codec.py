@@ -677,8 +677,73 @@ def _without(frame: bytes, spans: list[tuple[int, int]]) -> bytes:
     return HEADER.pack(HEADER_LEN + len(body), *HEADER.unpack_from(frame, 0)[1:]) + body
 
 
+class PreparedPDU(PDU):
+    """A request encoded ahead of time by `prepare`: sending it only writes its sequence number in.
+
+    It is a `PDU` like any other; its params are read back from the bytes
+    only if something asks for them (a trace log line, say).
+    """
+
+    __slots__ = ("wire",)
+
+    def __init__(self, wire: bytes) -> None:
+        # The base class's fields, but params: that slot stays empty until read.
+        self.command = COMMAND_NAMES[int.from_bytes(wire[4:8], "big")]
+        self.sequence_number = 0
+        self.command_status = 0
+        self.wire = wire
+
+    @property  # type: ignore[override]
+    def params(self) -> dict[str, Value]:
+        try:
+            return _PARAMS_SLOT.__get__(self, PDU)  # type: ignore[no-any-return]
+        except AttributeError:
+            params = decode(self.wire).params
+            _PARAMS_SLOT.__set__(self, params)
+            return params
+
+    @params.setter
+    def params(self, value: dict[str, Value]) -> None:
+        _PARAMS_SLOT.__set__(self, value)
+
+
+_PARAMS_SLOT: Any = PDU.__dict__["params"]
+
+
+def prepare(pdu: PDU) -> bytes:
+    """The wire bytes of request `pdu` with sequence number 0, for a `PreparedPDU` to send later.
+
+    Raises `EncodeError` as `encode` does: a value the PDU cannot carry is
+    refused now, not when the PDU is sent.
+    """
+    frame = encode(PDU(pdu.command, 1, 0, pdu.params))
+    return frame[:12] + b"\0\0\0\0" + frame[HEADER_LEN:]
+
+
+def split_prepared(wire: bytes) -> list[bytes]:
+    """The frames that `prepare` made and were stored back to back.  Raises ValueError if
+    `wire` is not such a run of whole frames."""
+    frames = []
+    offset = 0
+    while offset < len(wire):
+        length = int.from_bytes(wire[offset : offset + 4], "big")
+        if length < HEADER_LEN or offset + length > len(wire):
+            raise ValueError(f"no whole PDU at byte {offset} of {len(wire)}")
+        if int.from_bytes(wire[offset + 4 : offset + 8], "big") not in COMMAND_NAMES:
+            raise ValueError(f"unknown command id at byte {offset}")
+        frames.append(wire[offset : offset + length])
+        offset += length
+    return frames
+
+
 def encode(pdu: PDU) -> bytes:
     """The wire bytes of `pdu`.  Raises `EncodeError` for values the PDU cannot carry."""
+    if type(pdu) is PreparedPDU:
+        sequence = pdu.sequence_number
+        if type(sequence) is not int or not 1 <= sequence <= 0xFFFFFFFF:
+            raise EncodeError(f"sequence_number {sequence!r} is out of range")
+        wire = pdu.wire
+        return wire[:12] + sequence.to_bytes(4, "big") + wire[HEADER_LEN:]
     try:
         return _lean_encode(pdu)
     except _Defer:

@@ -30,7 +30,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from . import address, router, textcodec
-from .codec import PDU
+from .codec import PDU, EncodeError, PreparedPDU, prepare, split_prepared
 from .constants import TEMPORARY_STATUSES, THROTTLE_STATUSES, status_text
 from .errors import (
     BY_CODE,
@@ -83,15 +83,18 @@ MAX_REFERENCES = 100_000
 class Job:
     """One accepted request: its parts, their message ids, and who waits for the outcome.
 
-    The payload (addresses, coding, encoded parts) lives in the store; a job
-    keeps it in memory only while it is near the head of its queue, so that a
-    long backlog costs little memory.
+    The payload (the parts' submit_sm PDUs, encoded when the request was
+    accepted, back to back) lives in the store; a job keeps it in memory only
+    while it is near the head of its queue, so that a long backlog costs
+    little memory.  A store written by an earlier version may hold a payload
+    as a dict (addresses, coding, parts in hex); such a job sends the same
+    bytes.
     """
 
     __slots__ = ("request_id", "server", "payload", "message_ids", "expires", "seq",
                  "in_flight", "waiters", "done", "expired", "attempts")
 
-    def __init__(self, request_id: str, server: str, payload: dict[str, Any] | None,
+    def __init__(self, request_id: str, server: str, payload: bytes | dict[str, Any] | None,
                  message_ids: list[str | None], seq: int, expires: float) -> None:
         self.request_id = request_id
         self.server = server
@@ -133,28 +136,42 @@ class Job:
         return waiters if isinstance(waiters, list) else [waiters]
 
     def pdu(self, index: int) -> PDU:
+        """Part `index`'s submit_sm.  Raises ValueError for a payload that cannot be read."""
         p = self.payload
         assert p is not None, "payload not loaded"
-        short_message, esm_class, tlvs = p["parts"][index]
-        params: dict[str, int | bytes] = {
-            "source_addr_ton": p["ston"],
-            "source_addr_npi": p["snpi"],
-            "source_addr": p["src"].encode("ascii"),
-            "dest_addr_ton": 1,
-            "dest_addr_npi": 1,
-            "destination_addr": p["dst"].encode("ascii"),
-            "esm_class": esm_class,
-            "registered_delivery": p["rd"],
-            "data_coding": p["dc"],
-            "short_message": bytes.fromhex(short_message),
-        }
-        for name, kind, value in tlvs:
-            params[name] = bytes.fromhex(value) if kind == "hex" else value
-        return PDU("submit_sm", params=params)
+        if isinstance(p, bytes):
+            frames = split_prepared(p)
+            if len(frames) != len(self.message_ids):
+                raise ValueError(f"{len(frames)} PDUs stored for {len(self.message_ids)} parts")
+            return PreparedPDU(frames[index])
+        try:
+            return _pdu_from_dict(p, index)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
+            raise ValueError(f"unreadable payload: {e!r}") from None
 
     @property
     def complete(self) -> bool:
         return None not in self.message_ids
+
+
+def _pdu_from_dict(p: dict[str, Any], index: int) -> PDU:
+    """Part `index`'s submit_sm from a payload stored as a dict (by an earlier version)."""
+    short_message, esm_class, tlvs = p["parts"][index]
+    params: dict[str, int | bytes] = {
+        "source_addr_ton": p["ston"],
+        "source_addr_npi": p["snpi"],
+        "source_addr": p["src"].encode("ascii"),
+        "dest_addr_ton": 1,
+        "dest_addr_npi": 1,
+        "destination_addr": p["dst"].encode("ascii"),
+        "esm_class": esm_class,
+        "registered_delivery": p["rd"],
+        "data_coding": p["dc"],
+        "short_message": bytes.fromhex(short_message),
+    }
+    for name, kind, value in tlvs:
+        params[name] = bytes.fromhex(value) if kind == "hex" else value
+    return PDU("submit_sm", params=params)
 
 
 def success(job: Job) -> dict[str, Any]:
@@ -358,9 +375,16 @@ class LinkQueue:
                 self.log.problem("{request_id} has no stored payload", request_id=job.request_id)
                 self._finish(job, {"ok": False, "code": TryLater.code, "reason": "payload lost"})
                 return
+        try:
+            pdu = job.pdu(index)
+        except ValueError as e:
+            self.log.problem("{request_id}: stored payload unreadable: {error}",
+                             request_id=job.request_id, error=e)
+            self._finish(job, {"ok": False, "code": TryLater.code, "reason": "payload unreadable"})
+            return
         self.in_flight += 1
         job.in_flight += 1
-        self.link.submit(job.pdu(index), _PartAnswer(self, job, index))
+        self.link.submit(pdu, _PartAnswer(self, job, index))
 
     def _accepted(self, response: PDU, job: Job, index: int) -> None:
         self.in_flight -= 1
@@ -617,7 +641,7 @@ class Outbound:
             if row is not None and row.outcome is not None:
                 return outcome_result(row.outcome)
         try:
-            server, payload = self._prepare(method, sender, recipient, body, gateway)
+            server, payload, parts = self._prepare(method, sender, recipient, body, gateway)
         except SignalError as e:
             row = self.store.outbound(request_id)
             if row is not None and row.outcome is not None:
@@ -625,7 +649,6 @@ class Outbound:
             self.log.problem("{request_id} refused: {code} {reason}", request_id=request_id[:128],
                              code=e.code, reason=e.reason[:300])
             return fail(e)
-        parts = len(payload["parts"])
         try:
             self.store.add_outbound(request_id, server.name, payload, parts, self.clock.seconds())
         except DuplicateRequest as e:
@@ -658,7 +681,8 @@ class Outbound:
         return waiting
 
     def _prepare(self, method: str, sender: str, recipient: str, body: str,
-                 gateway: str | None) -> tuple[ServerConfig, dict[str, Any]]:
+                 gateway: str | None) -> tuple[ServerConfig, bytes, int]:
+        """The server for a request, its parts' submit_sm PDUs encoded back to back, and their count."""
         if method.upper() != "MESSAGE":
             raise UnsupportedMethod(f"only MESSAGE signals are relayed, not {method!r}")
         try:
@@ -691,18 +715,25 @@ class Outbound:
             raise TooLongError(str(e)) from None
         except (ValueError, textcodec.UnencodableText) as e:
             raise BadRequest(f"body cannot be encoded: {e}") from None
-        parts = []
-        for part in encoded.parts:
-            tlvs = [[name, "hex", value.hex()] if isinstance(value, bytes) else [name, "int", value]
-                    for name, value in part.tlvs]
-            parts.append([part.short_message.hex(), part.esm_class, tlvs])
-        payload = {
-            "src": source.addr, "ston": source.ton, "snpi": source.npi,
-            "dst": target.number, "dc": encoded.data_coding,
-            "rd": 1 if server.registered_delivery else 0,
-            "parts": parts,
+        common: dict[str, int | bytes] = {
+            "source_addr_ton": source.ton,
+            "source_addr_npi": source.npi,
+            "source_addr": source.addr.encode("ascii"),
+            "dest_addr_ton": 1,
+            "dest_addr_npi": 1,
+            "destination_addr": target.number.encode("ascii"),
+            "registered_delivery": 1 if server.registered_delivery else 0,
+            "data_coding": encoded.data_coding,
         }
-        return server, payload
+        frames = []
+        try:
+            for part in encoded.parts:
+                params = dict(common, esm_class=part.esm_class, short_message=part.short_message)
+                params.update(part.tlvs)
+                frames.append(prepare(PDU("submit_sm", params=params)))
+        except (EncodeError, UnicodeEncodeError) as e:
+            raise BadRequest(f"cannot submit: {e}") from None
+        return server, b"".join(frames), len(frames)
 
     def _reference(self, number: str, long_messages: str) -> int:
         modulus = 0x10000 if long_messages == "sar" else 0x100

@@ -143,7 +143,7 @@ class OutboundRow:
 
     request_id: str
     server: str
-    payload: dict[str, Any]
+    payload: OutboundPayload
     parts: int
     message_ids: tuple[str | None, ...]
     created: float
@@ -168,6 +168,15 @@ class DuplicateRequest(Exception):
     def __init__(self, row: OutboundRow) -> None:
         super().__init__(f"request {row.request_id!r} is already stored")
         self.row = row
+
+
+#: What an outbound request keeps: bytes as given (the queue's encoded PDUs),
+#: or a dict kept as JSON.
+OutboundPayload = bytes | dict[str, Any]
+
+
+def _outbound_payload(stored: str | bytes) -> OutboundPayload:
+    return stored if isinstance(stored, bytes) else json.loads(stored)  # type: ignore[no-any-return]
 
 
 #: One encoder for every write: ``json.dumps`` with options builds a new one per call.
@@ -407,12 +416,15 @@ class Store:
     # -- outbound queue ----------------------------------------------------
 
     def add_outbound(
-        self, request_id: str, server: str, payload: dict[str, Any], parts: int, created: float
+        self, request_id: str, server: str, payload: OutboundPayload, parts: int, created: float
     ) -> OutboundRow:
-        """Store a new request; raise :class:`DuplicateRequest` if ``request_id`` is known."""
+        """Store a new request; raise :class:`DuplicateRequest` if ``request_id`` is known.
+
+        A bytes payload is stored as it is (a BLOB); anything else as JSON.
+        """
         if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1:
             raise BadStoreInput(f"parts must be a positive integer: {parts!r}")
-        text = _dump(payload)
+        text = payload if isinstance(payload, bytes) else _dump(payload)
         with self._writing() as db:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO outbound (request_id, server, payload, parts, created)"
@@ -447,7 +459,7 @@ class Store:
         return OutboundRow(
             request_id,
             server,
-            json.loads(payload),
+            _outbound_payload(payload),
             parts,
             message_ids,
             created,
@@ -512,16 +524,16 @@ class Store:
         ):
             yield request_id, name, parts, message_ids, created
 
-    def payloads(self, request_ids: list[str]) -> dict[str, dict[str, Any]]:
+    def payloads(self, request_ids: list[str]) -> dict[str, OutboundPayload]:
         """The payloads of the given requests (those that exist), by request_id."""
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, OutboundPayload] = {}
         for start in range(0, len(request_ids), 500):
             chunk = request_ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for request_id, payload in self._reading(
                 f"SELECT request_id, payload FROM outbound WHERE request_id IN ({marks})", tuple(chunk)
             ):
-                found[request_id] = json.loads(payload)
+                found[request_id] = _outbound_payload(payload)
         return found
 
     def set_message_id(

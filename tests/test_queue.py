@@ -383,6 +383,68 @@ class QueueTests(SynchronousTestCase):
             "05" "68656c6c6f",                    # sm_length, "hello"
         )
 
+    def test_payload_is_the_encoded_submit_sm(self) -> None:
+        """What the store keeps of a request is its submit_sm as it goes out, but the sequence number."""
+        from smppgw.codec import encode
+
+        outbound, links, clock, store = self.make()
+        self.send(outbound, clock, rid="two", recipient="+15551234@bulk._smpp", body="y" * 200)
+        stored = store.outbound("two").payload  # type: ignore[union-attr]
+        sent = []
+        for index, (pdu, _) in enumerate(links["bulk"].submits):
+            pdu.sequence_number = 40 + index
+            sent.append(encode(pdu))
+        self.assertEqual(len(sent), 2)
+        self.assertEqual(stored, b"".join(w[:12] + bytes(4) + w[16:] for w in sent))
+
+    def test_payload_stored_by_an_earlier_version_sends_the_same_bytes(self) -> None:
+        """A queued request whose payload an earlier version stored as JSON goes out byte for byte
+        as one accepted now would."""
+        from smppgw.codec import encode
+
+        outbound, links, clock, store = self.make()
+        self.send(outbound, clock, rid="now", recipient="+15551234@bulk._smpp", body="y" * 200)
+        expected = []
+        for index, (pdu, _) in enumerate(links["bulk"].submits):
+            pdu.sequence_number = 1 + index
+            expected.append(encode(pdu))
+        path = self.mktemp()
+        old = Store(path, Clock())
+        first = links["bulk"].submits[0][0].params
+        old.add_outbound("then", "bulk", {
+            "src": "15550100", "ston": 1, "snpi": 1, "dst": "15551234",
+            "dc": first["data_coding"], "rd": first["registered_delivery"],
+            "parts": [[pdu.params["short_message"].hex(), pdu.params["esm_class"], []]  # type: ignore[union-attr]
+                      for pdu, _ in links["bulk"].submits],
+        }, 2, clock.seconds())
+        old.close()
+        outbound2, links2, clock2, store2 = self.make(path)
+        sent = []
+        for index, (pdu, _) in enumerate(links2["bulk"].submits):
+            pdu.sequence_number = 1 + index
+            sent.append(encode(pdu))
+        self.assertEqual([w.hex() for w in sent], [w.hex() for w in expected])
+        links2["bulk"].answer(0, message_id="A")
+        links2["bulk"].answer(0, message_id="B")
+        clock2.advance(0)
+        self.assertEqual(self.successResultOf(self.send(outbound2, clock2, rid="then"))["message_ids"],
+                         ["A", "B"])
+
+    def test_unreadable_stored_payload_ends_that_request_only(self) -> None:
+        """A stored payload that is not whole PDUs ends its request with TRY_LATER; the next one goes."""
+        path = self.mktemp()
+        old = Store(path, Clock())
+        old.add_outbound("broken", "bulk", b"\x00\x00\x00\x40 not a PDU", 1, 0.0)
+        old.add_outbound("legacy-broken", "bulk", {"parts": []}, 1, 0.0)
+        old.close()
+        outbound, links, clock, store = self.make(path)
+        self.send(outbound, clock, rid="fine", recipient="+15551234@bulk._smpp")
+        [(pdu, _)] = links["bulk"].submits
+        self.assertEqual(pdu.params["destination_addr"], b"15551234")
+        for rid in ("broken", "legacy-broken"):
+            self.assertEqual(store.outbound(rid).outcome,  # type: ignore[union-attr]
+                             {"ok": False, "code": "TRY_LATER", "reason": "payload unreadable"})
+
     def test_deep_backlog_reloads_payloads(self) -> None:
         """Jobs beyond the in-memory head keep no payload and reload it from the store to send."""
         import smppgw.queue

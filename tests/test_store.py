@@ -98,6 +98,20 @@ class OutboundTests(StoreTestCase):
             row, OutboundRow("r1", "smsc1", {"body": "6869"}, 2, ("0A1B", None), 10.0, None, 1)
         )
 
+    def test_bytes_payload_kept_as_given(self) -> None:
+        """A bytes payload (the queue's encoded PDUs) is stored as a BLOB and read back unchanged,
+        beside a JSON one, by every reader."""
+        wire = bytes(range(256)) + b"\x00\xff"
+        self.store.add_outbound("b", "smsc1", wire, 1, 1.0)
+        self.store.add_outbound("j", "smsc1", {"n": 1}, 1, 2.0)
+        store = self.restart()
+        self.assertEqual(store.outbound("b").payload, wire)  # type: ignore[union-attr]
+        self.assertEqual([row.payload for row in store.unfinished()], [wire, {"n": 1}])
+        self.assertEqual(store.payloads(["j", "b", "missing"]), {"b": wire, "j": {"n": 1}})
+        (kind,) = store._connection().execute(
+            "SELECT typeof(payload) FROM outbound WHERE request_id = 'b'").fetchone()
+        self.assertEqual(kind, "blob")
+
     def test_finished_request_survives_restart(self) -> None:
         """A finished request keeps its outcome across a restart, and is no longer unfinished."""
         self.store.add_outbound("r1", "smsc1", {}, 1, 10.0)
