@@ -61,7 +61,7 @@ if TYPE_CHECKING:
     from .config import Config, ServerConfig
     from .dialogs import DialogTable
     from .link import Link
-    from .store import Store
+    from .store import OutboundRow, Store
 
 MAX_REQUEST_ID = 128
 #: How long a link pauses after ESME_RTHROTTLED or ESME_RMSGQFUL.
@@ -179,8 +179,13 @@ def success(job: Job) -> dict[str, Any]:
             "message_ids": list(job.message_ids)}
 
 
+#: The outcome stored for a request every part of which the SMSC accepted:
+#: the row has the server, the part count and the message ids already.
+STORED_SUCCESS: dict[str, Any] = {"ok": True}
+
+
 def outcome_answer(outcome: dict[str, Any]) -> dict[str, Any] | SignalError:
-    """A finished request's stored outcome as its answer: the result, or the error to fail with."""
+    """A finished request's outcome as its answer: the result, or the error to fail with."""
     if outcome.get("ok"):
         return {"server": outcome["server"], "parts": outcome["parts"],
                 "message_ids": outcome["message_ids"]}
@@ -188,8 +193,14 @@ def outcome_answer(outcome: dict[str, Any]) -> dict[str, Any] | SignalError:
     return cls(outcome.get("reason", ""))
 
 
-def outcome_result(outcome: dict[str, Any]) -> Deferred[dict[str, Any]]:
+def outcome_result(row: OutboundRow) -> Deferred[dict[str, Any]]:
     """A finished request's stored outcome as the Deferred an answer is built from."""
+    outcome = row.outcome
+    assert outcome is not None
+    if outcome.get("ok") and "message_ids" not in outcome:
+        # Stored as STORED_SUCCESS (an earlier version stored the whole answer).
+        outcome = {"ok": True, "server": row.server, "parts": row.parts,
+                   "message_ids": list(row.message_ids)}
     answer = outcome_answer(outcome)
     return fail(answer) if isinstance(answer, SignalError) else succeed(answer)
 
@@ -483,7 +494,7 @@ class LinkQueue:
             self.log.major("{request_id} relayed in {parts} part(s)",
                            request_id=job.request_id, parts=len(job.message_ids))
         self._finished(job)
-        self.store.finish(job.request_id, outcome)
+        self.store.finish(job.request_id, STORED_SUCCESS if outcome.get("ok") else outcome)
         job.payload = None
         waiters = job.take_waiters()
         if waiters:
@@ -639,13 +650,13 @@ class Outbound:
             # already has its outcome must not, so look it up first.
             row = self.store.outbound(request_id)
             if row is not None and row.outcome is not None:
-                return outcome_result(row.outcome)
+                return outcome_result(row)
         try:
             server, payload, parts = self._prepare(method, sender, recipient, body, gateway)
         except SignalError as e:
             row = self.store.outbound(request_id)
             if row is not None and row.outcome is not None:
-                return outcome_result(row.outcome)  # an earlier outcome stands
+                return outcome_result(row)  # an earlier outcome stands
             self.log.problem("{request_id} refused: {code} {reason}", request_id=request_id[:128],
                              code=e.code, reason=e.reason[:300])
             return fail(e)
@@ -654,7 +665,7 @@ class Outbound:
         except DuplicateRequest as e:
             # Finished before (this process or an earlier one): the same outcome again.
             if e.row.outcome is not None:
-                return outcome_result(e.row.outcome)
+                return outcome_result(e.row)
             return fail(TryLater(f"request {request_id!r} is being restored; ask again"))
         except Exception as e:
             self.log.problem("cannot store {request_id}: {error}", request_id=request_id, error=e)

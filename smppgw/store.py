@@ -181,6 +181,9 @@ def _outbound_payload(stored: str | bytes) -> OutboundPayload:
 
 #: One encoder for every write: ``json.dumps`` with options builds a new one per call.
 _encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+#: The outcome of nearly every request (see queue.STORED_SUCCESS), encoded once.
+_OK = {"ok": True}
+_OK_TEXT = _encode_json(_OK)
 
 
 def _dump(payload: object) -> str:
@@ -572,7 +575,7 @@ class Store:
 
     def finish(self, request_id: str, outcome: dict[str, Any]) -> None:
         """Record the final outcome of ``request_id`` (a second call replaces the first)."""
-        text = _dump(outcome)
+        text = _OK_TEXT if outcome == _OK else _dump(outcome)
         with self._writing() as db:
             cursor = db.execute(
                 "UPDATE outbound SET outcome = ? WHERE request_id = ?", (text, request_id)

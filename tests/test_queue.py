@@ -430,6 +430,29 @@ class QueueTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(self.send(outbound2, clock2, rid="then"))["message_ids"],
                          ["A", "B"])
 
+    def test_success_stored_small_and_answered_whole(self) -> None:
+        """A relayed request's row says only ok (the parts hold the ids); asking again, after a
+        restart too, gives the whole answer. An outcome stored whole, as earlier versions did,
+        answers too."""
+        path = self.mktemp()
+        outbound, links, clock, store = self.make(path)
+        first = self.send(outbound, clock, rid="r", recipient="+15551234@bulk._smpp", body="y" * 200)
+        links["bulk"].answer(0, message_id="M1")
+        links["bulk"].answer(0, message_id="M2")
+        clock.advance(0)
+        whole = {"server": "bulk", "parts": 2, "message_ids": ["M1", "M2"]}
+        self.assertEqual(self.successResultOf(first), whole)
+        self.assertEqual(store.outbound("r").outcome, {"ok": True})  # type: ignore[union-attr]
+        store.add_outbound("old", "bulk", {}, 1, 0.0)
+        store.finish("old", {"ok": True, "server": "bulk", "parts": 1, "message_ids": ["OLD"]})
+        store.close()
+        outbound.stop()
+        outbound2, links2, clock2, _ = self.make(path)
+        self.assertEqual(self.successResultOf(self.send(outbound2, clock2, rid="r")), whole)
+        self.assertEqual(self.successResultOf(self.send(outbound2, clock2, rid="old")),
+                         {"server": "bulk", "parts": 1, "message_ids": ["OLD"]})
+        self.assertEqual(links2["bulk"].submits, [])
+
     def test_unreadable_stored_payload_ends_that_request_only(self) -> None:
         """A stored payload that is not whole PDUs ends its request with TRY_LATER; the next one goes."""
         path = self.mktemp()
