@@ -3,7 +3,9 @@ The codec adapter: the only module that imports smpp.pdu.
 
 The rest of smppgw sees a plain `PDU` (a command name, a status, a sequence
 number and a dict of ints and bytes) and two functions, `encode` and `decode`,
-plus a `Framer` that cuts a byte stream into whole PDUs.  Keeping the library
+plus a `Framer` that cuts a byte stream into whole PDUs.  A request can also
+be encoded once ahead of time (`prepare`) and sent later as a `PreparedPDU`:
+the queue does so with each part of a message when it accepts it.  Keeping the library
 behind this seam lets it be replaced without touching the session.
 
 The library has traps, each handled here:
