@@ -86,7 +86,7 @@ class Job:
     The payload (the parts' submit_sm PDUs, encoded when the request was
     accepted, back to back) lives in the store; a job keeps it in memory only
     while it is near the head of its queue, so that a long backlog costs
-    little memory.  A store written by an earlier version may hold a payload
+    little memory (cut into one PDU per part once it is first sent from).  A store written by an earlier version may hold a payload
     as a dict (addresses, coding, parts in hex); such a job sends the same
     bytes.
     """
@@ -94,7 +94,8 @@ class Job:
     __slots__ = ("request_id", "server", "payload", "message_ids", "expires", "seq",
                  "in_flight", "waiters", "done", "expired", "attempts")
 
-    def __init__(self, request_id: str, server: str, payload: bytes | dict[str, Any] | None,
+    def __init__(self, request_id: str, server: str,
+                 payload: bytes | list[bytes] | dict[str, Any] | None,
                  message_ids: list[str | None], seq: int, expires: float) -> None:
         self.request_id = request_id
         self.server = server
@@ -143,7 +144,10 @@ class Job:
             frames = split_prepared(p)
             if len(frames) != len(self.message_ids):
                 raise ValueError(f"{len(frames)} PDUs stored for {len(self.message_ids)} parts")
-            return PreparedPDU(frames[index])
+            # Cut once: each later part of a long message is then one lookup.
+            self.payload = p = frames
+        if isinstance(p, list):
+            return PreparedPDU(p[index])
         try:
             return _pdu_from_dict(p, index)
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:

@@ -420,8 +420,9 @@ class Store:
 
     def add_outbound(
         self, request_id: str, server: str, payload: OutboundPayload, parts: int, created: float
-    ) -> OutboundRow:
-        """Store a new request; raise :class:`DuplicateRequest` if ``request_id`` is known.
+    ) -> int:
+        """Store a new request and return its seq (insertion order); raise
+        :class:`DuplicateRequest` if ``request_id`` is known.
 
         A bytes payload is stored as it is (a BLOB); anything else as JSON.
         """
@@ -440,7 +441,7 @@ class Store:
                 raise DuplicateRequest(existing)
             seq = cursor.lastrowid
         assert seq is not None
-        return OutboundRow(request_id, server, payload, parts, (None,) * parts, float(created), None, seq)
+        return seq
 
     def outbound(self, request_id: str) -> OutboundRow | None:
         """Return the stored request ``request_id``, finished or not, or None."""

@@ -121,15 +121,19 @@ class OutboundTests(StoreTestCase):
         self.assertEqual(store.outbound("r1").outcome, outcome)  # type: ignore[union-attr]
         self.assertEqual(store.unfinished(), [])
 
-    def test_add_returns_the_stored_row(self) -> None:
-        """add_outbound answers with the row as outbound() later reads it."""
-        added = self.store.add_outbound("r1", "smsc1", {"n": [1, "x"]}, 3, 5.0)
-        self.assertEqual(added, self.store.outbound("r1"))
-        self.assertEqual(added.message_ids, (None, None, None))
+    def test_add_returns_the_seq(self) -> None:
+        """add_outbound answers with the new row's seq, which counts up in insertion order."""
+        first = self.store.add_outbound("r1", "smsc1", {"n": [1, "x"]}, 3, 5.0)
+        second = self.store.add_outbound("r2", "smsc1", b"\x01", 1, 4.0)
+        self.assertEqual(self.store.outbound("r1"),
+                         OutboundRow("r1", "smsc1", {"n": [1, "x"]}, 3, (None, None, None), 5.0, None, first))
+        self.assertEqual(self.store.outbound("r2").seq, second)  # type: ignore[union-attr]
+        self.assertGreater(second, first)
 
     def test_duplicate_unfinished_request(self) -> None:
         """A second add with a known request_id raises DuplicateRequest carrying the stored row."""
-        first = self.store.add_outbound("r1", "smsc1", {"body": "aa"}, 1, 1.0)
+        self.store.add_outbound("r1", "smsc1", {"body": "aa"}, 1, 1.0)
+        first = self.store.outbound("r1")
         error = self.assertRaises(
             DuplicateRequest, self.store.add_outbound, "r1", "smsc2", {"body": "bb"}, 1, 2.0
         )
