@@ -31,7 +31,11 @@ from twisted.logger import Logger
 
 from smppgw.dialogs import Binding
 
-SCHEMA_VERSION = 2
+#: Version 3 has version 2's tables; what changed is what a row may hold: an
+#: outbound payload as a BLOB (the encoded PDUs) and a relayed request's
+#: outcome as just {"ok": true}.  A gateway that knows only version 2 would
+#: misread both, so it must refuse the file rather than open it.
+SCHEMA_VERSION = 3
 
 # The SMSC's message id of each accepted part: one B-tree keyed by request
 # and part, and the index receipts are looked up by.
@@ -284,16 +288,18 @@ class Store:
         (version,) = db.execute("PRAGMA user_version").fetchone()
         if version == 0:
             db.executescript(f"BEGIN; {_SCHEMA}; PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
-        elif version == 1:
+        elif version in (1, 2):
+            # Rows of either stay as they are: this version reads them too.
+            upgrade = _FROM_VERSION_1 if version == 1 else ""
             try:
                 db.executescript(
-                    f"BEGIN; {_FROM_VERSION_1}; PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+                    f"BEGIN; {upgrade}; PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
             except sqlite3.Error:
                 if db.in_transaction:
                     db.rollback()
                 raise
-            log.info("store {path} upgraded from schema version 1 to {version}",
-                     path=self.path, version=SCHEMA_VERSION)
+            log.info("store {path} upgraded from schema version {old} to {version}",
+                     path=self.path, old=version, version=SCHEMA_VERSION)
         elif version != SCHEMA_VERSION:
             raise StoreError(
                 f"the store {self.path!r} has schema version {version}; "

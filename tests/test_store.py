@@ -533,7 +533,7 @@ class OpenTests(StoreTestCase):
         """)
         db.close()
         store = self.restart()
-        self.assertEqual(store._db.execute("PRAGMA user_version").fetchone(), (2,))
+        self.assertEqual(store._db.execute("PRAGMA user_version").fetchone(), (3,))
         indexes = {name for (name,) in store._db.execute(
             "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%'")}
         self.assertEqual(indexes, {"outbound_unfinished", "part_lookup"})
@@ -543,6 +543,22 @@ class OpenTests(StoreTestCase):
         self.assertEqual(store.lookup_message("smsc1", "b"), ("half", 1))
         store.set_message_id("half", 0, "C", "c")
         self.assertEqual(self.restart().outbound("half").message_ids, ("C", "B"))  # type: ignore[union-attr]
+
+    def test_version_2_upgraded(self) -> None:
+        """A store written with schema version 2 (JSON payloads, whole outcomes) opens as version 3,
+        every row kept and read as before."""
+        self.store.add_outbound("done", "smsc1", {"n": 1}, 1, 1.0)
+        self.store.set_message_id("done", 0, "A", "a")
+        self.store.finish("done", {"ok": True, "server": "smsc1", "parts": 1, "message_ids": ["A"]})
+        self.store.add_outbound("open", "smsc1", {"n": 2}, 1, 2.0)
+        self.store.close()
+        db = sqlite3.connect(self.path)
+        db.execute("PRAGMA user_version=2")
+        db.close()
+        store = self.restart()
+        self.assertEqual(store._db.execute("PRAGMA user_version").fetchone(), (3,))
+        self.assertEqual(store.outbound("done").outcome["message_ids"], ["A"])  # type: ignore[index,union-attr]
+        self.assertEqual([row.payload for row in store.unfinished()], [{"n": 2}])
 
     def test_newer_schema_refused(self) -> None:
         """A file written by a newer gateway (higher user_version) is refused with StoreError."""
