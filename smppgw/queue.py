@@ -498,7 +498,21 @@ class LinkQueue:
             self.log.major("{request_id} relayed in {parts} part(s)",
                            request_id=job.request_id, parts=len(job.message_ids))
         self._finished(job)
-        self.store.finish(job.request_id, STORED_SUCCESS if outcome.get("ok") else outcome)
+        stored = outcome
+        if outcome.get("ok"):
+            if self.store.failed_commits:
+                # A failed commit may have rolled back the record of a part
+                # accepted earlier: write them all again, and keep the whole
+                # answer, so that neither a receipt nor a host asking again
+                # depends on what was lost.
+                known = (job.server, len(job.message_ids))
+                for index, message_id in enumerate(job.message_ids):
+                    if message_id is not None:
+                        self.store.set_message_id(job.request_id, index, message_id,
+                                                  submit_key(message_id), known)
+            else:
+                stored = STORED_SUCCESS
+        self.store.finish(job.request_id, stored)
         job.payload = None
         waiters = job.take_waiters()
         if waiters:

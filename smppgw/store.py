@@ -258,6 +258,8 @@ class Store:
         self._dirty = False
         #: How many transactions were committed: a checkpointer has work only after one.
         self.commits = 0
+        #: How many commits failed (their writes rolled back) since the store was opened.
+        self.failed_commits = 0
         try:
             if path != ":memory:":
                 folder = os.path.dirname(os.path.abspath(path))
@@ -374,6 +376,7 @@ class Store:
                 self._connection().commit()
                 self.commits += 1
         except (sqlite3.Error, StoreError) as error:
+            self.failed_commits += 1
             try:
                 self._db.rollback()
             except sqlite3.Error:

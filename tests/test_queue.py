@@ -453,6 +453,44 @@ class QueueTests(SynchronousTestCase):
                          {"server": "bulk", "parts": 1, "message_ids": ["OLD"]})
         self.assertEqual(links2["bulk"].submits, [])
 
+    def test_acceptance_lost_to_a_failed_commit_is_written_again(self) -> None:
+        """When a commit failed after a part was accepted, the request's end writes every part's
+        message id again and keeps the whole answer: receipts and a host asking again see them all."""
+        import sqlite3
+
+        from smppgw.receipts import submit_key
+
+        class FailingCommit:
+            def __init__(self, db: sqlite3.Connection) -> None:
+                self.db = db
+
+            def commit(self) -> None:
+                raise sqlite3.OperationalError("database or disk is full")
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(self.db, name)
+
+        path = self.mktemp()
+        outbound, links, clock, store = self.make(path)
+        first = self.send(outbound, clock, rid="long", recipient="+1555@bulk._smpp", body="y" * 200)
+        links["bulk"].answer(0, message_id="P1")
+        real = store._db
+        store._db = FailingCommit(real)  # type: ignore[assignment]
+        clock.advance(0)  # the commit holding P1's record fails and is rolled back
+        store._db = real
+        self.assertEqual(store.failed_commits, 1)
+        self.assertEqual(store.outbound("long").message_ids, (None, None))  # type: ignore[union-attr]
+        links["bulk"].answer(0, message_id="P2")
+        clock.advance(0)
+        whole = {"server": "bulk", "parts": 2, "message_ids": ["P1", "P2"]}
+        self.assertEqual(self.successResultOf(first), whole)
+        store.close()
+        outbound.stop()
+        outbound2, links2, clock2, store2 = self.make(path)
+        self.assertEqual(self.successResultOf(self.send(outbound2, clock2, rid="long")), whole)
+        self.assertEqual(store2.lookup_message("bulk", submit_key("P1")), ("long", 0))
+        self.assertEqual(links2["bulk"].submits, [])
+
     def test_unreadable_stored_payload_ends_that_request_only(self) -> None:
         """A stored payload that is not whole PDUs ends its request with TRY_LATER; the next one goes."""
         path = self.mktemp()
