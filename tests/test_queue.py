@@ -456,19 +456,9 @@ class QueueTests(SynchronousTestCase):
     def test_acceptance_lost_to_a_failed_commit_is_written_again(self) -> None:
         """When a commit failed after a part was accepted, the request's end writes every part's
         message id again and keeps the whole answer: receipts and a host asking again see them all."""
-        import sqlite3
-
         from smppgw.receipts import submit_key
 
-        class FailingCommit:
-            def __init__(self, db: sqlite3.Connection) -> None:
-                self.db = db
-
-            def commit(self) -> None:
-                raise sqlite3.OperationalError("database or disk is full")
-
-            def __getattr__(self, name: str) -> Any:
-                return getattr(self.db, name)
+        from .test_store import FailingCommit
 
         path = self.mktemp()
         outbound, links, clock, store = self.make(path)
