@@ -74,6 +74,8 @@ MAX_TEXT_CHARS = 255 * 160
 #: Jobs nearest the head of a queue that keep their payload in memory; the
 #: rest reload it from the store in batches of this size.
 HOT_JOBS = 1000
+#: Seconds before an outcome whose write or commit failed is written again.
+REWRITE_PAUSE = 1.0
 #: Hosts waiting at once for the outcome of one request_id.
 MAX_WAITERS = 100
 #: Destinations whose concatenation reference is remembered.
@@ -280,6 +282,11 @@ class LinkQueue:
         self._expiry: Any = None
         self._pumping = False
         self._stalled = False
+        #: Finished jobs whose outcome is not committed yet, by request_id.
+        self.unrecorded: dict[str, Job] = {}
+        # Outcomes whose write failed, written again after REWRITE_PAUSE.
+        self._rewrites: dict[str, tuple[Job, dict[str, Any]]] = {}
+        self._rewrite: Any = None
         link.observe(self._link_state)
 
     # -- adding --------------------------------------------------------------------
@@ -498,6 +505,28 @@ class LinkQueue:
             self.log.major("{request_id} relayed in {parts} part(s)",
                            request_id=job.request_id, parts=len(job.message_ids))
         self._finished(job)
+        job.payload = None
+        self._record(job, outcome)
+
+    def _record(self, job: Job, outcome: dict[str, Any]) -> None:
+        """Write the outcome of finished `job`; its waiters hear it once that is committed.
+
+        Until then the job stays in `unrecorded`, where a host asking again
+        finds it and waits for the same outcome.  Answering only a durable
+        outcome is what keeps a retry after a crash from sending the message
+        again.  Should the write or its commit fail, the waiters are told
+        TRY_LATER and the outcome is written again shortly, until it is stored.
+        """
+        self.unrecorded[job.request_id] = job
+        try:
+            self._write_outcome(job, outcome)
+        except StoreError as error:
+            self._not_recorded(job, outcome, error)
+            return
+        self.store.when_durable(lambda: self._recorded(job, outcome),
+                                lambda error: self._not_recorded(job, outcome, error))
+
+    def _write_outcome(self, job: Job, outcome: dict[str, Any]) -> None:
         stored = outcome
         if outcome.get("ok"):
             if self.store.failed_commits:
@@ -513,26 +542,33 @@ class LinkQueue:
             else:
                 stored = STORED_SUCCESS
         self.store.finish(job.request_id, stored)
-        job.payload = None
+
+    def _recorded(self, job: Job, outcome: dict[str, Any]) -> None:
+        if self.unrecorded.get(job.request_id) is job:
+            del self.unrecorded[job.request_id]
         waiters = job.take_waiters()
         if waiters:
-            # Answer only once the outcome is durable, so that a retry after a
-            # crash can never send the message again.
-            def answer() -> None:
-                result = outcome_answer(outcome)
-                for w in waiters:
-                    if isinstance(result, SignalError):
-                        w.errback(result)
-                    else:
-                        w.callback(result)
+            result = outcome_answer(outcome)
+            for w in waiters:
+                if isinstance(result, SignalError):
+                    w.errback(result)
+                else:
+                    w.callback(result)
 
-            def not_durable(error: StoreError) -> None:
-                self.log.problem("cannot store the outcome of {request_id}: {error}",
-                                 request_id=job.request_id, error=error)
-                for w in waiters:
-                    w.errback(TryLater("the gateway cannot store the outcome; ask again"))
+    def _not_recorded(self, job: Job, outcome: dict[str, Any], error: StoreError) -> None:
+        self.log.problem("cannot store the outcome of {request_id}: {error}; trying again in {pause}s",
+                         request_id=job.request_id, error=error, pause=REWRITE_PAUSE)
+        for w in job.take_waiters():
+            w.errback(TryLater("the gateway cannot store the outcome; ask again"))
+        self._rewrites[job.request_id] = (job, outcome)
+        if self._rewrite is None:
+            self._rewrite = self.clock.callLater(REWRITE_PAUSE, self._record_again)
 
-            self.store.when_durable(answer, not_durable)
+    def _record_again(self) -> None:
+        self._rewrite = None
+        pending, self._rewrites = self._rewrites, {}
+        for job, outcome in pending.values():
+            self._record(job, outcome)
 
     def _schedule_expiry(self) -> None:
         if self._expiry is not None and self._expiry.active():
@@ -570,10 +606,10 @@ class LinkQueue:
         self._finish(job, {"ok": False, "code": NotRelayed.code, "reason": reason})
 
     def stop(self) -> None:
-        for call in (self._wakeup, self._expiry):
+        for call in (self._wakeup, self._expiry, self._rewrite):
             if call is not None and call.active():
                 call.cancel()
-        self._wakeup = self._expiry = None
+        self._wakeup = self._expiry = self._rewrite = None
 
 
 class Outbound:
@@ -631,11 +667,11 @@ class Outbound:
         self._accepting.pop(job.request_id, None)
 
     def job(self, request_id: str) -> Job | None:
-        """The unfinished job of `request_id`, if any."""
+        """The job of `request_id` while it is unfinished or its outcome uncommitted, if any."""
         job = self._accepting.get(request_id)
         if job is None:
             for queue in self.queues.values():
-                job = queue.jobs.get(request_id)
+                job = queue.jobs.get(request_id) or queue.unrecorded.get(request_id)
                 if job is not None:
                     break
         return job

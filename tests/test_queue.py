@@ -24,10 +24,10 @@ from smppgw.errors import (
     UnknownServerError,
     UnsupportedMethod,
 )
-from smppgw.queue import Outbound
+from smppgw.queue import REWRITE_PAUSE, Outbound
 from smppgw.session import CommandStatusError, ConnectionLost, NotBound, ResponseTimeout
 from smppgw.smpplog import SmppLog
-from smppgw.store import Store
+from smppgw.store import Store, StoreError
 
 CONFIG = """
 [module]
@@ -480,6 +480,66 @@ class QueueTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(self.send(outbound2, clock2, rid="long")), whole)
         self.assertEqual(store2.lookup_message("bulk", submit_key("P1")), ("long", 0))
         self.assertEqual(links2["bulk"].submits, [])
+
+    def test_asking_again_before_the_outcome_is_committed_waits_for_it(self) -> None:
+        """A repeated request that arrives between a request's end and the commit of its outcome
+        is answered with that outcome once it is committed, not before."""
+        outbound, links, clock, store = self.make()
+        first = self.send(outbound, clock, rid="r")
+        links[""].answer(message_id="M")
+        again = outbound.send_signal("r", "MESSAGE", "alice@example.com", "+15551234@smpp", "hello")
+        self.assertNoResult(first)
+        self.assertNoResult(again)
+        clock.advance(0)
+        self.assertEqual(self.successResultOf(again), self.successResultOf(first))
+        self.assertEqual(len(links[""].submits), 0)
+
+    def test_outcome_whose_commit_failed_is_written_again(self) -> None:
+        """If the commit holding a request's outcome fails, its host is told TRY_LATER, the outcome
+        is written again shortly, and asking again meanwhile waits for it: no "being restored"
+        until a restart, and the message is not sent again."""
+        from .test_store import FailingCommit
+
+        path = self.mktemp()
+        outbound, links, clock, store = self.make(path)
+        first = self.send(outbound, clock, rid="r")
+        links[""].answer(message_id="M")
+        real = store._db
+        store._db = FailingCommit(real)  # type: ignore[assignment]
+        clock.advance(0)
+        self.failureResultOf(first, TryLater)
+        again = self.send(outbound, clock, rid="r")
+        self.assertNoResult(again)
+        clock.advance(REWRITE_PAUSE)  # still failing: told again, and kept
+        self.failureResultOf(again, TryLater)
+        store._db = real
+        third = self.send(outbound, clock, rid="r")
+        clock.advance(REWRITE_PAUSE)
+        whole = {"server": "", "parts": 1, "message_ids": ["M"]}
+        self.assertEqual(self.successResultOf(third), whole)
+        self.assertEqual(outbound.queues[""].unrecorded, {})
+        store.close()
+        outbound.stop()
+        outbound2, links2, clock2, _ = self.make(path)
+        self.assertEqual(self.successResultOf(self.send(outbound2, clock2, rid="r")), whole)
+        self.assertEqual(links[""].submits + links2[""].submits, [])
+
+    def test_outcome_whose_write_failed_is_written_again(self) -> None:
+        """A store that refuses the outcome's write itself: TRY_LATER now, the outcome stored later."""
+        outbound, links, clock, store = self.make()
+        first = self.send(outbound, clock, rid="r")
+        real_finish = store.finish
+
+        def refusing(request_id: str, outcome: dict[str, Any]) -> None:
+            store.finish = real_finish  # type: ignore[method-assign]
+            raise StoreError("the store is closed")
+
+        store.finish = refusing  # type: ignore[method-assign]
+        links[""].answer(message_id="M")
+        self.failureResultOf(first, TryLater)
+        clock.advance(REWRITE_PAUSE)
+        self.assertEqual(store.outbound("r").outcome, {"ok": True})  # type: ignore[union-attr]
+        self.assertEqual(self.successResultOf(self.send(outbound, clock, rid="r"))["message_ids"], ["M"])
 
     def test_unreadable_stored_payload_ends_that_request_only(self) -> None:
         """A stored payload that is not whole PDUs ends its request with TRY_LATER; the next one goes."""
