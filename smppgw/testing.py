@@ -4,11 +4,13 @@ Helpers for testing a gateway from the outside, shipped so that hosts can use th
 `GatewayProcess` runs the gateway under twistd in a child process and tells
 when its AMP endpoint listens and when it has ended; with `SMSCSimulator`
 (smppgw.simulator) it is enough to test a host against a real gateway,
-including what a SIGKILL does.
+including what a SIGKILL does.  `make_certificate` makes a self-signed
+certificate for a simulator that listens over TLS.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
 import signal
 import sys
@@ -93,3 +95,46 @@ def gateway_config(state: str, smsc_port: int, *, module: dict[str, Any] | None 
              "[store]", f'path = "{state}/smppgw.sqlite"',
              "[[server]]", *(f"{k} = {_toml(v)}" for k, v in server_keys.items())]
     return "\n".join(lines) + "\n"
+
+
+def make_certificate(directory: str, hostname: str = "localhost") -> tuple[str, str]:
+    """A self-signed certificate for `hostname`, valid for a day, written to `directory`.
+
+    Returns the paths of the certificate (PEM: what a link's ``ca_file`` trusts)
+    and of the key with the certificate (PEM: what a TLS endpoint such as the
+    simulator's ``ssl:PORT:privateKey=PATH`` serves).
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    os.makedirs(directory, exist_ok=True)
+    cert_path = os.path.join(directory, "cert.pem")
+    both_path = os.path.join(directory, "server.pem")
+    with open(cert_path, "wb") as f:
+        f.write(cert_pem)
+    with open(both_path, "wb") as f:
+        f.write(key_pem + cert_pem)
+    return cert_path, both_path

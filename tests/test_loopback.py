@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
-import os
 from typing import Any
 
 from twisted.internet import reactor
@@ -15,44 +13,7 @@ from smppgw.codec import PDU
 from smppgw.config import parse_config
 from smppgw.link import BOUND, Link, build_endpoint
 from smppgw.simulator import SMSCSimulator
-
-
-def make_certificate(directory: str, hostname: str = "localhost") -> tuple[str, str]:
-    """A self-signed certificate for `hostname`; returns (certificate PEM path, key+cert PEM path)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    )
-    os.makedirs(directory, exist_ok=True)
-    cert_path = os.path.join(directory, "cert.pem")
-    both_path = os.path.join(directory, "server.pem")
-    with open(cert_path, "wb") as f:
-        f.write(cert_pem)
-    with open(both_path, "wb") as f:
-        f.write(key_pem + cert_pem)
-    return cert_path, both_path
+from smppgw.testing import make_certificate
 
 
 class LoopbackTests(TestCase):
