@@ -1,4 +1,4 @@
-"""The SMSC simulator's own ceiling: a bare pipelined SMPP sender on a plain socket.
+"""The SMSC simulator's own ceiling: a bare pipelined SMPP sender on a plain socket (or TLS).
 
 It binds as transceiver, then sends `--messages` submit_sm PDUs with up to
 `--window` outstanding, and prints one JSON object with the submits per second
@@ -6,6 +6,9 @@ from the first submit to the last submit_sm_resp.  Every PDU is encoded (with
 smppgw.codec, the same bytes a gateway would send) before the clock starts,
 and responses are counted from their header only, so the sender costs next to
 nothing and the simulator is what limits the rate.
+
+With ``--tls CA_FILE`` it speaks TLS, trusting that certificate for the
+host name given with ``--server-name`` (localhost).
 
 Run by ``bench/bench_e2e.py``; alone: ``python bench/_raw_sender.py --port 2775``.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import socket
+import ssl
 import sys
 import time
 
@@ -79,6 +83,8 @@ def main() -> int:
     parser.add_argument("--window", type=int, default=10)
     parser.add_argument("--mix", choices=MIXES, default="gsm160")
     parser.add_argument("--watch-pid", type=int, help="the simulator's pid, to report its CPU")
+    parser.add_argument("--tls", metavar="CA_FILE", help="speak TLS, trusting this certificate")
+    parser.add_argument("--server-name", default="localhost", help="the TLS server's host name")
     args = parser.parse_args()
 
     pdus = submits(args.messages, args.mix)
@@ -86,6 +92,9 @@ def main() -> int:
     framer = Framer()
     sock = socket.create_connection((args.host, args.port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if args.tls:
+        sock = ssl.create_default_context(cafile=args.tls).wrap_socket(
+            sock, server_hostname=args.server_name)
     try:
         bind(sock, framer, system_id, password)
         failed = 0

@@ -158,10 +158,11 @@ def run_json(name: str, argv: list[str], timeout: float) -> dict[str, Any]:
     return result
 
 
-def gateway_config(state: str, smsc_port: int, window: int) -> str:
+def gateway_config(state: str, smsc_port: int, window: int, ca_file: str | None = None) -> str:
     # No "@a" prefix (dialogs off): each body stays exactly one SMS part.
+    tls = {} if ca_file is None else {"address": f"tls:localhost:{smsc_port}", "ca_file": ca_file}
     return testing.gateway_config(state, smsc_port, mode="send-and-receive", sender="+15550100",
-                                  dialogs=False, registered_delivery=True, window=window)
+                                  dialogs=False, registered_delivery=True, window=window, **tls)
 
 
 def gateway_argv(config_path: str, cprofile: str | None) -> list[str]:
@@ -236,6 +237,9 @@ def conditions(args: argparse.Namespace) -> dict[str, Any]:
         "mix": args.mix,
         "window": args.window,
         "concurrency": args.concurrency,
+        # bench_peer and bench_rtt pass their own arguments, without --tls.
+        "link": "TLS (ECDSA P-256 certificate, verified)" if getattr(args, "tls", False)
+        else "plain TCP",
     }
 
 
@@ -265,16 +269,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def _run(args: argparse.Namespace, state: str, started: list[Child]) -> dict[str, Any]:
     smsc_port = free_port()
+    listen = f"tcp:{smsc_port}:interface=127.0.0.1"
+    ca_file = None
+    if args.tls:
+        ca_file, key_and_cert = testing.make_certificate(state)
+        listen = f"ssl:{smsc_port}:privateKey={key_and_cert}:interface=127.0.0.1"
     simulator = Child("simulator", [sys.executable, "-m", "smppgw.simulator",
-                                    "--listen", f"tcp:{smsc_port}:interface=127.0.0.1",
-                                    "--account", "gw:pw"],
+                                    "--listen", listen, "--account", "gw:pw"],
                       os.path.join(state, "simulator.log"))
     started.append(simulator)
     wait_for("the simulator listening", lambda: "simulator listening" in simulator.output(), simulator)
 
     config_path = os.path.join(state, "smppgw.toml")
     with open(config_path, "w") as f:
-        f.write(gateway_config(state, smsc_port, args.window))
+        f.write(gateway_config(state, smsc_port, args.window, ca_file))
     gateway = Child("gateway", gateway_argv(config_path, args.cprofile),
                     os.path.join(state, "gateway.log"))
     started.append(gateway)
@@ -313,7 +321,7 @@ def _run(args: argparse.Namespace, state: str, started: list[Child]) -> dict[str
         ceiling = run_json("the raw sender", [
             sys.executable, os.path.join(BENCH, "_raw_sender.py"), "--port", str(smsc_port),
             "--messages", str(args.messages), "--window", str(args.window), "--mix", args.mix,
-            "--watch-pid", str(simulator.pid),
+            "--watch-pid", str(simulator.pid), *(["--tls", ca_file] if ca_file else []),
         ], timeout=max(120.0, args.messages / 50))
     return {"host": host, "gateway_peak_rss_kib": peak_rss, "gateway_rss_end_kib": rss_now,
             "ceiling": ceiling}
@@ -369,6 +377,8 @@ def main() -> int:
                         help="160-char GSM texts, 70-char UCS2 texts, or half of each")
     parser.add_argument("--concurrency", type=int, default=500,
                         help="SendSignals the AMP host keeps outstanding")
+    parser.add_argument("--tls", action="store_true",
+                        help="the link over TLS (a self-signed certificate the gateway trusts)")
     parser.add_argument("--no-ceiling", action="store_true",
                         help="skip the raw sender run against the simulator")
     parser.add_argument("--cprofile", metavar="FILE", help="run the gateway under cProfile")
