@@ -88,9 +88,9 @@ class Job:
     The payload (the parts' submit_sm PDUs, encoded when the request was
     accepted, back to back) lives in the store; a job keeps it in memory only
     while it is near the head of its queue, so that a long backlog costs
-    little memory (cut into one PDU per part once it is first sent from).  A store written by an earlier version may hold a payload
-    as a dict (addresses, coding, parts in hex); such a job sends the same
-    bytes.
+    little memory, and cuts it into one PDU per part when it first sends.  A
+    store written by an earlier version may hold a payload as a dict
+    (addresses, coding, parts in hex); such a job sends the same bytes.
     """
 
     __slots__ = ("request_id", "server", "payload", "message_ids", "expires", "seq",
