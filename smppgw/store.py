@@ -258,7 +258,9 @@ class Store:
         self._dirty = False
         #: How many transactions were committed: a checkpointer has work only after one.
         self.commits = 0
-        #: How many commits failed (their writes rolled back) since the store was opened.
+        #: How many transactions were lost since the store was opened: a commit
+        #: that failed, or a write error that made SQLite abandon the
+        #: transaction; either way every write in it was rolled back.
         self.failed_commits = 0
         try:
             if path != ":memory:":
@@ -319,6 +321,7 @@ class Store:
         # SQLite abandon the whole transaction, and with it the batch.
         if self._dirty and not self._in_transaction():
             self._dirty = False
+            self.failed_commits += 1
             self._fail_waiters(StoreError(f"the transaction was rolled back: {error}"))
         return StoreError(f"cannot write to the store {self.path!r}: {error}")
 

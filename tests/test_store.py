@@ -414,6 +414,27 @@ class GroupCommitTests(StoreTestCase):
         self.store.add_outbound("r2", "smsc1", {}, 1, 1.0)
         self.assertIsNotNone(self.restart().outbound("r2"))
 
+    def test_write_error_that_abandons_the_transaction(self) -> None:
+        """A write error after which SQLite has abandoned the transaction (a full disk, say)
+        fails the waiters of the writes before it and counts as a lost transaction."""
+        self.store.add_outbound("r1", "smsc1", {}, 1, 1.0)
+        waiting = self.store.durable()
+        real = self.store._db
+
+        class AbandoningWrite(FailingCommit):
+            def execute(self, *args: Any) -> Any:
+                if args[0].startswith("INSERT"):
+                    self.db.rollback()  # what SQLite does on SQLITE_FULL
+                    raise sqlite3.OperationalError("database or disk is full")
+                return self.db.execute(*args)
+
+        self.store._db = AbandoningWrite(real)  # type: ignore[assignment]
+        self.assertRaises(StoreError, self.store.add_outbound, "r2", "smsc1", {}, 1, 2.0)
+        self.store._db = real
+        self.failureResultOf(waiting, StoreError)
+        self.assertEqual(self.store.failed_commits, 1)
+        self.assertIsNone(self.store.outbound("r1"))
+
     def test_scheduled_commit_on_lost_connection(self) -> None:
         """When the connection is gone, the scheduled commit errbacks the waiters and logs why."""
         self.store.add_inbox("message", {}, 1.0)
