@@ -22,7 +22,7 @@ import heapq
 import itertools
 import random
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -55,7 +55,7 @@ from .session import (
     ResponseTimeout,
 )
 from .smpplog import SmppLog
-from .store import DuplicateRequest, StoreError
+from .store import OK_OUTCOME, DuplicateRequest, StoreError
 
 if TYPE_CHECKING:
     from .config import Config, ServerConfig
@@ -160,34 +160,38 @@ class Job:
         return None not in self.message_ids
 
 
+def submit_sm(source_ton: int, source_npi: int, source: str, destination: str,
+              registered_delivery: int, data_coding: int, esm_class: int, short_message: bytes,
+              tlvs: Iterable[tuple[str, int | bytes]] = ()) -> PDU:
+    """One part's submit_sm; the destination is an international number (TON 1, NPI 1)."""
+    params: dict[str, int | bytes] = {
+        "source_addr_ton": source_ton,
+        "source_addr_npi": source_npi,
+        "source_addr": source.encode("ascii"),
+        "dest_addr_ton": 1,
+        "dest_addr_npi": 1,
+        "destination_addr": destination.encode("ascii"),
+        "esm_class": esm_class,
+        "registered_delivery": registered_delivery,
+        "data_coding": data_coding,
+        "short_message": short_message,
+    }
+    params.update(tlvs)
+    return PDU("submit_sm", params=params)
+
+
 def _pdu_from_dict(p: dict[str, Any], index: int) -> PDU:
     """Part `index`'s submit_sm from a payload stored as a dict (by an earlier version)."""
     short_message, esm_class, tlvs = p["parts"][index]
-    params: dict[str, int | bytes] = {
-        "source_addr_ton": p["ston"],
-        "source_addr_npi": p["snpi"],
-        "source_addr": p["src"].encode("ascii"),
-        "dest_addr_ton": 1,
-        "dest_addr_npi": 1,
-        "destination_addr": p["dst"].encode("ascii"),
-        "esm_class": esm_class,
-        "registered_delivery": p["rd"],
-        "data_coding": p["dc"],
-        "short_message": bytes.fromhex(short_message),
-    }
-    for name, kind, value in tlvs:
-        params[name] = bytes.fromhex(value) if kind == "hex" else value
-    return PDU("submit_sm", params=params)
+    return submit_sm(p["ston"], p["snpi"], p["src"], p["dst"], p["rd"], p["dc"], esm_class,
+                     bytes.fromhex(short_message),
+                     [(name, bytes.fromhex(value) if kind == "hex" else value)
+                      for name, kind, value in tlvs])
 
 
 def success(job: Job) -> dict[str, Any]:
     return {"ok": True, "server": job.server, "parts": len(job.message_ids),
             "message_ids": list(job.message_ids)}
-
-
-#: The outcome stored for a request every part of which the SMSC accepted:
-#: the row has the server, the part count and the message ids already.
-STORED_SUCCESS: dict[str, Any] = {"ok": True}
 
 
 def outcome_answer(outcome: dict[str, Any]) -> dict[str, Any] | SignalError:
@@ -204,7 +208,7 @@ def outcome_result(row: OutboundRow) -> Deferred[dict[str, Any]]:
     outcome = row.outcome
     assert outcome is not None
     if outcome.get("ok") and "message_ids" not in outcome:
-        # Stored as STORED_SUCCESS (an earlier version stored the whole answer).
+        # Stored as OK_OUTCOME (an earlier version stored the whole answer).
         outcome = {"ok": True, "server": row.server, "parts": row.parts,
                    "message_ids": list(row.message_ids)}
     answer = outcome_answer(outcome)
@@ -540,7 +544,7 @@ class LinkQueue:
                         self.store.set_message_id(job.request_id, index, message_id,
                                                   submit_key(message_id), known)
             else:
-                stored = STORED_SUCCESS
+                stored = OK_OUTCOME
         self.store.finish(job.request_id, stored)
 
     def _recorded(self, job: Job, outcome: dict[str, Any]) -> None:
@@ -780,22 +784,13 @@ class Outbound:
             raise TooLongError(str(e)) from None
         except (ValueError, textcodec.UnencodableText) as e:
             raise BadRequest(f"body cannot be encoded: {e}") from None
-        common: dict[str, int | bytes] = {
-            "source_addr_ton": source.ton,
-            "source_addr_npi": source.npi,
-            "source_addr": source.addr.encode("ascii"),
-            "dest_addr_ton": 1,
-            "dest_addr_npi": 1,
-            "destination_addr": target.number.encode("ascii"),
-            "registered_delivery": 1 if server.registered_delivery else 0,
-            "data_coding": encoded.data_coding,
-        }
+        registered_delivery = 1 if server.registered_delivery else 0
         frames = []
         try:
             for part in encoded.parts:
-                params = dict(common, esm_class=part.esm_class, short_message=part.short_message)
-                params.update(part.tlvs)
-                frames.append(prepare(PDU("submit_sm", params=params)))
+                frames.append(prepare(submit_sm(
+                    source.ton, source.npi, source.addr, target.number, registered_delivery,
+                    encoded.data_coding, part.esm_class, part.short_message, part.tlvs)))
         except (EncodeError, UnicodeEncodeError) as e:
             raise BadRequest(f"cannot submit: {e}") from None
         return server, b"".join(frames), len(frames)

@@ -185,9 +185,11 @@ def _outbound_payload(stored: str | bytes) -> OutboundPayload:
 
 #: One encoder for every write: ``json.dumps`` with options builds a new one per call.
 _encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-#: The outcome of nearly every request (see queue.STORED_SUCCESS), encoded once.
-_OK = {"ok": True}
-_OK_TEXT = _encode_json(_OK)
+#: The outcome the queue stores for a request every part of which the SMSC
+#: accepted (the rows have the server, the part count and the message ids
+#: already): nearly every request's, so encoded once.
+OK_OUTCOME: dict[str, Any] = {"ok": True}
+_OK_TEXT = _encode_json(OK_OUTCOME)
 
 
 def _dump(payload: object) -> str:
@@ -588,7 +590,7 @@ class Store:
 
     def finish(self, request_id: str, outcome: dict[str, Any]) -> None:
         """Record the final outcome of ``request_id`` (a second call replaces the first)."""
-        text = _OK_TEXT if outcome == _OK else _dump(outcome)
+        text = _OK_TEXT if outcome is OK_OUTCOME else _dump(outcome)
         with self._writing() as db:
             cursor = db.execute(
                 "UPDATE outbound SET outcome = ? WHERE request_id = ?", (text, request_id)
