@@ -195,14 +195,20 @@ class GatewayTests(TestCase):
         self.assertEqual(sorted(accepted), [f"155500{i:02d}".encode() for i in range(30)])
         submits = [r.pdu.params["destination_addr"] for r in self.simulator.received
                    if r.pdu.command == "submit_sm"]
-        throttled = [submits[i] for i in range(3, len(submits), 4)]
-        for number in throttled:
-            retry = submits.index(number, submits.index(number) + 1)
-            first_seen = {n: submits.index(n) for n in submits}
-            newer_before_retry = [n for n in submits[:retry] if n > number
-                                  and first_seen[n] > submits.index(number) and n not in throttled]
-            # Nothing newer than a throttled PDU was sent for the first time after the pause began.
-            self.assertTrue(all(first_seen[n] < retry for n in newer_before_retry))
+        # The simulator throttles every 4th submit it receives and answers at
+        # once, in order.  When the gateway reads the throttled answer of the
+        # submit at position t, the window holds it and at most window - 1
+        # later ones; so from t + window on, until the throttled one goes
+        # again, everything sent must itself be a resend, never a first send.
+        window = 10
+        throttled = [(t, submits[t]) for t in range(3, len(submits), 4)]
+        self.assertTrue(throttled)
+        for t, number in throttled:
+            retry = submits.index(number, t + 1)
+            for position in range(t + window, retry):
+                self.assertIn(submits[position], submits[:position],
+                              f"{submits[position]!r} first sent at {position}, before the "
+                              f"throttled {number!r} (sent at {t}) went again at {retry}")
 
     @inlineCallbacks
     def test_drops_with_submits_in_flight(self) -> Any:
