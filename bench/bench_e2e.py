@@ -69,12 +69,13 @@ def _die_with_parent() -> None:
 class Child:
     """A child process with its output in a log file, stopped by its own pid."""
 
-    def __init__(self, name: str, argv: list[str], log_path: str, cwd: str = ROOT) -> None:
+    def __init__(self, name: str, argv: list[str], log_path: str, cwd: str = ROOT,
+                 stdin: Any = subprocess.DEVNULL) -> None:
         self.name = name
         self.log_path = log_path
         self._log: IO[bytes] = open(log_path, "wb")
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
-        self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,
+        self.process = subprocess.Popen(argv, stdin=stdin, stdout=self._log,
                                         stderr=subprocess.STDOUT, cwd=cwd, env=env,
                                         preexec_fn=_die_with_parent)
         self.pid = self.process.pid

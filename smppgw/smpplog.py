@@ -39,7 +39,14 @@ class SmppLog:
 
     def _emit(self, method: str, fmt: str, kw: dict[str, Any]) -> None:
         kw.setdefault("server", self.server)
-        getattr(_logger, method)("SMPP [{server}] " + fmt, tag="SMPP", **kw)
+        fmt = "SMPP [{server}] " + fmt
+        try:
+            # str.format is several times faster than twisted.logger's own
+            # formatting; smppgw.logfile writes this text as it is.
+            text: str | None = fmt.format(**kw)
+        except (KeyError, IndexError, ValueError, AttributeError):
+            text = None  # left to twisted.logger, which says what is wrong with it
+        getattr(_logger, method)(fmt, tag="SMPP", smpp_text=text, **kw)
 
     def major(self, fmt: str, **kw: Any) -> None:
         """A relay report: a message sent, received or rejected; a link bound or lost."""

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.application.service import IService
+from twisted.application.service import IService, MultiService
 from twisted.python import usage
 
 from .config import Config, ConfigError, load_config
+from .logfile import TurnBufferedLogObserver, install, observer_for
 
 
 class Options(usage.Options):
@@ -35,10 +36,32 @@ class Options(usage.Options):
             raise usage.UsageError(str(e)) from None
 
 
+class _Logged(MultiService):
+    """The service twistd runs: the gateway, and its log observer given to twistd's application."""
+
+    def __init__(self, gateway: IService, observer: TurnBufferedLogObserver | None,
+                 reactor: Any) -> None:
+        super().__init__()
+        self.gateway = gateway
+        self._observer = observer
+        self._reactor = reactor
+        gateway.setServiceParent(self)
+
+    def setServiceParent(self, parent: Any) -> None:
+        super().setServiceParent(parent)
+        # twistd starts logging after makeService, with the observer that its
+        # application offers as an ILogObserver component, if any.
+        if self._observer is not None and hasattr(parent, "setComponent"):
+            install(parent, self._observer, self._reactor)
+
+
 def makeService(options: Any) -> IService:
     """Build the gateway's MultiService; the global reactor is imported only here."""
     from twisted.internet import reactor
 
     from .service import build_gateway
 
-    return build_gateway(options.config, reactor, demo=bool(options["demo"]))
+    gateway = build_gateway(options.config, reactor, demo=bool(options["demo"]))
+    # twistd's own options (--logfile, --nodaemon, ...) are the parent of ours.
+    observer = observer_for(getattr(options, "parent", None), reactor)
+    return _Logged(gateway, observer, reactor)

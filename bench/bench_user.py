@@ -1,0 +1,254 @@
+"""The gateway as a user meets it: node-smpp as the SMSC, an ordinary Twisted host, the default log level.
+
+Run: ``.venv/bin/python bench/bench_user.py [--messages 5000] [--window 50]
+[--concurrency 100] [--runs 3]`` (see bench/README.md).
+
+One node-smpp SMSC process (``bench/_node_smsc.js``: node-smpp 0.5.1, the
+npm package that ``.ci/interop-setup`` installs) serves every run in turn,
+each with the same messages and window:
+
+1. the gateway under twistd at ``log_level = "problems"`` (the default; its
+   log written to a file, every relay line kept), fed by ``bench/_amp_host.py``:
+   a host written as README "The host's side" shows, ``amp.AMP().callRemote(
+   SendSignal, ...)`` with smppgw's command classes, ``--concurrency``
+   SendSignals outstanding;
+2. the same at ``log_level = "none"``: what the default level costs;
+3. the Twisted peer: smpp.twisted3's client (``bench/_peer_smpptwisted.py``)
+   sending the same messages straight to the same SMSC with the same window;
+4. smpplib, pipelined (``bench/_peer_smpplib.py``), beside it.
+
+The peers run in ``bench/.peer-venv`` (created on first use, with the pinned
+requirements below), so that the project's environment never sees them.
+Each run prints messages per second and the CPU of every process per message
+(gateway, host, SMSC, peer), since they all share the machine's cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from statistics import mean
+from typing import Any
+
+import bench_e2e
+from bench_e2e import BENCH, ROOT, BenchError, Child, children, run_json, wait_for
+
+from smppgw import testing
+
+PEER_VENV = os.path.join(BENCH, ".peer-venv")
+#: Pinned, so that a figure can be reproduced with the same libraries.
+PEER_REQUIREMENTS = ("smpplib==2.2.4", "smpp.twisted3==0.8", "pyopenssl", "service-identity")
+NODE_SMSC = os.path.join(BENCH, "_node_smsc.js")
+NODE_SMPP = os.path.join(ROOT, "tests", "interop", "node_modules", "smpp", "package.json")
+
+
+def ensure_peer_venv(path: str) -> str:
+    """The python of the peers' virtualenv at `path`, created with the peers in it if missing."""
+    python = os.path.join(path, "bin", "python")
+    if not os.path.exists(python):
+        print(f"creating {os.path.relpath(path, ROOT)} for the peer clients", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", path], check=True)
+    probe = subprocess.run([python, "-c", "import smpplib, smpp.twisted.client, service_identity"],
+                           capture_output=True)
+    if probe.returncode:
+        print(f"installing {' '.join(PEER_REQUIREMENTS)} into {os.path.relpath(path, ROOT)}",
+              file=sys.stderr)
+        done = subprocess.run([python, "-m", "pip", "install", "--quiet", *PEER_REQUIREMENTS],
+                              capture_output=True, text=True)
+        if done.returncode:
+            raise BenchError(f"pip could not install the peers:\n{done.stderr[-2000:]}")
+    return python
+
+
+def start_smsc(state: str, started: list[Child], log_pdus: bool) -> tuple[Child, int]:
+    if not os.path.exists(NODE_SMPP):
+        raise BenchError("node-smpp is not installed: run .ci/interop-setup (needs node and npm)")
+    smsc = Child("node-smpp SMSC", ["node", NODE_SMSC, *(["--log-pdus"] if log_pdus else [])],
+                 os.path.join(state, "smsc.log"), stdin=subprocess.PIPE)
+    started.append(smsc)
+    wait_for("the SMSC listening", lambda: "LISTENING" in smsc.output(200), smsc)
+    with open(smsc.log_path) as f:
+        port = int(f.readline().split()[1])
+    return smsc, port
+
+
+def measure_gateway(state: str, started: list[Child], smsc: Child, port: int, level: str,
+                    args: argparse.Namespace, run: int) -> dict[str, Any]:
+    config_path = os.path.join(state, f"gateway-{level}-{run}.toml")
+    folder = os.path.join(state, f"gw-{level}-{run}")
+    os.makedirs(folder)
+    with open(config_path, "w") as f:
+        f.write(testing.gateway_config(folder, port, module={"log_level": level},
+                                       mode="send-and-receive", sender="+15550100",
+                                       dialogs=False, window=args.window))
+    profile = args.cprofile if level == "problems" and run == 0 else None
+    gateway = Child(f"gateway ({level})", bench_e2e.gateway_argv(config_path, profile),
+                    os.path.join(folder, "gateway.log"))
+    started.append(gateway)
+    amp_socket = os.path.join(folder, "amp.sock")
+    wait_for("the AMP socket", lambda: os.path.exists(amp_socket), gateway)
+    wait_for("the bind", lambda: os.path.exists(amp_socket) and bound(amp_socket), gateway)
+    host = run_json("the AMP host", [
+        os.path.join(ROOT, ".venv", "bin", "python"), os.path.join(BENCH, "_amp_host.py"),
+        "--connect", f"unix:{amp_socket}", "--messages", str(args.messages),
+        "--concurrency", str(args.concurrency), "--prefix", f"{level}{run}-",
+        "--watch", f"gateway:{gateway.pid}", "--watch", f"smsc:{smsc.pid}",
+    ], timeout=args.timeout)
+    code = gateway.stop()
+    if code not in (0, -signal.SIGTERM):
+        raise BenchError(f"the gateway exited {code}:\n{gateway.output()}")
+    with open(gateway.log_path, errors="replace") as f:
+        host["log_lines"] = sum(1 for line in f if "relayed in" in line)
+    started.remove(gateway)
+    return host
+
+
+def bound(amp_socket: str) -> bool:
+    done = subprocess.run([os.path.join(ROOT, ".venv", "bin", "python"), "-m", "smppgw.client",
+                           "--connect", f"unix:{amp_socket}", "status"],
+                          capture_output=True, text=True, timeout=30)
+    return done.returncode == 0 and '"bound"' in done.stdout
+
+
+def per_message_us(cpu: float, messages: int) -> float:
+    return 1e6 * cpu / messages
+
+
+def run_once(args: argparse.Namespace, peer_python: str, run: int) -> dict[str, Any]:
+    state = tempfile.mkdtemp(prefix="smppgw-user-", dir="/tmp")
+    try:
+        with children() as started:
+            smsc, port = start_smsc(state, started, args.smsc_log)
+            result: dict[str, Any] = {}
+            for level in ("problems", "none"):
+                result[level] = measure_gateway(state, started, smsc, port, level, args, run)
+            result["smpp.twisted3"] = run_json("the smpp.twisted3 peer", [
+                peer_python, os.path.join(BENCH, "_peer_smpptwisted.py"), "--port", str(port),
+                "--messages", str(args.messages), "--window", str(args.window),
+                "--watch", f"smsc:{smsc.pid}",
+            ], timeout=args.timeout)
+            result["smpplib"] = run_json("the smpplib peer", [
+                peer_python, os.path.join(BENCH, "_peer_smpplib.py"), "--port", str(port),
+                "--messages", str(args.messages), "--window", str(args.window),
+                "--watch", f"smsc:{smsc.pid}",
+            ], timeout=args.timeout)
+            return result
+    finally:
+        if args.keep:
+            print(f"kept {state}", file=sys.stderr)
+        else:
+            shutil.rmtree(state, ignore_errors=True)
+
+
+def row(name: str, result: dict[str, Any], messages: int) -> list[str]:
+    """A table row: rate and each process's CPU per message, for any of the four runs."""
+    if "messages_per_s" in result:  # smpplib's report
+        rate, cpu = result["messages_per_s"], result["cpu_s"]
+        own, smsc = cpu["peer"], cpu.get("smsc", 0.0)
+        return [name, f"{rate:,.0f}", "", "", f"{per_message_us(own, messages):.0f}",
+                f"{per_message_us(smsc, messages):.0f}"]
+    cpu = result["cpu_seconds"]
+    gateway = cpu.get("gateway")
+    host = cpu.get("host")
+    peer = cpu.get("peer")
+    return [name, f"{result['rate']:,.0f}",
+            f"{per_message_us(gateway, messages):.0f}" if gateway is not None else "",
+            f"{per_message_us(host, messages):.0f}" if host is not None else "",
+            f"{per_message_us(peer, messages):.0f}" if peer is not None else "",
+            f"{per_message_us(cpu['smsc'], messages):.0f}"]
+
+
+def report(cond: dict[str, Any], runs: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    print("smppgw as a user runs it: node-smpp SMSC, an ordinary AMP host, the default log level")
+    for key, value in cond.items():
+        print(f"  {key:<12} {value}")
+    print(f"  SMSC         node-smpp {node_smpp_version()} (bench/_node_smsc.js), "
+          f"{'logging every PDU' if args.smsc_log else 'not logging PDUs'}")
+    print()
+    columns = ["run", "msg/s", "gateway µs/msg", "host µs/msg", "peer µs/msg", "SMSC µs/msg"]
+    names = (("problems", "gateway, log_level problems"), ("none", "gateway, log_level none"),
+             ("smpp.twisted3", "smpp.twisted3 client"), ("smpplib", "smpplib, pipelined"))
+    for index, result in enumerate(runs, 1):
+        print(f"run {index}: {args.messages:,} messages, window {args.window}, "
+              f"{args.concurrency} SendSignals outstanding")
+        rows = [row(label, result[key], args.messages) for key, label in names]
+        bench_e2e_table(columns, rows)
+        gw, none, peer = (result[k]["rate"] for k in ("problems", "none", "smpp.twisted3"))
+        errors = {k: result[k]["errors"] for k in ("problems", "none") if result[k]["errors"]}
+        print(f"  gateway/smpp.twisted3 {gw / peer:.2f}; default level costs "
+              f"{100 * (1 - gw / none):.1f}% of throughput vs none; relay lines logged "
+              f"{result['problems']['log_lines']:,}" + (f"; ERRORS {errors}" if errors else ""))
+        print()
+    if len(runs) > 1:
+        ratios = [r["problems"]["rate"] / r["smpp.twisted3"]["rate"] for r in runs]
+        cpu = [per_message_us(r["problems"]["cpu_seconds"]["gateway"], args.messages) for r in runs]
+        cost = [100 * (1 - r["problems"]["rate"] / r["none"]["rate"]) for r in runs]
+        print(f"over {len(runs)} runs: gateway/smpp.twisted3 {min(ratios):.2f} to {max(ratios):.2f} "
+              f"(mean {mean(ratios):.2f}); gateway CPU at the default level {min(cpu):.0f} to "
+              f"{max(cpu):.0f} µs/msg; cost of the default level {min(cost):.1f} to {max(cost):.1f}%")
+
+
+def bench_e2e_table(columns: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+    print("| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                            for i, (c, w) in enumerate(zip(columns, widths, strict=True))) + " |")
+    for r in rows:
+        print("| " + " | ".join(v.ljust(w) if i == 0 else v.rjust(w)
+                                for i, (v, w) in enumerate(zip(r, widths, strict=True))) + " |")
+
+
+def node_smpp_version() -> str:
+    try:
+        with open(NODE_SMPP) as f:
+            return str(json.load(f)["version"])
+    except (OSError, ValueError, KeyError):
+        return "unknown"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=5000, help="how many messages each run sends")
+    parser.add_argument("--window", type=int, default=50, help="the SMPP window of every client")
+    parser.add_argument("--concurrency", type=int, default=100,
+                        help="SendSignals the host keeps outstanding")
+    parser.add_argument("--runs", type=int, default=1, help="how many times to run the four")
+    parser.add_argument("--smsc-log", action="store_true",
+                        help="the SMSC logs every PDU, as a test SMSC does")
+    parser.add_argument("--peer-venv", default=PEER_VENV, help="the peers' virtualenv")
+    parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
+    parser.add_argument("--keep", action="store_true", help="keep the state folders and logs")
+    parser.add_argument("--cprofile", metavar="FILE",
+                        help="profile the first default-level gateway run (slows it: not for figures)")
+    args = parser.parse_args()
+    if min(args.messages, args.window, args.concurrency, args.runs) < 1:
+        parser.error("--messages, --window, --concurrency and --runs must be at least 1")
+    args.timeout = max(120.0, args.messages / 20)
+
+    signal.signal(signal.SIGTERM, lambda sig, frame: sys.exit(128 + sig))
+    try:
+        peer_python = ensure_peer_venv(os.path.abspath(args.peer_venv))
+        args.mix = "gsm160"
+        cond = bench_e2e.conditions(args)
+        runs = []
+        for run in range(args.runs):
+            runs.append(run_once(args, peer_python, run))
+            time.sleep(1)  # let the machine settle between runs
+    except (BenchError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
+        print(f"bench_user: {e}", file=sys.stderr)
+        return 1
+    report(cond, runs, args)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"conditions": cond, "runs": runs}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
