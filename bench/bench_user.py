@@ -88,7 +88,7 @@ def measure_gateway(state: str, started: list[Child], smsc: Child, port: int, le
         f.write(testing.gateway_config(folder, port, module={"log_level": level},
                                        mode="send-and-receive", sender="+15550100",
                                        dialogs=False, window=args.window))
-    profile = args.cprofile if level == "problems" and run == 0 else None
+    profile = args.cprofile if level == args.cprofile_level and run == 0 else None
     gateway = Child(f"gateway ({level})", bench_e2e.gateway_argv(config_path, profile),
                     os.path.join(folder, "gateway.log"))
     started.append(gateway)
@@ -225,7 +225,8 @@ def main() -> int:
     parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the state folders and logs")
     parser.add_argument("--cprofile", metavar="FILE",
-                        help="profile the first default-level gateway run (slows it: not for figures)")
+                        help="profile the first gateway run at --cprofile-level (slows it: not for figures)")
+    parser.add_argument("--cprofile-level", default="problems", choices=("problems", "none"))
     args = parser.parse_args()
     if min(args.messages, args.window, args.concurrency, args.runs) < 1:
         parser.error("--messages, --window, --concurrency and --runs must be at least 1")
