@@ -145,6 +145,8 @@ class ServerConfig:
     source_ton: int | None = None
     source_npi: int | None = None
     receipt_id_format: str = "auto"
+    country_code: str = ""
+    national_prefix: str = "0"
 
     @property
     def bind_type(self) -> str:
@@ -464,6 +466,8 @@ _SERVER_KEYS = (
     "source_ton",
     "source_npi",
     "receipt_id_format",
+    "country_code",
+    "national_prefix",
 )
 
 _SECTION_KEYS = {
@@ -646,6 +650,10 @@ def _parse_server(values: Mapping[str, Any], prefix: str, module: ModuleConfig) 
         receipt_id_format=table.choice(
             "receipt_id_format", defaults.receipt_id_format, RECEIPT_ID_FORMATS
         ),
+        country_code=_digits(table, "country_code", _COUNTRY_CODE, "1 to 3 digits, not led by 0"),
+        national_prefix=_digits(
+            table, "national_prefix", _NATIONAL_PREFIX, "up to 4 digits", defaults.national_prefix
+        ),
     )
 
 
@@ -660,6 +668,19 @@ _SERVER_DEFAULTS = ServerConfig(
     system_type=DEFAULT_SYSTEM_TYPE,
     password="",
 )
+
+
+# An ITU-T E.164 country calling code, and a trunk prefix such as "0", "8" or "06".
+_COUNTRY_CODE = re.compile(r"[1-9][0-9]{0,2}")
+_NATIONAL_PREFIX = re.compile(r"[0-9]{1,4}")
+
+
+def _digits(table: _Table, name: str, pattern: re.Pattern[str], what: str,
+            default: str = "") -> str:
+    value = table.string(name, default)
+    if value and not pattern.fullmatch(value):
+        raise ConfigError(f'{table.key(name)}: {value!r} is not allowed; use {what}, or "" for none')
+    return value
 
 
 def _existing_file(table: _Table, name: str) -> str:

@@ -23,6 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from .address import number_key
+
 LETTERS = string.ascii_lowercase
 
 # "@x:" or "@x " with x an ASCII letter; phones capitalise the first letter
@@ -271,8 +273,9 @@ class DialogTable:
 
 
 def _telnum_address(destination_number: str) -> str | None:
-    number = _NUMBER.fullmatch(destination_number.strip())
-    return f"+{number.group(1)}@telnum" if number else None
+    """``number@telnum`` for a number in its IM form (see `smppgw.address`), else None."""
+    number = destination_number.strip()
+    return f"{number}@telnum" if number_key(number) is not None else None
 
 
 def route_incoming(
@@ -287,7 +290,9 @@ def route_incoming(
     """Apply a server record's Dialogs and Recipient settings to an SMS from ``phone``.
 
     - Dialogs off: to ``recipient``, or, when it is empty, to
-      ``+destination@telnum``; the text is passed on untouched.
+      ``destination@telnum`` (``destination_number`` is the destination in its
+      IM form, such as ``+31612345678`` or ``12345;ton=3``); the text is passed
+      on untouched.
     - Dialogs on and a binding found: to the binding's address.
     - Dialogs on and ``@@ ``, or no binding found (none, several and no
       letter named, or the named letter unbound): to ``recipient``, and not

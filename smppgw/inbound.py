@@ -29,11 +29,14 @@ Two halves meet in the store's inbox:
   none of these costs the row an attempt. With no host logged
   in, rows wait; the registry wakes the dispatcher when one logs in.
 
-Senders reach the host as ``+E164@name._smpp`` (``+E164@smpp`` for the
-empty-named server) so that a reply goes back through the same SMSC. An
-alphanumeric sender such as ``MyBank`` becomes ``MyBank@name._smpp`` in the
-same way: the host sees which server it came through, and a reply to it fails
-at the router as a bad address, which is right, since no SMS can reach it.
+Senders reach the host as ``number@name._smpp`` (``number@smpp`` for the
+empty-named server), the number written by `smppgw.address.inbound_number`
+from its TON and NPI, so that a reply goes back through the same SMSC with the
+same type of number. An alphanumeric sender such as ``MyBank`` becomes
+``MyBank@name._smpp`` in the same way: the host sees which server it came
+through, and a reply to it fails at the router as a bad address, which is
+right, since no SMS can reach it. The destination, when it decides the
+recipient (``number@telnum``), is written the same way.
 """
 
 from __future__ import annotations
@@ -41,7 +44,6 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import json
-import re
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -52,7 +54,7 @@ from twisted.internet.task import LoopingCall
 from twisted.protocols.amp import MAX_VALUE_LENGTH, UnhandledCommand
 from twisted.python.failure import Failure
 
-from .address import phone_address
+from .address import inbound_number, number_key, phone_address
 from .amp import DeliverSignal, HostRegistry, Refused, SignalReport
 from .constants import ESME_ROK, ESME_RX_R_APPN, ESME_RX_T_APPN
 from .dialogs import DialogTable, route_incoming
@@ -83,7 +85,6 @@ _PAGE = 200
 _MAX_EXPIRY_INTERVAL = 60.0
 
 _UDHI = 0x40
-_NUMBER = re.compile(r"\+?([0-9]{1,15})")
 _COMMANDS = {"deliver": DeliverSignal, "report": SignalReport}
 
 
@@ -108,24 +109,12 @@ def _int(params: Mapping[str, int | bytes], name: str) -> int:
     return value if isinstance(value, int) else 0
 
 
-def _phone(source: str) -> str:
-    """The phone key a sender's bindings are filed under: ``+digits``, or the name as it is."""
-    number = _NUMBER.fullmatch(source)
-    return "+" + number.group(1) if number else source
-
-
-def sender_address(source: str, server: str) -> str:
-    """The IM address a DeliverSignal gives as sender, so that a reply routes back via ``server``.
-
-    ``+E164@server._smpp`` (``+E164@smpp`` for the empty-named server); an
-    alphanumeric sender keeps its name, its blanks and "@" made "_", in the same domain.
-    """
-    number = _NUMBER.fullmatch(source)
-    if number:
-        return phone_address(number.group(1), server)
-    name = "".join(c if "!" <= c <= "~" and c != "@" else "_" for c in source) or "unknown"
-    domain = "smpp" if server == "" else f"{server}._smpp"
-    return f"{name}@{domain}"
+def _im_number(server: ServerConfig, params: Mapping[str, int | bytes], prefix: str) -> str:
+    """The IM form of the deliver_sm's ``source_addr`` or ``destination_addr`` (``prefix``)."""
+    addr = "destination_addr" if prefix == "dest_addr" else prefix
+    return inbound_number(_bytes(params, addr).decode("latin-1"), _int(params, prefix + "_ton"),
+                          _int(params, prefix + "_npi"), country_code=server.country_code,
+                          national_prefix=server.national_prefix)
 
 
 def fragment_key(server: str, source: str, destination: str, ref_bits: int, reference: int,
@@ -313,6 +302,7 @@ class Inbound:
                  params: Mapping[str, int | bytes]) -> Deferred[int] | int:
         source = _bytes(params, "source_addr").decode("latin-1")
         destination = _bytes(params, "destination_addr").decode("latin-1")
+        numbers = _im_number(server, params, "source_addr"), _im_number(server, params, "dest_addr")
         data_coding = _int(params, "data_coding")
         esm_class = _int(params, "esm_class")
         try:
@@ -331,7 +321,7 @@ class Inbound:
                         source=source, destination=destination, error=error)
             return ESME_RX_R_APPN
         if concat is None:
-            return self._route(server, log, source, destination, text)
+            return self._route(server, log, source, destination, numbers, text)
 
         key = fragment_key(server.name, source, destination, concat.ref_bits, concat.reference,
                            concat.total)
@@ -363,7 +353,7 @@ class Inbound:
             return ESME_RX_R_APPN
         # The parts stay until the whole message is stored (or refused for good):
         # after a temporary error the SMSC resends this part and finds the others.
-        return self._route(server, log, source, destination, text, parts_of=(key, stored))
+        return self._route(server, log, source, destination, numbers, text, parts_of=(key, stored))
 
     def _drop_parts(self, log: SmppLog, key: str, rows: int) -> None:
         """Forget the ``rows`` stored parts of ``key``, whose whole message is stored or refused."""
@@ -376,8 +366,12 @@ class Inbound:
         self._forget_parts(key, rows)
 
     def _route(self, server: ServerConfig, log: SmppLog, source: str, destination: str,
-               text: str, parts_of: tuple[str, int] | None = None) -> Deferred[int] | int:
-        """Route and store one whole message; ``parts_of`` names the parts it was joined from."""
+               numbers: tuple[str, str], text: str,
+               parts_of: tuple[str, int] | None = None) -> Deferred[int] | int:
+        """Route and store one whole message; ``parts_of`` names the parts it was joined from.
+
+        ``numbers`` are the sender's and the destination's IM forms.
+        """
 
         def refused() -> int:
             if parts_of is not None:
@@ -391,8 +385,9 @@ class Inbound:
                 dialogs=server.dialogs and self._dialogs is not None,
                 recipient=server.recipient,
                 table=self._dialogs,
-                phone=_phone(source),
-                destination_number=destination,
+                # A national number made international meets the bindings made for it.
+                phone=number_key(numbers[0]) or source,
+                destination_number=numbers[1],
                 text=text,
             )
         except StoreError as error:  # the table saves the binding it touched
@@ -403,7 +398,7 @@ class Inbound:
             log.problem("not accepted: SMS from {source} to {destination}: {reason}",
                         source=source, destination=destination, reason=delivery.reason)
             return refused()
-        sender = sender_address(source, server.name)
+        sender = phone_address(numbers[0], server.name)
         recipient = delivery.recipient
         payload = {"method": "MESSAGE", "sender": sender, "recipient": recipient,
                    "body": delivery.body, "server": server.name}

@@ -162,14 +162,15 @@ class Job:
 
 def submit_sm(source_ton: int, source_npi: int, source: str, destination: str,
               registered_delivery: int, data_coding: int, esm_class: int, short_message: bytes,
-              tlvs: Iterable[tuple[str, int | bytes]] = ()) -> PDU:
-    """One part's submit_sm; the destination is an international number (TON 1, NPI 1)."""
+              tlvs: Iterable[tuple[str, int | bytes]] = (), dest_ton: int = 1,
+              dest_npi: int = 1) -> PDU:
+    """One part's submit_sm; the destination is international (TON 1, NPI 1) unless given."""
     params: dict[str, int | bytes] = {
         "source_addr_ton": source_ton,
         "source_addr_npi": source_npi,
         "source_addr": source.encode("ascii"),
-        "dest_addr_ton": 1,
-        "dest_addr_npi": 1,
+        "dest_addr_ton": dest_ton,
+        "dest_addr_npi": dest_npi,
         "destination_addr": destination.encode("ascii"),
         "esm_class": esm_class,
         "registered_delivery": registered_delivery,
@@ -790,7 +791,8 @@ class Outbound:
             for part in encoded.parts:
                 frames.append(prepare(submit_sm(
                     source.ton, source.npi, source.addr, target.number, registered_delivery,
-                    encoded.data_coding, part.esm_class, part.short_message, part.tlvs)))
+                    encoded.data_coding, part.esm_class, part.short_message, part.tlvs,
+                    target.ton, target.npi)))
         except (EncodeError, UnicodeEncodeError) as e:
             raise BadRequest(f"cannot submit: {e}") from None
         return server, b"".join(frames), len(frames)

@@ -1,9 +1,10 @@
 """Pick the SMPP server that sends a message, from its recipient address.
 
-``+E164@smpp`` goes to the enabled sending server with the empty name, else the first
-enabled sending server in config order; ``+E164@name._smpp`` goes to that server;
-``+E164@telnum`` goes to the host's gateway, else the default gateway, else as
-``@smpp``. Server names match exactly, else case-insensitively.
+``number@smpp`` goes to the enabled sending server with the empty name, else the first
+enabled sending server in config order; ``number@name._smpp`` goes to that server;
+``number@telnum`` goes to the host's gateway, else the default gateway, else as
+``@smpp``. Server names match exactly, else case-insensitively. The number is
+``+E164`` or digits with ``;ton=`` / ``;npi=`` (see `smppgw.address`).
 """
 
 from __future__ import annotations

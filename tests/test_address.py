@@ -9,10 +9,37 @@ from smppgw.address import (
     Recipient,
     SmppAddress,
     compose_sender,
-    destination,
+    inbound_number,
+    number_key,
+    parse_number,
     parse_recipient,
     phone_address,
 )
+
+#: Each TON both ways, shared by the inbound and outbound tests: what an SMSC sends
+#: (TON, NPI, address, the server's ``country_code``), the number's IM form that the
+#: host gets, and the (TON, NPI, address) a reply to it goes out with, None when no
+#: SMS can be sent to it.
+TON_CASES: list[tuple[str, int, int, str, str, str, tuple[int, int, str] | None]] = [
+    ("unknown", 0, 1, "15551234", "", "15551234", (0, 1, "15551234")),
+    ("unknown, NPI unknown", 0, 0, "12345", "", "12345;npi=0", (0, 0, "12345")),
+    ("unknown, with country_code", 0, 1, "0612345678", "31", "0612345678", (0, 1, "0612345678")),
+    ("international", 1, 1, "31612345678", "", "+31612345678", (1, 1, "31612345678")),
+    ("international written with +", 1, 1, "+31612345678", "", "+31612345678",
+     (1, 1, "31612345678")),
+    ("national", 2, 1, "0612345678", "", "0612345678;ton=2", (2, 1, "0612345678")),
+    ("national, with country_code", 2, 1, "0612345678", "31", "+31612345678",
+     (1, 1, "31612345678")),
+    ("national without its prefix, with country_code", 2, 1, "612345678", "31", "+31612345678",
+     (1, 1, "31612345678")),
+    ("network-specific", 3, 0, "12345", "", "12345;ton=3;npi=0", (3, 0, "12345")),
+    ("network-specific, with country_code", 3, 1, "12345", "31", "12345;ton=3",
+     (3, 1, "12345")),
+    ("subscriber", 4, 1, "2345678", "", "2345678;ton=4", (4, 1, "2345678")),
+    ("alphanumeric", 5, 0, "MyBank", "", "MyBank", None),
+    ("alphanumeric of digits", 5, 0, "12345", "", "12345;ton=5", None),
+    ("abbreviated", 6, 1, "112", "", "112;ton=6", (6, 1, "112")),
+]
 
 
 class ParseRecipientTests(SynchronousTestCase):
@@ -51,10 +78,34 @@ class ParseRecipientTests(SynchronousTestCase):
         """Fifteen digits is the longest E.164 number."""
         self.assertEqual(parse_recipient("+" + "9" * 15 + "@smpp").number, "9" * 15)
 
-    def test_missing_plus(self) -> None:
-        """A number without its + is refused, saying so."""
-        error = self.assertRaises(BadAddress, parse_recipient, "74992713152@smpp")
-        self.assertIn("'+'", str(error))
+    def test_without_plus(self) -> None:
+        """Digits without + go out as they are, TON 0 / NPI 1 unless ;ton= / ;npi= say otherwise."""
+        self.assertEqual(parse_recipient("74992713152@smpp"), Recipient("74992713152", "smpp", None, 0, 1))
+        self.assertEqual(parse_recipient("0612345678;ton=2@a._smpp"),
+                         Recipient("0612345678", "named", "a", 2, 1))
+        self.assertEqual(parse_recipient("12345;TON=3;npi=0@telnum"),
+                         Recipient("12345", "telnum", None, 3, 0))
+        self.assertEqual(parse_recipient("1" * 20 + ";npi=9@smpp").npi, 9)
+
+    def test_bad_parameters(self) -> None:
+        """A wrong ;ton= / ;npi= is refused, saying what is wrong."""
+        for number, reason in [
+            ("+31612345678;ton=2", "takes no ;ton="),
+            ("12345;ton=5", "alphanumeric"),
+            ("12345;ton=7", "ton 7 is not an SMPP 3.4 TON"),
+            ("12345;npi=2", "npi 2 is not an SMPP 3.4 NPI"),
+            ("12345;ton=", "ton must be a number"),
+            ("12345;ton=x", "ton must be a number"),
+            ("12345;ton=3;ton=3", "each at most once"),
+            ("12345;type=3", "';type=3' is not allowed"),
+            ("12345;", "';' is not allowed"),
+            ("1" * 21, "1 to 20 digits"),
+            ("12a45", "not a phone number"),
+            ("", "not a phone number"),
+        ]:
+            error = self.assertRaises(BadAddress, parse_recipient, number + "@smpp")
+            self.assertIn(reason, str(error))
+            self.assertIn(repr(number + "@smpp"), str(error))
 
     def test_bad_numbers(self) -> None:
         """Empty, too long, or non-digit numbers are refused as not E.164."""
@@ -71,20 +122,6 @@ class ParseRecipientTests(SynchronousTestCase):
         for address in ("+1@example.com", "+1@_smpp", "+1@smpp.", "+1@"):
             error = self.assertRaises(BadAddress, parse_recipient, address)
             self.assertIn("domain", str(error))
-
-
-class DestinationTests(SynchronousTestCase):
-    """destination gives the international SMPP address."""
-
-    def test_with_and_without_plus(self) -> None:
-        """A number with or without + goes out as TON 1, NPI 1 digits."""
-        self.assertEqual(destination("+4930123"), SmppAddress("4930123", 1, 1))
-        self.assertEqual(destination("4930123"), SmppAddress("4930123", 1, 1))
-
-    def test_bad_number(self) -> None:
-        """A destination that is not 1-15 digits is refused."""
-        for number in ("", "+", "12ab", "1" * 16):
-            self.assertRaises(BadAddress, destination, number)
 
 
 class ComposeSenderTests(SynchronousTestCase):
@@ -183,11 +220,12 @@ class PhoneAddressTests(SynchronousTestCase):
     """phone_address gives the address a reply routes back through."""
 
     def test_named_server(self) -> None:
-        """A named server gives +E164@name._smpp."""
-        self.assertEqual(phone_address("74992713154", "provider1"), "+74992713154@provider1._smpp")
+        """A named server gives number@name._smpp."""
+        self.assertEqual(phone_address("+74992713154", "provider1"), "+74992713154@provider1._smpp")
+        self.assertEqual(phone_address("12345;ton=3", "provider1"), "12345;ton=3@provider1._smpp")
 
     def test_empty_named_server(self) -> None:
-        """The empty-named server gives +E164@smpp."""
+        """The empty-named server gives number@smpp."""
         self.assertEqual(phone_address("+74992713154", ""), "+74992713154@smpp")
 
     def test_round_trips_through_parse(self) -> None:
@@ -197,7 +235,58 @@ class PhoneAddressTests(SynchronousTestCase):
             Recipient("15551234", "named", "Mass"),
         )
 
-    def test_bad_number(self) -> None:
-        """A number that is not 1-15 digits is refused."""
-        for number in ("", "Bank", "+1" + "0" * 15):
-            self.assertRaises(BadAddress, phone_address, number, "x")
+
+class InboundNumberTests(SynchronousTestCase):
+    """inbound_number writes what an SMSC sent so that a reply goes back with the same TON and NPI."""
+
+    def test_each_ton_both_ways(self) -> None:
+        """Each TON's IM form, and the SMPP address a reply to it goes out with."""
+        for what, ton, npi, addr, country_code, form, reply in TON_CASES:
+            got = inbound_number(addr, ton, npi, country_code=country_code)
+            self.assertEqual(got, form, what)
+            if reply is None:
+                self.assertRaises(BadAddress, parse_number, got)
+            else:
+                self.assertEqual(parse_number(got), SmppAddress(reply[2], reply[0], reply[1]), what)
+
+    def test_national_prefix(self) -> None:
+        """Only the configured national prefix gives way to the country code; "" strips nothing."""
+        self.assertEqual(inbound_number("8916123", 2, 1, country_code="7", national_prefix="8"),
+                         "+7916123")
+        self.assertEqual(inbound_number("0612", 2, 1, country_code="39", national_prefix=""),
+                         "+390612")
+        self.assertEqual(inbound_number("06123", 2, 1, country_code="36", national_prefix="06"),
+                         "+36123")
+
+    def test_national_too_long_for_e164(self) -> None:
+        """A national number that would be over 15 digits with its country code stays national."""
+        self.assertEqual(inbound_number("0" + "1" * 14, 2, 1, country_code="31"), "0" + "1" * 14 + ";ton=2")
+        self.assertEqual(inbound_number("0", 2, 1, country_code="31"), "0;ton=2")
+
+    def test_plus_means_international(self) -> None:
+        """A number the SMSC wrote with '+' is international whatever its TON."""
+        self.assertEqual(inbound_number("+15551234", 0, 0), "+15551234")
+        self.assertEqual(inbound_number("+15551234", 2, 1, country_code="31"), "+15551234")
+
+    def test_international_over_fifteen_digits(self) -> None:
+        """A TON 1 number too long for E.164 keeps its TON as a parameter."""
+        self.assertEqual(inbound_number("1" * 16, 1, 1), "1" * 16 + ";ton=1")
+        self.assertEqual(parse_number("1" * 16 + ";ton=1"), SmppAddress("1" * 16, 1, 1))
+
+    def test_names(self) -> None:
+        """Names keep their text, blanks, ';' and '@' made '_'; one that would read as a number is marked TON 5."""
+        self.assertEqual(inbound_number("My Bank@x", 5, 0), "My_Bank_x")
+        self.assertEqual(inbound_number("a;ton=3", 5, 0), "a_ton=3")
+        self.assertEqual(inbound_number("12;ton=3", 5, 0), "12_ton=3")
+        self.assertEqual(inbound_number("+12345", 5, 0), "+12345;ton=5")
+        self.assertEqual(inbound_number("", 0, 0), "unknown")
+        self.assertEqual(inbound_number("Info", 0, 1), "Info")
+        self.assertEqual(inbound_number("*100#", 3, 0), "*100#")
+        self.assertEqual(inbound_number("+" + "1" * 16, 1, 1), "+" + "1" * 16)
+
+    def test_number_key(self) -> None:
+        """The dialog key of a number is +digits, whatever its TON; a name has none."""
+        self.assertEqual(number_key("+31612345678"), "+31612345678")
+        self.assertEqual(number_key("0612345678;ton=2"), "+0612345678")
+        self.assertIsNone(number_key("MyBank"))
+        self.assertIsNone(number_key("12345;ton=5"))

@@ -89,7 +89,7 @@ class AmpTests(SynchronousTestCase):
         for recipient, method, code in [
             ("+1555@nowhere._smpp", "MESSAGE", b"UNKNOWN_SERVER"),
             ("+1555@inbox._smpp", "MESSAGE", b"SERVER_DISABLED"),
-            ("1555@smpp", "MESSAGE", b"BAD_ADDRESS"),
+            ("15a5@smpp", "MESSAGE", b"BAD_ADDRESS"),
             ("+1555@smpp", "SUBSCRIBE", b"UNSUPPORTED_METHOD"),
         ]:
             d = self.call(pump, client, WireSendSignal, request_id=code.decode(), method=method,

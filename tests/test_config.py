@@ -452,6 +452,21 @@ class ServerTests(ConfigErrorAssertions):
             server_config("source_npi = 19"), "server[0].source_npi", "19", "0 to 18"
         )
 
+    def test_country_code_and_national_prefix(self) -> None:
+        """country_code is "" or a 1-3 digit calling code; national_prefix "" or up to 4 digits, "0" by default."""
+        server = parse_server()
+        self.assertEqual((server.country_code, server.national_prefix), ("", "0"))
+        server = parse_server('country_code = "31"\nnational_prefix = ""')
+        self.assertEqual((server.country_code, server.national_prefix), ("31", ""))
+        self.assertEqual(parse_server('national_prefix = "06"').national_prefix, "06")
+        for value in ('"+31"', '"031"', '"1234"', '"3 1"'):
+            self.assertRefused(server_config(f"country_code = {value}"), "server[0].country_code",
+                               value.strip('"'), "1 to 3 digits")
+        self.assertRefused(server_config("country_code = 31"), "server[0].country_code",
+                           "expected a string")
+        self.assertRefused(server_config('national_prefix = "00000"'), "server[0].national_prefix",
+                           "'00000'", "up to 4 digits")
+
     def test_receipt_id_format(self) -> None:
         """receipt_id_format is auto, hex, decimal or string."""
         self.assertEqual(parse_server('receipt_id_format = "hex"').receipt_id_format, "hex")

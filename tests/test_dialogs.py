@@ -340,16 +340,17 @@ class RouteIncomingTestCase(SynchronousTestCase):
         self.assertEqual(where(delivery), ("desk@company.dom", "@a hi"))
 
     def test_dialogs_off_to_telnum(self) -> None:
-        """With Dialogs off and no Recipient, the message goes to +destination@telnum."""
-        for destination in ("74992713154", "+74992713154", "++74992713154"):
+        """With Dialogs off and no Recipient, the message goes to destination@telnum, its number form kept."""
+        for destination in ("+74992713154", "74992713154", "12345;ton=3"):
             self.assertEqual(
                 self.route("hi", dialogs=False, destination=destination).recipient,
-                "+74992713154@telnum",
+                f"{destination}@telnum",
             )
 
     def test_dialogs_off_bad_destination(self) -> None:
         """With Dialogs off, no Recipient and a destination that is no number, the message is refused."""
         delivery = self.route("hi", dialogs=False, destination="INFO")
+        self.assertIsNone(self.route("hi", dialogs=False, destination="++1").recipient)
         self.assertIsNone(delivery.recipient)
         self.assertIn("'INFO'", delivery.reason)
 

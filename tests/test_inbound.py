@@ -22,25 +22,37 @@ from smppgw.amp import (
     Refused,
     SignalReport,
 )
-from smppgw.codec import PDU
+from smppgw.codec import PDU, decode
 from smppgw.config import Config, parse_config
 from smppgw.constants import ESME_ROK, ESME_RX_R_APPN, ESME_RX_T_APPN
 from smppgw.dialogs import DialogTable
-from smppgw.inbound import HOST_ANSWER_TIMEOUT, MAX_IN_FLIGHT, Inbound, sender_address
+from smppgw.inbound import HOST_ANSWER_TIMEOUT, MAX_IN_FLIGHT, Inbound
 from smppgw.receipts import submit_key
 from smppgw.store import Store, StoreError
 from smppgw.textcodec import encode_text
+
+from .test_address import TON_CASES
 
 PHONE = "79161234567"
 
 
 def make_config(*, name: str = "sim", dialogs: bool = False, recipient: str = "",
-                module: str = "") -> Config:
+                module: str = "", server: str = "") -> Config:
     return parse_config(
         f"[module]\n{module}\n"
         f'[[server]]\nname = "{name}"\naddress = "127.0.0.1"\nsystem_id = "esme"\n'
         f'password = "pw"\ndialogs = {str(dialogs).lower()}\nrecipient = "{recipient}"\n'
+        f"{server}\n"
     )
+
+
+def deliver_sm_frame(source: tuple[int, int, bytes], destination: tuple[int, int, bytes],
+                     text: bytes = b"hi") -> bytes:
+    """A deliver_sm as an SMSC writes it, from its (TON, NPI, address) pairs and GSM text."""
+    body = (b"\0" + bytes(source[:2]) + source[2] + b"\0" + bytes(destination[:2])
+            + destination[2] + b"\0" + bytes([0, 0, 0]) + b"\0\0" + bytes([0, 0, 0, 0, len(text)])
+            + text)
+    return (16 + len(body)).to_bytes(4, "big") + bytes.fromhex("00000005 00000000 00000001") + body
 
 
 @dataclass
@@ -141,7 +153,8 @@ class InboundTestCase(SynchronousTestCase):
         if udh:
             esm_class |= 0x40
         params = {"source_addr": source.encode("latin-1"), "source_addr_ton": 1,
-                  "destination_addr": destination.encode("latin-1"), "esm_class": esm_class,
+                  "source_addr_npi": 1, "destination_addr": destination.encode("latin-1"),
+                  "dest_addr_ton": 1, "dest_addr_npi": 1, "esm_class": esm_class,
                   "data_coding": data_coding, "short_message": udh + body}
         params.update(tlvs)
         return self.answer(params)
@@ -194,13 +207,60 @@ class RecipientRuleTests(InboundTestCase):
         self.deliver("Your code is 1234", source="MyBank")
         self.assertEqual(host.signals()[0]["sender"], "MyBank@sim._smpp")
 
-    def test_sender_address_forms(self) -> None:
-        """Senders: numbers with or without '+', names, blanks and '@' made '_', empty names."""
-        self.assertEqual(sender_address("15551234", "a"), "+15551234@a._smpp")
-        self.assertEqual(sender_address("+15551234", ""), "+15551234@smpp")
-        self.assertEqual(sender_address("My Bank@x", ""), "My_Bank_x@smpp")
-        self.assertEqual(sender_address("", "a"), "unknown@a._smpp")
-        self.assertEqual(sender_address("1234567890123456", "a"), "1234567890123456@a._smpp")
+    def test_sender_names(self) -> None:
+        """Sender names keep their text, blanks, ';' and '@' made '_', and an empty one is 'unknown'."""
+        self.make(recipient="sms@example.com")
+        host = self.host()
+        self.deliver("hi", source="My Bank@x;y")
+        self.deliver("hi", source="")
+        self.assertEqual([signal["sender"] for signal in host.signals()],
+                         ["My_Bank_x_y@sim._smpp", "unknown@sim._smpp"])
+
+
+class NumberTypeTests(InboundTestCase):
+    """The TON and NPI of a deliver_sm's addresses decide the numbers the host is given."""
+
+    def next_case(self, host: FakeHost) -> None:
+        """Shut this case's gateway down, so that the next one starts afresh on the same clock."""
+        self.registry.remove(host)  # type: ignore[arg-type]
+        self.shut_down(self.inbound, self.store)
+
+    def test_each_ton_of_the_sender(self) -> None:
+        """Each TON's sender reaches the host as number@sim._smpp, in the form a reply needs."""
+        for what, ton, npi, addr, country_code, form, _ in TON_CASES:
+            self.make(recipient="sms@example.com", server=f'country_code = "{country_code}"')
+            host = self.host()
+            frame = deliver_sm_frame((ton, npi, addr.encode()), (1, 1, b"15550100"))
+            self.assertEqual(self.answer(decode(frame).params), ESME_ROK, what)
+            self.assertEqual([signal["sender"] for signal in host.signals()], [f"{form}@sim._smpp"],
+                             what)
+            self.next_case(host)
+
+    def test_each_ton_of_the_recipient(self) -> None:
+        """With Dialogs off and no Recipient, each TON's destination number reaches the host as number@telnum, and a name is refused."""
+        for what, ton, npi, addr, country_code, form, reply in TON_CASES:
+            self.make(server=f'country_code = "{country_code}"')
+            host = self.host()
+            frame = deliver_sm_frame((1, 1, b"15551234"), (ton, npi, addr.encode()))
+            status = self.answer(decode(frame).params)
+            if reply is None:
+                self.assertEqual((status, host.signals()), (ESME_RX_R_APPN, []), what)
+            else:
+                self.assertEqual(status, ESME_ROK, what)
+                self.assertEqual([signal["recipient"] for signal in host.signals()],
+                                 [f"{form}@telnum"], what)
+            self.next_case(host)
+
+    def test_national_reply_meets_its_binding(self) -> None:
+        """A national sender made international with country_code meets the dialog binding of its E.164 number."""
+        self.make(dialogs=True, server='country_code = "31"')
+        host = self.host()
+        self.table.outgoing_prefix("+31612345678", "smith@company.dom")  # type: ignore[union-attr]
+        frame = deliver_sm_frame((2, 1, b"0612345678"), (1, 1, b"15550100"), b"ok")
+        self.assertEqual(self.answer(decode(frame).params), ESME_ROK)
+        [signal] = host.signals()
+        self.assertEqual((signal["sender"], signal["recipient"]),
+                         ("+31612345678@sim._smpp", "smith@company.dom"))
 
 
 class DialogRuleTests(InboundTestCase):

@@ -9,7 +9,7 @@ from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from smppgw.codec import PDU
+from smppgw.codec import PDU, PreparedPDU
 from smppgw.config import parse_config
 from smppgw.constants import STATUSES
 from smppgw.dialogs import DialogTable
@@ -28,6 +28,8 @@ from smppgw.queue import REWRITE_PAUSE, Outbound
 from smppgw.session import CommandStatusError, ConnectionLost, NotBound, ResponseTimeout
 from smppgw.smpplog import SmppLog
 from smppgw.store import Store, StoreError
+
+from .test_address import TON_CASES
 
 CONFIG = """
 [module]
@@ -110,6 +112,15 @@ class FakeLink:
         return pdu
 
 
+def destination_octets(pdu: PDU) -> bytes:
+    """dest_addr_ton, dest_addr_npi and destination_addr (with its NUL) as a submit_sm puts them on the wire."""
+    assert isinstance(pdu, PreparedPDU)
+    body = pdu.wire[16:]
+    start = body.index(0) + 1  # after service_type
+    start = body.index(0, start + 2) + 1  # after source_addr_ton, _npi and source_addr
+    return body[start:body.index(0, start + 2) + 1]
+
+
 class QueueTests(SynchronousTestCase):
     def make(self, path: str = ":memory:", extra: str = "", clock: Clock | None = None,
              bound: bool = True) -> tuple[Outbound, dict[str, FakeLink], Clock, Store]:
@@ -150,6 +161,20 @@ class QueueTests(SynchronousTestCase):
         clock.advance(0)
         self.assertEqual(self.successResultOf(d), {"server": "", "parts": 1, "message_ids": ["M1"]})
 
+    def test_reply_keeps_the_number_type(self) -> None:
+        """A reply to each TON's sender goes out with the TON, NPI and digits the IM form says; one to a name is BAD_ADDRESS."""
+        outbound, links, clock, store = self.make()
+        for i, (what, _, _, _, _, form, reply) in enumerate(TON_CASES):
+            d = self.send(outbound, clock, rid=f"t{i}", recipient=f"{form}@smpp")
+            if reply is None:
+                self.failureResultOf(d, BadAddressError)
+                continue
+            ton, npi, digits = reply
+            pdu = links[""].answer()
+            self.assertEqual(destination_octets(pdu), bytes([ton, npi]) + digits.encode() + b"\0",
+                             what)
+        self.assertEqual(links[""].submits, [])
+
     def test_named_server_and_sender(self) -> None:
         """+E164@name._smpp goes to that server, with its configured international sender."""
         outbound, links, clock, store = self.make()
@@ -164,7 +189,8 @@ class QueueTests(SynchronousTestCase):
         outbound, links, clock, store = self.make()
         cases = [
             (dict(method="CALL"), UnsupportedMethod),
-            (dict(recipient="12345@smpp"), BadAddressError),
+            (dict(recipient="12a45@smpp"), BadAddressError),
+            (dict(recipient="12345;ton=5@smpp"), BadAddressError),
             (dict(recipient="+1555@nowhere._smpp"), UnknownServerError),
             (dict(recipient="+1555@inbox._smpp"), ServerDisabledError),
             (dict(recipient="+1555@spare._smpp"), ServerDisabledError),

@@ -157,4 +157,4 @@ class BadAddressTests(SynchronousTestCase):
 
     def test_bad_number(self) -> None:
         """A bad number is BadAddress even when a server could send."""
-        self.assertRaises(BadAddress, route, "12345@smpp", [PROVIDER1])
+        self.assertRaises(BadAddress, route, "12a45@smpp", [PROVIDER1])
