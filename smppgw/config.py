@@ -64,6 +64,8 @@ BIND_TYPES = {
 DEFAULT_SYSTEM_TYPE = "smppgw"
 
 ENCODINGS = ("gsm", "latin-1", "ascii", "ucs2")
+#: What data_coding 0 means on a link ("SMSC default alphabet"), both directions.
+DEFAULT_ALPHABETS = ("gsm", "ascii", "latin-1")
 LONG_MESSAGE_METHODS = ("udh", "sar", "payload")
 RECEIPT_ID_FORMATS = ("auto", "hex", "decimal", "string")
 DEFAULT_SMPP_PORT = 2775
@@ -132,6 +134,7 @@ class ServerConfig:
     dialogs: bool = False
     recipient: str = ""
     encoding: str = "gsm"
+    default_alphabet: str = "gsm"
     keep_alive: float = 30.0
     window: int = 10
     throughput: float = 0.0
@@ -453,6 +456,7 @@ _SERVER_KEYS = (
     "dialogs",
     "recipient",
     "encoding",
+    "default_alphabet",
     "keep_alive",
     "window",
     "throughput",
@@ -632,6 +636,9 @@ def _parse_server(values: Mapping[str, Any], prefix: str, module: ModuleConfig) 
         dialogs=table.boolean("dialogs", defaults.dialogs),
         recipient=recipient,
         encoding=table.choice("encoding", defaults.encoding, ENCODINGS),
+        default_alphabet=table.choice(
+            "default_alphabet", defaults.default_alphabet, DEFAULT_ALPHABETS
+        ),
         keep_alive=table.duration("keep_alive", defaults.keep_alive, positive=True),
         window=table.integer("window", defaults.window, 1, 1000),
         throughput=table.number("throughput", defaults.throughput, 0),

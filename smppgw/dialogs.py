@@ -16,6 +16,7 @@ settings on top of the table.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import re
 import string
@@ -28,9 +29,10 @@ from .address import number_key
 LETTERS = string.ascii_lowercase
 
 # "@x:" or "@x " with x an ASCII letter; phones capitalise the first letter
-# of a message, so "@A" means "@a".
-_LETTER_PREFIX = re.compile(r"@([A-Za-z])[: ]")
-_ESCAPE_PREFIX = "@@ "
+# of a message, so "@A" means "@a". "@@ " is the escape. Each "@" may also be
+# any other character the caller names (see _prefix_patterns).
+_LETTER_PREFIX = "{at}([A-Za-z])[: ]"
+_ESCAPE_PREFIX = "{at}{at} "
 _NUMBER = re.compile(r"\+*([0-9]+)")
 
 
@@ -147,14 +149,24 @@ def _check_im_address(address: str) -> str:
     return stripped
 
 
-def _split_prefix(text: str) -> tuple[str, str | None, str]:
+@functools.lru_cache(maxsize=16)
+def _prefix_patterns(at_signs: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """The escape and letter prefixes, each "@" in them matching any of ``at_signs``."""
+    at = "[" + re.escape("@" + at_signs) + "]"
+    return re.compile(_ESCAPE_PREFIX.format(at=at)), re.compile(_LETTER_PREFIX.format(at=at))
+
+
+def _split_prefix(text: str, at_signs: str = "@") -> tuple[str, str | None, str]:
     """Split ``text`` into (form, letter, body), form being "letter", "escape" or "none".
 
-    Blanks after the prefix go too: "@a: see you" reads as "see you".
+    Blanks after the prefix go too: "@a: see you" reads as "see you". Each "@" of a
+    prefix may be "@" or any character of ``at_signs``.
     """
-    if text.startswith(_ESCAPE_PREFIX):
-        return "escape", None, text[len(_ESCAPE_PREFIX) :].lstrip(" ")
-    match = _LETTER_PREFIX.match(text)
+    escape, letter = _prefix_patterns(at_signs)
+    match = escape.match(text)
+    if match:
+        return "escape", None, text[match.end() :].lstrip(" ")
+    match = letter.match(text)
     if match:
         return "letter", match.group(1).lower(), text[match.end() :].lstrip(" ")
     return "none", None, text
@@ -206,11 +218,14 @@ class DialogTable:
         self._remember(Binding(phone, address, letter, self._clock.seconds()), save=True)
         return f"@{letter}={address} "
 
-    def resolve_incoming(self, phone: str, text: str) -> Incoming:
-        """Find the binding an SMS from ``phone`` answers, by its prefix or by there being only one."""
+    def resolve_incoming(self, phone: str, text: str, at_signs: str = "@") -> Incoming:
+        """Find the binding an SMS from ``phone`` answers, by its prefix or by there being only one.
+
+        ``at_signs`` names characters that also count as the "@" of a prefix.
+        """
         phone = normalize_phone(phone)
         self.expire()
-        form, letter, body = _split_prefix(text)
+        form, letter, body = _split_prefix(text, at_signs)
         if form == "escape":
             return Incoming("escape", None, body, None)
         letters = self._by_phone.get(phone, {})
@@ -286,6 +301,7 @@ def route_incoming(
     phone: str,
     destination_number: str,
     text: str,
+    at_signs: str = "@",
 ) -> Delivery:
     """Apply a server record's Dialogs and Recipient settings to an SMS from ``phone``.
 
@@ -297,7 +313,9 @@ def route_incoming(
     - Dialogs on and ``@@ ``, or no binding found (none, several and no
       letter named, or the named letter unbound): to ``recipient``, and not
       accepted when it is empty.
-    With Dialogs on the dialog prefix is removed from the body.
+    With Dialogs on the dialog prefix is removed from the body; besides "@", any
+    character of ``at_signs`` counts as the "@" of a prefix (what an "@" sent in
+    another alphabet reads as).
     """
     default = recipient.strip()
     if not dialogs:
@@ -320,10 +338,10 @@ def route_incoming(
     if table is None:
         raise DialogError("Dialogs are on but no DialogTable was given")
     try:
-        incoming = table.resolve_incoming(phone, text)
+        incoming = table.resolve_incoming(phone, text, at_signs)
     except BadPhoneNumber:
         # A sender that is no phone number can hold no binding.
-        _, letter, body = _split_prefix(text)
+        _, letter, body = _split_prefix(text, at_signs)
         incoming = Incoming("no-binding", None, body, letter)
         sender = f"sender {phone!r}"
     else:

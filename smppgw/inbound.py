@@ -61,7 +61,14 @@ from .dialogs import DialogTable, route_incoming
 from .receipts import is_receipt, parse_receipt, receipt_keys
 from .smpplog import SmppLog
 from .store import InboxRow, StoreError, UnknownRow
-from .textcodec import UndecodableText, concat_info, decode_text, split_udh
+from .textcodec import (
+    UndecodableText,
+    alphabet_hint,
+    at_signs,
+    concat_info,
+    decode_text,
+    split_udh,
+)
 
 if TYPE_CHECKING:
     from .codec import PDU
@@ -161,6 +168,8 @@ class Inbound:
         # Distinct parts stored per incomplete message, as last seen, to count new rows.
         self._parts_stored: dict[str, int] = {}
         self._full = False
+        # Servers already told that their data_coding 0 looks like another alphabet.
+        self._alphabet_hinted: set[str] = set()
         # The dispatcher's state.
         self._running = False
         self._observing = False
@@ -311,8 +320,10 @@ class Inbound:
                 data = _bytes(params, "short_message") or _bytes(params, "message_payload")
                 if esm_class & _UDHI:
                     data = split_udh(data)[1]
-                text = decode_text(data_coding, data)
+                self._check_alphabet(server, log, data_coding, data)
+                text = decode_text(data_coding, data, server.default_alphabet)
             else:
+                self._check_alphabet(server, log, data_coding, concat.body)
                 # Refuse binary data at its first part, before a part is stored: an
                 # empty text decodes under every text coding and under no other.
                 decode_text(data_coding, b"")
@@ -321,7 +332,8 @@ class Inbound:
                         source=source, destination=destination, error=error)
             return ESME_RX_R_APPN
         if concat is None:
-            return self._route(server, log, source, destination, numbers, text)
+            return self._route(server, log, source, destination, numbers, text,
+                               at_signs(data_coding, server.default_alphabet))
 
         key = fragment_key(server.name, source, destination, concat.ref_bits, concat.reference,
                            concat.total)
@@ -345,7 +357,7 @@ class Inbound:
                         sequence=concat.sequence, source=source, error=error)
             return ESME_RX_T_APPN
         try:
-            text = _join(parts)
+            text = _join(parts, server.default_alphabet)
         except UndecodableText as error:
             log.problem("not accepted: SMS of {total} parts from {source} to {destination}: {error}",
                         total=concat.total, source=source, destination=destination, error=error)
@@ -353,7 +365,25 @@ class Inbound:
             return ESME_RX_R_APPN
         # The parts stay until the whole message is stored (or refused for good):
         # after a temporary error the SMSC resends this part and finds the others.
-        return self._route(server, log, source, destination, numbers, text, parts_of=(key, stored))
+        # The prefix is at the start of part 1, so its coding says what "@" may be.
+        first = at_signs(parts[0]["data_coding"], server.default_alphabet)
+        return self._route(server, log, source, destination, numbers, text, first,
+                           parts_of=(key, stored))
+
+    def _check_alphabet(self, server: ServerConfig, log: SmppLog, data_coding: int,
+                        data: bytes) -> None:
+        """Say once per link when data_coding-0 text on a GSM link looks like another alphabet."""
+        if (data_coding != 0 or server.default_alphabet != "gsm"
+                or server.name in self._alphabet_hinted):
+            return
+        hint = alphabet_hint(data)
+        if hint is not None:
+            self._alphabet_hinted.add(server.name)
+            # The text itself stays out of the log.
+            log.problem('an SMS in data_coding 0 looks like {hint}, not GSM 03.38 (0x40, 0x24'
+                        ' or 0x5F and no octet below 0x20 but LF/CR): default_alphabet = "gsm"'
+                        ' may be wrong for this SMSC; default_alphabet = "{hint}" would fit'
+                        ' (said once per link)', hint=hint)
 
     def _drop_parts(self, log: SmppLog, key: str, rows: int) -> None:
         """Forget the ``rows`` stored parts of ``key``, whose whole message is stored or refused."""
@@ -366,11 +396,12 @@ class Inbound:
         self._forget_parts(key, rows)
 
     def _route(self, server: ServerConfig, log: SmppLog, source: str, destination: str,
-               numbers: tuple[str, str], text: str,
+               numbers: tuple[str, str], text: str, at: str = "@",
                parts_of: tuple[str, int] | None = None) -> Deferred[int] | int:
         """Route and store one whole message; ``parts_of`` names the parts it was joined from.
 
-        ``numbers`` are the sender's and the destination's IM forms.
+        ``numbers`` are the sender's and the destination's IM forms; ``at``
+        holds what the "@" of a dialog prefix may have been decoded as.
         """
 
         def refused() -> int:
@@ -389,6 +420,7 @@ class Inbound:
                 phone=number_key(numbers[0]) or source,
                 destination_number=numbers[1],
                 text=text,
+                at_signs=at,
             )
         except StoreError as error:  # the table saves the binding it touched
             log.problem("cannot store the dialog binding of {source}: {error}", source=source,
@@ -701,7 +733,7 @@ class Inbound:
         self._retry_call = self._retry_due = None
 
 
-def _join(parts: list[dict[str, Any]]) -> str:
+def _join(parts: list[dict[str, Any]], default_alphabet: str) -> str:
     """The text of a whole message from its stored parts, in sequence order.
 
     The bytes are joined before decoding: a sender may cut a UCS2 surrogate pair
@@ -711,8 +743,10 @@ def _join(parts: list[dict[str, Any]]) -> str:
     codings = {part["data_coding"] for part in parts}
     if len(codings) == 1:
         (coding,) = codings
-        return decode_text(coding, b"".join(bytes.fromhex(part["body"]) for part in parts))
-    return "".join(decode_text(part["data_coding"], bytes.fromhex(part["body"])) for part in parts)
+        return decode_text(coding, b"".join(bytes.fromhex(part["body"]) for part in parts),
+                           default_alphabet)
+    return "".join(decode_text(part["data_coding"], bytes.fromhex(part["body"]), default_alphabet)
+                   for part in parts)
 
 
 def _describe(row: InboxRow) -> str:

@@ -775,12 +775,14 @@ class Outbound:
             text = self.dialogs.outgoing_prefix("+" + target.number, sender) + body
         try:
             encoded = textcodec.encode_message(text, server.encoding, server.long_messages,
-                                               server.max_parts)
+                                               server.max_parts,
+                                               default_alphabet=server.default_alphabet)
             if len(encoded.parts) > 1:
                 # Only split messages need a concatenation reference.
                 encoded = textcodec.encode_message(
                     text, server.encoding, server.long_messages, server.max_parts,
-                    self._reference(target.number, server.long_messages))
+                    self._reference(target.number, server.long_messages),
+                    server.default_alphabet)
         except textcodec.TooLong as e:
             raise TooLongError(str(e)) from None
         except (ValueError, textcodec.UnencodableText) as e:

@@ -10,6 +10,11 @@ so a single GSM message holds 160 septets (an extension-table character such as
 ``€`` takes two: ESC 0x1B and its code). Concatenated parts lose 6 octets to the
 ``05 00 03 ref total seq`` header, leaving 153 septets, 134 octets or 67 UTF-16 units.
 
+SMPP 3.4 leaves data_coding 0 to the SMSC ("SMSC default alphabet"): many read it as
+GSM 03.38 (``@`` = 0x00), others as ASCII/IA5 or Latin-1 (``@`` = 0x40). The functions
+here take that alphabet as ``default_alphabet`` (one of `DEFAULT_ALPHABETS`, GSM unless
+told otherwise); it applies to data_coding 0 only, and leaves the sizes as they are.
+
 The GSM 03.38 tables come from the ``gsm0338`` package; this module only derives
 per-character lookups from it, so that a message can be cut between characters.
 """
@@ -33,12 +38,19 @@ _DC_CYRILLIC = 0x06
 _DC_LATIN_HEBREW = 0x07
 
 _PREFERRED_CODINGS = {"gsm": DC_GSM, "ascii": DC_ASCII, "latin-1": DC_LATIN1, "ucs2": DC_UCS2}
+#: What data_coding 0 may mean on a link: the alphabets an SMSC uses for it.
+DEFAULT_ALPHABETS = ("gsm", "ascii", "latin-1")
 _LONG_MESSAGE_STYLES = ("udh", "sar", "payload")
 
 _UDHI = 0x40
 _IEI_CONCAT_8BIT = 0x00
 _IEI_CONCAT_16BIT = 0x08
 _ESCAPE = 0x1B
+# "@" in GSM 03.38 (0x00) and in ASCII / Latin-1 (0x40).
+_AT_OCTETS = (0x00, 0x40)
+# ASCII "@", "$" and "_", which GSM 03.38 has elsewhere; LF and CR, which both share.
+_ASCII_MARKERS = frozenset(b"@$_")
+_LINE_ENDS = frozenset(b"\n\r")
 
 # Octets of user data: a whole message, and what is left of it beside a concat UDH.
 # GSM counts septets, which SMPP carries one per octet, so the same numbers apply.
@@ -126,14 +138,40 @@ _GSM_CHARSET = frozenset(_GSM_ENCODE)
 _GSM_TRANSLATE = {ord(char): encoded.decode("latin-1") for char, encoded in _GSM_ENCODE.items()}
 
 
-def _encode_whole(text: str, data_coding: int) -> bytes:
-    """``text`` encoded in one go (the caller has checked that the coding can carry it)."""
+def _checked_alphabet(default_alphabet: str) -> str:
+    if default_alphabet not in DEFAULT_ALPHABETS:
+        raise ValueError(
+            f"unknown default alphabet {default_alphabet!r};"
+            f" expected one of {', '.join(DEFAULT_ALPHABETS)}"
+        )
+    return default_alphabet
+
+
+def _charset(data_coding: int, default_alphabet: str) -> str:
+    """The alphabet whose bytes a text data_coding carries: data_coding 0 as the link says."""
     if data_coding == DC_GSM:
+        return _checked_alphabet(default_alphabet)
+    return {DC_ASCII: "ascii", DC_LATIN1: "latin-1"}.get(data_coding, "ucs2")
+
+
+def _fits(text: str, charset: str) -> bool:
+    """Whether every character of ``text`` has a code in ``charset``."""
+    if charset == "gsm":
+        return _GSM_CHARSET.issuperset(text)
+    if charset == "ascii":
+        return text.isascii()
+    if charset == "latin-1":
+        return not text or max(text) <= "\xff"
+    return True
+
+
+def _encode_whole(text: str, data_coding: int, default_alphabet: str = "gsm") -> bytes:
+    """``text`` encoded in one go (the caller has checked that the coding can carry it)."""
+    charset = _charset(data_coding, default_alphabet)
+    if charset == "gsm":
         return text.translate(_GSM_TRANSLATE).encode("latin-1")
-    if data_coding == DC_ASCII:
-        return text.encode("ascii")
-    if data_coding == DC_LATIN1:
-        return text.encode("latin-1")
+    if charset != "ucs2":
+        return text.encode(charset)
     try:
         return text.encode("utf-16-be")
     except UnicodeEncodeError as e:
@@ -152,9 +190,10 @@ def _utf16_atoms(text: str) -> list[bytes]:
         ) from None
 
 
-def _atoms(text: str, data_coding: int) -> list[bytes]:
+def _atoms(text: str, data_coding: int, default_alphabet: str = "gsm") -> list[bytes]:
     """The encoded text as a list of pieces that must not be split between parts."""
-    if data_coding == DC_GSM:
+    charset = _charset(data_coding, default_alphabet)
+    if charset == "gsm":
         atoms = []
         for position, char in enumerate(text):
             encoded = _GSM_ENCODE.get(char)
@@ -164,8 +203,7 @@ def _atoms(text: str, data_coding: int) -> list[bytes]:
                 )
             atoms.append(encoded)
         return atoms
-    if data_coding in (DC_ASCII, DC_LATIN1):
-        charset = "ascii" if data_coding == DC_ASCII else "latin-1"
+    if charset in ("ascii", "latin-1"):
         try:
             return [bytes([octet]) for octet in text.encode(charset)]
         except UnicodeEncodeError as e:
@@ -177,31 +215,28 @@ def _atoms(text: str, data_coding: int) -> list[bytes]:
     raise UnencodableText(f"cannot encode text as data_coding 0x{data_coding:02X}")
 
 
-def choose_coding(text: str, preferred: str) -> int:
-    """The data_coding for ``text``: the preferred one if it can carry the text, else UCS2."""
+def choose_coding(text: str, preferred: str, default_alphabet: str = "gsm") -> int:
+    """The data_coding for ``text``: the preferred one if it can carry the text, else UCS2.
+
+    ``"gsm"`` prefers data_coding 0, which carries what ``default_alphabet`` can.
+    """
     try:
         coding = _PREFERRED_CODINGS[preferred]
     except KeyError:
         raise ValueError(
             f"unknown encoding {preferred!r}; expected one of {', '.join(_PREFERRED_CODINGS)}"
         ) from None
-    if coding == DC_GSM:
-        fits = _GSM_CHARSET.issuperset(text)
-    elif coding == DC_ASCII:
-        fits = text.isascii()
-    elif coding == DC_LATIN1:
-        fits = not text or max(text) <= "\xff"
-    else:
-        fits = True
-    return coding if fits else DC_UCS2
+    return coding if _fits(text, _charset(coding, default_alphabet)) else DC_UCS2
 
 
-def encode_text(text: str, data_coding: int) -> bytes:
+def encode_text(text: str, data_coding: int, default_alphabet: str = "gsm") -> bytes:
     """``text`` encoded for ``short_message`` under ``data_coding`` (GSM unpacked)."""
-    names = {DC_GSM: "gsm", DC_ASCII: "ascii", DC_LATIN1: "latin-1", DC_UCS2: "ucs2"}
-    if data_coding in names and choose_coding(text, names[data_coding]) == data_coding:
-        return _encode_whole(text, data_coding)
-    return b"".join(_atoms(text, data_coding))  # raises UnencodableText, naming the problem
+    if data_coding in (DC_GSM, DC_ASCII, DC_LATIN1, DC_UCS2) and _fits(
+        text, _charset(data_coding, default_alphabet)
+    ):
+        return _encode_whole(text, data_coding, default_alphabet)
+    # Raises UnencodableText, naming the problem.
+    return b"".join(_atoms(text, data_coding, default_alphabet))
 
 
 def _pack(atoms: list[bytes], capacity: int) -> list[bytes]:
@@ -223,6 +258,7 @@ def encode_message(
     long_messages: str = "udh",
     max_parts: int = 10,
     reference: int = 0,
+    default_alphabet: str = "gsm",
 ) -> EncodedMessage:
     """Encode ``text`` into the parts to submit.
 
@@ -232,7 +268,8 @@ def encode_message(
     with the SAR TLVs (16-bit ``reference``); ``"payload"`` gives one part carrying the
     whole text in ``message_payload``. Every style refuses, with ``TooLong``, a text
     that would need more than ``max_parts`` UDH parts, so the limit means the same
-    whichever style a server uses.
+    whichever style a server uses. A text in data_coding 0 is written in
+    ``default_alphabet``, one octet per character (two for a GSM escape).
     """
     if long_messages not in _LONG_MESSAGE_STYLES:
         raise ValueError(
@@ -242,15 +279,15 @@ def encode_message(
     if not 1 <= max_parts <= 255:
         # 255 is the most that the one-octet total of a UDH or SAR TLV can say.
         raise ValueError(f"max_parts must be from 1 to 255, not {max_parts}")
-    data_coding = choose_coding(text, preferred)
-    encoded = _encode_whole(text, data_coding)
+    data_coding = choose_coding(text, preferred, default_alphabet)
+    encoded = _encode_whole(text, data_coding, default_alphabet)
     units = len(encoded) // 2 if data_coding == DC_UCS2 else len(encoded)
 
     if len(encoded) <= _SINGLE_CAPACITY[data_coding]:
         return EncodedMessage(data_coding, (Part(encoded, 0x00),), units)
 
     # Longer texts are cut between atoms, never inside an escape or surrogate pair.
-    chunks = _pack(_atoms(text, data_coding), _PART_CAPACITY[data_coding])
+    chunks = _pack(_atoms(text, data_coding, default_alphabet), _PART_CAPACITY[data_coding])
     total = len(chunks)
     if total > max_parts:
         raise TooLong(total, max_parts)
@@ -358,9 +395,15 @@ def _alphabet(data_coding: int) -> str:
     return "unknown"  # reserved coding groups 0x80-0xBF
 
 
-def decode_text(data_coding: int, data: bytes) -> str:
-    """The text in ``data`` (no UDH) under ``data_coding``; ``UndecodableText`` if none."""
-    alphabet = _alphabet(data_coding)
+def decode_text(data_coding: int, data: bytes, default_alphabet: str = "gsm") -> str:
+    """The text in ``data`` (no UDH) under ``data_coding``; ``UndecodableText`` if none.
+
+    data_coding 0 is read in ``default_alphabet``; every other value as it says.
+    """
+    if data_coding == DC_GSM:
+        alphabet = _checked_alphabet(default_alphabet)
+    else:
+        alphabet = _alphabet(data_coding)
     if alphabet == "gsm":
         return _decode_gsm(data)
     if alphabet == "ucs2":
@@ -372,6 +415,34 @@ def decode_text(data_coding: int, data: bytes) -> str:
     if alphabet == "compressed":
         raise UndecodableText(f"data_coding 0x{data_coding:02X} is compressed text")
     raise UndecodableText(f"data_coding 0x{data_coding:02X} is not a known text encoding")
+
+
+def at_signs(data_coding: int, default_alphabet: str = "gsm") -> str:
+    """What an ``@`` may have become in text decoded by `decode_text`: "@" and, for
+    data_coding 0, the character that the other alphabets' ``@`` reads as.
+
+    ``@`` is 0x00 in GSM 03.38 and 0x40 in ASCII and Latin-1, so on a GSM link an
+    ASCII ``@`` reads as ``¡`` (GSM 0x40) and on an ASCII link a GSM ``@`` as NUL.
+    """
+    if data_coding != DC_GSM:
+        return "@"
+    return "".join(decode_text(DC_GSM, bytes([octet]), default_alphabet) for octet in _AT_OCTETS)
+
+
+def alphabet_hint(data: bytes) -> str | None:
+    """The alphabet that data_coding-0 bytes read as GSM 03.38 would rather be in, or None.
+
+    ASCII's ``@``, ``$`` and ``_`` (0x40, 0x24, 0x5F) are ``¡``, ``¤`` and ``§`` in GSM, which
+    texts seldom hold, while octets below 0x20 are common GSM letters (``@`` itself,
+    ``£``, ``é``...) but in ASCII only control characters; so bytes with one of the former
+    and none of the latter but LF and CR look like ASCII ("latin-1" when an octet is above
+    0x7F, which GSM septets never are). A hint for the log, never used to read the text.
+    """
+    if not _ASCII_MARKERS.intersection(data) or any(
+        octet < 0x20 and octet not in _LINE_ENDS for octet in data
+    ):
+        return None
+    return "latin-1" if any(octet > 0x7F for octet in data) else "ascii"
 
 
 def split_udh(short_message: bytes) -> tuple[list[tuple[int, bytes]], bytes]:

@@ -406,6 +406,18 @@ class ServerTests(ConfigErrorAssertions):
             server_config('encoding = "utf-8"'), "server[0].encoding", "'utf-8'", '"latin-1"'
         )
 
+    def test_default_alphabet(self) -> None:
+        """data_coding 0 means gsm (the default), ascii or latin-1; anything else is refused naming the key."""
+        self.assertEqual(parse_server("").default_alphabet, "gsm")
+        self.assertEqual(parse_server('default_alphabet = "latin-1"').default_alphabet, "latin-1")
+        self.assertRefused(
+            server_config('default_alphabet = "ucs2"'), "server[0].default_alphabet", "'ucs2'",
+            '"gsm", "ascii" or "latin-1"'
+        )
+        self.assertRefused(
+            server_config("default_alphabet = 0"), "server[0].default_alphabet", "0", "a string"
+        )
+
     def test_long_messages(self) -> None:
         """Only udh, sar and payload split long messages."""
         self.assertEqual(parse_server('long_messages = "sar"').long_messages, "sar")

@@ -145,6 +145,28 @@ class DialogTableTestCase(SynchronousTestCase):
             Incoming("escape", None, "to the desk", None),
         )
 
+    def test_other_at_signs(self) -> None:
+        """Characters named as at_signs count as the "@" of "@b:", "@b " and "@@ "; plain "@" still does."""
+        self.table.outgoing_prefix(PHONE, "user1@domain1")
+        self.table.outgoing_prefix(PHONE, "user2@domain2")
+        for text in ("¡b: fine", "¡b fine", "@b: fine"):
+            self.assertEqual(self.table.resolve_incoming(PHONE, text, "¡"),
+                             Incoming("binding", "user2@domain2", "fine", "b"))
+        for text in ("¡¡ desk", "¡@ desk", "@@ desk"):
+            self.assertEqual(self.table.resolve_incoming(PHONE, text, "¡"),
+                             Incoming("escape", None, "desk", None))
+        self.assertEqual(self.table.resolve_incoming(PHONE, "\x00A ok", "\x00"),
+                         Incoming("binding", "user1@domain1", "ok", "a"))
+
+    def test_other_at_signs_only_when_named(self) -> None:
+        """Without at_signs, "¡b: fine" is plain text, and at_signs only counts at the prefix's "@"."""
+        self.table.outgoing_prefix(PHONE, "user1@domain1")
+        self.table.outgoing_prefix(PHONE, "user2@domain2")
+        self.assertEqual(self.table.resolve_incoming(PHONE, "¡b: fine"),
+                         Incoming("ambiguous", None, "¡b: fine", None))
+        for text in ("¡bc fine", "x¡b fine", "¡ b fine"):
+            self.assertEqual(self.table.resolve_incoming(PHONE, text, "¡").kind, "ambiguous")
+
     def test_expiry_by_clock(self) -> None:
         """A binding unused for the timeout is gone, and its letter is given out afresh."""
         self.table.outgoing_prefix(PHONE, "user1@domain1")
@@ -422,6 +444,17 @@ class RouteIncomingTestCase(SynchronousTestCase):
             text="@a promo",
         )
         self.assertEqual(where(delivery), ("desk@company.dom", "promo"))
+
+    def test_at_signs_reach_route_incoming(self) -> None:
+        """route_incoming passes at_signs on: "¡@ " escapes to the Recipient, and a sender that is no number still loses its prefix."""
+        delivery = route_incoming(dialogs=True, recipient="desk@company.dom", table=self.table,
+                                  phone="+15550001", destination_number="1", text="¡@ hi",
+                                  at_signs="¡")
+        self.assertEqual(where(delivery), ("desk@company.dom", "hi"))
+        delivery = route_incoming(dialogs=True, recipient="desk@company.dom", table=self.table,
+                                  phone="", destination_number="1", text="¡a: hi",
+                                  at_signs="¡")
+        self.assertEqual(where(delivery), ("desk@company.dom", "hi"))
 
     def test_dialogs_without_table(self) -> None:
         """Dialogs on without a table is a programming error, reported as DialogError."""

@@ -437,6 +437,115 @@ class DecodingTests(InboundTestCase):
         self.assertIn("UDH", self.problems()[0])
 
 
+class DefaultAlphabetTests(InboundTestCase):
+    """data_coding 0 read as the server's default_alphabet, and dialog prefixes whatever their "@"."""
+
+    AT_B = "62 3a 20 66 69 6e 65"  # "b: fine" after the "@"
+
+    def make_alphabet(self, alphabet: str, **settings: Any) -> FakeHost:
+        """A gateway whose server has this default_alphabet (the previous one stopped), and a host."""
+        if hasattr(self, "inbound"):
+            self.inbound.stop()
+            for host in list(self.registry.hosts):
+                self.registry.remove(host)
+        self.make(server=f'default_alphabet = "{alphabet}"', **settings)
+        return self.host()
+
+    def bind_two(self) -> None:
+        for sender in ("susan@company.dom", "smith@company.dom"):
+            self.table.outgoing_prefix("+" + PHONE, sender)  # type: ignore[union-attr]
+
+    def test_prefix_with_either_at(self) -> None:
+        """With two bindings, "@b: fine" as 40 62 3a ... or 00 62 3a ... reaches binding b as "fine" on every setting."""
+        for alphabet in ("gsm", "ascii", "latin-1"):
+            host = self.make_alphabet(alphabet, dialogs=True, name=alphabet)
+            self.bind_two()
+            for at in ("40", "00"):
+                status = self.deliver(bytes.fromhex(f"{at} {self.AT_B}"))
+                self.assertEqual(status, ESME_ROK, (alphabet, at))
+            self.assertEqual([(s["recipient"], s["body"]) for s in host.signals()],
+                             [("smith@company.dom", "fine")] * 2, alphabet)
+
+    def test_escape_with_ascii_at(self) -> None:
+        """"@@ for desk" as 40 40 20 ... on a GSM link goes to the Recipient as "for desk"."""
+        host = self.make_alphabet("gsm", dialogs=True, recipient="desk@company.dom")
+        self.bind_two()
+        self.assertEqual(self.deliver(b"\x40\x40 for desk"), ESME_ROK)
+        self.assertEqual([(s["recipient"], s["body"]) for s in host.signals()],
+                         [("desk@company.dom", "for desk")])
+
+    def test_rest_read_as_the_setting_says(self) -> None:
+        """After the prefix nothing is guessed: 0x40 is "¡" on a GSM link and "@" on an ascii one."""
+        bodies = {}
+        for alphabet in ("gsm", "ascii"):
+            host = self.make_alphabet(alphabet, dialogs=True, name=alphabet)
+            self.bind_two()
+            self.deliver(bytes.fromhex("40 61 20 6d 65 40 68 6f 6d 65"))  # "@a me@home"
+            [signal] = host.signals()
+            bodies[alphabet] = (signal["recipient"], signal["body"])
+        self.assertEqual(bodies, {"gsm": ("susan@company.dom", "me¡home"),
+                                  "ascii": ("susan@company.dom", "me@home")})
+
+    def test_text_by_setting_with_dialogs_off(self) -> None:
+        """With Dialogs off the bytes are read as the setting says, a prefix and all."""
+        texts = {}
+        for alphabet in ("gsm", "ascii", "latin-1"):
+            host = self.make_alphabet(alphabet, recipient="desk@company.dom", name=alphabet)
+            self.deliver(bytes.fromhex(f"40 {self.AT_B} 24 5f"))
+            texts[alphabet] = host.signals()[0]["body"]
+        self.assertEqual(texts, {"gsm": "¡b: fine¤§", "ascii": "@b: fine$_",
+                                 "latin-1": "@b: fine$_"})
+
+    def test_latin1_and_ascii_8_bit(self) -> None:
+        """0xE9 is "é" on a latin-1 link; on an ascii link it is refused with ESME_RX_R_APPN."""
+        host = self.make_alphabet("latin-1", recipient="desk@company.dom")
+        self.assertEqual(self.deliver(b"caf\xe9"), ESME_ROK)
+        self.assertEqual(host.signals()[0]["body"], "café")
+        self.make_alphabet("ascii", recipient="desk@company.dom", name="other")
+        self.assertEqual(self.deliver(b"caf\xe9"), ESME_RX_R_APPN)
+        self.assertIn("0xE9", self.problems()[-1])
+
+    def test_prefix_of_a_long_message(self) -> None:
+        """A two-part ascii message led by 40 62 3a reaches binding b, reassembled in ascii."""
+        host = self.make_alphabet("ascii", dialogs=True)
+        self.bind_two()
+        self.deliver(b"$ for you", udh=udh8(9, 2, 2))
+        self.deliver(b"\x40b: 5", udh=udh8(9, 2, 1))
+        self.assertEqual([(s["recipient"], s["body"]) for s in host.signals()],
+                         [("smith@company.dom", "5$ for you")])
+
+    def hints(self) -> list[str]:
+        return [line for line in self.problems() if "default_alphabet" in line]
+
+    def test_ascii_looking_text_on_a_gsm_link_logged_once(self) -> None:
+        """The first ASCII-looking data_coding-0 SMS on a GSM link logs one problems line naming the fitting value; later ones do not."""
+        self.make_alphabet("gsm", recipient="desk@company.dom")
+        self.deliver(b"plain")
+        self.deliver(b"\x00b: fine")
+        self.assertEqual(self.hints(), [])
+        self.deliver(b"\x40b: fine")
+        self.deliver(b"costs $5")
+        [line] = self.hints()
+        self.assertIn("SMPP [sim]", line)
+        self.assertIn('default_alphabet = "gsm" may be wrong', line)
+        self.assertIn('default_alphabet = "ascii" would fit', line)
+
+    def test_latin1_looking_text_refused_but_hinted(self) -> None:
+        """A Latin-1 SMS on a GSM link is refused (0xE9 is no septet), and the hint names latin-1."""
+        self.make_alphabet("gsm", recipient="desk@company.dom")
+        self.assertEqual(self.deliver(b"caf\xe9 @ 5"), ESME_RX_R_APPN)
+        [line] = self.hints()
+        self.assertIn('default_alphabet = "latin-1" would fit', line)
+
+    def test_no_hint_off_gsm_or_off_data_coding_0(self) -> None:
+        """An ascii link, or data_coding 1 on a GSM link, logs no hint."""
+        self.make_alphabet("ascii", recipient="desk@company.dom")
+        self.deliver(b"\x40b: fine")
+        self.make_alphabet("gsm", recipient="desk@company.dom", name="other")
+        self.deliver(b"\x40b: fine", data_coding=0x01)
+        self.assertEqual(self.hints(), [])
+
+
 class ReassemblyTests(InboundTestCase):
     """Concatenated SMS: UDH 8/16-bit, SAR, any order, expiry, restarts."""
 

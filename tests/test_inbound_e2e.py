@@ -9,6 +9,7 @@ DeliverSignal.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import reactor
@@ -20,7 +21,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from smppgw.amp import DeliverSignal, GatewayAMPFactory, HostRegistry, SendSignal, SignalReport
-from smppgw.config import parse_config
+from smppgw.config import Config, parse_config
 from smppgw.constants import ESME_ROK, ESME_RX_R_APPN
 from smppgw.dialogs import DialogTable
 from smppgw.inbound import Inbound
@@ -62,6 +63,47 @@ class TestHost(amp.AMP):
         self.lost.callback(None)
 
 
+@inlineCallbacks
+def start_gateway(test: TestCase, config: Config, stop_link: Callable[[Link], Any]) -> Any:
+    """The gateway's halves for the first server of ``config``, on a fresh store, with a TestHost
+    logged in over AMP on 127.0.0.1; fires with the host once the link is bound.
+
+    ``stop_link`` is the cleanup that stops the link; the rest is cleaned up here.
+    """
+    server = config.servers[0]
+    store = Store(test.mktemp(), reactor)
+    dialogs = DialogTable(reactor, config.module.dialog_timeout, store)
+    registry = HostRegistry()
+    inbound = Inbound(config, store, registry, reactor, dialogs)
+    link = Link(server, build_endpoint(reactor, server), reactor, "none",
+                initial_delay=0.05, max_delay=0.2)
+    # Link.deliver is inferred from its default (an int-returning hook); a Deferred is allowed.
+    link.deliver = inbound.handler(server)
+    outbound = Outbound(config, {server.name: link}, store, reactor, dialogs)
+    outbound.restore()
+    # Cleanups run last first: the store closes after everything that writes to it.
+    test.addCleanup(store.close)
+    test.addCleanup(outbound.stop)
+    test.addCleanup(inbound.stop)
+    inbound.start()
+    link.startService()
+    test.addCleanup(stop_link, link)
+
+    amp_port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(
+        GatewayAMPFactory(outbound, registry, reactor))
+    test.addCleanup(amp_port.stopListening)
+    host = yield connectProtocol(
+        TCP4ClientEndpoint(reactor, "127.0.0.1", amp_port.getHost().port), TestHost())
+
+    def disconnect_host() -> Deferred[None]:
+        host.transport.loseConnection()
+        return host.lost
+
+    test.addCleanup(disconnect_host)
+    yield link.when_bound()
+    return host
+
+
 class PhoneScreenTests(TestCase):
     timeout = 20
 
@@ -74,32 +116,7 @@ class PhoneScreenTests(TestCase):
             f'[[server]]\nname = "sim"\naddress = "127.0.0.1:{smsc_port.getHost().port}"\n'
             f'system_id = "esme"\npassword = "pw"\ndialogs = true\nsender = "+{GATEWAY_NUMBER}"\n'
         )
-        server = config.servers[0]
-        store = Store(self.mktemp(), reactor)
-        dialogs = DialogTable(reactor, config.module.dialog_timeout, store)
-        registry = HostRegistry()
-        self.inbound = Inbound(config, store, registry, reactor, dialogs)
-        link = Link(server, build_endpoint(reactor, server), reactor, "none",
-                    initial_delay=0.05, max_delay=0.2)
-        # Link.deliver is inferred from its default (an int-returning hook); a Deferred is allowed.
-        link.deliver = self.inbound.handler(server)
-        outbound = Outbound(config, {"sim": link}, store, reactor, dialogs)
-        outbound.restore()
-        # Cleanups run last first: the store closes after everything that writes to it.
-        self.addCleanup(store.close)
-        self.addCleanup(outbound.stop)
-        self.addCleanup(self.inbound.stop)
-        self.inbound.start()
-        link.startService()
-        self.addCleanup(self.stop_link, link)
-
-        amp_port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(
-            GatewayAMPFactory(outbound, registry, reactor))
-        self.addCleanup(amp_port.stopListening)
-        self.host = yield connectProtocol(
-            TCP4ClientEndpoint(reactor, "127.0.0.1", amp_port.getHost().port), TestHost())
-        self.addCleanup(self.disconnect_host)
-        yield link.when_bound()
+        self.host = yield start_gateway(self, config, self.stop_link)
         self.request = 0
 
     @inlineCallbacks
@@ -112,10 +129,6 @@ class PhoneScreenTests(TestCase):
         closed: Deferred[None] = Deferred()
         reactor.callLater(0, closed.callback, None)
         yield closed
-
-    def disconnect_host(self) -> Deferred[None]:
-        self.host.transport.loseConnection()
-        return self.host.lost
 
     @inlineCallbacks
     def im_to_phone(self, sender: str, body: str) -> Any:

@@ -1,12 +1,19 @@
 """
-Interop tests: our `Link` against an SMPP server written outside this project.
+Interop tests: the gateway against SMPP servers written outside this project.
 
-The peer is node-smpp (the npm package ``smpp``, version pinned in
+The first peer is node-smpp (the npm package ``smpp``, version pinned in
 tests/interop/package.json), run as ``node tests/interop/smsc.js`` on 127.0.0.1.
 That server logs every PDU it receives or sends as a JSON line, so these tests
 assert both what our client got back and what the other implementation saw.
-``.ci/interop-setup`` installs the package; without node or the package the
-tests are skipped, except under CI=true, where they fail and say what is missing.
+
+The second is an SMSC on smpp.twisted3's server (tests/interop/twisted_smsc.py,
+the package pinned in tests/interop/requirements.txt), which reads and writes
+data_coding 0 as ASCII; it runs in the test's reactor, and the whole gateway
+(store, dialogs, inbound, outbound, an AMP host) talks to it over 127.0.0.1.
+
+``.ci/interop-setup`` installs both; without node, the npm package or the Python
+one, the tests that need it are skipped, except under CI=true, where they fail
+and say what is missing.
 """
 
 from __future__ import annotations
@@ -19,14 +26,25 @@ from typing import Any
 from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.internet.protocol import ProcessProtocol
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
+from smppgw.amp import SendSignal
 from smppgw.codec import PDU
 from smppgw.config import parse_config
 from smppgw.constants import STATUSES
 from smppgw.link import BOUND, Link, build_endpoint
 from smppgw.textcodec import decode_text, encode_text
+from tests.test_inbound_e2e import start_gateway
+
+try:
+    from tests.interop.twisted_smsc import TwistedSMSC
+except ImportError as error:
+    TWISTED_MISSING: str | None = (
+        f"smpp.twisted3 cannot be imported ({error}): run .ci/interop-setup")
+else:
+    TWISTED_MISSING = None
 
 INTEROP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "interop")
 SMSC_SCRIPT = os.path.join(INTEROP_DIR, "smsc.js")
@@ -310,3 +328,96 @@ class NodeSMPPInteropTests(TestCase):
         self.assertEqual(unbind["session"], 1)
         yield smsc.wait_for(event="close", session=1)
         self.assertEqual(smsc.matching(pdu="unbind_resp")[0]["command_status"], 0)
+
+
+PHONE = "15550001"
+GATEWAY_NUMBER = "15550100"
+
+
+class TwistedSMSCInteropTests(TestCase):
+    """The whole gateway against an smpp.twisted3 SMSC that uses ASCII for data_coding 0, over 127.0.0.1."""
+
+    timeout = 20
+    skip = None if os.environ.get("CI") == "true" else TWISTED_MISSING
+
+    def setUp(self) -> None:
+        if TWISTED_MISSING is not None:
+            self.fail(f"CI=true but {TWISTED_MISSING}")
+        capture = capturedLogs()
+        self.events = capture.__enter__()
+        self.addCleanup(capture.__exit__, None, None, None)
+        self.request = 0
+
+    @inlineCallbacks
+    def start(self, alphabet: str | None) -> Any:
+        """The SMSC, and a gateway bound to it with Dialogs on and a desk as Recipient."""
+        self.smsc = TwistedSMSC()
+        port = yield self.smsc.listen(reactor)
+        self.addCleanup(self.smsc.stop)
+        setting = "" if alphabet is None else f'default_alphabet = "{alphabet}"\n'
+        config = parse_config(
+            f'[[server]]\nname = "tw"\naddress = "127.0.0.1:{port}"\nsystem_id = "interop"\n'
+            f'password = "pw"\ndialogs = true\nrecipient = "desk@example.com"\n'
+            f'sender = "+{GATEWAY_NUMBER}"\n{setting}'
+        )
+        self.host = yield start_gateway(self, config, lambda link: link.stopService())
+
+    @inlineCallbacks
+    def im_to_phone(self, sender: str, body: str) -> Any:
+        """An IM user's message to the phone; returns the submit_sm the SMSC got."""
+        self.request += 1
+        answer = yield self.host.callRemote(
+            SendSignal, request_id=f"r{self.request}", method="MESSAGE", sender=sender,
+            recipient=f"+{PHONE}@tw._smpp", body=body)
+        self.assertEqual(answer["message_ids"], [f"tw-{self.request}"])
+        return self.smsc.submits[-1]
+
+    @inlineCallbacks
+    def phone_replies(self, text: str) -> Any:
+        """The phone's reply, sent by the SMSC in ASCII; returns the IM message the host got."""
+        response = yield self.smsc.deliver(PHONE, GATEWAY_NUMBER, text)
+        self.assertEqual(response.status.name, "ESME_ROK")
+        signal = yield self.host.signals.get()
+        self.assertEqual((signal["sender"], signal["server"]), (f"+{PHONE}@tw._smpp", "tw"))
+        return signal["recipient"], signal["body"]
+
+    def hints(self) -> list[str]:
+        return [formatEvent(e) for e in self.events
+                if e.get("log_level") == LogLevel.warn and "default_alphabet" in formatEvent(e)]
+
+    @inlineCallbacks
+    def two_dialogs(self) -> Any:
+        """Alice and Bob write to the phone; returns the short_message bytes the SMSC got for each."""
+        alice = yield self.im_to_phone("alice@example.com", "Lunch?")
+        bob = yield self.im_to_phone("bob@example.com", "Call me")
+        return alice.params["short_message"], bob.params["short_message"]
+
+    @inlineCallbacks
+    def test_dialog_replies_with_the_default_setting(self) -> Any:
+        """On a link left at gsm, the SMSC's ASCII "@b: fine" reaches Bob and "@@ ..." the desk; one problems line suggests ascii."""
+        yield self.start(None)
+        alice, bob = yield self.two_dialogs()
+        # GSM on the way out, as configured: the SMSC reads "@" as NUL.
+        self.assertEqual(alice, b"\x00a=alice\x00example.com Lunch?")
+        self.assertEqual(bob[:4].hex(" "), "00 62 3d 62")
+
+        self.assertEqual((yield self.phone_replies("@b: fine")), ("bob@example.com", "fine"))
+        self.assertEqual((yield self.phone_replies("@a yes")), ("alice@example.com", "yes"))
+        self.assertEqual((yield self.phone_replies("@@ for the desk")),
+                         ("desk@example.com", "for the desk"))
+        [hint] = self.hints()
+        self.assertIn('default_alphabet = "ascii" would fit', hint)
+
+    @inlineCallbacks
+    def test_dialog_replies_with_ascii(self) -> Any:
+        """With default_alphabet = "ascii" the SMSC reads our prefixes as written, and "@" in a reply stays "@"."""
+        yield self.start("ascii")
+        alice, bob = yield self.two_dialogs()
+        self.assertEqual(alice, b"@a=alice@example.com Lunch?")
+        self.assertEqual(TwistedSMSC.text(self.smsc.submits[1]), "@b=bob@example.com Call me")
+
+        self.assertEqual((yield self.phone_replies("@B: at 12 @ Joe's")),
+                         ("bob@example.com", "at 12 @ Joe's"))
+        self.assertEqual((yield self.phone_replies("@@ mail desk@example.com")),
+                         ("desk@example.com", "mail desk@example.com"))
+        self.assertEqual(self.hints(), [])

@@ -11,12 +11,15 @@ from smppgw.textcodec import (
     DC_GSM,
     DC_LATIN1,
     DC_UCS2,
+    DEFAULT_ALPHABETS,
     Concat,
     EncodedMessage,
     Part,
     TooLong,
     UndecodableText,
     UnencodableText,
+    alphabet_hint,
+    at_signs,
     choose_coding,
     concat_info,
     decode_text,
@@ -391,6 +394,108 @@ class RoundTripTests(SynchronousTestCase):
             [(i.reference, i.total, i.sequence, i.ref_bits) for i in infos if i is not None],
             [(0xFE, total, seq, 8) for seq in range(1, total + 1)],
         )
+
+
+class DefaultAlphabetTests(SynchronousTestCase):
+    """data_coding 0 in the link's default alphabet: the bytes each way for gsm, ascii and latin-1."""
+
+    def test_at_sign_outbound(self) -> None:
+        """An outbound "@" goes as 0x00 for gsm and as 0x40 for ascii and latin-1, all in data_coding 0."""
+        wire = {}
+        for alphabet in DEFAULT_ALPHABETS:
+            message = encode_message("@b: fine", default_alphabet=alphabet)
+            self.assertEqual((message.data_coding, message.units), (DC_GSM, 8))
+            wire[alphabet] = message.parts[0].short_message.hex(" ")
+        self.assertEqual(wire, {"gsm": "00 62 3a 20 66 69 6e 65",
+                                "ascii": "40 62 3a 20 66 69 6e 65",
+                                "latin-1": "40 62 3a 20 66 69 6e 65"})
+
+    def test_gsm_is_the_default(self) -> None:
+        """Without a default alphabet, data_coding 0 is GSM 03.38 both ways."""
+        self.assertEqual(encode_message("@£{").parts[0].short_message.hex(" "), "00 01 1b 28")
+        self.assertEqual(encode_text("@£{", DC_GSM).hex(" "), "00 01 1b 28")
+        self.assertEqual(decode_text(DC_GSM, b"\x00\x01\x1b\x28"), "@£{")
+
+    def test_ascii_braces_take_one_octet(self) -> None:
+        """On an ascii link "{" and "€"-free text go as plain octets, with no GSM escape."""
+        message = encode_message("$5 {x}_", default_alphabet="ascii")
+        self.assertEqual(message.data_coding, DC_GSM)
+        self.assertEqual(message.parts[0].short_message, b"$5 {x}_")
+
+    def test_uncarried_characters_go_as_ucs2(self) -> None:
+        """A character the link's alphabet cannot carry sends the whole text as UCS2, data_coding 8."""
+        cases = {("café", "gsm"): (DC_GSM, "63 61 66 05"),
+                 ("café", "ascii"): (DC_UCS2, "00 63 00 61 00 66 00 e9"),
+                 ("café", "latin-1"): (DC_GSM, "63 61 66 e9"),
+                 ("5 €", "latin-1"): (DC_UCS2, "00 35 00 20 20 ac"),
+                 ("5 €", "gsm"): (DC_GSM, "35 20 1b 65"),
+                 ("a`b", "gsm"): (DC_UCS2, "00 61 00 60 00 62"),
+                 ("a`b", "ascii"): (DC_GSM, "61 60 62")}
+        for (text, alphabet), (coding, wire) in cases.items():
+            message = encode_message(text, default_alphabet=alphabet)
+            self.assertEqual((message.data_coding, message.parts[0].short_message.hex(" ")),
+                             (coding, wire), (text, alphabet))
+            self.assertEqual(choose_coding(text, "gsm", alphabet), coding)
+
+    def test_other_encodings_ignore_the_default_alphabet(self) -> None:
+        """encoding = ascii or latin-1 still means data_coding 1 or 3, whatever data_coding 0 means."""
+        self.assertEqual(encode_message("@", "ascii", default_alphabet="gsm").data_coding, DC_ASCII)
+        self.assertEqual(encode_message("é", "latin-1", default_alphabet="ascii").data_coding,
+                         DC_LATIN1)
+
+    def test_long_ascii_text_splits_as_data_coding_0(self) -> None:
+        """A data_coding-0 text in ascii keeps the GSM sizes: 160 in one SMS, 153 per UDH part."""
+        self.assertEqual(len(encode_message("@" * 160, default_alphabet="ascii").parts), 1)
+        message = encode_message("@" * 161, default_alphabet="ascii", reference=7)
+        self.assertEqual([part.short_message for part in message.parts],
+                         [udh(7, 2, 1) + b"@" * 153, udh(7, 2, 2) + b"@" * 8])
+
+    def test_inbound_bytes(self) -> None:
+        """The same data_coding-0 bytes read as each alphabet says; ascii refuses an 8-bit octet."""
+        self.assertEqual([decode_text(DC_GSM, b"\x40b: fine", a) for a in DEFAULT_ALPHABETS],
+                         ["¡b: fine", "@b: fine", "@b: fine"])
+        self.assertEqual([decode_text(DC_GSM, b"\x00b \x24", a) for a in DEFAULT_ALPHABETS],
+                         ["@b ¤", "\x00b $", "\x00b $"])
+        self.assertEqual(decode_text(DC_GSM, b"caf\xe9", "latin-1"), "café")
+        error = self.assertRaises(UndecodableText, decode_text, DC_GSM, b"caf\xe9", "ascii")
+        self.assertIn("0xE9", str(error))
+
+    def test_explicit_codings_ignore_the_default_alphabet(self) -> None:
+        """Only data_coding 0 follows the setting: 0xF0 (GSM by TP-DCS) and 1 (IA5) read as they say."""
+        self.assertEqual(decode_text(0xF0, b"\x40", "ascii"), "¡")
+        self.assertEqual(decode_text(DC_ASCII, b"\x40", "gsm"), "@")
+
+    def test_unknown_default_alphabet(self) -> None:
+        """An unknown alphabet name is a ValueError naming it and the allowed ones."""
+        for call in (lambda: encode_message("hi", default_alphabet="utf-8"),
+                     lambda: decode_text(DC_GSM, b"hi", "utf-8"),
+                     lambda: encode_text("hi", DC_GSM, "utf-8")):
+            error = self.assertRaises(ValueError, call)
+            self.assertIn("'utf-8'", str(error))
+            self.assertIn("gsm, ascii, latin-1", str(error))
+
+    def test_at_signs(self) -> None:
+        """What an "@" sent in the other alphabets reads as, by data_coding and default alphabet."""
+        self.assertEqual([at_signs(DC_GSM, a) for a in DEFAULT_ALPHABETS], ["@¡", "\x00@", "\x00@"])
+        self.assertEqual([at_signs(coding, "gsm") for coding in (DC_ASCII, DC_UCS2, 0xF0)],
+                         ["@", "@", "@"])
+
+    def test_alphabet_hint(self) -> None:
+        """ASCII "@", "$" or "_" with no octet below 0x20 but LF and CR looks like ASCII (Latin-1 with 8-bit octets)."""
+        cases = {b"\x40b: fine": "ascii", b"costs $5\r\n": "ascii", b"my_name": "ascii",
+                 b"caf\xe9 @ 5": "latin-1", b"\x00b: fine": None, b"plain text": None,
+                 b"\x40Hola \x05": None, b"caf\xe9": None, b"": None}
+        self.assertEqual({data: alphabet_hint(data) for data in cases}, cases)
+
+    @settings(max_examples=200, deadline=None)
+    @given(text=texts, alphabet=st.sampled_from(DEFAULT_ALPHABETS))
+    def test_round_trip_in_each_alphabet(self, text: str, alphabet: str) -> None:
+        """Whatever the default alphabet, the parts decoded under it give back the text."""
+        message = encode_message(text, max_parts=255, default_alphabet=alphabet)
+        data = b"".join(part_body(part) for part in message.parts)
+        self.assertEqual(decode_text(message.data_coding, data, alphabet), text)
+        for part in message.parts:
+            self.assertLessEqual(len(part.short_message), 160)
 
 
 class DecodeTextTests(SynchronousTestCase):

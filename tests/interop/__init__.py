@@ -1,0 +1,1 @@
+"""SMPP peers from outside this project, for tests/test_interop.py."""
