@@ -80,6 +80,14 @@ def to_next_call(clock: Clock) -> None:
     clock.advance(min(c.getTime() for c in clock.getDelayedCalls()) - clock.seconds())
 
 
+def largest_message_deliver_sm(sequence: int) -> bytes:
+    """A deliver_sm whose message_payload holds 65,535 octets, the most its 16-bit length allows."""
+    body = (b"\0" + b"\x01\x01" + b"447700900123\0" + b"\x01\x01" + b"8888\0"
+            + bytes(10) + (0x0424).to_bytes(2, "big") + b"\xff\xff" + b"A" * 0xFFFF)
+    header = (16 + len(body)).to_bytes(4, "big") + bytes.fromhex("00000005 00000000")
+    return header + sequence.to_bytes(4, "big") + body
+
+
 class LinkTests(SynchronousTestCase):
     def make(self, **extra: str) -> tuple[Link, FakeEndpoint, Clock]:
         clock = Clock()
@@ -254,3 +262,22 @@ class LinkTests(SynchronousTestCase):
         to_next_call(clock)
         self.bind_ok(endpoint, clock)
         self.assertEqual(link.state, BOUND)
+
+    def test_largest_message_payload_answered(self) -> None:
+        """A deliver_sm of 65,588 octets (a full message_payload) is delivered and answered, not a reason to drop the link."""
+        link, endpoint, clock = self.make()
+        delivered: list[PDU] = []
+        link.deliver = lambda pdu: delivered.append(pdu) or 0
+        link.startService()
+        self.bind_ok(endpoint, clock)
+        protocol, transport = endpoint.last()
+        data = largest_message_deliver_sm(7)
+        self.assertEqual(len(data), 65588)
+        for start in range(0, len(data), 4096):  # as a socket would hand it over
+            protocol.dataReceived(data[start:start + 4096])
+        self.assertEqual(transport.value().hex(), "00000011" "80000005" "00000000" "00000007" "00")
+        [pdu] = delivered
+        self.assertEqual(pdu.params["message_payload"], b"A" * 0xFFFF)
+        self.assertEqual(pdu.params["source_addr"], b"447700900123")
+        self.assertEqual(link.state, BOUND)
+        self.assertFalse(transport.disconnecting)
