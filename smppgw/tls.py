@@ -79,7 +79,7 @@ def check_name(certificate: Any, hostname: str) -> str | None:
     Any error of service_identity counts as a refusal, not only
     ``VerificationError``.
     """
-    from service_identity import VerificationError
+    from service_identity import CertificateError, VerificationError
     from service_identity.cryptography import (
         verify_certificate_hostname,
         verify_certificate_ip_address,
@@ -96,8 +96,10 @@ def check_name(certificate: Any, hostname: str) -> str | None:
             verify_certificate_hostname(certificate, hostname)
     except VerificationError:
         return f"name mismatch (the certificate names {_names(certificate)})"
-    except Exception as error:
-        return f"unreadable names ({error!r})"
+    except CertificateError as error:
+        return f"invalid subjectAltName ({error})"
+    except Exception as error:  # whatever a later version may raise: refused all the same
+        return f"cannot check the name ({error!r})"
     return None
 
 
