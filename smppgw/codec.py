@@ -49,9 +49,48 @@ from .constants import (
 
 HEADER = struct.Struct("!IIII")
 HEADER_LEN = 16
-#: Largest PDU accepted on the wire.  SMPP 3.4 sets no limit; 64 KiB holds a
-#: full message_payload (which has a 16-bit length) with room to spare.
-MAX_PDU_LEN = 64 * 1024
+#: The largest command_length a valid PDU sent to an ESME can have: a
+#: deliver_sm or data_sm with every field at its largest and every TLV it may
+#: carry, each once (SMPP 3.4 sections 4.6.1, 4.7.1 and 5.3.2; a TLV costs 4
+#: octets of tag and length plus its value).  The responses an ESME gets are
+#: all smaller.  message_payload alone may hold 65,535 octets, so a fixed
+#: 64 KiB limit would cut off a valid message.
+_LARGEST_TLV_VALUE = {
+    "source_port": 2, "source_addr_subunit": 1, "source_network_type": 1,
+    "source_bearer_type": 1, "source_telematics_id": 2, "destination_port": 2,
+    "dest_addr_subunit": 1, "dest_network_type": 1, "dest_bearer_type": 1,
+    "dest_telematics_id": 2, "sar_msg_ref_num": 2, "sar_total_segments": 1,
+    "sar_segment_seqnum": 1, "more_messages_to_send": 1, "qos_time_to_live": 4,
+    "payload_type": 1, "message_payload": 0xFFFF, "set_dpf": 1,
+    "receipted_message_id": 65, "message_state": 1, "network_error_code": 3,
+    "user_message_reference": 2, "privacy_indicator": 1, "callback_num": 19,
+    "callback_num_pres_ind": 1, "callback_num_atag": 65, "source_subaddress": 23,
+    "dest_subaddress": 23, "user_response_code": 1, "display_time": 1, "sms_signal": 2,
+    "ms_validity": 1, "ms_msg_wait_facilities": 1, "number_of_messages": 1,
+    "alert_on_msg_delivery": 0, "language_indicator": 1, "its_reply_type": 1,
+    "its_session_info": 2,
+}
+# deliver_sm's TLVs (4.6.1, and the three smpp.pdu also reads there) are a
+# subset of data_sm's, the table's keys.
+_DELIVER_SM_TLVS = (
+    "user_message_reference", "source_port", "destination_port", "sar_msg_ref_num",
+    "sar_total_segments", "sar_segment_seqnum", "user_response_code", "privacy_indicator",
+    "payload_type", "message_payload", "callback_num", "source_subaddress", "dest_subaddress",
+    "language_indicator", "its_session_info", "network_error_code", "message_state",
+    "receipted_message_id", "source_network_type", "dest_network_type", "more_messages_to_send",
+)
+# Mandatory fields, C-Octet Strings with their NUL: service_type 6, two
+# addresses of 21 with a TON and an NPI each, 7 one-octet fields, two times
+# of 17 (NULL in a deliver_sm, but read if present) and short_message of 254
+# after its sm_length.
+_DELIVER_SM_FIELDS = 6 + 2 * (1 + 1 + 21) + 7 + 2 * 17 + 1 + 254
+# data_sm: service_type 6, two addresses of 65 with a TON and an NPI each,
+# esm_class, registered_delivery and data_coding.
+_DATA_SM_FIELDS = 6 + 2 * (1 + 1 + 65) + 3
+MAX_PDU_LEN = HEADER_LEN + max(
+    _DELIVER_SM_FIELDS + sum(4 + _LARGEST_TLV_VALUE[name] for name in _DELIVER_SM_TLVS),
+    _DATA_SM_FIELDS + sum(4 + size for size in _LARGEST_TLV_VALUE.values()),
+)
 
 Value = int | bytes
 

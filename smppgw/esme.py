@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.abstract import FileDescriptor
+from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 
@@ -62,6 +63,8 @@ class ESMEProtocol(Protocol):
         self.session = Session(settings, clock, self._write_pdu, self._close, log, deliver)
         self._lost_observers: list[Callable[[str], None]] = []
         self.ever_bound = False
+        #: Why the connection was lost (a `CertificateRefused`, say), once it is.
+        self.lost_failure: Failure | None = None
         # Whether something was written since the last flush.
         self._unflushed = False
         # While a burst is read, what is written waits here and reaches the
@@ -182,14 +185,19 @@ class ESMEProtocol(Protocol):
     def connectionLost(self, reason: Failure | None = None) -> None:
         # Failing the pending bind here is what lets ClientService retry: a
         # bind that never settles would stall it for good.
-        text = reason.getErrorMessage() if reason is not None else "connection lost"
-        why = self.session.close_reason or text
+        if self.session.close_reason:  # we closed it, and said why
+            why = self.session.close_reason
+        elif reason is not None and reason.check(ConnectionDone):
+            why = "closed by the SMSC"
+        else:
+            why = reason.getErrorMessage() if reason is not None else "connection lost"
+        self.lost_failure = reason
         self.log.low("disconnected: {reason}", reason=why)
         # Observers first: whoever resends the failed requests below must
         # already see the link as down.
         for observer in self._lost_observers:
             observer(why)
-        self.session.connection_lost(text)
+        self.session.connection_lost(why)
 
     def on_lost(self, observer: Callable[[str], None]) -> None:
         self._lost_observers.append(observer)

@@ -14,6 +14,11 @@ connect.  Two traps of ClientService (Twisted 26.10) are handled here:
   being made raises inside the state machine, so the link always leaves the
   current call stack (``callLater(0)``) before stopping it or telling its
   observers that it is bound.
+
+ClientService logs each retry itself, at every level and naming the
+endpoint's repr; the link silences it and writes one SMPP line per failed
+attempt or lost connection instead, from its retry policy: what failed, for
+which server and address, and the delay rounded to a tenth of a second.
 """
 
 from __future__ import annotations
@@ -26,16 +31,24 @@ from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
 from twisted.internet import endpoints
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.error import ConnectionDone
+from twisted.internet.error import (
+    ConnectionDone,
+    ConnectionRefusedError,
+    DNSLookupError,
+    TCPTimedOutError,
+    TimeoutError,
+)
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import ILogObserver, Logger
 from twisted.python.failure import Failure
-from zope.interface import implementer
+from zope.interface import implementer, provider
 
 from .codec import PDU
 from .esme import ESMEFactory, ESMEProtocol
 from .session import Answer, DeliverHook, NotBound, SessionSettings, refuse_for_now
 from .smpplog import SmppLog
+from .tls import CertificateRefused, VerifyingClientTLS
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
@@ -48,6 +61,28 @@ DISCONNECTED, CONNECTING, BINDING, BOUND, UNBINDING = (
 
 #: How long a stopping link waits for outstanding responses and unbind_resp.
 STOP_GRACE = 5.0
+
+
+@provider(ILogObserver)
+def _discard(event: dict[str, Any]) -> None:
+    pass
+
+
+class _QuietClientService(ClientService):
+    """A ClientService that writes no log lines of its own (the link writes them)."""
+
+    _log = Logger(observer=_discard)
+
+
+def _connect_error(failure: Failure) -> str:
+    """A failed connect in a few words."""
+    if failure.check(ConnectionRefusedError):
+        return "connection refused"
+    if failure.check(TimeoutError, TCPTimedOutError):
+        return "connection timed out"
+    if failure.check(DNSLookupError):
+        return "host name not found"
+    return failure.getErrorMessage()
 
 
 class _LossGuard(Protocol):
@@ -154,8 +189,7 @@ def build_endpoint(reactor: Any, server: ServerConfig, source_address: str = "",
     if server.client_cert:
         with open(server.client_cert, "rb") as f:
             client = ssl.PrivateCertificate.loadPEM(f.read())
-    options = ssl.optionsForClientTLS(server.host, trustRoot=trust, clientCertificate=client)
-    return endpoints.wrapClientTLS(options, tcp)
+    return endpoints.wrapClientTLS(VerifyingClientTLS(server.host, trust, client), tcp)
 
 
 def settings_for(server: ServerConfig) -> SessionSettings:
@@ -190,6 +224,9 @@ class Link(Service):
         self.log = SmppLog(server.name, log_level)
         self.state = DISCONNECTED
         self.last_error = ""
+        # What ended the current attempt (or bound connection), as the retry
+        # line says it, and whether it was a bound connection that was lost.
+        self._attempt_failure: tuple[str, bool] | None = None
         # submit_sm accepted on connections that are gone (see `sent`).
         self._sent_before = 0
         self.received = 0
@@ -206,10 +243,11 @@ class Link(Service):
                                    on_protocol=self._built)
         self.endpoint = _GuardedEndpoint(endpoint, self.factory, self._connecting,
                                          self._connect_failed)
-        self.clientService = ClientService(
+        self._backoff = backoffPolicy(initial_delay, max_delay, jitter=jitter)
+        self.clientService = _QuietClientService(
             self.endpoint,
             self.factory,
-            retryPolicy=backoffPolicy(initial_delay, max_delay, jitter=jitter),
+            retryPolicy=self._retry_delay,
             clock=clock,
             prepareConnection=self._bind,
         )
@@ -257,14 +295,32 @@ class Link(Service):
     # -- connection life --------------------------------------------------------
 
     def _connecting(self) -> None:
+        self._attempt_failure = None
         self._set_state(CONNECTING)
         self.log.major("connecting to {address}", address=self.server.address)
 
     def _connect_failed(self, failure: Failure) -> None:
-        self.last_error = f"cannot connect: {failure.getErrorMessage()}"
-        self.log.problem("cannot connect to {address}: {error}", address=self.server.address,
-                         error=failure.getErrorMessage())
+        error = _connect_error(failure)
+        self._failed(f"cannot connect to {self.server.address}: {error}", f"cannot connect: {error}")
         self._set_state(DISCONNECTED)
+
+    def _failed(self, line: str, error: str, lost_bound: bool = False) -> None:
+        """Keep what ended this attempt for the retry line (the first cause only) and as last_error."""
+        if self._attempt_failure is None or lost_bound:
+            self._attempt_failure = (line, lost_bound)
+            self.last_error = error
+
+    def _retry_delay(self, attempt: int) -> float:
+        """ClientService's retry policy: the backoff delay, and the one line that says why and when."""
+        delay = self._backoff(attempt)
+        line, lost_bound = self._attempt_failure or (
+            f"connection to {self.server.address} failed", False)
+        self._attempt_failure = None
+        if lost_bound:  # a relay report: the link was up
+            self.log.major("{failure}; reconnecting in {delay}s", failure=line, delay=round(delay, 1))
+        else:
+            self.log.problem("{failure}; retry in {delay}s", failure=line, delay=round(delay, 1))
+        return delay
 
     def _built(self, protocol: ESMEProtocol) -> None:
         def lost(reason: str) -> None:
@@ -293,6 +349,7 @@ class Link(Service):
         def bound(_: Any) -> Any:
             esme.ever_bound = True
             self.last_error = ""
+            self._attempt_failure = None
             self._set_state(BOUND)
             self.log.major("bound to {address} as {bind_type}", address=self.server.address,
                            bind_type=self.server.bind_type)
@@ -301,9 +358,9 @@ class Link(Service):
             return protocol
 
         def failed(failure: Failure) -> Failure:
-            self.last_error = failure.getErrorMessage()
-            self.log.problem("bind to {address} failed: {error}", address=self.server.address,
-                             error=self.last_error)
+            # A connection lost first has said why already (a refused certificate, say).
+            error = failure.getErrorMessage()
+            self._failed(f"bind to {self.server.address} failed: {error}", error)
             return failure
 
         return esme.session.bind().addCallbacks(bound, failed)
@@ -319,11 +376,14 @@ class Link(Service):
         if protocol is not self._protocol:
             return
         self._protocol = None
-        was_bound = getattr(protocol, "ever_bound", False)
-        if was_bound or not self.last_error:
-            self.last_error = reason
-        if was_bound:
-            self.log.major("link to {address} lost: {reason}", address=self.server.address, reason=reason)
+        address = self.server.address
+        lost = protocol.lost_failure
+        if lost is not None and lost.check(CertificateRefused):
+            self._failed(reason, reason)  # it names the host and the check that failed
+        elif protocol.ever_bound:
+            self._failed(f"link to {address} lost: {reason}", reason, lost_bound=True)
+        else:
+            self._failed(f"connection to {address} lost before the bind: {reason}", reason)
         self._set_state(DISCONNECTED)
 
     def _deliver(self, pdu: PDU) -> Any:

@@ -261,7 +261,8 @@ class Session:
         if failure.check(CommandStatusError) and not failure.check(BindFailed):
             refusal: Any = failure.value
             failure = Failure(BindFailed(refusal.response))
-        self.log.problem("bind failed: {error}", error=failure.getErrorMessage())
+        # A protocol event here: the link says it as a problem, with its retry delay.
+        self.log.low("bind failed: {error}", error=failure.getErrorMessage())
         if self.state == BINDING:
             self._fire("bind_failed")
             self.close_reason = f"bind failed: {failure.getErrorMessage()}"
@@ -294,6 +295,7 @@ class Session:
         def done(result: Any) -> Any:
             if self.state == UNBINDING:
                 self._fire("unbind_done")
+                self.close_reason = self.close_reason or "unbound"
                 self._close()
             return result
 

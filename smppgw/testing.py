@@ -4,8 +4,9 @@ Helpers for testing a gateway from the outside, shipped so that hosts can use th
 `GatewayProcess` runs the gateway under twistd in a child process and tells
 when its AMP endpoint listens and when it has ended; with `SMSCSimulator`
 (smppgw.simulator) it is enough to test a host against a real gateway,
-including what a SIGKILL does.  `make_certificate` makes a self-signed
-certificate for a simulator that listens over TLS.
+including what a SIGKILL does.  `make_certificate` makes a certificate for a
+simulator that listens over TLS: self-signed, or signed by a test CA that
+`make_authority` makes (without subjectAltName or expired, to test refusals).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import datetime
 import os
 import signal
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.defer import Deferred, inlineCallbacks
@@ -97,44 +99,91 @@ def gateway_config(state: str, smsc_port: int, *, module: dict[str, Any] | None 
     return "\n".join(lines) + "\n"
 
 
-def make_certificate(directory: str, hostname: str = "localhost") -> tuple[str, str]:
-    """A self-signed certificate for `hostname`, valid for a day, written to `directory`.
+@dataclass(frozen=True)
+class Authority:
+    """A certificate authority for tests: `path` is its certificate (what a link's ``ca_file`` trusts)."""
 
-    Returns the paths of the certificate (PEM: what a link's ``ca_file`` trusts)
-    and of the key with the certificate (PEM: what a TLS endpoint such as the
-    simulator's ``ssl:PORT:privateKey=PATH`` serves).
-    """
+    path: str
+    certificate: Any
+    key: Any
+
+
+def make_authority(directory: str, name: str = "smppgw test CA") -> Authority:
+    """A self-signed CA certificate valid for a day, written to ``directory/ca.pem``."""
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    key, certificate = _sign(subject, None, san=None, ca=True, expired=False)
+    path = os.path.join(directory, "ca.pem")
+    _write(path, _pem(certificate))
+    return Authority(path, certificate, key)
+
+
+def make_certificate(directory: str, hostname: str = "localhost", *,
+                     authority: Authority | None = None, subject_alt_name: bool = True,
+                     expired: bool = False) -> tuple[str, str]:
+    """A certificate with CN=`hostname`, valid for a day, written to `directory`.
+
+    Self-signed unless `authority` signs it; it names `hostname` in a
+    subjectAltName too unless `subject_alt_name` is false; with `expired` its
+    validity ended yesterday.  Returns the paths of the certificate (PEM: what
+    a link's ``ca_file`` trusts when it is self-signed) and of the key with the
+    certificate (PEM: what a TLS endpoint such as the simulator's
+    ``ssl:PORT:privateKey=PATH`` serves).
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509.oid import NameOID
+
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+    key, certificate = _sign(subject, authority, san=hostname if subject_alt_name else None,
+                             ca=authority is None, expired=expired)
     key_pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.TraditionalOpenSSL,
         serialization.NoEncryption(),
     )
-    os.makedirs(directory, exist_ok=True)
     cert_path = os.path.join(directory, "cert.pem")
     both_path = os.path.join(directory, "server.pem")
-    with open(cert_path, "wb") as f:
-        f.write(cert_pem)
-    with open(both_path, "wb") as f:
-        f.write(key_pem + cert_pem)
+    _write(cert_path, _pem(certificate))
+    _write(both_path, key_pem + _pem(certificate))
     return cert_path, both_path
+
+
+def _sign(subject: Any, authority: Authority | None, *, san: str | None, ca: bool,
+          expired: bool) -> tuple[Any, Any]:
+    """A new key and its certificate for `subject`, signed by `authority` (or by itself)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    day = datetime.timedelta(days=1)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(authority.certificate.subject if authority else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - 2 * day if expired else now - day)
+        .not_valid_after(now - day if expired else now + day)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if san is not None:
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(san)]),
+                                        critical=False)
+    return key, builder.sign(authority.key if authority else key, hashes.SHA256())
+
+
+def _pem(certificate: Any) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return bytes(certificate.public_bytes(serialization.Encoding.PEM))
+
+
+def _write(path: str, data: bytes) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)

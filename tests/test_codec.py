@@ -14,9 +14,13 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from smpp.pdu import operations, pdu_types
 from twisted.trial.unittest import SynchronousTestCase
 
 from smppgw.codec import (
+    _DELIVER_SM_TLVS,
+    _LARGEST_TLV_VALUE,
+    MAX_PDU_LEN,
     PDU,
     DecodeError,
     EncodeError,
@@ -750,6 +754,25 @@ class FramerTests(SynchronousTestCase):
             framer = Framer()
             with self.assertRaises(FrameError):
                 framer.feed(length.to_bytes(4, "big") + bytes(12))
+
+    def test_largest_valid_length(self) -> None:
+        """A frame of the largest length a valid deliver_sm or data_sm can have is cut whole; one octet more is refused."""
+        self.assertEqual(MAX_PDU_LEN, 66136)
+        data = MAX_PDU_LEN.to_bytes(4, "big") + bytes.fromhex("00000005 00000000 00000001")
+        data += bytes(MAX_PDU_LEN - 16)
+        self.assertEqual(Framer().feed(data), [data])
+        with self.assertRaises(FrameError) as cm:
+            Framer().feed((MAX_PDU_LEN + 1).to_bytes(4, "big"))
+        self.assertEqual(str(cm.exception), "command_length 66137 outside 16..66136")
+
+    def test_largest_length_counts_every_tlv(self) -> None:
+        """The largest length counts every TLV the library reads in a deliver_sm and a data_sm."""
+        def tlvs(command: str) -> set[str]:
+            klass = operations.getPDUClass(getattr(pdu_types.CommandId, command))
+            return set(klass.optionalParams) - {"vendor_specific_bypass"}
+
+        self.assertEqual(tlvs("data_sm"), set(_LARGEST_TLV_VALUE))
+        self.assertEqual(tlvs("deliver_sm"), set(_DELIVER_SM_TLVS))
 
     def test_header_only_length(self) -> None:
         """command_length 16 is a whole header-only PDU."""

@@ -180,14 +180,25 @@ class HugeMessageTests(HostileTestCase):
             self.pump.flush()
 
     def test_64k_payload_reaches_host(self) -> None:
-        """A deliver_sm with a message_payload near the frame limit reaches the host whole."""
+        """A deliver_sm with 65,535 octets of GSM text in message_payload (the TLV's maximum) reaches the host whole."""
         smsc = self.smsc()
         received = self.connect_host()
         self.assertEqual(smsc.deliver({"data_coding": 0, "short_message": b"",
-                                       "message_payload": b"x" * 65000}), [ESME_ROK])
+                                       "message_payload": b"x" * 0xFFFF}), [ESME_ROK])
         self.flush()
         [signal] = received
-        self.assertEqual(signal["body"], "x" * 65000)
+        self.assertEqual(signal["body"], "x" * 0xFFFF)
+
+    def test_largest_payload_refused_when_it_cannot_be_read_or_carried(self) -> None:
+        """65,535 octets that are no UCS2 text, or that make too much UTF-8 for AMP, are refused for good, the link kept."""
+        smsc = self.smsc()
+        self.connect_host()
+        for data_coding, octet in ((8, b"\x00"), (3, b"\xe9")):
+            status = smsc.deliver({"data_coding": data_coding, "short_message": b"",
+                                   "message_payload": octet * 0xFFFF})
+            self.assertEqual(status, [ESME_RX_R_APPN], data_coding)
+        self.assertEqual(smsc.rows()["inbox"], 0)
+        self.assertFalse(smsc.transport.disconnecting)
 
     def test_text_too_big_for_amp_refused(self) -> None:
         """A text over AMP's 65,535-byte value limit once in UTF-8 is refused for good, never acknowledged and lost."""

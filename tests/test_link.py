@@ -7,6 +7,7 @@ from typing import Any
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -80,11 +81,21 @@ def to_next_call(clock: Clock) -> None:
     clock.advance(min(c.getTime() for c in clock.getDelayedCalls()) - clock.seconds())
 
 
-class LinkTests(SynchronousTestCase):
-    def make(self, **extra: str) -> tuple[Link, FakeEndpoint, Clock]:
+def largest_message_deliver_sm(sequence: int) -> bytes:
+    """A deliver_sm whose message_payload holds 65,535 octets, the most its 16-bit length allows."""
+    body = (b"\0" + b"\x01\x01" + b"447700900123\0" + b"\x01\x01" + b"8888\0"
+            + bytes(10) + (0x0424).to_bytes(2, "big") + b"\xff\xff" + b"A" * 0xFFFF)
+    header = (16 + len(body)).to_bytes(4, "big") + bytes.fromhex("00000005 00000000")
+    return header + sequence.to_bytes(4, "big") + body
+
+
+class LinkCase(SynchronousTestCase):
+    """A link on a clock and a fake endpoint, stopped cleanly after each test."""
+
+    def make(self, log_level: str = "none", **extra: str) -> tuple[Link, FakeEndpoint, Clock]:
         clock = Clock()
         endpoint = FakeEndpoint()
-        link = Link(server_config(**extra), endpoint, clock, "none", jitter=lambda: 0.0)
+        link = Link(server_config(**extra), endpoint, clock, log_level, jitter=lambda: 0.0)
         self.addCleanup(self._stop, link, clock, endpoint)
         return link, endpoint, clock
 
@@ -106,6 +117,8 @@ class LinkTests(SynchronousTestCase):
         endpoint.answer(PDU("bind_transceiver_resp", bind.sequence_number, 0, {"system_id": b"S"}))
         clock.advance(0)
 
+
+class LinkTests(LinkCase):
     def test_binds_on_start(self) -> None:
         """Starting the link connects, binds as transceiver and reaches the bound state."""
         link, endpoint, clock = self.make()
@@ -254,3 +267,85 @@ class LinkTests(SynchronousTestCase):
         to_next_call(clock)
         self.bind_ok(endpoint, clock)
         self.assertEqual(link.state, BOUND)
+
+    def test_largest_message_payload_answered(self) -> None:
+        """A deliver_sm of 65,588 octets (a full message_payload) is delivered and answered, not a reason to drop the link."""
+        link, endpoint, clock = self.make()
+        delivered: list[PDU] = []
+        link.deliver = lambda pdu: delivered.append(pdu) or 0
+        link.startService()
+        self.bind_ok(endpoint, clock)
+        protocol, transport = endpoint.last()
+        data = largest_message_deliver_sm(7)
+        self.assertEqual(len(data), 65588)
+        for start in range(0, len(data), 4096):  # as a socket would hand it over
+            protocol.dataReceived(data[start:start + 4096])
+        self.assertEqual(transport.value().hex(), "00000011" "80000005" "00000000" "00000007" "00")
+        [pdu] = delivered
+        self.assertEqual(pdu.params["message_payload"], b"A" * 0xFFFF)
+        self.assertEqual(pdu.params["source_addr"], b"447700900123")
+        self.assertEqual(link.state, BOUND)
+        self.assertFalse(transport.disconnecting)
+
+
+class LogLineTests(LinkCase):
+    """Every line a link writes is SMPP-tagged, at its level, with the server, the address and a rounded delay."""
+
+    def logged(self, log_level: str, play: Any) -> list[str]:
+        """Every log event (from Twisted too) while `play(link, endpoint, clock)` runs, formatted."""
+        with capturedLogs() as events:
+            link, endpoint, clock = self.make(log_level)
+            play(link, endpoint, clock)
+        return [formatEvent(e) for e in events]
+
+    @staticmethod
+    def refused_three_times(link: Link, endpoint: FakeEndpoint, clock: Clock) -> None:
+        endpoint.refuse = True
+        link.startService()
+        to_next_call(clock)
+        to_next_call(clock)
+
+    def test_connection_refused(self) -> None:
+        """Each refused connect is one line naming the address, the cause and the delay to the tenth."""
+        self.assertEqual(self.logged("problems", self.refused_three_times), [
+            "SMPP [p1] connecting to 127.0.0.1:2775",
+            "SMPP [p1] cannot connect to 127.0.0.1:2775: connection refused; retry in 1.5s",
+            "SMPP [p1] connecting to 127.0.0.1:2775",
+            "SMPP [p1] cannot connect to 127.0.0.1:2775: connection refused; retry in 2.2s",
+            "SMPP [p1] connecting to 127.0.0.1:2775",
+            "SMPP [p1] cannot connect to 127.0.0.1:2775: connection refused; retry in 3.4s",
+        ])
+
+    def test_nothing_at_log_level_none(self) -> None:
+        """At log_level none nothing at all is logged, ClientService's retry lines included."""
+        self.assertEqual(self.logged("none", self.refused_three_times), [])
+
+    def test_bind_refused_once(self) -> None:
+        """A refused bind is one line, with the SMSC's status and the delay."""
+
+        def play(link: Link, endpoint: FakeEndpoint, clock: Clock) -> None:
+            link.startService()
+            [bind] = endpoint.sent()
+            endpoint.answer(PDU("bind_transceiver_resp", bind.sequence_number,
+                                STATUSES["ESME_RINVPASWD"]))
+            endpoint.drop()
+
+        self.assertEqual(self.logged("problems", play), [
+            "SMPP [p1] connecting to 127.0.0.1:2775",
+            "SMPP [p1] bind to 127.0.0.1:2775 failed: bind_transceiver_resp"
+            " 0x0000000E ESME_RINVPASWD; retry in 1.5s",
+        ])
+
+    def test_bound_link_lost(self) -> None:
+        """A bound link that drops says so once, with the delay before it reconnects, as a relay report."""
+
+        def play(link: Link, endpoint: FakeEndpoint, clock: Clock) -> None:
+            link.startService()
+            self.bind_ok(endpoint, clock)
+            endpoint.drop()
+
+        self.assertEqual(self.logged("major", play), [
+            "SMPP [p1] connecting to 127.0.0.1:2775",
+            "SMPP [p1] bound to 127.0.0.1:2775 as transceiver",
+            "SMPP [p1] link to 127.0.0.1:2775 lost: closed by the SMSC; reconnecting in 1.5s",
+        ])

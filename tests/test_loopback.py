@@ -7,16 +7,19 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import serverFromString
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from smppgw.codec import PDU
 from smppgw.config import parse_config
 from smppgw.link import BOUND, Link, build_endpoint
 from smppgw.simulator import SMSCSimulator
-from smppgw.testing import make_certificate
+from smppgw.testing import make_authority, make_certificate
 
 
-class LoopbackTests(TestCase):
+class LoopbackCase(TestCase):
+    """Links over 127.0.0.1 to an SMSC simulator that the test starts."""
+
     timeout = 20
 
     @inlineCallbacks
@@ -26,14 +29,14 @@ class LoopbackTests(TestCase):
         self.addCleanup(port.stopListening)
         return port.getHost().port
 
-    def link(self, address: str, source: str = "", **extra: str) -> Link:
+    def link(self, address: str, source: str = "", log_level: str = "none", **extra: str) -> Link:
         lines = "\n".join(f"{k} = {v}" for k, v in extra.items())
         server = parse_config(
             f'[[server]]\nname = "sim"\naddress = "{address}"\n'
             f'system_id = "esme"\npassword = "pw"\n{lines}\n'
         ).servers[0]
-        link = Link(server, build_endpoint(reactor, server, source), reactor, "none",
-                    initial_delay=0.05, max_delay=0.2)
+        link = Link(server, build_endpoint(reactor, server, source), reactor, log_level,
+                    initial_delay=0.05, max_delay=0.2, jitter=lambda: 0.0)
         link.startService()
         self.addCleanup(self.stop, link)
         return link
@@ -48,6 +51,8 @@ class LoopbackTests(TestCase):
         reactor.callLater(0, d.callback, None)
         yield d
 
+
+class LoopbackTests(LoopbackCase):
     @inlineCallbacks
     def test_bind_and_submit(self) -> Any:
         """A link binds to the simulator over TCP and a submit_sm reaches it and gets a message id."""
@@ -125,3 +130,93 @@ class LoopbackTests(TestCase):
         link = self.link(f"tls:localhost:{port}", verify="false")
         yield link.when_bound()
         self.assertEqual(link.state, BOUND)
+
+
+class TLSRefusalTests(LoopbackCase):
+    """Each failed check of the SMSC's certificate refuses it before a byte of SMPP leaves, and says which, once."""
+
+    @inlineCallbacks
+    def serve(self, hostname: str, **certificate: Any) -> Any:
+        """A TLS simulator serving a certificate for `hostname` that a test CA signed; (port, CA file)."""
+        folder = self.mktemp()
+        authority = make_authority(folder)
+        _, both = make_certificate(f"{folder}/leaf", hostname, authority=authority, **certificate)
+        port = yield self.listen(f"ssl:0:interface=127.0.0.1:privateKey={both}")
+        self.built: list[Any] = []
+        build = self.simulator.buildProtocol
+        self.simulator.buildProtocol = lambda addr: self.built.append(build(addr)) or self.built[-1]
+        return port, authority.path
+
+    @inlineCallbacks
+    def first_attempt(self, port: int, **extra: str) -> Any:
+        """The gateway's log lines until it schedules its first retry (or binds), at log_level problems."""
+        lines: list[str] = []
+        retrying: Deferred[None] = Deferred()
+
+        def observe(event: dict[str, Any]) -> None:
+            if event.get("log_namespace") != "smppgw":
+                return
+            lines.append(formatEvent(event))
+            if ("retry in" in lines[-1] or "bound to" in lines[-1]) and not retrying.called:
+                retrying.callback(None)
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        link = self.link(f"tls:localhost:{port}", log_level="problems", **extra)
+        yield retrying
+        # The server saw the connection, and not one SMPP byte on it.
+        self.assertEqual(self.simulator.received, [])
+        self.assertTrue(self.built)
+        self.assertEqual([c.pdus_received for c in self.built], [0] * len(self.built))
+        self.assertNotEqual(link.state, BOUND)
+        return lines
+
+    @inlineCallbacks
+    def assert_refused(self, hostname: str, reason: str, trusted: str | None = None,
+                       **certificate: Any) -> Any:
+        """A certificate for `hostname` is refused for tls:localhost with one line giving `reason`.
+
+        The link trusts the CA that signed it, or the certificate file `trusted`.
+        """
+        port, ca = yield self.serve(hostname, **certificate)
+        lines = yield self.first_attempt(port, ca_file=f'"{trusted or ca}"')
+        self.assertEqual(lines, [
+            f"SMPP [sim] connecting to tls:localhost:{port}",
+            f"SMPP [sim] TLS certificate of localhost refused: {reason}; retry in 0.1s"])
+
+    def test_no_subject_alt_name(self) -> Any:
+        """A CA-signed certificate with CN=evil.attacker.example and no subjectAltName is refused for tls:localhost."""
+        return self.assert_refused(
+            "evil.attacker.example",
+            "no subjectAltName (the certificate names CN=evil.attacker.example)",
+            subject_alt_name=False)
+
+    def test_no_subject_alt_name_even_for_the_right_cn(self) -> Any:
+        """Without a subjectAltName even CN=localhost is refused: the CN is never read as a name."""
+        return self.assert_refused("localhost", "no subjectAltName (the certificate names CN=localhost)",
+                                   subject_alt_name=False)
+
+    def test_name_mismatch(self) -> Any:
+        """A CA-signed certificate for another name is refused as a name mismatch."""
+        return self.assert_refused(
+            "smsc.example", "name mismatch (the certificate names CN=smsc.example, DNS:smsc.example)")
+
+    def test_expired(self) -> Any:
+        """A CA-signed certificate for the right name whose validity has ended is refused as expired."""
+        return self.assert_refused(
+            "localhost", "expired (the certificate names CN=localhost, DNS:localhost)", expired=True)
+
+    def test_untrusted_issuer(self) -> Any:
+        """A certificate signed by a CA the link does not trust is refused as from an untrusted issuer."""
+        other = make_authority(self.mktemp(), "another CA")
+        return self.assert_refused(
+            "localhost", "untrusted issuer (the certificate names CN=localhost, DNS:localhost)",
+            trusted=other.path)
+
+    @inlineCallbacks
+    def test_matching_subject_alt_name_binds(self) -> Any:
+        """A CA-signed certificate whose subjectAltName is the host binds, and the bind reaches the SMSC."""
+        port, ca = yield self.serve("localhost")
+        link = self.link(f"tls:localhost:{port}", ca_file=f'"{ca}"')
+        yield link.when_bound()
+        self.assertEqual([r.pdu.command for r in self.simulator.received], ["bind_transceiver"])

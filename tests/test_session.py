@@ -7,7 +7,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from smppgw.codec import PDU, Framer, decode, encode
+from smppgw.codec import MAX_PDU_LEN, PDU, Framer, decode, encode
 from smppgw.constants import (
     ESME_RINVCMDID,
     ESME_ROK,
@@ -373,8 +373,8 @@ class MalformedInputTests(SynchronousTestCase):
         self.assertFalse(h.transport.disconnecting)
 
     def test_absurd_length_closes(self) -> None:
-        """A command_length under 16 or over 64 KiB aborts the connection."""
-        for length in (0, 15, 65537, 2**31):
+        """A command_length under 16 or over the largest a valid PDU can have aborts the connection."""
+        for length in (0, 15, MAX_PDU_LEN + 1, 2**31):
             h = Harness()
             h.bind()
             h.protocol.dataReceived(length.to_bytes(4, "big"))
