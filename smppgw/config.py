@@ -145,6 +145,7 @@ class ServerConfig:
     source_ton: int | None = None
     source_npi: int | None = None
     receipt_id_format: str = "auto"
+    receipt_timeout: float = 48 * 3600.0
 
     @property
     def bind_type(self) -> str:
@@ -426,6 +427,15 @@ class _Table:
             )
         return seconds
 
+    def duration_or_never(self, name: str, default: float) -> float:
+        """A duration, or 0 (also written C{"0"}) for never."""
+        if self._values.get(name) == "0":
+            return 0.0
+        try:
+            return self.duration(name, default)
+        except ConfigError as error:
+            raise ConfigError(f'{error}; or "0" for never') from None
+
 
 # --- the sections ----------------------------------------------------------------------
 
@@ -464,6 +474,7 @@ _SERVER_KEYS = (
     "source_ton",
     "source_npi",
     "receipt_id_format",
+    "receipt_timeout",
 )
 
 _SECTION_KEYS = {
@@ -646,6 +657,7 @@ def _parse_server(values: Mapping[str, Any], prefix: str, module: ModuleConfig) 
         receipt_id_format=table.choice(
             "receipt_id_format", defaults.receipt_id_format, RECEIPT_ID_FORMATS
         ),
+        receipt_timeout=table.duration_or_never("receipt_timeout", defaults.receipt_timeout),
     )
 
 
