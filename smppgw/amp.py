@@ -224,12 +224,22 @@ class DeliverSignal(_Command):
 
 
 class SignalReport(_Command):
+    """A delivery report of one part: ``part`` (from 1) of ``parts``.
+
+    ``part`` and ``parts`` are optional so that a host whose SignalReport
+    lacks them still takes the command (AMP ignores keys it does not know);
+    the gateway always sends them, except for a report stored by a version
+    that did not (a host then gets None for both).
+    """
+
     arguments = [
         (b"request_id", amp.Unicode()),
         (b"message_id", amp.Unicode()),
         (b"state", amp.Unicode()),
         (b"error", amp.Unicode()),
         (b"server", amp.Unicode()),
+        (b"part", amp.Integer(optional=True)),
+        (b"parts", amp.Integer(optional=True)),
     ]
     response: ClassVar[list[tuple[bytes, amp.Argument]]] = []
     errors = _HOST_ERRORS

@@ -150,6 +150,7 @@ class ServerConfig:
     receipt_id_format: str = "auto"
     country_code: str = ""
     national_prefix: str = "0"
+    receipt_timeout: float = 48 * 3600.0
 
     @property
     def bind_type(self) -> str:
@@ -431,6 +432,15 @@ class _Table:
             )
         return seconds
 
+    def duration_or_never(self, name: str, default: float) -> float:
+        """A duration, or 0 (also written C{"0"}) for never."""
+        if self._values.get(name) == "0":
+            return 0.0
+        try:
+            return self.duration(name, default)
+        except ConfigError as error:
+            raise ConfigError(f'{error}; or "0" for never') from None
+
 
 # --- the sections ----------------------------------------------------------------------
 
@@ -472,6 +482,7 @@ _SERVER_KEYS = (
     "receipt_id_format",
     "country_code",
     "national_prefix",
+    "receipt_timeout",
 )
 
 _SECTION_KEYS = {
@@ -661,6 +672,7 @@ def _parse_server(values: Mapping[str, Any], prefix: str, module: ModuleConfig) 
         national_prefix=_digits(
             table, "national_prefix", _NATIONAL_PREFIX, "up to 4 digits", defaults.national_prefix
         ),
+        receipt_timeout=table.duration_or_never("receipt_timeout", defaults.receipt_timeout),
     )
 
 

@@ -58,7 +58,7 @@ from .address import inbound_number, number_key, phone_address
 from .amp import DeliverSignal, HostRegistry, Refused, SignalReport
 from .constants import ESME_ROK, ESME_RX_R_APPN, ESME_RX_T_APPN
 from .dialogs import DialogTable, route_incoming
-from .receipts import is_receipt, parse_receipt, receipt_keys
+from .receipts import NO_RECEIPT, ends_wait, is_receipt, parse_receipt, receipt_keys
 from .smpplog import SmppLog
 from .store import InboxRow, StoreError, UnknownRow
 from .textcodec import (
@@ -90,6 +90,8 @@ STORE_RETRY_DELAY = 5.0
 _PAGE = 200
 #: The expiry timer runs at most this far apart (and at a quarter of the timeout).
 _MAX_EXPIRY_INTERVAL = 60.0
+#: Parts whose receipt deadline passed that are reported in one reactor turn.
+_RECEIPT_BATCH = 500
 
 _UDHI = 0x40
 _COMMANDS = {"deliver": DeliverSignal, "report": SignalReport}
@@ -188,6 +190,7 @@ class Inbound:
         self._retry_call: Any = None
         self._retry_due: float | None = None
         self._expiry: LoopingCall | None = None
+        self._receipt_check: Any = None  # the DelayedCall of the next look at receipt deadlines
 
     def _log(self, server: str) -> SmppLog:
         log = self._logs.get(server)
@@ -211,6 +214,7 @@ class Inbound:
             self._expiry = LoopingCall(self.expire_fragments)
             self._expiry.clock = self._clock
             self._expiry.start(min(_MAX_EXPIRY_INTERVAL, timeout / 4), now=True)
+        self._check_receipts()
         for call in self._in_flight.values():
             # Calls made before a stop: their answers still count, and so does silence.
             self._arm(call)
@@ -222,6 +226,9 @@ class Inbound:
         if self._expiry is not None and self._expiry.running:
             self._expiry.stop()
         self._expiry = None
+        if self._receipt_check is not None and self._receipt_check.active():
+            self._receipt_check.cancel()
+        self._receipt_check = None
         self._cancel_retry_call()
         for call in self._in_flight.values():
             if call.timer is not None and call.timer.active():
@@ -291,13 +298,18 @@ class Inbound:
                 return ESME_ROK
             request_id, index = found
             message_id = receipt.message_id
+            payload: dict[str, Any] = {}
             row = self._store.outbound(request_id)
             if row is not None and 0 <= index < len(row.message_ids):
                 # Report the id exactly as the host got it from SendSignal.
                 message_id = row.message_ids[index] or message_id
-            payload = {"request_id": request_id, "message_id": message_id,
-                       "state": receipt.state, "error": receipt.error, "server": server.name}
+                payload = {"part": index + 1, "parts": row.parts}
+            payload.update(request_id=request_id, message_id=message_id, state=receipt.state,
+                           error=receipt.error, server=server.name)
             self._store.add_inbox("report", payload, self._clock.seconds())
+            if ends_wait(receipt, _int(params, "esm_class")):
+                # In the same transaction as the report: neither is kept without the other.
+                self._store.receipt_came(request_id, index)
         except StoreError as error:
             log.problem("cannot store the delivery receipt for {message_id}: {error}",
                         message_id=receipt.message_id, error=error)
@@ -516,6 +528,70 @@ class Inbound:
             self._module_log.problem("cannot expire incomplete SMS: {error}", error=error)
             return 0
         return len(keys)
+
+    # -- receipts that never come ---------------------------------------------------
+
+    def _check_receipts(self) -> None:
+        """Report the parts whose receipt deadline has passed, and look again when the next is due.
+
+        The queue writes deadlines without telling anyone, so the next look
+        is never further off than the shortest ``receipt_timeout`` (nor than
+        `_MAX_EXPIRY_INTERVAL`): a deadline is always seen before it is due,
+        and is then met to the second.  With nothing due, a look is one query
+        on an index of the parts still waiting.
+        """
+        self._receipt_check = None
+        now = self._clock.seconds()
+        every = min([_MAX_EXPIRY_INTERVAL] + [
+            server.receipt_timeout for server in self._config.servers
+            if server.registered_delivery and server.receipt_timeout > 0])
+        try:
+            if self._expire_receipts(now) == _RECEIPT_BATCH:
+                delay = 0.0  # more may be due: on the next turn
+            else:
+                due = self._store.next_receipt_due()
+                # Still due after a look: the inbox is full; wait for room.
+                delay = every if due is None or due <= now else min(every, due - now)
+        except StoreError as error:
+            self._module_log.problem("cannot look for missing delivery receipts: {error}",
+                                     error=error)
+            self._recount()
+            delay = every
+        self._receipt_check = self._clock.callLater(delay, self._check_receipts)
+
+    def _expire_receipts(self, now: float) -> int:
+        """Report UNKNOWN "no receipt" through the inbox for each part due by ``now``, while
+        the inbox has room; return how many parts were seen to."""
+        servers = {server.name: server for server in self._config.servers}
+        due = self._store.due_receipts(now, _RECEIPT_BATCH)
+        done = 0
+        for part in due:
+            if self._inbox_size + self._fragment_rows >= self._max_inbox:
+                break
+            done += 1
+            # The report and the end of the wait go in one transaction.
+            self._store.receipt_came(part.request_id, part.index)
+            server = servers.get(part.server)
+            if server is not None and not (server.registered_delivery and server.receipt_timeout):
+                continue  # that server now waits for ever (or asks for no receipts)
+            self._store.add_inbox("report", {
+                "part": part.index + 1, "parts": part.parts, "request_id": part.request_id,
+                "message_id": part.message_id, "state": "UNKNOWN", "error": NO_RECEIPT,
+                "server": part.server}, now)
+            self._inbox_size += 1
+            self._log(part.server).major(
+                "no delivery receipt for {request_id} part {part}/{parts} ({message_id}):"
+                " reported UNKNOWN", request_id=part.request_id, part=part.index + 1,
+                parts=part.parts, message_id=part.message_id)
+        if done:
+            self._store.when_durable(self._wake, self._lost_reports)
+        return done
+
+    def _lost_reports(self, error: StoreError) -> None:
+        # Their deadlines were rolled back with them: the next look finds them again.
+        self._module_log.problem("cannot store the reports of missing delivery receipts: {error}",
+                                 error=error)
+        self._recount()
 
     # -- the host side -------------------------------------------------------------
 

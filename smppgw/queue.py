@@ -45,7 +45,7 @@ from .errors import (
     UnknownServerError,
     UnsupportedMethod,
 )
-from .receipts import submit_key
+from .receipts import receipt_due, submit_key
 from .session import (
     Answer,
     CommandStatusError,
@@ -424,8 +424,11 @@ class LinkQueue:
         # Recorded at once: what the SMSC accepted must be in the next
         # commit, or a crash now would send it again.
         job.message_ids[index] = message_id
+        server = self.server
         self.store.set_message_id(job.request_id, index, message_id, submit_key(message_id),
-                                  (job.server, len(job.message_ids)))
+                                  (job.server, len(job.message_ids)),
+                                  receipt_due(server.registered_delivery, server.receipt_timeout,
+                                              self.clock.seconds()))
         # The freed window slot is refilled before the rest of the
         # bookkeeping, so the next submit_sm leaves with the next flush.
         self.pump()
@@ -540,10 +543,13 @@ class LinkQueue:
                 # answer, so that neither a receipt nor a host asking again
                 # depends on what was lost.
                 known = (job.server, len(job.message_ids))
+                # A part still stored keeps its deadline; one that was lost waits from now.
+                due = receipt_due(self.server.registered_delivery, self.server.receipt_timeout,
+                                  self.clock.seconds())
                 for index, message_id in enumerate(job.message_ids):
                     if message_id is not None:
                         self.store.set_message_id(job.request_id, index, message_id,
-                                                  submit_key(message_id), known)
+                                                  submit_key(message_id), known, due)
             else:
                 stored = OK_OUTCOME
         self.store.finish(job.request_id, stored)

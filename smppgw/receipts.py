@@ -8,6 +8,11 @@ done date:... stat:... err:... text:...``).  SMSCs disagree on how they write
 the id: the submit_sm_resp may say ``0000001A`` and the receipt ``26``, or
 ``1a``.  Ids are therefore compared through keys: `submit_key` for the id of
 a submit_sm_resp, `receipt_keys` for the candidates a receipt's id may mean.
+
+A part sent with ``registered_delivery`` waits for its receipt until a
+deadline (`receipt_due`); a final receipt (`ends_wait`) ends the wait, and a
+part still waiting at its deadline is reported with state ``UNKNOWN`` and
+error `NO_RECEIPT`.
 """
 
 from __future__ import annotations
@@ -34,6 +39,15 @@ STAT_WORDS = {
     "REJECTD": "REJECTED",
     "ENROUTE": "ENROUTE",
 }
+
+#: States that SMSCs send while a message is still on its way: ENROUTE, and
+#: ACCEPTED, which store-and-forward SMSCs send when they have only taken the
+#: message on.  After one of these a part still waits for its final receipt.
+INTERMEDIATE_STATES = frozenset({"ENROUTE", "ACCEPTED"})
+#: The esm_class message type of an intermediate notification, never the final receipt.
+INTERMEDIATE_BIT = 0x20
+#: The error text of the report of a part whose receipt did not come in time.
+NO_RECEIPT = "no receipt"
 
 _FIELD = re.compile(r"(id|stat|err)\s*:\s*(\S*)", re.IGNORECASE)
 
@@ -70,6 +84,17 @@ def parse_receipt(text: str, tlvs: Mapping[str, object]) -> Receipt | None:
     if isinstance(raw_state, int) and raw_state in MESSAGE_STATES:
         state = MESSAGE_STATES[raw_state]
     return Receipt(message_id, state or "UNKNOWN", fields.get("err", ""))
+
+
+def ends_wait(receipt: Receipt, esm_class: int) -> bool:
+    """Whether ``receipt`` is the part's final one, so that its deadline no longer holds."""
+    intermediate = (esm_class & _TYPE_MASK) == INTERMEDIATE_BIT
+    return not intermediate and receipt.state not in INTERMEDIATE_STATES
+
+
+def receipt_due(registered_delivery: bool, timeout: float, accepted: float) -> float | None:
+    """When a part accepted at ``accepted`` stops waiting for its receipt; None: it never waits."""
+    return accepted + timeout if registered_delivery and timeout > 0 else None
 
 
 def _strip(value: str) -> str:

@@ -34,21 +34,31 @@ from smppgw.dialogs import Binding
 #: Version 3 has version 2's tables; what changed is what a row may hold: an
 #: outbound payload as a BLOB (the encoded PDUs) and a relayed request's
 #: outcome as just {"ok": true}.  A gateway that knows only version 2 would
-#: misread both, so it must refuse the file rather than open it.
-SCHEMA_VERSION = 3
+#: misread both, so it must refuse the file rather than open it.  Version 4
+#: adds each part's receipt deadline.
+SCHEMA_VERSION = 4
+
+# Which parts still wait for their delivery receipt, by deadline: a partial
+# index, so that it holds only those parts and costs nothing without receipts.
+_RECEIPT_DUE_INDEX = """
+CREATE INDEX part_receipt_due ON part (receipt_due) WHERE receipt_due IS NOT NULL;
+"""
 
 # The SMSC's message id of each accepted part: one B-tree keyed by request
-# and part, and the index receipts are looked up by.
-_PART = """
+# and part, and the index receipts are looked up by.  ``receipt_due`` is when
+# the part's delivery receipt is given up on (NULL: none is awaited).
+_PART = f"""
 CREATE TABLE part (
     request_id TEXT NOT NULL,
     idx INTEGER NOT NULL,
     message_id TEXT NOT NULL,
     server TEXT NOT NULL,
     lookup_key TEXT NOT NULL,
+    receipt_due REAL,
     PRIMARY KEY (request_id, idx)
 ) WITHOUT ROWID;
 CREATE INDEX part_lookup ON part (server, lookup_key);
+{_RECEIPT_DUE_INDEX}
 """
 
 _SCHEMA = f"""
@@ -103,12 +113,34 @@ DROP INDEX outbound_created;
 ALTER TABLE part RENAME TO part_v1;
 DROP INDEX part_lookup;
 {_PART}
-INSERT OR REPLACE INTO part SELECT request_id, idx, message_id, server, lookup_key
-    FROM part_v1 ORDER BY rowid;
+INSERT OR REPLACE INTO part (request_id, idx, message_id, server, lookup_key)
+    SELECT request_id, idx, message_id, server, lookup_key FROM part_v1 ORDER BY rowid;
 DROP TABLE part_v1;
 """
 
+# Versions 2 and 3 had no receipt deadlines: the parts they hold await none.
+_FROM_VERSION_3 = f"""
+ALTER TABLE part ADD COLUMN receipt_due REAL;
+{_RECEIPT_DUE_INDEX}
+"""
+
 _OUTBOUND_COLUMNS = "seq, request_id, server, payload, parts, created, outcome"
+
+# A part accepted by the SMSC, with and without a receipt deadline: a part
+# recorded again keeps the deadline it has.  (Without a deadline, the shorter
+# statement: one bound value fewer is measurably cheaper per accepted part.)
+_ON_PART_CONFLICT = (
+    " ON CONFLICT (request_id, idx) DO UPDATE SET message_id = excluded.message_id,"
+    " server = excluded.server, lookup_key = excluded.lookup_key"
+)
+_RECORD_PART = (
+    "INSERT INTO part (request_id, idx, message_id, server, lookup_key)"
+    " VALUES (?, ?, ?, ?, ?)" + _ON_PART_CONFLICT
+)
+_RECORD_PART_DUE = (
+    "INSERT INTO part (request_id, idx, message_id, server, lookup_key, receipt_due)"
+    " VALUES (?, ?, ?, ?, ?, ?)" + _ON_PART_CONFLICT
+)
 
 log = Logger()
 
@@ -153,6 +185,21 @@ class OutboundRow:
     created: float
     outcome: dict[str, Any] | None
     seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class DueReceipt:
+    """An accepted part whose delivery receipt has not come by its deadline.
+
+    ``index`` counts from 0; ``parts`` is how many parts its request has.
+    """
+
+    request_id: str
+    index: int
+    message_id: str
+    server: str
+    parts: int
+    due: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,9 +341,9 @@ class Store:
         (version,) = db.execute("PRAGMA user_version").fetchone()
         if version == 0:
             db.executescript(f"BEGIN; {_SCHEMA}; PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
-        elif version in (1, 2):
-            # Rows of either stay as they are: this version reads them too.
-            upgrade = _FROM_VERSION_1 if version == 1 else ""
+        elif version in (1, 2, 3):
+            # Rows of each stay as they are: this version reads them too.
+            upgrade = _FROM_VERSION_1 if version == 1 else _FROM_VERSION_3
             try:
                 db.executescript(
                     f"BEGIN; {upgrade}; PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
@@ -561,12 +608,16 @@ class Store:
         message_id: str,
         lookup_key: str,
         known: tuple[str, int] | None = None,
+        receipt_due: float | None = None,
     ) -> None:
         """Record the SMSC's message id for part ``index`` (from 0) of ``request_id``.
 
         ``lookup_key`` is the id as receipts will name it (normalised by the caller).
         ``known`` is the request's (server, parts) when the caller has them: it
-        saves a query on the hot path.
+        saves a query on the hot path.  ``receipt_due`` is when the part's
+        delivery receipt is given up on (None: no receipt is awaited); a part
+        recorded again keeps the deadline it has, so that a receipt that came
+        meanwhile is not awaited again.
         """
         with self._writing() as db:
             if known is None:
@@ -582,11 +633,11 @@ class Store:
                     f"part index {index!r} is out of range for request {request_id!r}"
                     f" of {parts} parts"
                 )
-            db.execute(
-                "INSERT OR REPLACE INTO part (request_id, idx, message_id, server, lookup_key)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (request_id, index, message_id, server, lookup_key),
-            )
+            if receipt_due is None:
+                db.execute(_RECORD_PART, (request_id, index, message_id, server, lookup_key))
+            else:
+                db.execute(_RECORD_PART_DUE,
+                           (request_id, index, message_id, server, lookup_key, receipt_due))
 
     def finish(self, request_id: str, outcome: dict[str, Any]) -> None:
         """Record the final outcome of ``request_id`` (a second call replaces the first)."""
@@ -610,6 +661,37 @@ class Store:
             (server, lookup_key),
         ).fetchone()
         return None if found is None else (found[0], found[1])
+
+    # -- receipt deadlines -------------------------------------------------
+
+    def receipt_came(self, request_id: str, index: int) -> None:
+        """Part ``index`` of ``request_id`` has its final receipt: forget its deadline."""
+        with self._writing() as db:
+            db.execute(
+                "UPDATE part SET receipt_due = NULL"
+                " WHERE request_id = ? AND idx = ? AND receipt_due IS NOT NULL",
+                (request_id, index),
+            )
+
+    def next_receipt_due(self) -> float | None:
+        """The earliest deadline of a part still awaiting its receipt, or None."""
+        (due,) = self._reading(
+            "SELECT MIN(receipt_due) FROM part WHERE receipt_due IS NOT NULL"
+        ).fetchone()
+        return None if due is None else float(due)
+
+    def due_receipts(self, now: float, limit: int = 500) -> list[DueReceipt]:
+        """Up to ``limit`` parts whose receipt deadline is ``now`` or earlier, earliest first."""
+        return [
+            DueReceipt(request_id, index, message_id, server, parts, due)
+            for request_id, index, message_id, server, parts, due in self._reading(
+                "SELECT p.request_id, p.idx, p.message_id, p.server, o.parts, p.receipt_due"
+                " FROM part AS p JOIN outbound AS o ON o.request_id = p.request_id"
+                " WHERE p.receipt_due IS NOT NULL AND p.receipt_due <= ?"
+                " ORDER BY p.receipt_due LIMIT ?",
+                (now, limit),
+            )
+        ]
 
     def prune(self, now: float) -> int:
         """Delete finished requests created more than ``retention`` before ``now``; return how many.

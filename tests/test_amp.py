@@ -10,8 +10,18 @@ from twisted.python.failure import Failure
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
-from smppgw.amp import GatewayAMPFactory, HostRegistry, Login, SendSignal, ServerStatus
+from smppgw.amp import (
+    GatewayAMPFactory,
+    HostRegistry,
+    Login,
+    SendSignal,
+    ServerStatus,
+    SignalReport,
+)
+from smppgw.config import parse_config
 from smppgw.errors import Unauthorized
+from smppgw.inbound import Inbound
+from smppgw.store import Store
 
 from . import test_queue
 
@@ -287,3 +297,80 @@ class WireFormatTests(SynchronousTestCase):
         error = self.assertRaises(amp.RemoteAmpError, _signal_arguments, box)
         self.assertEqual(error.errorCode, b"BAD_REQUEST")
         self.assertIn("argument body is not UTF-8", error.description)
+
+
+class OldSignalReport(amp.Command):
+    """SignalReport as hosts built before it named the part declare it."""
+
+    commandName = b"SignalReport"
+    arguments = [(b"request_id", amp.Unicode()), (b"message_id", amp.Unicode()),
+                 (b"state", amp.Unicode()), (b"error", amp.Unicode()), (b"server", amp.Unicode())]
+    errors = {Exception: b"REFUSED"}
+
+
+def reporting_host(command: type[amp.Command]) -> type[amp.AMP]:
+    """A host whose responder of ``command`` (a SignalReport) records what it is given."""
+
+    class ReportingHost(amp.AMP):
+        def __init__(self) -> None:
+            super().__init__()
+            self.reports: list[dict[str, Any]] = []
+
+        @command.responder
+        def signal_report(self, **report: Any) -> dict[str, Any]:
+            self.reports.append(report)
+            return {}
+
+    return ReportingHost
+
+
+#: A host built with SignalReport as it was, and one with smppgw.amp's.
+OldHost = reporting_host(OldSignalReport)
+NewHost = reporting_host(SignalReport)
+
+
+class ReportPartTests(SynchronousTestCase):
+    """SignalReport names the part (part of parts) without breaking hosts that do not know it."""
+
+    REPORT = {"request_id": "r1", "message_id": "M2", "state": "DELIVERED", "error": "000",
+              "server": "sim"}
+
+    def deliver(self, host: type[amp.AMP],
+                part: dict[str, int] | None = None) -> tuple[Any, Store]:
+        """A stored report (of part 2 of 3 unless ``part`` says), handed by the gateway to ``host`` over AMP."""
+        clock = Clock()
+        store = Store(":memory:", clock)
+        registry = HostRegistry()
+        config = parse_config('[[server]]\nname = "sim"\naddress = "127.0.0.1"\n'
+                              'system_id = "esme"\npassword = "pw"\n')
+        inbound = Inbound(config, store, registry, clock, None)
+        self.addCleanup(store.close)
+        self.addCleanup(inbound.stop)
+        store.add_inbox("report", {**self.REPORT, **({"part": 2, "parts": 3} if part is None else part)},
+                        0.0)
+        inbound.start()
+        factory = GatewayAMPFactory(None, registry, clock)  # type: ignore[arg-type]
+        client, _server, pump = iosim.connectedServerAndClient(
+            lambda: factory.buildProtocol(None), host, clock=clock)
+        for _ in range(3):
+            clock.advance(0)
+            pump.flush()
+        return client, store
+
+    def test_old_host_gets_its_report(self) -> None:
+        """A host whose SignalReport has no part/parts gets the report and its {} answer removes it."""
+        client, store = self.deliver(OldHost)
+        self.assertEqual(client.reports, [self.REPORT])
+        self.assertEqual(store.inbox(), [])
+
+    def test_new_host_sees_the_part(self) -> None:
+        """A host with smppgw.amp's SignalReport sees part 2 of 3."""
+        client, store = self.deliver(NewHost)
+        self.assertEqual(client.reports, [{**self.REPORT, "part": 2, "parts": 3}])
+        self.assertEqual(store.inbox(), [])
+
+    def test_report_stored_without_part(self) -> None:
+        """A report stored by an earlier version, without part and parts, reaches a new host as None."""
+        client, store = self.deliver(NewHost, part={})
+        self.assertEqual(client.reports, [{**self.REPORT, "part": None, "parts": None}])
+        self.assertEqual(store.inbox(), [])

@@ -486,6 +486,17 @@ class ServerTests(ConfigErrorAssertions):
             server_config('receipt_id_format = "octal"'), "server[0].receipt_id_format", "'octal'"
         )
 
+    def test_receipt_timeout(self) -> None:
+        """receipt_timeout is 48 hours unless set; a duration, or "0" (or 0) for never."""
+        self.assertEqual(parse_server("").receipt_timeout, 48 * 3600.0)
+        self.assertEqual(parse_server('receipt_timeout = "30m"').receipt_timeout, 1800.0)
+        self.assertEqual(parse_server('receipt_timeout = "0"').receipt_timeout, 0.0)
+        self.assertEqual(parse_server("receipt_timeout = 0").receipt_timeout, 0.0)
+        self.assertRefused(
+            server_config('receipt_timeout = "2"'), "server[0].receipt_timeout", "'2'", '"0" for never'
+        )
+        self.assertRefused(server_config("receipt_timeout = -1"), "server[0].receipt_timeout", "-1")
+
     def test_tls_files_exist(self) -> None:
         """ca_file and client_cert must name existing files."""
         existing = self.mktemp()

@@ -259,7 +259,8 @@ class GatewayTests(TestCase):
         yield self.simulator.deliver_receipt(message_id, "DELIVRD")
         yield host.when(host.reports, 1)
         self.assertEqual(host.reports, [{"request_id": "rcpt", "message_id": message_id,
-                                         "state": "DELIVERED", "error": "000", "server": ""}])
+                                         "state": "DELIVERED", "error": "000", "server": "",
+                                         "part": 1, "parts": 1}])
 
     @inlineCallbacks
     def test_command_line_client(self) -> Any:

@@ -33,7 +33,7 @@ _BOOLEAN = {"dialogs", "registered_delivery", "verify"}
 _INTEGER = {"window", "max_parts", "source_ton", "source_npi"}
 _NUMBER = {"throughput"}
 _DURATION = {"keep_alive", "response_timeout", "reject_if_not_relayed_in", "dialog_timeout",
-             "reassembly_timeout"}
+             "reassembly_timeout", "receipt_timeout"}
 _TOML_TYPES = {"string": str, "integer": int, "float": float, "boolean": bool, "array": list,
                "table": dict, "datetime": datetime.datetime, "date": datetime.date,
                "time": datetime.time}

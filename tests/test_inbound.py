@@ -27,10 +27,12 @@ from smppgw.config import Config, parse_config
 from smppgw.constants import ESME_ROK, ESME_RX_R_APPN, ESME_RX_T_APPN
 from smppgw.dialogs import DialogTable
 from smppgw.inbound import HOST_ANSWER_TIMEOUT, MAX_IN_FLIGHT, Inbound
+from smppgw.queue import Outbound
 from smppgw.receipts import submit_key
 from smppgw.store import Store, StoreError
 from smppgw.textcodec import encode_text
 
+from . import test_queue
 from .test_address import TON_CASES
 
 PHONE = "79161234567"
@@ -720,7 +722,8 @@ class ReceiptTests(InboundTestCase):
         self.sent("0000001a")
         self.assertEqual(self.receipt("0000001a"), ESME_ROK)
         self.assertEqual(host.reports(), [{"request_id": "req-1", "message_id": "0000001a",
-                                           "state": "DELIVERED", "error": "000", "server": "sim"}])
+                                           "state": "DELIVERED", "error": "000", "server": "sim",
+                                           "part": 1, "parts": 1}])
         self.assertEqual(host.signals(), [])
 
     def test_receipt_decimal_for_hex_id(self) -> None:
@@ -730,7 +733,8 @@ class ReceiptTests(InboundTestCase):
         self.sent("0000001A")
         self.receipt("26", stat="UNDELIV", tlvs=False)
         self.assertEqual(host.reports(), [{"request_id": "req-1", "message_id": "0000001A",
-                                           "state": "UNDELIVERABLE", "error": "000", "server": "sim"}])
+                                           "state": "UNDELIVERABLE", "error": "000", "server": "sim",
+                                           "part": 1, "parts": 1}])
 
     def test_receipt_hex_for_decimal_id(self) -> None:
         """A receipt writing in hex the id the SMSC gave in decimal matches too."""
@@ -741,13 +745,23 @@ class ReceiptTests(InboundTestCase):
         self.assertEqual(host.reports()[0]["message_id"], "26")
 
     def test_receipt_names_part(self) -> None:
-        """A receipt for the second part of a two-part request reports that part's id."""
+        """A receipt for the second part of a two-part request reports that part's id, as part 2 of 2."""
         self.make()
         host = self.host()
         self.sent("100", parts=2, index=0)
         self.sent("101", parts=2, index=1)
         self.receipt("101")
-        self.assertEqual(host.reports()[0]["message_id"], "101")
+        self.assertEqual([(r["message_id"], r["part"], r["parts"]) for r in host.reports()],
+                         [("101", 2, 2)])
+
+    def test_report_stored_without_part(self) -> None:
+        """A report stored before reports named their part goes to the host without part and parts."""
+        self.make()
+        old = {"request_id": "req-1", "message_id": "7", "state": "DELIVERED", "error": "000",
+               "server": "sim"}
+        self.store.add_inbox("report", old, 0.0)
+        host = self.host()
+        self.assertEqual(host.reports(), [old])
 
     def test_receipt_by_tlvs_only(self) -> None:
         """receipted_message_id and message_state mark a receipt even without the esm_class bit."""
@@ -1196,3 +1210,199 @@ class MonitoringConnectionTests(InboundTestCase):
         self.clock.advance(1)
         self.assertEqual([s["body"] for s in host.signals()], ["hello"])
         self.assertEqual(self.store.counts()["inbox"], 0)
+
+
+class MissingReceiptTests(SynchronousTestCase):
+    """With registered_delivery, a part whose receipt has not come within receipt_timeout is
+    reported UNKNOWN "no receipt": the outbound queue, the inbound half and a host on one store file."""
+
+    TIMEOUT = 600.0
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.path = self.mktemp()
+        self.registry = HostRegistry()
+        self.addCleanup(lambda: self.assertEqual(self.clock.getDelayedCalls(), []))
+        self.addCleanup(self.stop)
+
+    def start(self, timeout: str = '"10m"', registered: bool = True, max_inbox: int = 100) -> None:
+        """The gateway's two halves on the store file, as after a (re)start."""
+        self.settings = (timeout, registered, max_inbox)
+        config = parse_config(test_queue.CONFIG.format(
+            extra=f'sender = "*"\nregistered_delivery = {str(registered).lower()}\n'
+                  f"receipt_timeout = {timeout}"))
+        self.store = Store(self.path, self.clock)
+        self.links = {s.name: test_queue.FakeLink(s) for s in config.servers if s.enabled}
+        self.outbound = Outbound(config, self.links, self.store, self.clock)  # type: ignore[arg-type]
+        self.outbound.restore()
+        self.inbound = Inbound(config, self.store, self.registry, self.clock, None,
+                               max_inbox=max_inbox)
+        self.handler = self.inbound.handler(config.servers[0])
+        self.inbound.start()
+        for link in self.links.values():
+            link.set_state("bound")
+        self.clock.advance(0)
+
+    def stop(self) -> None:
+        if hasattr(self, "store"):
+            self.inbound.stop()
+            self.outbound.stop()
+            self.store.close()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start(*self.settings)
+
+    def host(self) -> FakeHost:
+        host = FakeHost(auto=True)
+        self.registry.add(host)  # type: ignore[arg-type]
+        self.clock.advance(0)
+        return host
+
+    def send(self, *message_ids: str, body: str = "hello", request_id: str = "r1") -> None:
+        """A SendSignal whose parts the SMSC accepts, now, as ``message_ids``."""
+        d = self.outbound.send_signal(request_id, "MESSAGE", "alice@example.com",
+                                      "+15551234@smpp", body)
+        self.clock.advance(0)
+        for message_id in message_ids:
+            self.links[""].answer(0, message_id=message_id)
+        self.clock.advance(0)
+        self.assertEqual(self.successResultOf(d)["message_ids"], list(message_ids))
+
+    def receipt(self, message_id: str, stat: str = "DELIVRD", esm_class: int = 0x04) -> None:
+        text = f"id:{message_id} sub:001 dlvrd:001 stat:{stat} err:000 text:hello"
+        result = self.handler(PDU("deliver_sm", 1, 0, {
+            "source_addr": b"15551234", "destination_addr": b"1555", "esm_class": esm_class,
+            "short_message": text.encode("ascii")}))
+        self.clock.advance(0)
+        self.assertEqual(self.successResultOf(result), ESME_ROK)  # type: ignore[arg-type]
+
+    def states(self, host: FakeHost) -> list[tuple[Any, ...]]:
+        return [(r["message_id"], r["part"], r["parts"], r["state"], r["error"])
+                for r in host.reports()]
+
+    def test_reported_at_the_deadline(self) -> None:
+        """The UNKNOWN report comes receipt_timeout after the SMSC accepted the part, not a moment before."""
+        self.start()
+        host = self.host()
+        self.clock.advance(100)
+        self.send("M1")
+        self.clock.advance(self.TIMEOUT - 0.5)
+        self.assertEqual(host.reports(), [])
+        self.clock.advance(0.5)
+        self.assertEqual(host.reports(), [{"request_id": "r1", "message_id": "M1", "state": "UNKNOWN",
+                                           "error": "no receipt", "server": "", "part": 1,
+                                           "parts": 1}])
+        self.clock.advance(10 * self.TIMEOUT)
+        self.assertEqual(len(host.reports()), 1)
+
+    def test_receipt_before_the_deadline(self) -> None:
+        """A receipt before the deadline is the part's only report."""
+        self.start()
+        host = self.host()
+        self.send("M1")
+        self.clock.advance(self.TIMEOUT - 1)
+        self.receipt("M1")
+        self.clock.advance(10 * self.TIMEOUT)
+        self.assertEqual(self.states(host), [("M1", 1, 1, "DELIVERED", "000")])
+
+    def test_deadline_survives_restart(self) -> None:
+        """After a restart (the store file opened again) the deadline holds, and a host that
+        connects only later gets the report from the inbox."""
+        self.start()
+        self.send("M1")
+        self.clock.advance(self.TIMEOUT / 2)
+        self.restart()
+        self.clock.advance(self.TIMEOUT / 2 - 0.5)
+        self.assertEqual(self.store.counts()["inbox"], 0)
+        self.clock.advance(1)
+        self.assertEqual(self.store.counts()["inbox"], 1)
+        self.restart()
+        self.assertEqual(self.states(self.host()), [("M1", 1, 1, "UNKNOWN", "no receipt")])
+
+    def test_late_receipt_still_reported(self) -> None:
+        """A receipt that comes after the UNKNOWN report is reported as usual."""
+        self.start()
+        host = self.host()
+        self.send("M1")
+        self.clock.advance(self.TIMEOUT)
+        self.receipt("M1", stat="UNDELIV")
+        self.assertEqual(self.states(host), [("M1", 1, 1, "UNKNOWN", "no receipt"),
+                                             ("M1", 1, 1, "UNDELIVERABLE", "000")])
+
+    def test_each_part_its_own_deadline(self) -> None:
+        """Of a two-part message, the part without a receipt is reported UNKNOWN as part 1 of 2."""
+        self.start()
+        host = self.host()
+        self.send("P1", "P2", body="x" * 200)
+        self.receipt("P2")
+        self.clock.advance(self.TIMEOUT)
+        self.assertEqual(self.states(host), [("P2", 2, 2, "DELIVERED", "000"),
+                                             ("P1", 1, 2, "UNKNOWN", "no receipt")])
+
+    def test_intermediate_receipt_keeps_waiting(self) -> None:
+        """ENROUTE, ACCEPTED and intermediate notifications are reported and the part still waits."""
+        self.start()
+        host = self.host()
+        self.send("M1")
+        self.receipt("M1", stat="ENROUTE")
+        self.receipt("M1", stat="ACCEPTD")
+        self.receipt("M1", stat="DELIVRD", esm_class=0x20)
+        self.clock.advance(self.TIMEOUT)
+        self.assertEqual([state for _, _, _, state, _ in self.states(host)],
+                         ["ENROUTE", "ACCEPTED", "DELIVERED", "UNKNOWN"])
+
+    def test_zero_never_reports(self) -> None:
+        """receipt_timeout "0" waits for ever: no deadline is stored and nothing is reported."""
+        self.start(timeout='"0"')
+        host = self.host()
+        self.send("M1")
+        self.assertIsNone(self.store.next_receipt_due())
+        self.clock.advance(30 * 86400)
+        self.assertEqual(host.reports(), [])
+
+    def test_no_deadline_without_registered_delivery(self) -> None:
+        """Without registered_delivery no receipt is asked for, so none is awaited."""
+        self.start(registered=False)
+        self.send("M1")
+        self.assertIsNone(self.store.next_receipt_due())
+
+    def test_deadline_for_a_server_that_now_waits_for_ever(self) -> None:
+        """A deadline stored before receipt_timeout was set to "0" ends without a report."""
+        self.start()
+        host = self.host()
+        self.send("M1")
+        self.stop()
+        self.start(timeout='"0"')
+        self.clock.advance(self.TIMEOUT)
+        self.assertEqual(host.reports(), [])
+        self.assertIsNone(self.store.next_receipt_due())
+
+    def test_full_inbox_waits(self) -> None:
+        """While the inbox is full a due report waits for room (the deadline kept), then comes."""
+        self.start(max_inbox=1)
+        self.send("P1", "P2", body="x" * 200)
+        self.clock.advance(self.TIMEOUT)
+        self.assertEqual(self.store.counts()["inbox"], 1)
+        host = self.host()
+        self.clock.advance(60)
+        self.assertEqual(self.states(host), [("P1", 1, 2, "UNKNOWN", "no receipt"),
+                                             ("P2", 2, 2, "UNKNOWN", "no receipt")])
+
+    def test_many_due_at_once(self) -> None:
+        """More parts due at once than one turn reports are all reported, over a few turns."""
+        self.start(max_inbox=10_000)
+        count = 1200
+        for n in range(count):
+            self.store.add_outbound(f"r{n}", "", b"", 1, 0.0)
+            self.store.set_message_id(f"r{n}", 0, f"M{n}", f"m{n}", receipt_due=10.0)
+        self.clock.advance(60)
+        self.assertEqual(self.store.counts()["inbox"], count)
+        self.assertIsNone(self.store.next_receipt_due())
+
+    def test_nothing_due_writes_nothing(self) -> None:
+        """With no part waiting, the deadline watch only looks and never commits."""
+        self.start()
+        commits = self.store.commits
+        self.clock.advance(86400)
+        self.assertEqual(self.store.commits, commits)

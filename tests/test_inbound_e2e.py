@@ -53,9 +53,9 @@ class TestHost(amp.AMP):
 
     @SignalReport.responder
     def signal_report(self, request_id: str, message_id: str, state: str, error: str,
-                      server: str) -> dict[str, Any]:
+                      server: str, part: int | None, parts: int | None) -> dict[str, Any]:
         self.reports.put({"request_id": request_id, "message_id": message_id, "state": state,
-                          "error": error, "server": server})
+                          "error": error, "server": server, "part": part, "parts": parts})
         return {}
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
@@ -215,7 +215,8 @@ class PhoneScreenTests(TestCase):
         self.assertEqual(response.command_status, ESME_ROK)
         report = yield self.host.reports.get()
         self.assertEqual(report, {"request_id": "r1", "message_id": message_id,
-                                  "state": "DELIVERED", "error": "000", "server": "sim"})
+                                  "state": "DELIVERED", "error": "000", "server": "sim",
+                                  "part": 1, "parts": 1})
 
     @inlineCallbacks
     def test_concatenated_ucs2_reply(self) -> Any:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from smppgw.receipts import Receipt, is_receipt, parse_receipt, receipt_keys, submit_key
+from smppgw.receipts import (
+    Receipt,
+    ends_wait,
+    is_receipt,
+    parse_receipt,
+    receipt_due,
+    receipt_keys,
+    submit_key,
+)
 
 TEXT = ("id:0000001A sub:001 dlvrd:001 submit date:2611251200 done date:2611251201 "
         "stat:DELIVRD err:000 text:hello")
@@ -54,3 +62,17 @@ class ReceiptTests(SynchronousTestCase):
         self.assertEqual(receipt_keys("26", "string"), ["26"])
         self.assertEqual(receipt_keys("26", "decimal"), ["1a"])
         self.assertEqual(receipt_keys("26", "hex"), ["26"])
+
+    def test_final_receipts_end_the_wait(self) -> None:
+        """A final state ends a part's wait; ENROUTE, ACCEPTED or an intermediate notification do not."""
+        self.assertTrue(ends_wait(Receipt("1", "DELIVERED", "000"), 0x04))
+        self.assertTrue(ends_wait(Receipt("1", "UNDELIVERABLE", "001"), 0x04))
+        self.assertFalse(ends_wait(Receipt("1", "ENROUTE", "000"), 0x04))
+        self.assertFalse(ends_wait(Receipt("1", "ACCEPTED", "000"), 0x04))
+        self.assertFalse(ends_wait(Receipt("1", "DELIVERED", "000"), 0x20))
+
+    def test_receipt_due(self) -> None:
+        """A part waits receipt_timeout after its acceptance, only with registered_delivery and a timeout."""
+        self.assertEqual(receipt_due(True, 600.0, 100.0), 700.0)
+        self.assertIsNone(receipt_due(True, 0.0, 100.0))
+        self.assertIsNone(receipt_due(False, 600.0, 100.0))

@@ -31,17 +31,15 @@ from smppgw.store import (
 
 HOUR = 3600.0
 
-#: The tables of schema version 1, as an older gateway created them.
-VERSION_1_SCHEMA = """
+#: The outbound table of schema versions 1 to 3, and its one index they share.
+_OUTBOUND = """
 CREATE TABLE outbound (seq INTEGER PRIMARY KEY, request_id TEXT NOT NULL UNIQUE,
     server TEXT NOT NULL, payload TEXT NOT NULL, parts INTEGER NOT NULL, created REAL NOT NULL,
     outcome TEXT);
 CREATE INDEX outbound_unfinished ON outbound (seq) WHERE outcome IS NULL;
-CREATE INDEX outbound_unfinished_by_server ON outbound (server, seq) WHERE outcome IS NULL;
-CREATE INDEX outbound_created ON outbound (created);
-CREATE TABLE part (request_id TEXT NOT NULL, idx INTEGER NOT NULL, message_id TEXT NOT NULL,
-    server TEXT NOT NULL, lookup_key TEXT NOT NULL, UNIQUE (request_id, idx));
-CREATE INDEX part_lookup ON part (server, lookup_key);
+"""
+#: The tables every schema version so far has in the same shape.
+_UNCHANGED_TABLES = """
 CREATE TABLE inbox (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, payload TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL);
 CREATE TABLE fragment (key TEXT NOT NULL, seq INTEGER NOT NULL, total INTEGER NOT NULL,
@@ -49,6 +47,20 @@ CREATE TABLE fragment (key TEXT NOT NULL, seq INTEGER NOT NULL, total INTEGER NO
 CREATE TABLE binding (phone TEXT NOT NULL, letter TEXT NOT NULL, address TEXT NOT NULL,
     last_used REAL NOT NULL, PRIMARY KEY (phone, letter)) WITHOUT ROWID;
 """
+#: The tables of schema version 1, as an older gateway created them.
+VERSION_1_SCHEMA = f"""{_OUTBOUND}
+CREATE INDEX outbound_unfinished_by_server ON outbound (server, seq) WHERE outcome IS NULL;
+CREATE INDEX outbound_created ON outbound (created);
+CREATE TABLE part (request_id TEXT NOT NULL, idx INTEGER NOT NULL, message_id TEXT NOT NULL,
+    server TEXT NOT NULL, lookup_key TEXT NOT NULL, UNIQUE (request_id, idx));
+CREATE INDEX part_lookup ON part (server, lookup_key);
+{_UNCHANGED_TABLES}"""
+#: The tables of schema versions 2 and 3 (which differ only in what a row may hold).
+VERSION_3_SCHEMA = f"""{_OUTBOUND}
+CREATE TABLE part (request_id TEXT NOT NULL, idx INTEGER NOT NULL, message_id TEXT NOT NULL,
+    server TEXT NOT NULL, lookup_key TEXT NOT NULL, PRIMARY KEY (request_id, idx)) WITHOUT ROWID;
+CREATE INDEX part_lookup ON part (server, lookup_key);
+{_UNCHANGED_TABLES}"""
 DAY = 86400.0
 
 
@@ -247,6 +259,43 @@ class OutboundTests(StoreTestCase):
         self.assertEqual(
             self.store.counts(), {"unfinished": 1, "inbox": 1, "fragments": 1, "bindings": 1}
         )
+
+
+class ReceiptDeadlineTests(StoreTestCase):
+    """Each accepted part's receipt deadline: kept, found when due, ended by its receipt."""
+
+    def accept(self, request_id: str, parts: int, dues: list[float | None]) -> None:
+        self.store.add_outbound(request_id, "smsc1", b"", parts, 1.0)
+        for index, due in enumerate(dues):
+            self.store.set_message_id(request_id, index, f"{request_id}-{index}", f"k{request_id}{index}",
+                                      receipt_due=due)
+
+    def test_due_parts_earliest_first(self) -> None:
+        """Parts due by a time come earliest first, with their request's part count, at most limit of them."""
+        self.accept("late", 1, [300.0])
+        self.accept("long", 3, [200.0, None, 100.0])
+        self.assertEqual(self.store.next_receipt_due(), 100.0)
+        self.assertEqual(self.store.due_receipts(99.0), [])
+        due = self.store.due_receipts(200.0)
+        self.assertEqual([(d.request_id, d.index, d.message_id, d.server, d.parts, d.due) for d in due],
+                         [("long", 2, "long-2", "smsc1", 3, 100.0), ("long", 0, "long-0", "smsc1", 3, 200.0)])
+        self.assertEqual([d.due for d in self.store.due_receipts(1000.0, limit=1)], [100.0])
+
+    def test_receipt_ends_the_wait(self) -> None:
+        """A part whose receipt came is no longer due; a part recorded again keeps what it has."""
+        self.accept("r", 2, [100.0, 150.0])
+        self.store.receipt_came("r", 0)
+        self.store.set_message_id("r", 0, "r-0", "kr0", receipt_due=500.0)  # written again
+        self.store.set_message_id("r", 1, "r-1", "kr1", receipt_due=500.0)
+        self.assertEqual([(d.index, d.due) for d in self.store.due_receipts(1000.0)], [(1, 150.0)])
+        self.store.receipt_came("r", 1)
+        self.assertIsNone(self.store.next_receipt_due())
+
+    def test_deadline_survives_restart(self) -> None:
+        """A committed deadline is there after the store file is opened again."""
+        self.accept("r", 1, [100.0])
+        self.assertEqual(self.restart().next_receipt_due(), 100.0)
+        self.assertEqual(self.store.lookup_message("smsc1", "kr0"), ("r", 0))
 
 
 class InboxTests(StoreTestCase):
@@ -554,10 +603,11 @@ class OpenTests(StoreTestCase):
         """)
         db.close()
         store = self.restart()
-        self.assertEqual(store._db.execute("PRAGMA user_version").fetchone(), (3,))
+        self.assertEqual(store._db.execute("PRAGMA user_version").fetchone(), (4,))
         indexes = {name for (name,) in store._db.execute(
             "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%'")}
-        self.assertEqual(indexes, {"outbound_unfinished", "part_lookup"})
+        self.assertEqual(indexes, {"outbound_unfinished", "part_lookup", "part_receipt_due"})
+        self.assertIsNone(store.next_receipt_due())
         [half] = store.unfinished()
         self.assertEqual((half.request_id, half.message_ids, half.payload), ("half", (None, "B"), {"n": 2}))
         self.assertEqual(store.lookup_message("smsc1", "a"), ("done", 0))
@@ -565,21 +615,51 @@ class OpenTests(StoreTestCase):
         store.set_message_id("half", 0, "C", "c")
         self.assertEqual(self.restart().outbound("half").message_ids, ("C", "B"))  # type: ignore[union-attr]
 
-    def test_version_2_upgraded(self) -> None:
-        """A store written with schema version 2 (JSON payloads, whole outcomes) opens as version 3,
-        every row kept and read as before."""
-        self.store.add_outbound("done", "smsc1", {"n": 1}, 1, 1.0)
-        self.store.set_message_id("done", 0, "A", "a")
-        self.store.finish("done", {"ok": True, "server": "smsc1", "parts": 1, "message_ids": ["A"]})
-        self.store.add_outbound("open", "smsc1", {"n": 2}, 1, 2.0)
+    def old_store(self, version: int, rows: str) -> None:
+        """Replace the store file by one of schema ``version`` 2 or 3 holding ``rows``."""
         self.store.close()
+        os.remove(self.path)
         db = sqlite3.connect(self.path)
-        db.execute("PRAGMA user_version=2")
+        db.executescript(VERSION_3_SCHEMA + rows + f"PRAGMA user_version={version};")
         db.close()
+
+    def test_version_2_upgraded(self) -> None:
+        """A store written with schema version 2 (JSON payloads, whole outcomes) opens as version 4,
+        every row kept and read as before."""
+        self.old_store(2, """
+            INSERT INTO outbound VALUES (1, 'done', 'smsc1', '{"n":1}', 1, 1.0,
+                '{"ok":true,"server":"smsc1","parts":1,"message_ids":["A"]}');
+            INSERT INTO part VALUES ('done', 0, 'A', 'smsc1', 'a');
+            INSERT INTO outbound VALUES (2, 'open', 'smsc1', '{"n":2}', 1, 2.0, NULL);
+        """)
         store = self.restart()
-        self.assertEqual(store._db.execute("PRAGMA user_version").fetchone(), (3,))
+        self.assertEqual(store._db.execute("PRAGMA user_version").fetchone(), (4,))
         self.assertEqual(store.outbound("done").outcome["message_ids"], ["A"])  # type: ignore[index,union-attr]
         self.assertEqual([row.payload for row in store.unfinished()], [{"n": 2}])
+
+    def test_version_3_upgraded(self) -> None:
+        """A store of schema version 3 opens as version 4 with its queue kept; its parts await no
+        receipt, and parts accepted from then on get their deadlines, which survive a restart."""
+        self.old_store(3, """
+            INSERT INTO outbound VALUES (1, 'half', 'smsc1', X'0102', 2, 1.0, NULL);
+            INSERT INTO part VALUES ('half', 0, 'A', 'smsc1', 'a');
+            INSERT INTO outbound VALUES (2, 'queued', 'smsc1', X'0304', 1, 2.0, NULL);
+        """)
+        with capturedLogs() as events:
+            store = self.restart()
+        self.assertIn("upgraded from schema version 3 to 4", formatEvent(events[0]))
+        self.assertEqual(store._db.execute("PRAGMA user_version").fetchone(), (4,))
+        self.assertEqual(
+            [(row.request_id, row.payload, row.message_ids) for row in store.unfinished()],
+            [("half", b"\x01\x02", ("A", None)), ("queued", b"\x03\x04", (None,))],
+        )
+        self.assertEqual(store.lookup_message("smsc1", "a"), ("half", 0))
+        self.assertIsNone(store.next_receipt_due())
+        store.set_message_id("half", 1, "B", "b", receipt_due=50.0)
+        self.assertEqual(
+            [(due.request_id, due.index, due.message_id) for due in self.restart().due_receipts(50.0)],
+            [("half", 1, "B")],
+        )
 
     def test_newer_schema_refused(self) -> None:
         """A file written by a newer gateway (higher user_version) is refused with StoreError."""
