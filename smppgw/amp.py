@@ -206,6 +206,10 @@ class ServerStatus(_Command):
             (b"sent", amp.Integer()),
             (b"received", amp.Integer()),
             (b"last_error", amp.Unicode()),
+            # The rate (submits/s) the link learned from the SMSC's throttling;
+            # absent until the SMSC throttled.  Optional: hosts built before it
+            # read the other fields as ever.
+            (b"rate", amp.Float(optional=True)),
         ])),
     ]
     errors = {Unauthorized: b"UNAUTHORIZED"}

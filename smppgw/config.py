@@ -138,6 +138,10 @@ class ServerConfig:
     keep_alive: float = 30.0
     window: int = 10
     throughput: float = 0.0
+    throttle_pause: float = 1.0
+    min_rate: float = 1.0
+    rate_step: float = 0.5
+    rate_period: float = 1.0
     registered_delivery: bool = False
     response_timeout: float = 10.0
     max_parts: int = 10
@@ -409,10 +413,12 @@ class _Table:
             return None
         return self.integer(name, 0, low, high)
 
-    def number(self, name: str, default: float, low: float) -> float:
-        value = self._typed(name, default, (int, float), f"a number of at least {low}")
-        if not _finite(value) or value < low:
-            raise ConfigError(f"{self.key(name)}: {value!r} is out of range; use a number >= {low}")
+    def number(self, name: str, default: float, low: float, positive: bool = False) -> float:
+        what = f"a number above {low}" if positive else f"a number of at least {low}"
+        value = self._typed(name, default, (int, float), what)
+        if not _finite(value) or value < low or (positive and value == low):
+            bound = f"> {low}" if positive else f">= {low}"
+            raise ConfigError(f"{self.key(name)}: {value!r} is out of range; use a number {bound}")
         return float(value)
 
     def choice(self, name: str, default: str, choices: Sequence[str]) -> str:
@@ -470,6 +476,10 @@ _SERVER_KEYS = (
     "keep_alive",
     "window",
     "throughput",
+    "throttle_pause",
+    "min_rate",
+    "rate_step",
+    "rate_period",
     "registered_delivery",
     "response_timeout",
     "max_parts",
@@ -653,6 +663,10 @@ def _parse_server(values: Mapping[str, Any], prefix: str, module: ModuleConfig) 
         keep_alive=table.duration("keep_alive", defaults.keep_alive, positive=True),
         window=table.integer("window", defaults.window, 1, 1000),
         throughput=table.number("throughput", defaults.throughput, 0),
+        throttle_pause=table.duration("throttle_pause", defaults.throttle_pause, positive=True),
+        min_rate=table.number("min_rate", defaults.min_rate, 0, positive=True),
+        rate_step=table.number("rate_step", defaults.rate_step, 0, positive=True),
+        rate_period=table.duration("rate_period", defaults.rate_period, positive=True),
         registered_delivery=table.boolean("registered_delivery", defaults.registered_delivery),
         response_timeout=table.duration(
             "response_timeout", defaults.response_timeout, positive=True

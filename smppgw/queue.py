@@ -7,7 +7,8 @@ text encoding and splitting), writes it to the store, and hands it to the
 its connections: it sends parts in FIFO order, at most ``window`` in flight
 and at most ``throughput`` per second, waits while the link is down, pauses
 the whole link on ESME_RTHROTTLED / ESME_RMSGQFUL and then resends the
-throttled parts first in their original order, retries temporary failures,
+throttled parts first in their original order, spaced at the rate its
+`Pacer` learns from the throttling, retries temporary failures,
 and gives up on a request with NOT_RELAYED once it has waited longer than
 ``reject_if_not_relayed_in``.
 
@@ -45,6 +46,7 @@ from .errors import (
     UnknownServerError,
     UnsupportedMethod,
 )
+from .pacing import Pacer
 from .receipts import receipt_due, submit_key
 from .session import (
     Answer,
@@ -64,8 +66,8 @@ if TYPE_CHECKING:
     from .store import OutboundRow, Store
 
 MAX_REQUEST_ID = 128
-#: How long a link pauses after ESME_RTHROTTLED or ESME_RMSGQFUL.
-THROTTLE_PAUSE = 1.0
+#: Seconds before queued messages are read again after the store failed to.
+READ_RETRY_PAUSE = 1.0
 #: Attempts of one part that failed with a temporary status or timed out.
 MAX_TEMPORARY_ATTEMPTS = 5
 #: Text beyond this many characters cannot fit in 255 parts of any coding:
@@ -281,8 +283,11 @@ class LinkQueue:
         self._pending: deque[Job | tuple[Job, int]] = deque()
         self._retry: list[tuple[int, int, Job]] = []
         self.in_flight = 0
-        self._paused_until = 0.0
-        self._next_send = 0.0
+        server = link.server
+        #: When the next part may leave: the throttle pause and the spacing.
+        self.pacer = Pacer(clock, pause=server.throttle_pause, floor=server.min_rate,
+                           step=server.rate_step, period=server.rate_period,
+                           ceiling=server.throughput, accepted=lambda: link.sent)
         self._wakeup: Any = None
         self._expiry: Any = None
         self._pumping = False
@@ -347,21 +352,18 @@ class LinkQueue:
     def _pump(self) -> None:
         link = self.link
         window = self.server.window
-        throughput = self.server.throughput
+        pacer = self.pacer
         self._stalled = False
         while link.ready and self.in_flight < window and not self._stalled:
             now = self.clock.seconds()
-            if now < self._paused_until:
-                self._sleep(self._paused_until - now)
-                return
-            if throughput > 0 and now < self._next_send:
-                self._sleep(self._next_send - now)
+            if now < pacer.next_send:
+                self._sleep(pacer.next_send - now)
                 return
             item = self._next_part()
             if item is None:
                 return
-            if throughput > 0:
-                self._next_send = max(self._next_send, now) + 1.0 / throughput
+            if pacer.paced:
+                pacer.sent(now, self.in_flight)
             self._send(*item)
 
     def _sleep(self, delay: float) -> None:
@@ -396,7 +398,7 @@ class LinkQueue:
                 heapq.heappush(self._retry, (job.seq, index, job))
                 self._stalled = True
                 if self._wakeup is None:
-                    self._sleep(THROTTLE_PAUSE)
+                    self._sleep(READ_RETRY_PAUSE)
                 return
             if not loaded:
                 self.log.problem("{request_id} has no stored payload", request_id=job.request_id)
@@ -451,9 +453,13 @@ class LinkQueue:
             return
         error = failure.value
         if isinstance(error, CommandStatusError) and error.status in THROTTLE_STATUSES:
-            self._paused_until = max(self._paused_until, self.clock.seconds() + THROTTLE_PAUSE)
-            self.log.low("{status}: pausing {pause}s", status=status_text(error.status),
-                         pause=THROTTLE_PAUSE)
+            # One episode per pause: the window's other parts, sent before
+            # this answer came, are throttled too and go again with it.
+            if self.pacer.throttled(self.in_flight):
+                rate = self.pacer.rate
+                self.log.low("{status}: pausing {pause}s, then sending {pace}",
+                             status=status_text(error.status), pause=self.pacer.pause,
+                             pace="unpaced" if rate is None else f"{rate:.3g} per second")
             heapq.heappush(self._retry, (job.seq, index, job))
         elif isinstance(error, CommandStatusError) and error.status not in TEMPORARY_STATUSES:
             self._reject(job, status_text(error.status))
@@ -827,6 +833,7 @@ class Outbound:
         rows = []
         for server in self.config.servers:
             link = self.links.get(server.name)
+            queue = self.queues.get(server.name)
             rows.append({
                 "name": server.name,
                 "mode": server.mode,
@@ -836,6 +843,7 @@ class Outbound:
                 "sent": link.sent if link is not None else 0,
                 "received": link.received if link is not None else 0,
                 "last_error": link.last_error if link is not None else "",
+                "rate": queue.pacer.rate if queue is not None else None,
             })
         return rows
 

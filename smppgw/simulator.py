@@ -6,8 +6,9 @@ its protocols a `StringTransport` in unit tests.  It binds transmitters,
 receivers and transceivers, accepts submit_sm and data_sm with unique message
 ids, answers enquire_link and unbind, and sends deliver_sm (plain messages and
 delivery receipts) to bound receivers.  Its `Faults` are plain attributes that
-a test flips while it runs, to play the zoo of misbehaving SMSCs: throttling,
-refusing, black-holing, slow, dropping and bind-refusing.
+a test flips while it runs, to play the zoo of misbehaving SMSCs: throttling
+(every Nth submit, or by spacing as a per-account rate limit does), refusing,
+black-holing, slow, dropping and bind-refusing.
 
 Everything it receives is kept in `SMSCSimulator.received`, so a test can
 compare what the gateway sent with what it expected.  Text is never decoded
@@ -108,7 +109,7 @@ class Faults:
 
     The submit faults apply to submit_sm and data_sm alike; the first that
     applies wins, in the order black_hole_all, black_hole, throttle_every,
-    submit_status.
+    submit_status, max_rate.
     """
 
     #: Every Nth submit (counted from 1 over the whole simulator) is answered
@@ -116,6 +117,11 @@ class Faults:
     throttle_every: int = 0
     #: When nonzero, every submit is answered with this status.
     submit_status: int = 0
+    #: When nonzero, a submit that arrives sooner than 1/max_rate seconds
+    #: after the last one accepted from the same system_id is answered
+    #: ESME_RTHROTTLED and not accepted: a limit by spacing, as an SMSC's
+    #: per-account throughput (Jasmin's, say) enforces it.
+    max_rate: float = 0.0
     #: Never answer a submit (enquire_link and the rest are still answered).
     black_hole: bool = False
     #: Answer nothing at all, binds included.
@@ -424,6 +430,9 @@ class SMSCProtocol(Protocol):
             simulator.throttled += 1
         else:
             status = faults.submit_status
+        if not status and faults.max_rate > 0 and simulator._too_soon(self.system_id):
+            status = ESME_RTHROTTLED
+            simulator.throttled += 1
         if faults.response_delay > 0:
             call = simulator.clock.callLater(faults.response_delay, self._answer_later, pdu, status)
             self._delayed.add(call)
@@ -509,12 +518,15 @@ class SMSCSimulator(ServerFactory):
         self.connections: list[SMSCProtocol] = []
         #: Every connection the drop_after fault closed, in order.
         self.drops: list[Drop] = []
-        #: How many submits the throttle_every fault answered ESME_RTHROTTLED.
+        #: How many submits the throttle_every and max_rate faults answered
+        #: ESME_RTHROTTLED.
         self.throttled = 0
         self._format_id: Callable[[int], str] = _MESSAGE_ID_FORMATS[message_ids]
         self._next_id = 0
         self._submits = 0
         self._accepted_at: dict[str, float] = {}
+        # system_id -> when the max_rate fault last let a submit through.
+        self._last_allowed: dict[str | None, float] = {}
         self._counts: dict[str, int] = {}
         self._bound_waiters: list[tuple[str | None, Deferred[SMSCProtocol]]] = []
         self._received_waiters: list[tuple[str, int, Deferred[None]]] = []
@@ -711,6 +723,15 @@ class SMSCSimulator(ServerFactory):
             self._bound_waiters.remove(waiter)
             waiter[1].callback(connection)
 
+    def _too_soon(self, system_id: str | None) -> bool:
+        """Whether the max_rate fault throttles a submit from `system_id` arriving now."""
+        now = self.clock.seconds()
+        last = self._last_allowed.get(system_id)
+        if last is not None and now - last < 1.0 / self.faults.max_rate:
+            return True
+        self._last_allowed[system_id] = now
+        return False
+
     def _accept(self, pdu: PDU) -> str:
         self._next_id += 1
         message_id = self._format_id(self._next_id)
@@ -786,6 +807,18 @@ def _status(text: str) -> int:
         ) from None
 
 
+def _rate(text: str) -> float:
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = -1.0
+    if not 0 <= rate < float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"expected submits per second, a number of 0 (no limit) or more, got {text!r}"
+        )
+    return rate
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m smppgw.simulator",
@@ -812,6 +845,13 @@ def _parser() -> argparse.ArgumentParser:
     faults = parser.add_argument_group("faults")
     faults.add_argument("--throttle-every", type=int, default=0, metavar="N")
     faults.add_argument("--submit-status", type=_status, default=0, metavar="STATUS")
+    faults.add_argument(
+        "--max-rate",
+        type=_rate,
+        default=0.0,
+        metavar="N",
+        help="throttle (ESME_RTHROTTLED) any submit sooner than 1/N s after the last accepted",
+    )
     faults.add_argument("--black-hole", action="store_true")
     faults.add_argument("--black-hole-all", action="store_true")
     faults.add_argument("--response-delay", type=float, default=0.0, metavar="SECONDS")
@@ -836,6 +876,7 @@ def parse_args(argv: list[str]) -> SimulatorOptions:
         faults=Faults(
             throttle_every=args.throttle_every,
             submit_status=args.submit_status,
+            max_rate=args.max_rate,
             black_hole=args.black_hole,
             black_hole_all=args.black_hole_all,
             response_delay=args.response_delay,

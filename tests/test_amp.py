@@ -51,6 +51,16 @@ class WireServerStatus(amp.Command):
     errors = WIRE_ERRORS
 
 
+class ServerStatusBeforeRate(amp.Command):
+    """ServerStatus as hosts built before its rate field know it."""
+
+    commandName = b"ServerStatus"
+    response = [(b"servers", amp.AmpList([
+        (b"name", amp.Unicode()), (b"mode", amp.Unicode()), (b"address", amp.Unicode()),
+        (b"state", amp.Unicode()), (b"queued", amp.Integer()), (b"sent", amp.Integer()),
+        (b"received", amp.Integer()), (b"last_error", amp.Unicode())]))]
+
+
 class WireLogin(amp.Command):
     commandName = b"Login"
     arguments = Login.arguments
@@ -114,8 +124,23 @@ class AmpTests(SynchronousTestCase):
         servers = d["servers"]
         self.assertEqual([s["name"] for s in servers], ["", "bulk", "inbox", "spare"])
         self.assertEqual(set(servers[0]), {"name", "mode", "address", "state", "queued", "sent",
-                                           "received", "last_error"})
+                                           "received", "last_error", "rate"})
         self.assertEqual(servers[0]["state"], "bound")
+        self.assertIsNone(servers[0]["rate"])
+
+    def test_server_status_learned_rate(self) -> None:
+        """Once the SMSC throttled, ServerStatus shows the rate the link learned; older hosts read the rest."""
+        client, links, pump, server, clock = self.connect()
+        self.call(pump, client, SendSignal, request_id="t1", method="MESSAGE", sender="a@b.c",
+                  recipient="+15551234@bulk._smpp", body="hi")
+        clock.advance(0)
+        links["bulk"].answer(status=0x58)
+        clock.advance(0)
+        servers = self.call(pump, client, ServerStatus)["servers"]
+        self.assertEqual([s["rate"] for s in servers], [None, 1.0, None, None])
+        old = self.call(pump, client, ServerStatusBeforeRate)["servers"]
+        self.assertEqual([set(s) for s in old], [set(servers[0]) - {"rate"}] * 4)
+        self.assertEqual(old[1]["queued"], 1)
 
     def test_login_required(self) -> None:
         """With a secret set, commands before Login fail with UNAUTHORIZED; after it they work."""

@@ -443,6 +443,26 @@ class ServerTests(ConfigErrorAssertions):
         self.assertEqual(parse_server("throughput = 2.5").throughput, 2.5)
         self.assertRefused(server_config("throughput = -1"), "server[0].throughput", "-1")
 
+    def test_throttle_keys(self) -> None:
+        """throttle_pause and rate_period are durations above 0; min_rate and rate_step numbers above 0."""
+        server = parse_server("")
+        self.assertEqual(
+            (server.throttle_pause, server.min_rate, server.rate_step, server.rate_period),
+            (1.0, 1.0, 0.5, 1.0),
+        )
+        server = parse_server(
+            'throttle_pause = "250ms"\nmin_rate = 2\nrate_step = 0.1\nrate_period = "5s"'
+        )
+        self.assertEqual(
+            (server.throttle_pause, server.min_rate, server.rate_step, server.rate_period),
+            (0.25, 2.0, 0.1, 5.0),
+        )
+        self.assertRefused(server_config('throttle_pause = "0s"'), "server[0].throttle_pause")
+        self.assertRefused(server_config("rate_period = 0"), "server[0].rate_period")
+        self.assertRefused(server_config("min_rate = 0"), "server[0].min_rate", "0", "> 0")
+        self.assertRefused(server_config("rate_step = -1"), "server[0].rate_step", "-1")
+        self.assertRefused(server_config('min_rate = "5"'), "server[0].min_rate", "a number above 0")
+
     def test_keep_alive(self) -> None:
         """keep_alive is a duration longer than 0."""
         self.assertEqual(parse_server('keep_alive = "1m"').keep_alive, 60.0)

@@ -31,9 +31,9 @@ KEYS = [(section, key) for section, keys in [
 # What each key is, so that values of every other TOML type are known to be wrong.
 _BOOLEAN = {"dialogs", "registered_delivery", "verify"}
 _INTEGER = {"window", "max_parts", "source_ton", "source_npi"}
-_NUMBER = {"throughput"}
+_NUMBER = {"throughput", "min_rate", "rate_step"}
 _DURATION = {"keep_alive", "response_timeout", "reject_if_not_relayed_in", "dialog_timeout",
-             "reassembly_timeout", "receipt_timeout"}
+             "reassembly_timeout", "receipt_timeout", "throttle_pause", "rate_period"}
 _TOML_TYPES = {"string": str, "integer": int, "float": float, "boolean": bool, "array": list,
                "table": dict, "datetime": datetime.datetime, "date": datetime.date,
                "time": datetime.time}

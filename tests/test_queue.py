@@ -272,8 +272,8 @@ class QueueTests(SynchronousTestCase):
         self.assertEqual(str(error), "0x0000000B ESME_RINVDSTADR")
 
     def test_throttle_pauses_and_keeps_order(self) -> None:
-        """ESME_RTHROTTLED pauses the link, then the throttled parts go again first, in order."""
-        outbound, links, clock, store = self.make()
+        """ESME_RTHROTTLED pauses the link, then the throttled parts go again first, in order, spaced."""
+        outbound, links, clock, store = self.make(extra='min_rate = 4\nthrottle_pause = "2s"')
         link = links[""]
         for i in range(5):
             self.send(outbound, clock, rid=f"r{i}", recipient=f"+155500{i}@smpp", body="x")
@@ -282,9 +282,24 @@ class QueueTests(SynchronousTestCase):
         link.answer(1, status=throttled)   # r2
         link.answer(0, message_id="A")     # r0 accepted
         self.assertEqual(link.submits, [])  # paused
-        clock.advance(1.0)
+        clock.advance(1.9)
+        self.assertEqual(link.submits, [])
+        counts = []
+        for step in (0.1, 0.2, 0.05, 0.2, 0.05):  # to 2.0, 2.2, 2.25, 2.45, 2.5 s
+            clock.advance(step)
+            counts.append(len(link.submits))
+        self.assertEqual(counts, [1, 1, 2, 2, 3])  # 4 per second, the floor
         self.assertEqual([p.params["destination_addr"] for p, _ in link.submits],
                          [b"1555001", b"1555002", b"1555003"])
+        self.assertEqual(outbound.status()[0]["rate"], 4.0)
+
+    def test_unthrottled_link_sends_the_window_at_once(self) -> None:
+        """A link the SMSC never throttled sends its whole window at once, unpaced."""
+        outbound, links, clock, store = self.make(extra="window = 10")
+        for i in range(12):
+            self.send(outbound, clock, rid=f"u{i}", recipient=f"+155500{i}@smpp", body="x")
+        self.assertEqual(len(links[""].submits), 10)
+        self.assertIsNone(outbound.status()[0]["rate"])
 
     def test_temporary_retry(self) -> None:
         """A temporary status is retried on the link; the message goes out once accepted."""

@@ -347,6 +347,33 @@ class SubmitTests(SimulatorTestCase):
         )
         self.assertEqual(len(self.simulator.accepted), 4)
 
+    def test_max_rate_throttles_by_spacing(self) -> None:
+        """max_rate=5 answers ESME_RTHROTTLED to a submit sooner than 0.2 s after the last accepted one."""
+        self.simulator.faults.max_rate = 5
+        protocol, transport = self.bound()
+        statuses = []
+        for sequence, delay in enumerate([0.0, 0.0, 0.1, 0.1, 0.19, 0.2], start=2):
+            self.clock.advance(delay)
+            self.feed(protocol, submit_pdu(sequence))
+            [answer] = self.written(transport)
+            statuses.append((answer.sequence_number, answer.command_status))
+        self.assertEqual(
+            statuses,
+            [(2, ESME_ROK), (3, ESME_RTHROTTLED), (4, ESME_RTHROTTLED), (5, ESME_ROK),
+             (6, ESME_RTHROTTLED), (7, ESME_ROK)],
+        )
+        self.assertEqual((len(self.simulator.accepted), self.simulator.throttled), (3, 3))
+
+    def test_max_rate_per_system_id(self) -> None:
+        """max_rate counts each system_id's submits apart, as a per-account limit does."""
+        self.simulator.faults.max_rate = 1
+        first, first_transport = self.bound()
+        second, second_transport = self.bound(system_id=b"other")
+        self.feed(first, submit_pdu(2))
+        self.feed(second, submit_pdu(2))
+        self.assertEqual([p.command_status for p in self.written(first_transport)], [ESME_ROK])
+        self.assertEqual([p.command_status for p in self.written(second_transport)], [ESME_ROK])
+
     def test_submit_status(self) -> None:
         """faults.submit_status answers every submit with that status and accepts none."""
         self.simulator.faults.submit_status = STATUSES["ESME_RINVDSTADR"]
@@ -655,6 +682,8 @@ class CommandLineTests(SynchronousTestCase):
                 "--response-delay",
                 "0.5",
                 "--alternate-drops",
+                "--max-rate",
+                "5",
             ]
         )
         self.assertEqual(options.listen, ("tcp:2776", "unix:/tmp/s"))
@@ -668,9 +697,18 @@ class CommandLineTests(SynchronousTestCase):
                 bind_status=0x0D,
                 response_delay=0.5,
                 alternate_drops=True,
+                max_rate=5.0,
             ),
         )
         self.assertNotIn("se:cret", repr(options))
+
+    def test_bad_max_rate(self) -> None:
+        """A max rate that is not a number of 0 or more is a usage error naming what is expected."""
+        for bad in ("-1", "fast", "nan", "inf"):
+            err = io.StringIO()
+            self.patch(sys, "stderr", err)
+            self.assertRaises(SystemExit, parse_args, ["--max-rate", bad])
+            self.assertIn("submits per second", err.getvalue())
 
     def test_bad_account(self) -> None:
         """An account without a colon is a usage error."""
