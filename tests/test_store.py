@@ -484,6 +484,23 @@ class CommitPendingTests(StoreTestCase):
         self.assertIn("store commit failed", formatEvent(events[0]))
 
 
+    def test_failing_disk_logged_once_per_episode(self) -> None:
+        """Commits that keep failing log one error, and the first that succeeds again says so."""
+        real = self.store._db
+        self.store._db = FailingCommit(real)  # type: ignore[assignment]
+        with capturedLogs() as events:
+            for i in range(5):
+                self.store.add_inbox("message", {}, float(i))
+                self.store.commit_pending() if i % 2 else self.clock.advance(0)
+            self.store._db = real
+            self.store.add_inbox("message", {}, 9.0)
+            self.store.commit_pending()
+        self.assertEqual([(e["log_level"], formatEvent(e)) for e in events], [
+            (LogLevel.error, "store commit failed: commit failed, the writes are rolled back: "
+             "database or disk is full; further failures are not logged until a commit succeeds"),
+            (LogLevel.info, "store commits again after 5 failed commit(s)")])
+
+
 class WhenDurableTests(StoreTestCase):
     """when_durable(): the commit's outcome as plain callbacks."""
 
