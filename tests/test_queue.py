@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from twisted.internet.defer import Deferred, fail
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, DeferredList, fail, gatherResults, inlineCallbacks
+from twisted.internet.endpoints import serverFromString
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs, formatEvent
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from smppgw.codec import PDU
 from smppgw.config import parse_config
@@ -975,3 +977,67 @@ class FairnessTests(SynchronousTestCase):
                          [b"a", b"b", b"a"])
         for _, _, pump in hosts:
             pump.flush()  # nothing answered: each host still waits
+
+
+class LoopbackFailingStoreTests(TestCase):
+    """The pause on a real link over 127.0.0.1, against the SMSC simulator."""
+
+    timeout = 20
+
+    @inlineCallbacks
+    def test_refills_of_a_failed_burst_never_reach_the_smsc(self) -> Any:
+        """Submits written into the slots of acceptances whose commit failed never reach the
+        SMSC; once the store writes again every message arrives, at most `window` twice."""
+        import smppgw.queue
+        from smppgw.link import Link, build_endpoint
+        from smppgw.simulator import SMSCSimulator
+
+        from .test_store import FailingCommit
+
+        self.patch(smppgw.queue, "PROBE_FIRST", 0.02)
+        self.patch(smppgw.queue, "PROBE_MAX", 0.05)
+        simulator = SMSCSimulator({"esme": "pw"}, reactor)
+        port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(simulator)
+        self.addCleanup(port.stopListening)
+        config = parse_config(
+            f'[[server]]\nname = ""\naddress = "127.0.0.1:{port.getHost().port}"\n'
+            f'system_id = "esme"\npassword = "pw"\nwindow = 3\nsender = "*"\n')
+        [server] = config.servers
+        link = Link(server, build_endpoint(reactor, server), reactor, "none",
+                    initial_delay=0.02, max_delay=0.05, jitter=lambda: 0.0)
+        store = Store(os.path.join(self.mktemp(), "s.sqlite"), reactor)
+        outbound = Outbound(config, {"": link}, store, reactor)
+        self.addCleanup(store.close)
+        self.addCleanup(link.stopService)
+        self.addCleanup(outbound.stop)
+        first = [outbound.send_signal(f"r{i}", "MESSAGE", "a@example.com", "+15551234@smpp",
+                                      f"m{i}").addErrback(lambda f: f.trap(TryLater))
+                 for i in range(10)]
+        yield store.durable()
+        real = store._db
+        store._db = FailingCommit(real)  # type: ignore[assignment]
+        rebound: Deferred[None] = Deferred()
+        binds: list[str] = []
+
+        def bound(state: str) -> None:
+            if state == "bound":
+                binds.append(state)
+            if len(binds) == 2 and not rebound.called:
+                reactor.callLater(0.2, rebound.callback, None)  # probes go on meanwhile
+
+        link.observe(bound)
+        link.startService()
+        yield DeferredList([rebound, simulator.when_received(4)], fireOnOneCallback=True)
+        self.assertEqual(simulator.received_count("submit_sm"), 3)
+        self.assertIn("paused", outbound.status()[0]["last_error"])
+        self.assertGreaterEqual(simulator.received_count("bind_transceiver"), 2)
+        store._db = real
+        results = yield gatherResults([
+            outbound.send_signal(f"r{i}", "MESSAGE", "a@example.com", "+15551234@smpp", f"m{i}")
+            .addErrback(lambda f: f.trap(TryLater))
+            for i in range(10)])
+        bodies = [pdu.params["short_message"][-2:] for pdu in simulator.accepted]
+        self.assertEqual(sorted(set(bodies)), [f"m{i}".encode() for i in range(10)])
+        self.assertLessEqual(len(bodies) - 10, 3)
+        self.assertEqual([r["parts"] for r in results], [1] * 10)
+        yield gatherResults(first)
