@@ -5,7 +5,8 @@ Helpers for testing a gateway from the outside, shipped so that hosts can use th
 when its AMP endpoint listens and when it has ended; with `SMSCSimulator`
 (smppgw.simulator) it is enough to test a host against a real gateway,
 including what a SIGKILL does.  `make_certificate` makes a self-signed
-certificate for a simulator that listens over TLS.
+certificate for a simulator that listens over TLS; `FullDisk` makes a
+store's commits fail.
 """
 
 from __future__ import annotations
@@ -138,3 +139,22 @@ def make_certificate(directory: str, hostname: str = "localhost") -> tuple[str, 
     with open(both_path, "wb") as f:
         f.write(key_pem + cert_pem)
     return cert_path, both_path
+
+
+class FullDisk:
+    """Stands in for a store's sqlite3 connection and fails every commit as a full disk does.
+
+    Everything else goes to the real connection, so the store rolls the
+    transaction back as it does on SQLITE_FULL.
+    """
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+
+    def commit(self) -> None:
+        import sqlite3
+
+        raise sqlite3.OperationalError("database or disk is full")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)

@@ -28,6 +28,7 @@ from smppgw.store import (
     StoreError,
     UnknownRow,
 )
+from smppgw.testing import FullDisk
 
 HOUR = 3600.0
 
@@ -52,17 +53,8 @@ CREATE TABLE binding (phone TEXT NOT NULL, letter TEXT NOT NULL, address TEXT NO
 DAY = 86400.0
 
 
-class FailingCommit:
-    """Stands in for the sqlite3 connection and fails every commit like a full disk would."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def commit(self) -> None:
-        raise sqlite3.OperationalError("database or disk is full")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.db, name)
+#: Fails every commit like a full disk would (the name the tests use).
+FailingCommit = FullDisk
 
 
 class StoreTestCase(SynchronousTestCase):
