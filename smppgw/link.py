@@ -200,6 +200,7 @@ class Link(Service):
         #: was written stays unsent if the hook calls `drop_unsent`.
         self.before_send: Callable[[], None] | None = None
         self._protocol: ESMEProtocol | None = None
+        self._dropping: ESMEProtocol | None = None
         self._observers: list[Callable[[str], None]] = []
         self._bound_waiters: list[Deferred[Link]] = []
         self._stopping = False
@@ -259,7 +260,8 @@ class Link(Service):
         """
         esme = self._protocol
         transport: Any = esme.transport if esme is not None else None
-        if esme is not None and transport is not None:
+        if esme is not None and transport is not None and self._dropping is not esme:
+            self._dropping = esme  # once per connection, however many writes it had
             self.log.problem("dropping the connection and the submit_sm not sent yet: {reason}",
                              reason=reason)
             esme.session.close_reason = reason

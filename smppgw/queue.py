@@ -326,12 +326,16 @@ class LinkQueue:
             job.payload = None  # reloaded from the store when its turn comes
         self.jobs[job.request_id] = job
         waiting = self._pending.get(job.host)
+        fresh = waiting is None
         if waiting is None:
-            waiting = self._pending[job.host] = deque()
-            self._turns.append(job.host)
+            waiting = deque()
         for index, message_id in enumerate(job.message_ids):
             if message_id is None:
                 waiting.append(job if len(job.message_ids) == 1 else (job, index))
+        if fresh and waiting:
+            # A host's turn ends when it has no part waiting (see _next_part).
+            self._pending[job.host] = waiting
+            self._turns.append(job.host)
         self._schedule_expiry()
         self.pump()
 
