@@ -35,6 +35,11 @@ _CHILD_CODE = (
     "import ctypes, sys\n"
     "if sys.platform.startswith('linux'):\n"
     "    ctypes.CDLL(None, use_errno=True).prctl(1, 9)\n"
+    "import os\n"
+    "if os.environ.get('SMPPGW_SOAK_STORE_MARKER'):\n"
+    "    sys.path.insert(0, os.environ['SMPPGW_SOAK_BENCH'])\n"
+    "    import _soak_store\n"
+    "    _soak_store.install(os.environ['SMPPGW_SOAK_STORE_MARKER'])\n"
     "from twisted.scripts.twistd import run\n"
     "run()\n"
 )
@@ -94,8 +99,11 @@ class _GatewayProtocol(ProcessProtocol):
 class GatewayProcess:
     """Starts the gateway, SIGKILLs it, starts it again; `runs` records each process."""
 
-    def __init__(self, reactor: Any, state: str, config_path: str, start_timeout: float = 30.0) -> None:
+    def __init__(self, reactor: Any, state: str, config_path: str, start_timeout: float = 30.0,
+                 store_marker: str = "") -> None:
         self.reactor = reactor
+        #: With a path, the gateway's store commits fail while that file exists (_soak_store).
+        self.store_marker = store_marker
         self.state = state
         self.config_path = config_path
         self.start_timeout = start_timeout
@@ -125,8 +133,12 @@ class GatewayProcess:
         args = [sys.executable, "-c", _CHILD_CODE, "--nodaemon", "--pidfile=",
                 f"--logfile={log_path}", "smppgw", "--config", self.config_path]
         protocol = _GatewayProtocol()
-        transport = self.reactor.spawnProcess(protocol, sys.executable, args,
-                                              env=os.environ.copy(), path=self.state)
+        env = os.environ.copy()
+        if self.store_marker:
+            env["SMPPGW_SOAK_STORE_MARKER"] = self.store_marker
+            env["SMPPGW_SOAK_BENCH"] = os.path.dirname(os.path.abspath(__file__))
+        transport = self.reactor.spawnProcess(protocol, sys.executable, args, env=env,
+                                              path=self.state)
         run = GatewayRun(number, transport.pid, log_path, time.monotonic())
         self.runs.append(run)
         self._protocol = protocol

@@ -13,6 +13,12 @@ process, which relays them to an SMSC simulator in this process.  Meanwhile:
 - at 1/3 and 2/3 the gateway is SIGKILLed and started again; the host
   reconnects and sends every request_id without a final outcome again.
 
+With ``--failing-store`` (2,000 messages, as ``--short``) the gateway's store
+commits also fail, as on a full disk, for `--store-fail-for` seconds twice:
+at 20%, healing while the gateway runs, and just before the kill at 1/3,
+which then comes while they fail.  The gateway must pause its link, within
+the same duplicate bound, and resume once the store writes again.
+
 Then every request_id is sent once more, to check the gateway answers each
 with the outcome it gave before and sends nothing new.  It prints the checks:
 one final outcome per request_id, every accepted message at the SMSC,
@@ -21,7 +27,8 @@ The exit status is 0 only when every check holds; the last line is
 ``SOAK OK ...`` or ``SOAK FAILED: <reasons>``.
 
 Run: ``.venv/bin/python bench/soak.py`` (100,000 messages), or
-``.venv/bin/python bench/soak.py --short`` (2,000, as CI runs it).
+``.venv/bin/python bench/soak.py --short`` (2,000, as CI runs it), or
+``.venv/bin/python bench/soak.py --failing-store``.
 """
 
 from __future__ import annotations
@@ -41,8 +48,10 @@ from typing import Any
 
 from _soak_gateway import GatewayProcess, GatewayRun, config_text
 from _soak_host import HostConnection, Message, SendPass
+from _soak_store import CHECK_EVERY
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.protocol import connectionDone
 from twisted.internet.task import LoopingCall, deferLater
 
 from smppgw.errors import BY_CODE
@@ -54,6 +63,11 @@ RSS_GROWTH_LIMIT = 0.20
 THROTTLE_AT = 0.15
 BLACK_HOLE_AT = 0.50
 KILLS_AT = (1 / 3, 2 / 3)
+#: With --failing-store: where the stretch of failing commits that heals by itself starts.
+STORE_FAIL_AT = 0.20
+#: What the gateway logs when it pauses a link for the store, and when it resumes.
+PAUSED_MARK = "paused: the store cannot record"
+RESUMED_MARK = "the store records again"
 #: RSS baseline: after this fraction of the messages.
 RSS_BASELINE_AFTER = 0.10
 #: Give up when no request got its outcome for this long.  The longest quiet
@@ -83,9 +97,12 @@ class SoakSettings:
     timeout: float = 1800.0
     keep: bool = False
     short: bool = False
+    failing_store: bool = False
+    store_fail_for: float = 2.0
 
 
 SHORT = SoakSettings(messages=2000, drop_every=300, throttle_for=3.0, timeout=110.0, short=True)
+FAILING_STORE = replace(SHORT, failing_store=True, timeout=150.0)
 
 
 def parse_args(argv: list[str]) -> SoakSettings:
@@ -98,13 +115,18 @@ def parse_args(argv: list[str]) -> SoakSettings:
     parser.add_argument("--drop-every", type=int, help="PDUs per SMPP connection before a drop")
     parser.add_argument("--throttle-for", type=float, help="seconds of ESME_RTHROTTLED every 7th")
     parser.add_argument("--timeout", type=float, help="give up after this many seconds")
+    parser.add_argument("--failing-store", action="store_true",
+                        help="as --short, and the store's commits fail twice for a stretch")
+    parser.add_argument("--store-fail-for", type=float,
+                        help="seconds each stretch of failing commits lasts (2)")
     parser.add_argument("--keep", action="store_true", help="keep the state directory and logs")
     args = parser.parse_args(argv)
-    settings = SHORT if args.short else SoakSettings()
+    settings = FAILING_STORE if args.failing_store else SHORT if args.short else SoakSettings()
     changes = {name: getattr(args, name) for name in
-               ("messages", "outstanding", "window", "drop_every", "throttle_for", "timeout")
+               ("messages", "outstanding", "window", "drop_every", "throttle_for", "timeout",
+                "store_fail_for")
                if getattr(args, name) is not None}
-    if "messages" in changes and "timeout" not in changes and not args.short:
+    if "messages" in changes and "timeout" not in changes and not settings.short:
         # About 100 messages/s at worst, plus the faults' own pauses.
         changes["timeout"] = max(300.0, changes["messages"] / 100 + 120)
     settings = replace(settings, keep=args.keep, **changes)
@@ -123,6 +145,26 @@ def build_messages(settings: SoakSettings, tag: str) -> list[Message]:
     return messages
 
 
+class _EndWatchingSimulator(SMSCSimulator):
+    """The simulator, noting how many submits it had accepted whenever a connection ended,
+    whoever ended it (the gateway closes a link on its own, too)."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.ends: list[int] = []
+
+    def buildProtocol(self, addr: Any) -> Any:
+        protocol = super().buildProtocol(addr)
+        lost = protocol.connectionLost
+
+        def watched(reason: Any = connectionDone) -> None:
+            self.ends.append(self.accepted_count)
+            lost(reason)
+
+        protocol.connectionLost = watched  # type: ignore[method-assign]
+        return protocol
+
+
 def number(i: int, settings: SoakSettings) -> str:
     return f"1555{i % settings.recipients:07d}"
 
@@ -139,9 +181,13 @@ class Soak:
         self.reactor = reactor
         self.settings = settings
         self.state = state
-        self.simulator = SMSCSimulator({"soak": "soakpw"}, reactor)
+        self.simulator = _EndWatchingSimulator({"soak": "soakpw"}, reactor)
         self.config_path = os.path.join(state, "smppgw.toml")
-        self.gateway = GatewayProcess(reactor, state, self.config_path)
+        #: While this file exists, the gateway's store commits fail (--failing-store).
+        self.store_marker = os.path.join(state, "store-full") if settings.failing_store else ""
+        self.store_failures = 0
+        self.gateway = GatewayProcess(reactor, state, self.config_path,
+                                      store_marker=self.store_marker)
         self.host = HostConnection(reactor, os.path.join(state, "amp.sock"))
         self.messages = build_messages(settings, tag=f"{int(time.time())}")
         self.events: list[str] = []
@@ -252,13 +298,34 @@ class Soak:
 
     def _plan(self) -> None:
         n = self.settings.messages
+        failing = self.settings.failing_store
         self._triggers = sorted([
             (max(1, round(n * RSS_BASELINE_AFTER)), "rss first", self._rss_first),
             (round(n * THROTTLE_AT), "throttle", self._throttle_on),
-            (round(n * KILLS_AT[0]), "kill", self._kill),
+            (round(n * KILLS_AT[0]), "kill", self._fail_then_kill if failing else self._kill),
             (round(n * BLACK_HOLE_AT), "black hole", self._black_hole_on),
             (round(n * KILLS_AT[1]), "kill", self._kill),
-        ], key=lambda t: t[0])
+        ] + ([(round(n * STORE_FAIL_AT), "store fails", self._store_fails)] if failing else []),
+            key=lambda t: t[0])
+
+    def _store_fails(self, outcomes: int, heal: bool = True) -> None:
+        with open(self.store_marker, "w"):
+            pass
+        self.store_failures += 1
+        self.log(f"store: commits fail for {self.settings.store_fail_for:g}s after {outcomes} "
+                 f"outcomes" + ("" if heal else ", then SIGKILL"))
+        if heal:
+            self.reactor.callLater(self.settings.store_fail_for, self._store_heals)
+
+    def _store_heals(self) -> None:
+        if os.path.exists(self.store_marker):
+            os.remove(self.store_marker)
+            self.log("store: commits succeed again")
+
+    def _fail_then_kill(self, outcomes: int) -> None:
+        self._store_fails(outcomes, heal=False)
+        # Past the gateway's look at the marker, so that the kill finds commits failing.
+        self.reactor.callLater(self.settings.store_fail_for + CHECK_EVERY, self._kill, outcomes)
 
     def _watch_stall(self) -> None:
         current = self.verify or self.main
@@ -328,6 +395,8 @@ class Soak:
                  f"after {outcomes} outcomes, {self.main.in_flight if self.main else 0} requests in flight")
         connections = list(self.simulator.connections)
         yield self.gateway.kill()
+        if self.store_marker:
+            self._store_heals()  # the operator makes room before the restart
         # Submits the dead gateway wrote may still be read: the boundary is
         # where the simulator has seen its connection close.
         for _ in range(500):
@@ -364,8 +433,18 @@ class Soak:
         again only because a connection ended before its answer was read.
         Returns (kind, duplicates) per end in order, and the duplicates after no end.
         """
-        ends = sorted([(d.accepted, "RST" if d.reset else "FIN") for d in self.simulator.drops]
-                      + [(b, "SIGKILL") for b in self.kill_boundaries])
+        known = sorted([(d.accepted, "RST" if d.reset else "FIN") for d in self.simulator.drops]
+                       + [(b, "SIGKILL") for b in self.kill_boundaries])
+        # Connections the gateway ended on its own (after a response timeout,
+        # or to keep unsent submits that the store could not answer for).
+        taken = Counter(b for b, _ in known)
+        others = []
+        for b in self.simulator.ends:
+            if taken[b]:
+                taken[b] -= 1
+            else:
+                others.append((b, "gateway"))
+        ends = sorted(known + others)
         boundaries = [b for b, _ in ends]
         counts = [0] * len(ends)
         after_last = 0
@@ -383,6 +462,26 @@ class Soak:
                 else:
                     after_last += 1
         return [(kind, count) for (_, kind), count in zip(ends, counts, strict=True)], after_last
+
+    def report_store(self, check: Any) -> None:
+        """The --failing-store checks: the link paused once per stretch, and resumed."""
+        print()
+        print("== failing store")
+        lines = self.gateway.log_lines()
+        paused = [(n, line) for n, line in lines if PAUSED_MARK in line]
+        resumed = [(n, line) for n, line in lines if RESUMED_MARK in line]
+        failed_commits = [(n, line) for n, line in lines if "store commit failed" in line]
+        for n, line in lines:
+            if PAUSED_MARK in line or RESUMED_MARK in line:
+                print(f"  gateway-{n}.log: {line}")
+        check(1 <= len(paused) <= self.store_failures,
+              f"the link paused, once per stretch ({len(paused)} pauses logged for "
+              f"{self.store_failures} stretches of failing commits)",
+              f"{len(paused)} pauses logged for {self.store_failures} stretches")
+        check(len(resumed) >= 1 and len(failed_commits) <= self.store_failures,
+              f"the link resumed once the store wrote again ({len(resumed)} times); failed "
+              f"commits logged once per stretch ({len(failed_commits)} lines)",
+              f"resumed {len(resumed)} times, {len(failed_commits)} failed-commit log lines")
 
     def report(self) -> int:
         s = self.settings
@@ -402,7 +501,9 @@ class Soak:
               f"response_timeout {s.response_timeout:g}s, drop every {s.drop_every} PDUs (FIN/RST "
               f"alternating), throttle every {s.throttle_every}th for {s.throttle_for:g}s at "
               f"{THROTTLE_AT:.0%}, black hole {s.black_hole_for:g}s at {BLACK_HOLE_AT:.0%}, "
-              f"SIGKILL at {KILLS_AT[0]:.0%} and {KILLS_AT[1]:.0%}, {s.recipients} recipients")
+              f"SIGKILL at {KILLS_AT[0]:.0%} and {KILLS_AT[1]:.0%}, {s.recipients} recipients"
+              + (f"; store commits failing for {s.store_fail_for:g}s at {STORE_FAIL_AT:.0%} "
+                 f"and before the first SIGKILL" if s.failing_store else ""))
 
         main = self.main
         outcomes = main.outcomes if main else {}
@@ -499,6 +600,8 @@ class Soak:
               f"duplicates per connection end <= window {s.window} (most {worst})",
               f"{worst} duplicates after one connection end (window {s.window})"
               + (f", {after_last} after no end at all" if after_last else ""))
+        if s.failing_store:
+            self.report_store(check)
 
         print()
         print("== faults exercised")

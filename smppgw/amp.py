@@ -534,7 +534,8 @@ class GatewayAMP(amp.AMP):
             if not self.logged_in:
                 raise Unauthorized("Login first")
             kw = _signal_arguments(box)
-            self.outbound.send_signal(**kw, answer=_PendingAnswer(self, ask))  # type: ignore[arg-type]
+            self.outbound.send_signal(**kw, answer=_PendingAnswer(self, ask),  # type: ignore[arg-type]
+                                      host=self)
         except Exception:
             self._signal_refused(Failure(), ask)
 

@@ -233,9 +233,11 @@ class Link(Service):
         self.deliver: DeliverHook = refuse_for_now
         #: Called before what was written is sent early, while the SMSC's
         #: answers are read (see `ESMEProtocol.flush`); writes sent at the
-        #: reactor's next turn go after everything scheduled for it.
+        #: reactor's next turn go after everything scheduled for it.  What
+        #: was written stays unsent if the hook calls `drop_unsent`.
         self.before_send: Callable[[], None] | None = None
         self._protocol: ESMEProtocol | None = None
+        self._dropping: ESMEProtocol | None = None
         self._observers: list[Callable[[str], None]] = []
         self._bound_waiters: list[Deferred[Link]] = []
         self._stopping = False
@@ -287,6 +289,21 @@ class Link(Service):
             self.log.problem("closing the link: {reason}", reason=reason)
             esme.session.close_reason = reason
             esme.transport.loseConnection()
+
+    def drop_unsent(self, reason: str) -> None:
+        """Close the current connection at once, dropping what was written but not sent yet.
+
+        For writes that must not leave after all (the store could not record
+        what they depend on); the link reconnects as after any loss.
+        """
+        esme = self._protocol
+        transport: Any = esme.transport if esme is not None else None
+        if esme is not None and transport is not None and self._dropping is not esme:
+            self._dropping = esme  # once per connection, however many writes it had
+            self.log.problem("dropping the connection and the submit_sm not sent yet: {reason}",
+                             reason=reason)
+            esme.session.close_reason = reason
+            transport.abortConnection()
 
     @property
     def protocol(self) -> ESMEProtocol | None:

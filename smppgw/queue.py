@@ -4,13 +4,15 @@ Outbound: from a host's SendSignal to submit_sm PDUs accepted by an SMSC.
 `Outbound` checks and shapes a request (method, route, sender, dialog prefix,
 text encoding and splitting), writes it to the store, and hands it to the
 `LinkQueue` of its server.  A `LinkQueue` belongs to its link and outlives
-its connections: it sends parts in FIFO order, at most ``window`` in flight
+its connections: it sends parts in FIFO order per host, taking turns between
+the hosts that have parts waiting, at most ``window`` in flight
 and at most ``throughput`` per second, waits while the link is down, pauses
 the whole link on ESME_RTHROTTLED / ESME_RMSGQFUL and then resends the
 throttled parts first in their original order, spaced at the rate its
-`Pacer` learns from the throttling, retries temporary failures,
-and gives up on a request with NOT_RELAYED once it has waited longer than
-``reject_if_not_relayed_in``.
+`Pacer` learns from the throttling, retries temporary failures, gives up on
+a request with NOT_RELAYED once it has waited longer than
+``reject_if_not_relayed_in``, and pauses while the store cannot record what
+the SMSC accepted.
 
 A request's answer comes when the SMSC has accepted every part and that fact
 is in the store; a host that asks again with the same request_id gets the same
@@ -23,7 +25,7 @@ import heapq
 import itertools
 import random
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -82,6 +84,10 @@ REWRITE_PAUSE = 1.0
 MAX_WAITERS = 100
 #: Destinations whose concatenation reference is remembered.
 MAX_REFERENCES = 100_000
+#: While acceptances cannot be recorded, seconds before the first attempt to
+#: record them again; each failed attempt doubles it, up to PROBE_MAX.
+PROBE_FIRST = 0.5
+PROBE_MAX = 8.0
 
 
 class Job:
@@ -96,12 +102,16 @@ class Job:
     """
 
     __slots__ = ("request_id", "server", "payload", "message_ids", "expires", "seq",
-                 "in_flight", "waiters", "done", "expired", "attempts")
+                 "in_flight", "waiters", "done", "expired", "attempts", "host")
 
     def __init__(self, request_id: str, server: str,
                  payload: bytes | list[bytes] | dict[str, Any] | None,
-                 message_ids: list[str | None], seq: int, expires: float) -> None:
+                 message_ids: list[str | None], seq: int, expires: float,
+                 host: Hashable = None) -> None:
         self.request_id = request_id
+        #: Who asked (a host connection), so that hosts take turns; None for
+        #: requests restored from the store.
+        self.host = host
         self.server = server
         self.payload = payload
         self.message_ids = message_ids
@@ -259,7 +269,7 @@ class _PartAnswer:
 
 
 class LinkQueue:
-    """The outbound queue of one link: FIFO, windowed, rate-limited, durable."""
+    """The outbound queue of one link: FIFO per host, windowed, rate-limited, durable."""
 
     def __init__(self, link: Link, store: Store, clock: Any, log: SmppLog,
                  finished: Callable[[Job], None], reject_after: float) -> None:
@@ -271,16 +281,21 @@ class LinkQueue:
         self.log = log
         self._finished = finished
         # A part's window slot is taken again only once the SMSC's acceptance
-        # of the part before is committed: when the link sends the next
-        # submit_sm early, the store commits first.  So the parts sent but
-        # not recorded as accepted are never more than the window, which is
-        # what a crash can send twice.
+        # of the part before is committed: a submit_sm written while the
+        # answers of a burst are read leaves with the link's next flush, and
+        # the store commits first (before_send); any other submit_sm waits
+        # for its slot's acceptance to be committed.  Should that commit
+        # fail, what was written in the burst is dropped unsent (see
+        # `_hold`).  So the parts sent but not recorded as accepted are
+        # never more than the window, which is what a crash can send twice.
         link.before_send = store.commit_pending
         # Unfinished jobs in FIFO order (dicts keep insertion order).
         self.jobs: dict[str, Job] = {}
-        # Parts never sent, in order: a job stands for its only part, a
-        # (job, index) pair for a part of a split message.
-        self._pending: deque[Job | tuple[Job, int]] = deque()
+        # Parts never sent, in order, per host: a job stands for its only
+        # part, a (job, index) pair for a part of a split message.  The
+        # hosts with parts waiting take turns, one part each, in `_turns`.
+        self._pending: dict[Hashable, deque[Job | tuple[Job, int]]] = {}
+        self._turns: deque[Hashable] = deque()
         self._retry: list[tuple[int, int, Job]] = []
         self.in_flight = 0
         server = link.server
@@ -297,6 +312,17 @@ class LinkQueue:
         # Outcomes whose write failed, written again after REWRITE_PAUSE.
         self._rewrites: dict[str, tuple[Job, dict[str, Any]]] = {}
         self._rewrite: Any = None
+        # Acceptances written into the store's open transaction, and whether
+        # the queue waits to hear of its commit.
+        self._uncommitted: list[tuple[Job, int]] = []
+        self._watching = False
+        # Acceptances whose record was lost (a failed write or commit): while
+        # there are any, the link is paused and the store probed.
+        self._lost: list[tuple[Job, int]] = []
+        self._paused_since: float | None = None
+        self._store_error = ""
+        self._probe: Any = None
+        self._probe_delay = PROBE_FIRST
         link.observe(self._link_state)
 
     # -- adding --------------------------------------------------------------------
@@ -305,15 +331,30 @@ class LinkQueue:
         if len(self.jobs) >= HOT_JOBS:
             job.payload = None  # reloaded from the store when its turn comes
         self.jobs[job.request_id] = job
+        waiting = self._pending.get(job.host)
+        fresh = waiting is None
+        if waiting is None:
+            waiting = deque()
         for index, message_id in enumerate(job.message_ids):
             if message_id is None:
-                self._pending.append(job if len(job.message_ids) == 1 else (job, index))
+                waiting.append(job if len(job.message_ids) == 1 else (job, index))
+        if fresh and waiting:
+            # A host's turn ends when it has no part waiting (see _next_part).
+            self._pending[job.host] = waiting
+            self._turns.append(job.host)
         self._schedule_expiry()
         self.pump()
 
     @property
     def queued(self) -> int:
         return len(self.jobs)
+
+    @property
+    def paused(self) -> str:
+        """Why the link sends nothing though it could (the store cannot record acceptances), or ""."""
+        if self._paused_since is None:
+            return ""
+        return f"paused: store not writable ({self._store_error})"
 
     # -- sending -------------------------------------------------------------------
 
@@ -327,15 +368,28 @@ class LinkQueue:
             _, index, job = heapq.heappop(self._retry)
             if not job.done and not job.expired and job.message_ids[index] is None:
                 return job, index
-        while self._pending:
-            item = self._pending.popleft()
+        turns = self._turns
+        while turns:
+            host = turns[0]
+            waiting = self._pending[host]
+            item = waiting.popleft()
+            if not waiting:
+                turns.popleft()
+                del self._pending[host]
+            elif len(turns) > 1:
+                turns.rotate(-1)
             job, index = (item, 0) if isinstance(item, Job) else item
             if not job.done and not job.expired and job.message_ids[index] is None:
                 return job, index
         return None
 
-    def pump(self) -> None:
-        """Send what the window, the rate and the link allow."""
+    def pump(self, refill: bool = False) -> None:
+        """Send what the window, the rate, the link and the store allow.
+
+        `refill` is for the handler of an SMSC's answer: it may take the slot
+        of an acceptance not committed yet, as the link's flush commits
+        before what it writes leaves.
+        """
         if self._wakeup is not None and self._wakeup.active():
             return
         if self._pumping:
@@ -345,16 +399,19 @@ class LinkQueue:
         self._wakeup = None
         self._pumping = True
         try:
-            self._pump()
+            self._pump(refill)
         finally:
             self._pumping = False
 
-    def _pump(self) -> None:
+    def _pump(self, refill: bool) -> None:
         link = self.link
         window = self.server.window
         pacer = self.pacer
         self._stalled = False
-        while link.ready and self.in_flight < window and not self._stalled:
+        while link.ready and not self._stalled and not self._lost:
+            held = 0 if refill else len(self._uncommitted)
+            if self.in_flight + held >= window:
+                return
             now = self.clock.seconds()
             if now < pacer.next_send:
                 self._sleep(pacer.next_send - now)
@@ -377,7 +434,7 @@ class LinkQueue:
         """Load the payloads of `job` and the next jobs waiting; False if `job` has none stored."""
         batch = [job.request_id]
         ahead = [item if isinstance(item, Job) else item[0]
-                 for item in itertools.islice(self._pending, HOT_JOBS)]
+                 for item in itertools.islice(self._pending.get(job.host, ()), HOT_JOBS)]
         for other in ahead:
             if other.payload is None and not other.done:
                 batch.append(other.request_id)
@@ -427,13 +484,22 @@ class LinkQueue:
         # commit, or a crash now would send it again.
         job.message_ids[index] = message_id
         server = self.server
-        self.store.set_message_id(job.request_id, index, message_id, submit_key(message_id),
-                                  (job.server, len(job.message_ids)),
-                                  receipt_due(server.registered_delivery, server.receipt_timeout,
-                                              self.clock.seconds()))
+        try:
+            self.store.set_message_id(job.request_id, index, message_id, submit_key(message_id),
+                                      (job.server, len(job.message_ids)),
+                                      receipt_due(server.registered_delivery,
+                                                  server.receipt_timeout, self.clock.seconds()))
+        except StoreError as error:
+            self._lost.append((job, index))
+            self._hold(error)
+        else:
+            self._uncommitted.append((job, index))
+            if not self._watching:
+                self._watching = True
+                self.store.when_durable(self._committed, self._commit_failed)
         # The freed window slot is refilled before the rest of the
         # bookkeeping, so the next submit_sm leaves with the next flush.
-        self.pump()
+        self.pump(refill=True)
         if self.log.shows_low:
             self.log.low("part {part}/{parts} of {request_id} accepted as {message_id}",
                          part=index + 1, parts=len(job.message_ids),
@@ -509,6 +575,72 @@ class LinkQueue:
         self.log.major("{request_id} rejected by the SMSC: {reason}", request_id=job.request_id,
                        reason=reason)
         self._finish(job, {"ok": False, "code": SmscRejected.code, "reason": reason})
+
+    # -- a store that cannot record acceptances -------------------------------------
+
+    def _committed(self) -> None:
+        self._uncommitted = []
+        self._watching = False
+        if self._lost:
+            # The store writes again: record the lost acceptances now.
+            if self._probe is not None and self._probe.active():
+                self._probe.cancel()
+            self._probe = self.clock.callLater(0, self._record_lost)
+        else:
+            self.pump()  # the slots of those acceptances are free now
+
+    def _commit_failed(self, error: StoreError) -> None:
+        lost, self._uncommitted = self._uncommitted, []
+        self._watching = False
+        self._lost.extend(lost)
+        self._hold(error)
+
+    def _hold(self, error: StoreError) -> None:
+        """Pause the link: acceptances are not recorded, and each would be sent again after a crash.
+
+        Submits written since the commit failed to record them may take the
+        window slots of those acceptances; if they would exceed the window,
+        the connection is dropped before they leave (they go again, like any
+        part in flight when a link drops, once the store writes again).
+        """
+        self._store_error = str(error)
+        if self._paused_since is None:
+            self._paused_since = self.clock.seconds()
+            self.log.problem("paused: the store cannot record what the SMSC accepted ({error}); "
+                             "no submit_sm until it can", error=error)
+        if self.in_flight + len(self._lost) > self.server.window:
+            self.link.drop_unsent("the store cannot record what the SMSC accepted")
+        if self._probe is None:
+            self._probe = self.clock.callLater(self._probe_delay, self._record_lost)
+
+    def _record_lost(self) -> None:
+        """Write the lost acceptances again and commit: the probe of a paused link."""
+        self._probe = None
+        if not self._lost:
+            return
+        self._probe_delay = min(self._probe_delay * 2, PROBE_MAX)
+        try:
+            for job, index in self._lost:
+                message_id = job.message_ids[index]
+                assert message_id is not None
+                self.store.set_message_id(job.request_id, index, message_id,
+                                          submit_key(message_id), (job.server, len(job.message_ids)))
+            self.store.commit()
+        except StoreError as error:
+            self.log.low("the store still cannot record acceptances: {error}", error=error)
+            self._hold(error)
+            return
+        if self._probe is not None and self._probe.active():
+            self._probe.cancel()
+        self._probe = None
+        paused = self.clock.seconds() - (self._paused_since or 0.0)
+        self.log.problem("the store records again: {count} acceptance(s) recorded, resuming "
+                         "after {seconds}s paused", count=len(self._lost), seconds=round(paused, 1))
+        self._lost = []
+        self._paused_since = None
+        self._store_error = ""
+        self._probe_delay = PROBE_FIRST
+        self.pump()
 
     # -- finishing -------------------------------------------------------------------
 
@@ -623,10 +755,10 @@ class LinkQueue:
         self._finish(job, {"ok": False, "code": NotRelayed.code, "reason": reason})
 
     def stop(self) -> None:
-        for call in (self._wakeup, self._expiry, self._rewrite):
+        for call in (self._wakeup, self._expiry, self._rewrite, self._probe):
             if call is not None and call.active():
                 call.cancel()
-        self._wakeup = self._expiry = self._rewrite = None
+        self._wakeup = self._expiry = self._rewrite = self._probe = None
 
 
 class Outbound:
@@ -696,20 +828,22 @@ class Outbound:
     # -- requests --------------------------------------------------------------------
 
     def send_signal(self, request_id: str, method: str, sender: str, recipient: str,
-                    body: str, gateway: str | None = None, answer: Answer | None = None) -> Any:
+                    body: str, gateway: str | None = None, answer: Answer | None = None,
+                    host: Hashable = None) -> Any:
         """Fires with {server, parts, message_ids} once the SMSC accepted every part, or fails with a SignalError.
 
         The outcome goes to `answer` (anything with a Deferred's ``callback``
         and ``errback``), which is returned; without one, to a new Deferred.
+        `host` says who asks (its connection, say): hosts take turns on a link.
         """
-        result = self._accept(request_id, method, sender, recipient, body, gateway, answer)
+        result = self._accept(request_id, method, sender, recipient, body, gateway, answer, host)
         if answer is not None and result is not answer:
             result.addCallbacks(answer.callback, answer.errback)
             return answer
         return result
 
     def _accept(self, request_id: str, method: str, sender: str, recipient: str,
-                body: str, gateway: str | None, answer: Answer | None) -> Any:
+                body: str, gateway: str | None, answer: Answer | None, host: Hashable) -> Any:
         if not 1 <= len(request_id) <= MAX_REQUEST_ID:
             return fail(BadRequest(f"request_id must be 1 to {MAX_REQUEST_ID} characters, "
                                    f"got {len(request_id)}"))
@@ -743,7 +877,7 @@ class Outbound:
             return fail(TryLater(f"the gateway cannot store the message: {e}"))
         now = self.clock.seconds()
         job = Job(request_id, server.name, payload, [None] * parts, self._next_seq(),
-                  now + self.config.module.reject_if_not_relayed_in)
+                  now + self.config.module.reject_if_not_relayed_in, host)
         self._accepting[request_id] = job
         waiting = job.wait(answer)
         queue = self.queues[server.name]
@@ -834,6 +968,7 @@ class Outbound:
         for server in self.config.servers:
             link = self.links.get(server.name)
             queue = self.queues.get(server.name)
+            paused = queue.paused if queue is not None else ""
             rows.append({
                 "name": server.name,
                 "mode": server.mode,
@@ -842,7 +977,7 @@ class Outbound:
                 "queued": queued.get(server.name, 0),
                 "sent": link.sent if link is not None else 0,
                 "received": link.received if link is not None else 0,
-                "last_error": link.last_error if link is not None else "",
+                "last_error": paused or (link.last_error if link is not None else ""),
                 "rate": queue.pacer.rate if queue is not None else None,
             })
         return rows

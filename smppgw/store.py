@@ -311,6 +311,9 @@ class Store:
         #: that failed, or a write error that made SQLite abandon the
         #: transaction; either way every write in it was rolled back.
         self.failed_commits = 0
+        # Commits failed since the last one that succeeded: a failing disk is
+        # logged once, not at every commit.
+        self._failing = 0
         try:
             if path != ":memory:":
                 folder = os.path.dirname(os.path.abspath(path))
@@ -427,8 +430,13 @@ class Store:
                 self._dirty = False
                 self._connection().commit()
                 self.commits += 1
+                if self._failing:
+                    log.info("store commits again after {count} failed commit(s)",
+                             count=self._failing)
+                    self._failing = 0
         except (sqlite3.Error, StoreError) as error:
             self.failed_commits += 1
+            self._failing += 1
             try:
                 self._db.rollback()
             except sqlite3.Error:
@@ -446,18 +454,21 @@ class Store:
     def commit_pending(self) -> None:
         """Commit now if anything is uncommitted; a failure is logged (and the waiters told), not raised."""
         if self._dirty and not self._closed:
-            try:
-                self.commit()
-            except StoreError as error:
-                log.error("store commit failed: {error}", error=error)
+            self._commit_or_log()
 
     def _scheduled_commit(self) -> None:
         self._scheduled = None
+        self._commit_or_log()
+
+    def _commit_or_log(self) -> None:
         try:
             self.commit()
         except StoreError as error:
             # The waiters have their errbacks; the reactor has no one to tell.
-            log.error("store commit failed: {error}", error=error)
+            # Until a commit succeeds again, the first failure says it all.
+            if self._failing == 1:
+                log.error("store commit failed: {error}; further failures are not logged "
+                          "until a commit succeeds", error=error)
 
     def _fail_waiters(self, error: StoreError) -> None:
         waiters, self._waiters = self._waiters, []

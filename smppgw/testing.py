@@ -7,6 +7,7 @@ when its AMP endpoint listens and when it has ended; with `SMSCSimulator`
 including what a SIGKILL does.  `make_certificate` makes a certificate for a
 simulator that listens over TLS: self-signed, or signed by a test CA that
 `make_authority` makes (without subjectAltName or expired, to test refusals).
+`FullDisk` makes a store's commits fail.
 """
 
 from __future__ import annotations
@@ -187,3 +188,22 @@ def _write(path: str, data: bytes) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as f:
         f.write(data)
+
+
+class FullDisk:
+    """Stands in for a store's sqlite3 connection and fails every commit as a full disk does.
+
+    Everything else goes to the real connection, so the store rolls the
+    transaction back as it does on SQLITE_FULL.
+    """
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+
+    def commit(self) -> None:
+        import sqlite3
+
+        raise sqlite3.OperationalError("database or disk is full")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from twisted.internet.defer import Deferred, fail
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, DeferredList, fail, gatherResults, inlineCallbacks
+from twisted.internet.endpoints import serverFromString
 from twisted.internet.task import Clock
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.logger import capturedLogs, formatEvent
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from smppgw.codec import PDU, PreparedPDU
 from smppgw.config import parse_config
@@ -24,7 +27,7 @@ from smppgw.errors import (
     UnknownServerError,
     UnsupportedMethod,
 )
-from smppgw.queue import REWRITE_PAUSE, Outbound
+from smppgw.queue import PROBE_FIRST, REWRITE_PAUSE, Outbound
 from smppgw.session import CommandStatusError, ConnectionLost, NotBound, ResponseTimeout
 from smppgw.smpplog import SmppLog
 from smppgw.store import Store, StoreError
@@ -88,6 +91,10 @@ class FakeLink:
         for _, d in pending:
             d.errback(ConnectionLost(reason))
 
+    def drop_unsent(self, reason: str) -> None:
+        """As reset: what is written goes nowhere (see BufferedLink)."""
+        self.reset(reason)
+
     def set_state(self, state: str) -> None:
         self.state = state
         for o in self._observers:
@@ -121,9 +128,54 @@ def destination_octets(pdu: PDU) -> bytes:
     return body[start:body.index(0, start + 2) + 1]
 
 
+class BufferedLink(FakeLink):
+    """A FakeLink whose submits written while it reads a burst of answers leave only at
+    `flush`, after its before_send hook, as an ESMEProtocol's do; `wire` is what the SMSC saw."""
+
+    def __init__(self, server: Any) -> None:
+        super().__init__(server)
+        self.log = SmppLog(server.name, "problems")
+        self.buffer: list[tuple[PDU, Deferred[PDU]]] = []
+        self.wire: list[PDU] = []
+        self.before_send: Any = None
+        self.reading = False
+
+    def submit(self, pdu: PDU, answer: Any = None) -> Any:
+        if self.state != "bound" or not self.reading:
+            if self.state == "bound":
+                self.wire.append(pdu)
+            return super().submit(pdu, answer)
+        d: Deferred[PDU] = Deferred()
+        self.buffer.append((pdu, d))
+        d.addCallbacks(answer.callback, answer.errback)
+        return answer
+
+    def flush(self) -> None:
+        if self.before_send is not None:
+            self.before_send()
+        self.wire.extend(pdu for pdu, _ in self.buffer)
+        self.submits.extend(self.buffer)
+        self.buffer = []
+
+    def drop_unsent(self, reason: str) -> None:
+        dropped, self.buffer = self.buffer, []
+        self.reset(reason)
+        for _, d in dropped:
+            d.errback(ConnectionLost(reason))
+
+    def burst(self) -> None:
+        """The SMSC accepts every submit on the wire; the answers are read in one burst."""
+        self.reading = True
+        while self.submits:
+            self.answer(0)
+        self.reading = False
+        self.flush()
+
+
 class QueueTests(SynchronousTestCase):
     def make(self, path: str = ":memory:", extra: str = "", clock: Clock | None = None,
-             bound: bool = True) -> tuple[Outbound, dict[str, FakeLink], Clock, Store]:
+             bound: bool = True, link_class: type[FakeLink] = FakeLink,
+             ) -> tuple[Outbound, dict[str, Any], Clock, Store]:
         settings = {"sender": '"*"', "window": "3"}
         for line in extra.splitlines():
             key, _, value = line.partition("=")
@@ -131,7 +183,7 @@ class QueueTests(SynchronousTestCase):
         config = parse_config(CONFIG.format(extra="\n".join(f"{k} = {v}" for k, v in settings.items())))
         clock = clock or Clock()
         store = Store(path, clock)
-        links = {s.name: FakeLink(s) for s in config.servers if s.enabled}
+        links = {s.name: link_class(s) for s in config.servers if s.enabled}
         dialogs = DialogTable(clock, config.module.dialog_timeout, store)
         outbound = Outbound(config, links, store, clock, dialogs)  # type: ignore[arg-type]
         outbound.restore()
@@ -804,3 +856,229 @@ class QueueTests(SynchronousTestCase):
         link.answer(message_id="G")
         clock.advance(0)
         self.successResultOf(good)
+
+
+class FailingStoreTests(SynchronousTestCase):
+    """A store whose commits fail: the link pauses within the duplicate bound, and resumes."""
+
+    make = QueueTests.make
+    send = QueueTests.send
+
+    def recorded(self, path: str) -> int:
+        """Acceptances a restarted gateway would find in the store file."""
+        other = Store(path, Clock())
+        self.addCleanup(other.close)
+        return sum(1 for row in other.unfinished() for m in row.message_ids if m is not None) + sum(
+            1 for i in range(10) if (row := other.outbound(f"r{i}")) is not None and row.outcome)
+
+    def test_sent_but_unrecorded_never_beyond_the_window(self) -> None:
+        """While commits fail the SMSC gets no more than `window` submits beyond the recorded
+        acceptances, those written in the failing burst included; once the store writes again
+        the link resumes and every message reaches the SMSC exactly once."""
+        from smppgw.queue import PROBE_MAX
+
+        from .test_store import FailingCommit
+
+        path = os.path.join(self.mktemp(), "s.sqlite")
+        outbound, links, clock, store = self.make(path, link_class=BufferedLink)
+        link = links[""]
+        answers = [self.send(outbound, clock, rid=f"r{i}", body=f"m{i}") for i in range(10)]
+        real = store._db
+        store._db = FailingCommit(real)  # type: ignore[assignment]
+        with capturedLogs() as events:
+            link.burst()  # three accepted, three written into their slots: dropped unsent
+            self.assertEqual(link.resets, ["the store cannot record what the SMSC accepted"])
+            self.assertEqual(len(link.wire), 3)
+            link.set_state("bound")
+            for _ in range(5):
+                clock.advance(PROBE_MAX)
+            self.assertEqual(len(link.wire) - self.recorded(path), 3)
+            [row] = [r for r in outbound.status() if r["name"] == ""]
+            self.assertEqual(row["last_error"], "paused: store not writable (commit failed, the "
+                             "writes are rolled back: database or disk is full)")
+            store._db = real
+            clock.advance(PROBE_MAX)
+            while link.submits:
+                link.burst()
+                clock.advance(0)
+        self.assertEqual([p.params["short_message"][-2:] for p in link.wire],
+                         [f"m{i}".encode() for i in range(10)])
+        for a in answers[:3]:  # their outcomes could not be stored at first
+            self.failureResultOf(a, TryLater)
+        self.assertEqual([self.successResultOf(a)["parts"] for a in answers[3:]], [1] * 7)
+        clock.advance(REWRITE_PAUSE)
+        self.assertEqual(self.recorded(path), 10)
+        self.assertEqual(outbound.status()[0]["last_error"], "")
+        paused = [formatEvent(e) for e in events if "paused: " in formatEvent(e)]
+        self.assertEqual(len(paused), 1, paused)
+        self.assertTrue(any("resuming" in formatEvent(e) for e in events))
+
+    def test_write_refused_outright_pauses_too(self) -> None:
+        """An acceptance whose write itself fails pauses the link like a failed commit."""
+        outbound, links, clock, store = self.make(link_class=BufferedLink)
+        link = links[""]
+        for i in range(5):
+            self.send(outbound, clock, rid=f"r{i}", body=f"m{i}")
+        real = store.set_message_id
+
+        def refusing(*args: Any, **kw: Any) -> None:
+            raise StoreError("the store is closed")
+
+        store.set_message_id = refusing  # type: ignore[method-assign]
+        link.reading = True
+        link.answer(0)
+        link.reading = False
+        link.flush()
+        self.assertEqual(len(link.wire), 3)
+        self.assertIn("paused", outbound.status()[0]["last_error"])
+        store.set_message_id = real  # type: ignore[method-assign]
+        clock.advance(PROBE_FIRST)
+        self.assertEqual(len(link.wire), 4)
+        self.assertEqual(link.resets, [])  # the parts in flight and r0 fit in the window
+        self.assertEqual(outbound.status()[0]["last_error"], "")
+
+    def test_acceptance_holds_its_slot_until_committed(self) -> None:
+        """Outside the answer that freed it, a window slot is taken again only once the
+        acceptance it held is committed: a temporary failure's resend waits for that commit."""
+        outbound, links, clock, store = self.make(link_class=BufferedLink)
+        link = links[""]
+        for i in range(4):
+            self.send(outbound, clock, rid=f"r{i}", body=f"m{i}")
+        link.answer(0)  # r0 accepted, its commit still to come; r3 takes its slot
+        link.answer(0, status=STATUSES["ESME_RSYSERR"])  # r1 to be sent again
+        self.assertEqual(len(link.wire), 4)
+        clock.advance(0)
+        self.assertEqual([p.params["short_message"][-2:] for p in link.wire],
+                         [b"m0", b"m1", b"m2", b"m3", b"m1"])
+
+
+class FairnessTests(SynchronousTestCase):
+    """Hosts take turns on a link; each host's messages keep their order."""
+
+    make = QueueTests.make
+
+    def test_second_host_not_starved(self) -> None:
+        """Host B's one message queued after host A's 1,000 goes out among the first submits,
+        and A's go in A's order."""
+        outbound, links, clock, store = self.make(bound=False)
+        for i in range(1000):
+            outbound.send_signal(f"a{i}", "MESSAGE", "a@example.com", f"+1555{i:07d}@smpp", "x",
+                                 host="A")
+        outbound.send_signal("b0", "MESSAGE", "b@example.com", "+15559999999@smpp", "y", host="B")
+        clock.advance(0)
+        link = links[""]
+        link.set_state("bound")
+        clock.advance(0)
+        wire = []
+        for _ in range(6):
+            wire.append(link.answer(0).params["destination_addr"])
+            clock.advance(0)
+        self.assertEqual(wire, [b"15550000000", b"15559999999", b"15550000001", b"15550000002",
+                                b"15550000003", b"15550000004"])
+
+    def test_host_arriving_while_sending(self) -> None:
+        """A host that queues while another's backlog is being sent gets the next free slot but one."""
+        outbound, links, clock, store = self.make()
+        for i in range(20):
+            outbound.send_signal(f"a{i}", "MESSAGE", "a@example.com", f"+1555{i:07d}@smpp", "x",
+                                 host="A")
+        clock.advance(0)
+        outbound.send_signal("b0", "MESSAGE", "b@example.com", "+15559999999@smpp", "y", host="B")
+        clock.advance(0)
+        link = links[""]
+        wire = [pdu.params["destination_addr"] for pdu, _ in link.submits]
+        for _ in range(3):
+            link.answer(0)
+            clock.advance(0)
+        wire += [pdu.params["destination_addr"] for pdu, _ in link.submits]
+        self.assertEqual(wire[:5], [b"15550000000", b"15550000001", b"15550000002",
+                                    b"15550000003", b"15559999999"])
+
+    def test_hosts_over_amp_take_turns(self) -> None:
+        """Two AMP connections are two hosts: the second's message goes second on the wire."""
+        from twisted.protocols import amp
+        from twisted.test import iosim
+
+        from smppgw.amp import GatewayAMPFactory, HostRegistry, SendSignal
+
+        outbound, links, clock, store = self.make(bound=False)
+        factory = GatewayAMPFactory(outbound, HostRegistry(), clock, "")
+        hosts = [iosim.connectedServerAndClient(lambda: factory.buildProtocol(None), amp.AMP,
+                                                clock=clock) for _ in range(2)]
+        for name, count, (client, _, pump) in zip("ab", (20, 1), hosts, strict=True):
+            for i in range(count):
+                client.callRemote(SendSignal, request_id=f"{name}{i}", method="MESSAGE",
+                                  sender=f"{name}@example.com", recipient=f"+1555000{i:04d}@smpp",
+                                  body=name)
+            pump.flush()
+            clock.advance(0)
+        links[""].set_state("bound")
+        clock.advance(0)
+        self.assertEqual([pdu.params["short_message"][-1:] for pdu, _ in links[""].submits],
+                         [b"a", b"b", b"a"])
+        for _, _, pump in hosts:
+            pump.flush()  # nothing answered: each host still waits
+
+
+class LoopbackFailingStoreTests(TestCase):
+    """The pause on a real link over 127.0.0.1, against the SMSC simulator."""
+
+    timeout = 20
+
+    @inlineCallbacks
+    def test_refills_of_a_failed_burst_never_reach_the_smsc(self) -> Any:
+        """Submits written into the slots of acceptances whose commit failed never reach the
+        SMSC; once the store writes again every message arrives, at most `window` twice."""
+        import smppgw.queue
+        from smppgw.link import Link, build_endpoint
+        from smppgw.simulator import SMSCSimulator
+
+        from .test_store import FailingCommit
+
+        self.patch(smppgw.queue, "PROBE_FIRST", 0.02)
+        self.patch(smppgw.queue, "PROBE_MAX", 0.05)
+        simulator = SMSCSimulator({"esme": "pw"}, reactor)
+        port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(simulator)
+        self.addCleanup(port.stopListening)
+        config = parse_config(
+            f'[[server]]\nname = ""\naddress = "127.0.0.1:{port.getHost().port}"\n'
+            f'system_id = "esme"\npassword = "pw"\nwindow = 3\nsender = "*"\n')
+        [server] = config.servers
+        link = Link(server, build_endpoint(reactor, server), reactor, "none",
+                    initial_delay=0.02, max_delay=0.05, jitter=lambda: 0.0)
+        store = Store(os.path.join(self.mktemp(), "s.sqlite"), reactor)
+        outbound = Outbound(config, {"": link}, store, reactor)
+        self.addCleanup(store.close)
+        self.addCleanup(link.stopService)
+        self.addCleanup(outbound.stop)
+        first = [outbound.send_signal(f"r{i}", "MESSAGE", "a@example.com", "+15551234@smpp",
+                                      f"m{i}").addErrback(lambda f: f.trap(TryLater))
+                 for i in range(10)]
+        yield store.durable()
+        real = store._db
+        store._db = FailingCommit(real)  # type: ignore[assignment]
+        rebound: Deferred[None] = Deferred()
+        binds: list[str] = []
+
+        def bound(state: str) -> None:
+            if state == "bound":
+                binds.append(state)
+            if len(binds) == 2 and not rebound.called:
+                reactor.callLater(0.2, rebound.callback, None)  # probes go on meanwhile
+
+        link.observe(bound)
+        link.startService()
+        yield DeferredList([rebound, simulator.when_received(4)], fireOnOneCallback=True)
+        self.assertEqual(simulator.received_count("submit_sm"), 3)
+        self.assertIn("paused", outbound.status()[0]["last_error"])
+        self.assertGreaterEqual(simulator.received_count("bind_transceiver"), 2)
+        store._db = real
+        results = yield gatherResults([
+            outbound.send_signal(f"r{i}", "MESSAGE", "a@example.com", "+15551234@smpp", f"m{i}")
+            .addErrback(lambda f: f.trap(TryLater))
+            for i in range(10)])
+        bodies = [pdu.params["short_message"][-2:] for pdu in simulator.accepted]
+        self.assertEqual(sorted(set(bodies)), [f"m{i}".encode() for i in range(10)])
+        self.assertLessEqual(len(bodies) - 10, 3)
+        self.assertEqual([r["parts"] for r in results], [1] * 10)
+        yield gatherResults(first)

@@ -28,6 +28,7 @@ from smppgw.store import (
     StoreError,
     UnknownRow,
 )
+from smppgw.testing import FullDisk
 
 HOUR = 3600.0
 
@@ -64,17 +65,8 @@ CREATE INDEX part_lookup ON part (server, lookup_key);
 DAY = 86400.0
 
 
-class FailingCommit:
-    """Stands in for the sqlite3 connection and fails every commit like a full disk would."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def commit(self) -> None:
-        raise sqlite3.OperationalError("database or disk is full")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.db, name)
+#: Fails every commit like a full disk would (the name the tests use).
+FailingCommit = FullDisk
 
 
 class StoreTestCase(SynchronousTestCase):
@@ -531,6 +523,23 @@ class CommitPendingTests(StoreTestCase):
         self.store._db = real
         self.failureResultOf(waiting, StoreError)
         self.assertIn("store commit failed", formatEvent(events[0]))
+
+
+    def test_failing_disk_logged_once_per_episode(self) -> None:
+        """Commits that keep failing log one error, and the first that succeeds again says so."""
+        real = self.store._db
+        self.store._db = FailingCommit(real)  # type: ignore[assignment]
+        with capturedLogs() as events:
+            for i in range(5):
+                self.store.add_inbox("message", {}, float(i))
+                self.store.commit_pending() if i % 2 else self.clock.advance(0)
+            self.store._db = real
+            self.store.add_inbox("message", {}, 9.0)
+            self.store.commit_pending()
+        self.assertEqual([(e["log_level"], formatEvent(e)) for e in events], [
+            (LogLevel.error, "store commit failed: commit failed, the writes are rolled back: "
+             "database or disk is full; further failures are not logged until a commit succeeds"),
+            (LogLevel.info, "store commits again after 5 failed commit(s)")])
 
 
 class WhenDurableTests(StoreTestCase):
