@@ -955,9 +955,9 @@ def _parse_amp(values: Mapping[str, Any], store: StoreConfig, base: str | None) 
     if table.has("listen"):
         listen = table.string("listen")
         _endpoint_arguments(listen, table.key("listen"))  # a bad one is named as written
-        listen = _resolve_listen(listen, base)
     else:
         state_dir = os.path.dirname(store.path) or "."
         listen = f"unix:{_escape_endpoint(state_dir)}/amp.sock:mode=600"
+    listen = _resolve_listen(listen, base)
     _check_listen(listen, secret, table.key("listen"))
     return AmpConfig(listen=listen, secret=secret)

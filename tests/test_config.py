@@ -233,6 +233,8 @@ class RelativePathTests(ConfigErrorAssertions):
         config = self.load("")
         self.assertEqual(config.store.path, f"{self.folder}/var/smppgw.sqlite")
         self.assertEqual(config.amp.listen, f"unix:{self.folder}/var/amp.sock:mode=600")
+        in_memory = self.load('[store]\npath = ":memory:"\n')
+        self.assertEqual(in_memory.amp.listen, f"unix:{self.folder}/amp.sock:mode=600")
 
     def test_absolute_and_non_file_values_unchanged(self) -> None:
         """Absolute paths, :memory: and TCP endpoints are kept as written."""
