@@ -6,6 +6,10 @@ L{ConfigError} whose message names the key (C{server[2].mode}, C{module.dialog_t
 shows the bad value and says what is allowed.  The rest of the gateway can then trust
 these objects without checking them again.
 
+Relative file paths (the store, a C{unix:} AMP socket, TLS files) are taken
+relative to the folder of the config file that L{load_config} reads, never to
+the working directory, so the gateway finds the same files wherever it starts.
+
 Passwords and the AMP secret are kept out of C{repr()} and out of every error message:
 config objects end up in logs and tracebacks.
 """
@@ -218,7 +222,7 @@ class Config:
 
 def load_config(path: str) -> Config:
     """
-    Read and parse the TOML file at C{path}.
+    Read and parse the TOML file at C{path}; relative paths in it resolve against its folder.
 
     @raise ConfigError: the file cannot be read, is not TOML, or holds a bad value; the
         message starts with the path.
@@ -229,14 +233,15 @@ def load_config(path: str) -> Config:
     except OSError as error:
         reason = error.strerror or str(error)
         raise ConfigError(f"{path}: cannot read the configuration file: {reason}") from None
-    return parse_config(text, source=path)
+    return parse_config(text, source=path, base=os.path.dirname(os.path.abspath(path)))
 
 
-def parse_config(text: str | bytes, source: str = "<config>") -> Config:
+def parse_config(text: str | bytes, source: str = "<config>", base: str | None = None) -> Config:
     """
     Parse TOML configuration text.
 
     @param source: where the text came from; it starts every error message.
+    @param base: the folder relative file paths resolve against; None leaves them as written.
     @raise ConfigError: the text is not TOML or holds a bad value.
     """
     if isinstance(text, bytes):
@@ -251,7 +256,7 @@ def parse_config(text: str | bytes, source: str = "<config>") -> Config:
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{source}: not valid TOML: {error}") from None
     try:
-        return _build_config(document)
+        return _build_config(document, base)
     except ConfigError as error:
         raise ConfigError(f"{source}: {error}") from None
 
@@ -352,9 +357,11 @@ class _Table:
     in force.
     """
 
-    def __init__(self, values: Mapping[str, Any], prefix: str, known: Sequence[str]) -> None:
+    def __init__(self, values: Mapping[str, Any], prefix: str, known: Sequence[str],
+                 base: str | None = None) -> None:
         self._values = values
         self._prefix = prefix
+        self._base = base
         for name in values:
             if name not in known:
                 raise ConfigError(
@@ -387,6 +394,10 @@ class _Table:
 
     def string(self, name: str, default: str = "") -> str:
         return self._typed(name, default, str, "a string")
+
+    def path(self, name: str, default: str = "") -> str:
+        """A file path: a relative one is joined to the table's base folder, if it has one."""
+        return _resolve(self.string(name, default), self._base)
 
     def boolean(self, name: str, default: bool) -> bool:
         return self._typed(name, default, bool, "a boolean (true or false)")
@@ -503,23 +514,30 @@ _SECTION_KEYS = {
 }
 
 
-def _build_config(document: Mapping[str, Any]) -> Config:
+def _resolve(path: str, base: str | None) -> str:
+    """C{path} joined to C{base} when it is relative (and not empty nor SQLite's C{:memory:})."""
+    if base is None or not path or path == ":memory:" or os.path.isabs(path):
+        return path
+    return os.path.normpath(os.path.join(base, path))
+
+
+def _build_config(document: Mapping[str, Any], base: str | None = None) -> Config:
     for name in document:
         if name not in _SECTIONS:
             raise ConfigError(
                 f"[{name}]: unknown section or key{_top_level_hint(name)}"
                 " (known sections: [module], [amp], [store], [[server]])"
             )
-    store = _parse_store(_section(document, "store"))
+    store = _parse_store(_section(document, "store"), base)
     module = _parse_module(_section(document, "module"))
-    servers = _parse_servers(document.get("server", []), module)
+    servers = _parse_servers(document.get("server", []), module, base)
     if module.default_gateway and all(s.name != module.default_gateway for s in servers):
         names = _english_list(repr(s.name) for s in servers) if servers else "none"
         raise ConfigError(
             f"module.default_gateway: {module.default_gateway!r} is not the name of a"
             f" configured server (configured: {names})"
         )
-    amp = _parse_amp(_section(document, "amp"), store)
+    amp = _parse_amp(_section(document, "amp"), store, base)
     return Config(module=module, amp=amp, store=store, servers=servers)
 
 
@@ -538,9 +556,9 @@ def _section(document: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     return value
 
 
-def _parse_store(values: Mapping[str, Any]) -> StoreConfig:
-    table = _Table(values, "store", _STORE_KEYS)
-    path = table.string("path", StoreConfig.path)
+def _parse_store(values: Mapping[str, Any], base: str | None) -> StoreConfig:
+    table = _Table(values, "store", _STORE_KEYS, base)
+    path = table.path("path", StoreConfig.path)
     if not path:
         raise ConfigError("store.path: '' is empty; give the SQLite file's path")
     return StoreConfig(path=path)
@@ -573,14 +591,15 @@ def _parse_module(values: Mapping[str, Any]) -> ModuleConfig:
     )
 
 
-def _parse_servers(value: object, module: ModuleConfig) -> tuple[ServerConfig, ...]:
+def _parse_servers(value: object, module: ModuleConfig,
+                   base: str | None) -> tuple[ServerConfig, ...]:
     if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
         raise ConfigError(
             f"server: expected an array of tables written [[server]], got {_toml_type(value)}"
         )
     servers: list[ServerConfig] = []
     for index, values in enumerate(value):
-        server = _parse_server(values, f"server[{index}]", module)
+        server = _parse_server(values, f"server[{index}]", module, base)
         for earlier, other in enumerate(servers):
             if other.name == server.name:
                 raise ConfigError(
@@ -594,8 +613,9 @@ def _parse_servers(value: object, module: ModuleConfig) -> tuple[ServerConfig, .
 _NAME = re.compile(r"[A-Za-z0-9._-]*")
 
 
-def _parse_server(values: Mapping[str, Any], prefix: str, module: ModuleConfig) -> ServerConfig:
-    table = _Table(values, prefix, _SERVER_KEYS)
+def _parse_server(values: Mapping[str, Any], prefix: str, module: ModuleConfig,
+                  base: str | None) -> ServerConfig:
+    table = _Table(values, prefix, _SERVER_KEYS, base)
     defaults = _SERVER_DEFAULTS
 
     name = table.string("name")
@@ -717,7 +737,7 @@ def _digits(table: _Table, name: str, pattern: re.Pattern[str], what: str,
 
 
 def _existing_file(table: _Table, name: str) -> str:
-    path = table.string(name)
+    path = table.path(name)
     if path and not os.path.isfile(path):
         raise ConfigError(
             f"{table.key(name)}: {path!r} does not exist or is not a file;"
@@ -959,13 +979,39 @@ def _escape_endpoint(text: str) -> str:
     return text.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
 
 
-def _parse_amp(values: Mapping[str, Any], store: StoreConfig) -> AmpConfig:
+# The endpoint arguments that name files, by endpoint kind.
+_ENDPOINT_FILES = {
+    "unix": ("address",),
+    "ssl": ("privateKey", "certKey", "extraCertChain", "dhParameters"),
+}
+
+
+def _resolve_listen(listen: str, base: str | None) -> str:
+    """The endpoint description with its relative file paths joined to C{base}."""
+    positional, options = _split_endpoint(listen)
+    kind = positional[0]
+    files = _ENDPOINT_FILES.get(kind, ())
+
+    def field(name: str, value: str) -> str:
+        return _escape_endpoint(_resolve(value, base) if name in files else value)
+
+    fields = [kind, *(field(name, value) for name, value
+                      in zip(_ENDPOINT_PARAMETERS[kind], positional[1:], strict=False))]
+    fields += [f"{name}={field(name, value)}" for name, value in options.items()]
+    resolved = ":".join(fields)
+    # Written back only when a path changed: the description otherwise stays as given.
+    return resolved if _split_endpoint(resolved) != (positional, options) else listen
+
+
+def _parse_amp(values: Mapping[str, Any], store: StoreConfig, base: str | None) -> AmpConfig:
     table = _Table(values, "amp", _AMP_KEYS)
     secret = table.string("secret")
     if table.has("listen"):
         listen = table.string("listen")
+        _endpoint_arguments(listen, table.key("listen"))  # a bad one is named as written
     else:
         state_dir = os.path.dirname(store.path) or "."
         listen = f"unix:{_escape_endpoint(state_dir)}/amp.sock:mode=600"
+    listen = _resolve_listen(listen, base)
     _check_listen(listen, secret, table.key("listen"))
     return AmpConfig(listen=listen, secret=secret)

@@ -106,13 +106,13 @@ class TurnBufferedLogObserver:
             # say so where an operator may still see it.
             print(f"smppgw: cannot write the log: {error}", file=self._errors or sys.__stderr__)
 
-    def reopen(self) -> bool:
-        """Reopen the log file (after logrotate moved it); False when the log is not a file."""
+    def reopen(self) -> str | None:
+        """Reopen the log file (after logrotate moved it) and return its path; None when the log is not a file."""
         self.flush()
         if isinstance(self._out, logfile.BaseLogFile):
             self._out.reopen()
-            return True
-        return False
+            return str(self._out.path)
+        return None
 
 
 def observer_for(twistd_options: Any, clock: Any) -> TurnBufferedLogObserver | None:
@@ -137,10 +137,20 @@ def observer_for(twistd_options: Any, clock: Any) -> TurnBufferedLogObserver | N
     return TurnBufferedLogObserver(out, clock)
 
 
+#: The observers `install` gave twistd, for `reopen_log_files`.
+_installed: list[TurnBufferedLogObserver] = []
+
+
 def install(application: Any, observer: TurnBufferedLogObserver, reactor: Any) -> None:
     """Make `observer` the log observer twistd starts `application` with, flushed on the way out."""
     if application.getComponent(ILogObserver, None) is not None:
         return  # the application chose its own
     application.setComponent(ILogObserver, observer)
+    _installed.append(observer)
     reactor.addSystemEventTrigger("after", "shutdown", observer.flush)
     atexit.register(observer.flush)
+
+
+def reopen_log_files() -> list[str]:
+    """Reopen the log files of the observers given to twistd (SIGHUP); their paths."""
+    return [path for path in (observer.reopen() for observer in _installed) if path is not None]

@@ -4,13 +4,17 @@ Wiring: the gateway's MultiService.
 One `Link` per enabled server (named ``smsc:<name>``), the store, the
 outbound queue and the AMP endpoint; with ``demo``, an SMSC simulator listening
 where the configured plain-TCP loopback servers connect, started first so the
-links find it.
+links find it.  While it runs, SIGHUP never stops it: `Gateway.hangup` says
+what it does.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import signal
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from twisted.application.internet import StreamServerEndpointService
@@ -24,9 +28,10 @@ from .config import Config, unix_socket_path
 from .dialogs import DialogTable
 from .inbound import Inbound
 from .link import Link, build_endpoint
+from .logfile import reopen_log_files
 from .queue import Outbound
 from .smpplog import SmppLog
-from .store import Checkpointer, Store, StoreError
+from .store import Checkpointer, Store, StoreError, private_folder
 
 #: How often finished requests past the store's retention (7 days) are deleted.
 PRUNE_EVERY = 3600.0
@@ -49,6 +54,7 @@ class Gateway(MultiService):
         self.inbound: Inbound | None = None
         self._pruning: LoopingCall | None = None
         self.checkpointer: Checkpointer | None = None
+        self._restore_hangup: Callable[[], object] = lambda: None
 
     def add_link(self, link: Link) -> None:
         self.links[link.server.name] = link
@@ -56,13 +62,14 @@ class Gateway(MultiService):
 
     def startService(self) -> None:
         try:
-            os.makedirs(state_dir(self.config), exist_ok=True)
+            private_folder(state_dir(self.config))
         except OSError as error:
             raise StartupError(f"smppgw cannot start: no folder for the store: {describe(error)}"
                                ) from error
         try:
             self.store = Store(self.config.store.path, self.reactor)
             if self.config.store.path != ":memory:":
+                self.log.major("using the store {path}", path=os.path.abspath(self.store.path))
                 self.checkpointer = Checkpointer(self.store, self.reactor)
                 self.checkpointer.start()
             if any(s.dialogs for s in self.config.servers) and self.config.module.dialog_timeout > 0:
@@ -95,7 +102,7 @@ class Gateway(MultiService):
         if socket_path is not None:
             # Like the store's folder, the socket's is made if missing.
             try:
-                os.makedirs(os.path.dirname(socket_path) or ".", exist_ok=True)
+                private_folder(os.path.dirname(socket_path) or ".")
             except OSError as error:
                 raise StartupError(f"smppgw cannot start: no folder for the AMP socket"
                                    f" {socket_path!r}: {describe(error)}") from error
@@ -103,7 +110,24 @@ class Gateway(MultiService):
             super().startService()
         except Exception as error:
             raise StartupError(f"smppgw cannot start: {describe(error)}") from error
+        self._restore_hangup = on_signal(self.reactor, "SIGHUP", self.hangup)
         self.log.major("AMP endpoint listening on {listen}", listen=listen)
+
+    def hangup(self) -> None:
+        """What SIGHUP asks of the running gateway (logrotate, ``systemctl reload``).
+
+        It never stops the gateway; it reopens the file twistd logs to, if
+        any, for a rotation tool that has moved it away.
+        """
+        try:
+            reopened = reopen_log_files()
+        except OSError as error:
+            self.log.problem("SIGHUP: cannot reopen the log file: {error}", error=describe(error))
+            return
+        if reopened:
+            self.log.major("SIGHUP: reopened the log file {paths}", paths=", ".join(reopened))
+        else:
+            self.log.major("SIGHUP: no log file to reopen")
 
     def _prune(self) -> None:
         """Forget finished requests older than the store's retention (their answers were given)."""
@@ -134,6 +158,7 @@ class Gateway(MultiService):
             def close_store(_: Any) -> Any:
                 if self.store is not None:
                     self.store.close()
+                self._restore_hangup()
                 return result
 
             return stopped.addCallback(close_store)
@@ -152,6 +177,21 @@ def describe(error: BaseException) -> str:
         where = error.filename or ""
         return f"{where}: {error.strerror}" if where else error.strerror
     return str(error) or error.__class__.__name__
+
+
+def on_signal(reactor: Any, name: str, act: Callable[[], object]) -> Callable[[], object]:
+    """Call ``act()`` on the reactor's thread each time the signal ``name`` arrives.
+
+    Returns what puts the signal's previous handler back.  Only the main
+    thread may set handlers: elsewhere, and where the signal does not exist,
+    nothing is set.
+    """
+    number = getattr(signal, name, None)
+    if number is None or threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.signal(number, lambda signum, frame: reactor.callFromThread(act))
+    # None: a handler set from C, which Python cannot put back; the default then.
+    return lambda: signal.signal(number, signal.SIG_DFL if previous is None else previous)
 
 
 def state_dir(config: Config) -> str:

@@ -2,8 +2,8 @@
 The command line of ``twistd smppgw``: options, and the service they build.
 
 The configuration is read and checked while the options are parsed, so a bad
-file stops twistd with one clear message and a non-zero exit status before
-anything starts.
+file stops twistd with one clear message (alone, not under twistd's usage
+text) and a non-zero exit status before anything starts.
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ class Options(usage.Options):
         try:
             self.config = load_config(self["config"])
         except ConfigError as e:
-            raise usage.UsageError(str(e)) from None
+            # Not a UsageError, which twistd prints under its usage text: the
+            # options are right, the file is wrong, and the line says why.
+            raise SystemExit(str(e)) from None
 
 
 class _Logged(MultiService):

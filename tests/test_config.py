@@ -139,8 +139,10 @@ class ShippedFileTests(ConfigErrorAssertions):
             (bulk.bind_type, bulk.system_id, bulk.system_type), ("transmitter", "bulk", "SMPP")
         )
         self.assertEqual((bulk.sender, bulk.window, bulk.throughput), ("+15550100", 50, 100.0))
-        self.assertEqual(config.amp.listen, "unix:var/amp.sock:mode=600")
-        self.assertEqual(config.store.path, "var/smppgw.sqlite")
+        # Its state is in var/ beside etc/, wherever the gateway starts.
+        root = os.path.dirname(os.path.dirname(os.path.abspath(SHIPPED_CONFIG)))
+        self.assertEqual(config.amp.listen, f"unix:{root}/var/amp.sock:mode=600")
+        self.assertEqual(config.store.path, f"{root}/var/smppgw.sqlite")
 
     def test_shipped_tls_example_parses(self) -> None:
         """The commented-out TLS server in etc/smppgw.toml is valid once uncommented."""
@@ -151,7 +153,7 @@ class ShippedFileTests(ConfigErrorAssertions):
         with open(ca_file, "w") as f:
             f.write("a PEM file")
         lines = [line.removeprefix("# ") for line in example.splitlines()]
-        uncommented = "\n".join(lines).replace("etc/provider1-ca.pem", ca_file)
+        uncommented = "\n".join(lines).replace("provider1-ca.pem", ca_file)
         tls = parse_config(text + "\n" + uncommented).servers[2]
         self.assertEqual(
             (tls.name, tls.tls, tls.host, tls.port),
@@ -192,6 +194,81 @@ class LoadTests(ConfigErrorAssertions):
         """parse_config accepts UTF-8 bytes and refuses other bytes."""
         self.assertEqual(parse_config(b'[store]\npath = "x/s.db"').store.path, "x/s.db")
         self.assertRefused(b'[store]\npath = "\xff"', "not UTF-8")  # type: ignore[arg-type]
+
+
+class RelativePathTests(ConfigErrorAssertions):
+    """Relative paths in a loaded file resolve against its folder, whatever the working directory."""
+
+    def setUp(self) -> None:
+        self.folder = os.path.abspath(self.mktemp())
+        os.makedirs(os.path.join(self.folder, "tls"))
+        for name in ("ca.pem", "client.pem"):
+            with open(os.path.join(self.folder, "tls", name), "w") as f:
+                f.write("a PEM file")
+        elsewhere = os.path.abspath(self.mktemp())
+        os.makedirs(elsewhere)
+        self.addCleanup(os.chdir, os.getcwd())
+        os.chdir(elsewhere)
+
+    def load(self, text: str) -> Config:
+        path = os.path.join(self.folder, "smppgw.toml")
+        with open(path, "w") as f:
+            f.write(text)
+        # Named relative to the working directory, as an operator may.
+        return load_config(os.path.relpath(path))
+
+    def test_store_socket_and_tls_files(self) -> None:
+        """The store, a unix: socket and the TLS files given relative resolve inside the config's folder."""
+        config = self.load('[amp]\nlisten = "unix:run/amp.sock:mode=600"\n'
+                           '[store]\npath = "state/gw.sqlite"\n'
+                           + server_config('ca_file = "tls/ca.pem"\nclient_cert = "./tls/client.pem"'))
+        self.assertEqual(config.store.path, f"{self.folder}/state/gw.sqlite")
+        self.assertEqual(config.amp.listen, f"unix:{self.folder}/run/amp.sock:mode=600")
+        server = config.servers[0]
+        self.assertEqual((server.ca_file, server.client_cert),
+                         (f"{self.folder}/tls/ca.pem", f"{self.folder}/tls/client.pem"))
+
+    def test_defaults(self) -> None:
+        """With no [store] nor [amp], the store and its socket are in var/ beside the config file."""
+        config = self.load("")
+        self.assertEqual(config.store.path, f"{self.folder}/var/smppgw.sqlite")
+        self.assertEqual(config.amp.listen, f"unix:{self.folder}/var/amp.sock:mode=600")
+        in_memory = self.load('[store]\npath = ":memory:"\n')
+        self.assertEqual(in_memory.amp.listen, f"unix:{self.folder}/amp.sock:mode=600")
+
+    def test_absolute_and_non_file_values_unchanged(self) -> None:
+        """Absolute paths, :memory: and TCP endpoints are kept as written."""
+        config = self.load('[amp]\nlisten = "tcp:7777:interface=127.0.0.1"\n'
+                           '[store]\npath = ":memory:"\n')
+        self.assertEqual((config.store.path, config.amp.listen),
+                         (":memory:", "tcp:7777:interface=127.0.0.1"))
+        config = self.load('[amp]\nlisten = "unix:/run/gw/amp.sock:mode=600"\n'
+                           '[store]\npath = "/srv/gw/gw.sqlite"\n')
+        self.assertEqual((config.store.path, config.amp.listen),
+                         ("/srv/gw/gw.sqlite", "unix:/run/gw/amp.sock:mode=600"))
+
+    def test_ssl_files_and_escapes(self) -> None:
+        """The key files of an ssl: endpoint resolve too, and a folder with ':' stays one field."""
+        config = self.load('[amp]\nlisten = "ssl:7777:privateKey=k.pem:interface=127.0.0.1"\n')
+        self.assertEqual(config.amp.listen,
+                         f"ssl:7777:privateKey={self.folder}/k.pem:interface=127.0.0.1")
+        odd = os.path.join(self.folder, "a:b")
+        os.makedirs(odd)
+        with open(os.path.join(odd, "smppgw.toml"), "w") as f:
+            f.write('[amp]\nlisten = "unix:amp.sock:mode=600"\n')
+        listen = load_config(os.path.join(odd, "smppgw.toml")).amp.listen
+        self.assertEqual(listen, f"unix:{self.folder}/a\\:b/amp.sock:mode=600")
+
+    def test_missing_tls_file_named_as_resolved(self) -> None:
+        """A relative ca_file missing from the config's folder is refused with the path looked at."""
+        with open("ca.pem", "w") as f:  # in the working directory: not where it is looked for
+            f.write("a PEM file")
+        error = self.assertRaises(ConfigError, self.load, server_config('ca_file = "ca.pem"'))
+        self.assertIn(f"server[0].ca_file: '{self.folder}/ca.pem' does not exist", str(error))
+
+    def test_parsed_text_keeps_paths(self) -> None:
+        """Text parsed without a file keeps its relative paths as written."""
+        self.assertEqual(parse_config('[store]\npath = "x/s.db"').store.path, "x/s.db")
 
 
 class StructureTests(ConfigErrorAssertions):

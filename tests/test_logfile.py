@@ -138,7 +138,7 @@ class ObserverTests(SynchronousTestCase):
         observer.flush()
         os.rename(path, path + ".1")
         observer(events_of(lambda log: log.major("new"))[0])
-        self.assertTrue(observer.reopen())
+        self.assertEqual(observer.reopen(), path)
         observer(events_of(lambda log: log.major("newer"))[0])
         observer.flush()
         with open(path + ".1") as f:
@@ -147,7 +147,7 @@ class ObserverTests(SynchronousTestCase):
         with open(path) as f:
             self.assertEqual([line.split("] ", 1)[1] for line in f.read().splitlines()],
                              ["SMPP [smsc1] newer"])
-        self.assertFalse(self.observer.reopen())  # standard output cannot be reopened
+        self.assertIsNone(self.observer.reopen())  # standard output cannot be reopened
 
 
 class SmppTextTests(SynchronousTestCase):

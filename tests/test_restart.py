@@ -1,22 +1,25 @@
-"""A gateway killed with SIGKILL while messages are queued sends each of them exactly once after restart."""
+"""Gateways as real twistd processes: a SIGKILL with messages queued, a second gateway on the
+same store, a start from another directory, and SIGHUP."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import signal
+import sys
 import tempfile
 from typing import Any
 
-from twisted.internet import reactor
+from twisted.internet import inotify, reactor
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol, serverFromString
 from twisted.protocols import amp
+from twisted.python.filepath import FilePath
 from twisted.trial.unittest import TestCase
 
 from smppgw.amp import SendSignal, ServerStatus
 from smppgw.simulator import SMSCSimulator
-from smppgw.testing import GatewayProcess, gateway_config
+from smppgw.testing import READY_LINE, GatewayProcess, gateway_config
 
 N = 20
 
@@ -85,3 +88,174 @@ class RestartTests(TestCase):
         yield self.stop(second, signal.SIGTERM)
         for connection in list(simulator.connections):
             connection.close()
+
+
+class Twistd(GatewayProcess):
+    """A gateway process started with twistd options, that tells how it ended and can wait for a line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.exit_code: int | None = None
+        #: The signal that ended it: twistd, once shut down on SIGTERM, ends by that signal.
+        self.signal: int | None = None
+        self._waiting: list[tuple[bytes, Deferred[None]]] = []
+
+    @classmethod
+    def start(cls, config: str, cwd: str, *options: str) -> Twistd:
+        process = cls()
+        args = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
+                "--nodaemon", "--pidfile=", *options, "smppgw", "--config", config]
+        reactor.spawnProcess(process, sys.executable, args, env=os.environ.copy(), path=cwd)
+        return process
+
+    def outReceived(self, data: bytes) -> None:
+        super().outReceived(data)
+        for waiting in list(self._waiting):
+            if waiting[0] in self.output:
+                self._waiting.remove(waiting)
+                waiting[1].callback(None)
+
+    def errReceived(self, data: bytes) -> None:
+        self.outReceived(data)
+
+    def when_output(self, text: str) -> Deferred[None]:
+        """Fires once the process has written `text`."""
+        done: Deferred[None] = Deferred()
+        self._waiting.append((text.encode(), done))
+        self.outReceived(b"")
+        return done
+
+    def processEnded(self, reason: Any) -> None:
+        self.exit_code = reason.value.exitCode
+        self.signal = reason.value.signal
+        super().processEnded(reason)
+
+
+class ProcessTests(TestCase):
+    timeout = 60
+
+    def setUp(self) -> None:
+        self.root = os.path.realpath(tempfile.mkdtemp(prefix="smppgw-"))
+        self.addCleanup(shutil.rmtree, self.root, True)
+        # The config names its store and socket relative to its own folder.
+        self.folder = os.path.join(self.root, "gw")
+        os.makedirs(self.folder)
+        self.config = os.path.join(self.folder, "smppgw.toml")
+        with open(self.config, "w") as f:
+            f.write(gateway_config("var", 9, module={"log_level": "major"}))
+        self.store = os.path.join(self.folder, "var", "smppgw.sqlite")
+        self.socket = os.path.join(self.folder, "var", "amp.sock")
+
+    def directory(self, name: str) -> str:
+        path = os.path.join(self.root, name)
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    def start(self, config: str, cwd: str, *options: str) -> Twistd:
+        process = Twistd.start(config, cwd, *options)
+        self.addCleanup(process.stop, signal.SIGKILL)
+        return process
+
+    @inlineCallbacks
+    def stopped(self, gateway: Twistd) -> Any:
+        """SIGTERM `gateway` and check that it shut down cleanly, its socket removed."""
+        yield gateway.stop(signal.SIGTERM)
+        self.assertEqual(gateway.signal, signal.SIGTERM)
+        self.assertFalse(os.path.exists(self.socket))
+
+    @inlineCallbacks
+    def host(self) -> Any:
+        client = yield connectProtocol(UNIXClientEndpoint(reactor, self.socket), Host())
+        self.addCleanup(client.transport.loseConnection)
+        return client
+
+    @inlineCallbacks
+    def queued(self) -> Any:
+        host = yield self.host()
+        status = yield host.callRemote(ServerStatus)
+        return status["servers"][0]["queued"]
+
+    @inlineCallbacks
+    def test_second_gateway_refused_and_sigkill_leaves_no_lock(self) -> Any:
+        """A second gateway on the same store exits 1 with one line naming it and the first's pid;
+        after a SIGKILL of the first, one started from another directory finds the same queue."""
+        first = self.start(self.config, self.directory("a"))
+        yield first.ready
+        self.assertIn(f"using the store {self.store}".encode(), first.output)
+        host = yield self.host()
+        for d in [host.callRemote(SendSignal, request_id=f"q{i}", method="MESSAGE",
+                                  sender="alice@example.com", recipient="+15550100@smpp",
+                                  body="held") for i in range(3)]:
+            d.addErrback(lambda f: None)  # the SMSC is down: these wait, then die with the process
+        yield host.callRemote(ServerStatus)
+        self.assertEqual((yield self.queued()), 3)
+
+        # From the parent folder, naming the config relatively: the same store.
+        second = self.start(os.path.join("gw", "smppgw.toml"), self.root)
+        yield self.assertFailure(second.ready, RuntimeError)
+        yield second.ended
+        self.assertEqual(second.exit_code, 1)
+        # Under twistd's own start-up lines, that one line alone.
+        lines = [line.split(" ", 1)[1] for line in second.output.decode().splitlines()
+                 if "_twistd_unix.UnixAppLogger" not in line]
+        self.assertEqual(lines, [
+            f"[stderr#error] smppgw cannot start: the store {self.store!r} is in use by another"
+            f" gateway (pid {first.pid}); stop it, or give this one its own [store] path"])
+        self.assertFalse(first.ended.called)
+
+        yield first.stop(signal.SIGKILL)
+        third = self.start(self.config, self.directory("b"))
+        yield third.ready
+        self.assertIn(f"using the store {self.store}".encode(), third.output)
+        self.assertEqual((yield self.queued()), 3)
+        self.assertEqual(os.listdir(os.path.join(self.root, "b")), [])
+        yield self.stopped(third)
+
+    @inlineCallbacks
+    def test_sighup_keeps_the_gateway_running(self) -> Any:
+        """SIGHUP to a gateway logging to stdout is logged, and the gateway keeps answering."""
+        gateway = self.start(self.config, self.directory("a"))
+        yield gateway.ready
+        for _ in range(2):
+            os.kill(gateway.pid, signal.SIGHUP)
+        yield gateway.when_output("SIGHUP: no log file to reopen")
+        self.assertEqual((yield self.queued()), 0)
+        self.assertFalse(gateway.ended.called)
+        yield self.stopped(gateway)
+
+    def when_in_file(self, path: str, text: str) -> Deferred[str]:
+        """Fires with the content of the file at `path` once it holds `text`, watching its folder."""
+        notifier = inotify.INotify(reactor)
+        notifier.startReading()
+        self.addCleanup(notifier.connectionLost, None)
+        found: Deferred[str] = Deferred()
+
+        def check(*_: Any) -> None:
+            try:
+                with open(path) as log:
+                    content = log.read()
+            except FileNotFoundError:
+                return
+            if text in content and not found.called:
+                found.callback(content)
+
+        notifier.watch(FilePath(os.path.dirname(path)), callbacks=[check],
+                       mask=inotify.IN_MODIFY | inotify.IN_CREATE | inotify.IN_MOVED_TO)
+        check()
+        return found
+
+    @inlineCallbacks
+    def test_sighup_reopens_the_log_file(self) -> Any:
+        """After a rotation tool moved twistd's --logfile away, SIGHUP makes new lines go to a new file at the path."""
+        log = os.path.join(self.directory("log"), "smppgw.log")
+        gateway = self.start(self.config, self.directory("a"), f"--logfile={log}")
+        gateway.ready.addErrback(lambda _: None)  # it writes nothing to stdout: its lines go to the file
+        yield self.when_in_file(log, READY_LINE.decode())
+        os.rename(log, log + ".1")
+        os.kill(gateway.pid, signal.SIGHUP)
+        content = yield self.when_in_file(log, f"SIGHUP: reopened the log file {log}")
+        self.assertNotIn(READY_LINE.decode(), content)
+        with open(log + ".1") as moved:
+            self.assertNotIn("SIGHUP", moved.read())
+        self.assertEqual((yield self.queued()), 0)
+        yield self.stopped(gateway)

@@ -732,6 +732,112 @@ class KillTests(StoreTestCase):
         self.assertIsNone(store.outbound("lost"))
 
 
+_HOLDER = """
+import sys
+from twisted.internet.task import Clock
+from smppgw.store import Store, StoreError
+
+try:
+    store = Store(sys.argv[1], Clock())
+except StoreError as error:
+    sys.exit(str(error))
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+class HolderTests(StoreTestCase):
+    """One process at a time holds a store file."""
+
+    def holder(self) -> subprocess.Popen[str]:
+        """Start a process that opens the store, holds it until killed; return once it holds it."""
+        root = os.path.dirname(os.path.dirname(os.path.abspath(smppgw.__file__)))
+        child = subprocess.Popen([sys.executable, "-c", _HOLDER, self.path], text=True,
+                                 env=dict(os.environ, PYTHONPATH=root), stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.addCleanup(child.communicate)  # waits, and closes the pipes
+        self.addCleanup(child.kill)
+        assert child.stdout is not None
+        self.assertEqual(child.stdout.readline(), "held\n")
+        return child
+
+    def refusal(self, pid: int) -> str:
+        return (f"the store {os.path.abspath(self.path)!r} is in use by another gateway"
+                f" (pid {pid}); stop it, or give this one its own [store] path")
+
+    def refused(self) -> None:
+        """A second process trying to open the store exits at once with the one-line refusal."""
+        root = os.path.dirname(os.path.dirname(os.path.abspath(smppgw.__file__)))
+        child = subprocess.run([sys.executable, "-c", _HOLDER, self.path], text=True,
+                               env=dict(os.environ, PYTHONPATH=root), capture_output=True,
+                               stdin=subprocess.DEVNULL, timeout=60)
+        self.assertEqual((child.returncode, child.stdout, child.stderr),
+                         (1, "", self.refusal(os.getpid()) + "\n"))
+
+    def test_second_process_refused(self) -> None:
+        """While one process holds the store, another exits at once with one line naming the file and the pid."""
+        self.refused()
+
+    def test_sigkilled_holder_leaves_no_lock(self) -> None:
+        """A store held by a process that is then SIGKILLed opens at once afterwards."""
+        self.store.close()
+        child = self.holder()
+        error = self.assertRaises(StoreError, Store, self.path, Clock())
+        self.assertEqual(str(error), self.refusal(child.pid))
+        child.kill()
+        self.assertEqual(child.wait(), -signal.SIGKILL)
+        self.assertTrue(os.path.exists(self.path + ".lock"))
+        self.open().add_inbox("message", {}, 1.0)
+
+    def test_lock_held_until_the_last_store_in_the_process_closes(self) -> None:
+        """A second store on the same file in one process shares the lock, which goes with the last close."""
+        other = Store(self.path, Clock())
+        self.store.close()
+        self.refused()
+        other.close()
+        child = self.holder()
+        with open(self.path + ".lock") as lock:
+            self.assertEqual(lock.read(), f"{child.pid}\n")
+
+
+class ModeTests(SynchronousTestCase):
+    """The store's folder and files are the gateway user's only."""
+
+    def setUp(self) -> None:
+        self.addCleanup(os.umask, os.umask(0o022))
+        self.folder = os.path.join(os.path.abspath(self.mktemp()), "state")
+        self.path = os.path.join(self.folder, "smppgw.sqlite")
+
+    def modes(self) -> dict[str, int]:
+        return {name: os.stat(os.path.join(self.folder, name)).st_mode & 0o777
+                for name in sorted(os.listdir(self.folder))}
+
+    def write(self) -> Store:
+        store = Store(self.path, Clock())
+        self.addCleanup(store.close)
+        store.add_inbox("message", {"body": "secret"}, 1.0)
+        store.commit()
+        return store
+
+    def test_private_under_umask_022(self) -> None:
+        """Under umask 022 the folder is 0700 and the database, its log, shared memory and lock 0600."""
+        self.write()
+        self.assertEqual(os.stat(self.folder).st_mode & 0o777, 0o700)
+        self.assertEqual(self.modes(), {"smppgw.sqlite": 0o600, "smppgw.sqlite-shm": 0o600,
+                                        "smppgw.sqlite-wal": 0o600, "smppgw.sqlite.lock": 0o600})
+
+    def test_earlier_files_tightened(self) -> None:
+        """World-readable files an earlier version left are made 0600 when the store opens."""
+        self.write().close()
+        os.chmod(self.folder, 0o755)
+        for name in os.listdir(self.folder):
+            os.chmod(os.path.join(self.folder, name), 0o644)
+        self.write()
+        self.assertEqual(set(self.modes().values()), {0o600})
+        # A folder that already existed keeps its mode: it may be shared.
+        self.assertEqual(os.stat(self.folder).st_mode & 0o777, 0o755)
+
+
 class CheckpointerTests(StoreTestCase):
     """The background checkpoint copies committed pages into the database file, off the writer."""
 
