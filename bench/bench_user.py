@@ -95,6 +95,19 @@ def measure_gateway(state: str, started: list[Child], smsc: Child, port: int, le
     amp_socket = os.path.join(folder, "amp.sock")
     wait_for("the AMP socket", lambda: os.path.exists(amp_socket), gateway)
     wait_for("the bind", lambda: os.path.exists(amp_socket) and bound(amp_socket), gateway)
+    spy = None
+    if args.strace and level == args.cprofile_level and run == 0:
+        spy = Child("strace", ["strace", "-c", "-f", "-p", str(gateway.pid), "-o",
+                               os.path.abspath(args.strace)], os.path.join(folder, "strace.log"))
+        started.append(spy)
+        time.sleep(1.0)
+    if args.py_spy and level == args.cprofile_level and run == 0:
+        spy = Child("py-spy", [os.path.join(os.path.dirname(sys.executable), "py-spy"), "record",
+                               "--pid", str(gateway.pid), "--rate", "1000", "--nonblocking",
+                               "--format", "raw", "--output", os.path.abspath(args.py_spy)],
+                    os.path.join(folder, "py-spy.log"))
+        started.append(spy)
+        time.sleep(1.0)  # let py-spy attach before the load starts
     host = run_json("the AMP host", [
         os.path.join(ROOT, ".venv", "bin", "python"), os.path.join(BENCH, "_amp_host.py"),
         "--connect", f"unix:{amp_socket}", "--messages", str(args.messages),
@@ -104,6 +117,9 @@ def measure_gateway(state: str, started: list[Child], smsc: Child, port: int, le
     code = gateway.stop()
     if code not in (0, -signal.SIGTERM):
         raise BenchError(f"the gateway exited {code}:\n{gateway.output()}")
+    if spy is not None:
+        spy.finish(timeout=60.0)  # py-spy writes its file once the gateway has gone
+        started.remove(spy)
     with open(gateway.log_path, errors="replace") as f:
         host["log_lines"] = sum(1 for line in f if "relayed in" in line)
     started.remove(gateway)
@@ -226,6 +242,10 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the state folders and logs")
     parser.add_argument("--cprofile", metavar="FILE",
                         help="profile the first gateway run at --cprofile-level (slows it: not for figures)")
+    parser.add_argument("--py-spy", metavar="FILE",
+                        help="sample that run with py-spy (collapsed stacks in FILE)")
+    parser.add_argument("--strace", metavar="FILE",
+                        help="count that run's system calls with strace -c (slows it)")
     parser.add_argument("--cprofile-level", default="problems", choices=("problems", "none"))
     args = parser.parse_args()
     if min(args.messages, args.window, args.concurrency, args.runs) < 1:
