@@ -103,6 +103,7 @@ class AmpConfig:
 
     listen: str
     secret: str = field(default="", repr=False)
+    max_connections: int = 100
 
 
 @dataclass(frozen=True)
@@ -439,7 +440,7 @@ _MODULE_KEYS = (
     "system_type",
     "reassembly_timeout",
 )
-_AMP_KEYS = ("listen", "secret")
+_AMP_KEYS = ("listen", "secret", "max_connections")
 _STORE_KEYS = ("path",)
 _SERVER_KEYS = (
     "name",
@@ -914,4 +915,5 @@ def _parse_amp(values: Mapping[str, Any], store: StoreConfig) -> AmpConfig:
         state_dir = os.path.dirname(store.path) or "."
         listen = f"unix:{_escape_endpoint(state_dir)}/amp.sock:mode=600"
     _check_listen(listen, secret, table.key("listen"))
-    return AmpConfig(listen=listen, secret=secret)
+    max_connections = table.integer("max_connections", AmpConfig.max_connections, 1, 100_000)
+    return AmpConfig(listen=listen, secret=secret, max_connections=max_connections)
