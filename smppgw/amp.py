@@ -8,7 +8,13 @@ the error ``REFUSED`` / ``TRY_LATER``).
 Responders delegate to the gateway's outbound queue; they never reach into an
 SMPP protocol.  With ``[amp] secret`` set, everything but `Login` fails with
 ``UNAUTHORIZED`` until the host has logged in, and a wrong secret closes the
-connection.
+connection.  Only the contract's commands are answered: Twisted's built-in
+ones (StartTLS) are not, and before Login nothing but Login is.
+
+A connection that has not logged in is held to `LOGIN_BOX` bytes per box and
+`LOGIN_TIMEOUT` seconds to log in; nothing a connection sent after a wrong
+secret is read; a peer's wrong secrets are throttled (`smppgw.ampguard`); and
+the factory accepts at most ``[amp] max_connections`` connections at once.
 
 A host is untrusted input.  A command with a missing argument, or one that is
 not UTF-8, gets ``BAD_REQUEST`` (Twisted's AMP would log a traceback and drop
@@ -22,9 +28,11 @@ pushes back on it instead of the gateway buffering answers without bound.
 from __future__ import annotations
 
 import hmac
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from twisted.internet.defer import fail
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory
@@ -33,6 +41,8 @@ from twisted.protocols import amp
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from .ampbox import BoxParser, BoxTooLarge, KeyTooLong
+from .ampguard import LoginThrottle, Peer, peer_of
 from .errors import (
     BadAddressError,
     BadRequest,
@@ -84,6 +94,15 @@ _CLOSED = Failure(ConnectionDone("connection closed"))
 #: The largest box read from a host: a SendSignal with every argument at AMP's
 #: 65,535-byte limit is about 400 KB; anything past this is not a command.
 MAX_BOX = 1024 * 1024
+#: The largest box read from a connection that has not logged in (a Login is
+#: well under 1 KB).
+LOGIN_BOX = 64 * 1024
+#: Seconds a connection has to log in, when a secret is set.
+LOGIN_TIMEOUT = 10.0
+#: Seconds between two log lines about connections refused for the limit.
+REFUSALS_LOGGED_EVERY = 60.0
+#: The commands a host sends, by wire name (SendSignal has a path of its own).
+_HOST_COMMANDS = frozenset((b"Login", b"ServerStatus"))
 
 
 class _Command(amp.Command):
@@ -372,9 +391,15 @@ class GatewayAMP(amp.AMP):
     """One host connection."""
 
     _reading_pause: _ReadingPause | None = None
+    _login_timer: Any = None
+    #: Set once the connection is being closed: nothing more it sent is read.
+    _closing = False
+    #: Set by a refused Login: close once its answer is written.
+    _refused = False
+    peer = Peer("", "(not connected)")
 
     def __init__(self, outbound: Outbound, registry: HostRegistry, secret: str, log: SmppLog,
-                 clock: Any) -> None:
+                 clock: Any, throttle: LoginThrottle | None = None) -> None:
         super().__init__()
         self.clock = clock
         self.outbound = outbound
@@ -382,19 +407,46 @@ class GatewayAMP(amp.AMP):
         self.secret = secret
         self.log = log
         self.logged_in = not secret
+        self.throttle = throttle or LoginThrottle(clock, log)
+        self._parser = BoxParser(self._box_parsed, MAX_BOX if self.logged_in else LOGIN_BOX)
+
+    def makeConnection(self, transport: Any) -> None:
+        # Not AMP.makeConnection: it logs every connection at info level, whatever
+        # the log_level; the gateway's own line is in connectionMade.
+        amp.BinaryBoxProtocol.makeConnection(self, transport)
 
     def connectionMade(self) -> None:
         super().connectionMade()
         transport: Any = self.transport
+        self.peer = peer_of(transport)
+        self.log.low("AMP host {peer} connected", peer=self.peer.shown)
         self._reading_pause = _ReadingPause(transport)
         transport.registerProducer(self._reading_pause, True)
         if self.logged_in:
             self.registry.add(self)
+        else:
+            self._login_timer = self.clock.callLater(LOGIN_TIMEOUT, self._login_timed_out)
 
     def connectionLost(self, reason: Failure = _CLOSED) -> None:
+        self._closing = True
         self._reading_pause = None
+        if self._login_timer is not None and self._login_timer.active():
+            self._login_timer.cancel()
+        self._login_timer = None
         self.registry.remove(self)
-        super().connectionLost(reason)
+        factory = getattr(self, "factory", None)
+        if isinstance(factory, GatewayAMPFactory):
+            factory.connection_closed()
+        self.log.low("AMP host {peer} disconnected", peer=self.peer.shown)
+        # Not AMP.connectionLost, for the same reason as makeConnection.
+        amp.BinaryBoxProtocol.connectionLost(self, reason)
+        self.transport = None
+
+    def _login_timed_out(self) -> None:
+        self._login_timer = None
+        self.log.low("AMP host {peer} did not log in within {timeout:g} s: closing",
+                     peer=self.peer.shown, timeout=LOGIN_TIMEOUT)
+        self._close()
 
     # -- a hostile or broken host ---------------------------------------------------
 
@@ -407,6 +459,7 @@ class GatewayAMP(amp.AMP):
             transport.unregisterProducer()
 
     def _close(self) -> None:
+        self._closing = True
         self._unpause()
         if self.transport is not None:
             self.transport.loseConnection()
@@ -418,7 +471,8 @@ class GatewayAMP(amp.AMP):
 
     def lengthLimitExceeded(self, length: int) -> None:
         self.log.problem("AMP host {peer} sent a key of {length} bytes (255 at most): closing",
-                         peer=self._peer(), length=length)
+                         peer=self.peer.shown, length=length)
+        self._closing = True
         self._unpause()
         super().lengthLimitExceeded(length)
 
@@ -426,70 +480,39 @@ class GatewayAMP(amp.AMP):
         self._unpause()
         super().unhandledError(failure)
 
-    _unparsed = b""
-
     def dataReceived(self, data: bytes) -> None:
-        """Cut whole boxes out of the stream in one pass.
-
-        The same wire format as AMP's own parser (a key and a value, each with
-        a two-byte length, up to an empty key), without its per-string state
-        machine, which costs more than anything else a SendSignal needs.
-        """
-        if self.innerProtocol is not None:
-            super().dataReceived(data)
+        """Boxes cut out of the stream by `BoxParser` (see smppgw.ampbox)."""
+        if self._closing:
             return
-        buf = self._unparsed + data if self._unparsed else data
-        end = len(buf)
-        start = 0
-        while start < end:
-            # A plain dict: AmpBox's constructor costs more than the parsing
-            # (boxes for AMP's own dispatch are wrapped in ampBoxReceived).
-            box: Any = {}
-            pos = start
-            complete = False
-            while pos + 2 <= end:
-                key_length = (buf[pos] << 8) | buf[pos + 1]
-                if key_length == 0:
-                    pos += 2
-                    complete = True
-                    break
-                if key_length > self._MAX_KEY_LENGTH:
-                    self._unparsed = b""
-                    self.lengthLimitExceeded(key_length)
-                    return
-                key_end = pos + 2 + key_length
-                if key_end + 2 > end:
-                    break
-                value_end = key_end + 2 + ((buf[key_end] << 8) | buf[key_end + 1])
-                if value_end > end:
-                    break
-                box[buf[pos + 2 : key_end]] = buf[key_end + 2 : value_end]
-                pos = value_end
-            if not complete:
-                break
-            start = pos
-            self.ampBoxReceived(box)
-            if self.transport is None or self._keyLengthLimitExceeded:
-                return
-        self._unparsed = buf[start:] if start < end else b""
-        if len(self._unparsed) > MAX_BOX:
+        try:
+            self._parser.feed(data)
+        except KeyTooLong as error:
+            self.lengthLimitExceeded(error.length)
+        except BoxTooLarge as error:
             self.log.problem("AMP host {peer} sent a box over {limit} bytes: closing",
-                             peer=self._peer(), limit=MAX_BOX)
-            self._unparsed = b""
+                             peer=self.peer.shown, limit=error.limit)
             self._close()
 
+    def _box_parsed(self, box: Any) -> bool:
+        self.ampBoxReceived(box)
+        transport: Any = self.transport
+        return not self._closing and transport is not None and not transport.disconnecting
+
     def locateResponder(self, name: bytes) -> Any:
-        try:
-            return super().locateResponder(name)
-        except UnicodeError:
-            return None  # a command name that is not ASCII: AMP answers UNHANDLED
+        # Only the contract's commands: AMP's own (StartTLS, which makes a key
+        # on the reactor thread) and its amp_* fallbacks are not offered.
+        if not self.logged_in and name != b"Login":
+            return _login_first
+        if name not in _HOST_COMMANDS:
+            return None  # AMP answers UNHANDLED
+        return super().locateResponder(name)
 
     def ampBoxReceived(self, box: amp.AmpBox) -> None:
         if amp.COMMAND in box and amp.ASK not in box:
             # Every command of the contract has an outcome the host must see;
             # without _ask a refusal could only be logged as a crash.
             self.log.problem("AMP host {peer} sent {command!r} without _ask: closing",
-                             peer=self._peer(), command=box[amp.COMMAND])
+                             peer=self.peer.shown, command=box[amp.COMMAND])
             self._close()
             return
         if amp.ERROR in box and amp.ERROR_CODE not in box:
@@ -508,7 +531,11 @@ class GatewayAMP(amp.AMP):
         except (KeyError, amp.NoEmptyBoxes) as error:
             # An answer to nothing asked, or a box with neither _command nor _answer.
             self.log.problem("AMP host {peer} sent a box that is no command and answers none"
-                             " ({error!r}): closing", peer=self._peer(), error=error)
+                             " ({error!r}): closing", peer=self.peer.shown, error=error)
+            self._close()
+            return
+        if self._refused:
+            # The refusal is written by now: nothing more is read from this host.
             self._close()
             return
         if amp.COMMAND in box and amp.ASK in box:
@@ -570,45 +597,77 @@ class GatewayAMP(amp.AMP):
             except (amp.ProtocolSwitched, ConnectionLost):
                 pass
 
-    def _peer(self) -> Any:
-        transport: Any = self.transport
-        return transport.getPeer() if transport is not None else "(gone)"
-
-    def _check(self) -> None:
-        if not self.logged_in:
-            raise Unauthorized("Login first")
-
     @Login.responder
     def login(self, secret: str) -> dict[str, Any]:
-        if self.secret and not hmac.compare_digest(secret.encode("utf-8"), self.secret.encode("utf-8")):
-            self.log.problem("AMP host {peer} gave a wrong secret: closing", peer=self._peer())
-            # Close once the error answer below has been written.
-            self.clock.callLater(0, self._close)
-            raise Unauthorized("wrong secret")
+        if self.secret:
+            wait = self.throttle.retry_in(self.peer)
+            if wait:
+                # Refused unread, so that guessing gains nothing.
+                self._refused = True
+                raise Unauthorized(f"too many wrong secrets from this peer; try again in"
+                                   f" {math.ceil(wait)} s")
+            if not hmac.compare_digest(secret.encode("utf-8"), self.secret.encode("utf-8")):
+                self.throttle.failed(self.peer)
+                self._refused = True
+                raise Unauthorized("wrong secret")
         self.logged_in = True
+        self._parser.limit = MAX_BOX
+        if self._login_timer is not None:
+            self._login_timer.cancel()
+            self._login_timer = None
         self.registry.add(self)
         return {}
 
     @ServerStatus.responder
     def server_status(self) -> dict[str, Any]:
-        self._check()
         return {"servers": self.outbound.status()}
 
 
+def _login_first(box: amp.AmpBox) -> Any:
+    """The responder of every command before Login: ``UNAUTHORIZED``."""
+    return fail(amp.RemoteAmpError(b"UNAUTHORIZED", "Login first"))
+
+
 class GatewayAMPFactory(Factory):
-    """Builds a `GatewayAMP` per host connection."""
+    """Builds a `GatewayAMP` per host connection, at most ``max_connections`` at once."""
 
     noisy = False
 
     def __init__(self, outbound: Outbound, registry: HostRegistry, clock: Any, secret: str = "",
-                 log: SmppLog | None = None) -> None:
+                 log: SmppLog | None = None, max_connections: int = 100) -> None:
         self.clock = clock
         self.outbound = outbound
         self.registry = registry
         self.secret = secret
         self.log = log or SmppLog("amp", "problems")
+        self.max_connections = max_connections
+        self.throttle = LoginThrottle(clock, self.log)
+        self.connections = 0
+        self._refusals = 0
+        self._refusals_logged: float | None = None
 
-    def buildProtocol(self, addr: Any) -> GatewayAMP:
-        protocol = GatewayAMP(self.outbound, self.registry, self.secret, self.log, self.clock)
+    def buildProtocol(self, addr: Any) -> GatewayAMP | None:
+        if self.connections >= self.max_connections:
+            # None: the listening port closes the new connection at once.
+            self._refused_one()
+            return None
+        self.connections += 1
+        protocol = GatewayAMP(self.outbound, self.registry, self.secret, self.log, self.clock,
+                              self.throttle)
         protocol.factory = self
         return protocol
+
+    def connection_closed(self) -> None:
+        """One of this factory's connections has ended."""
+        self.connections = max(0, self.connections - 1)
+
+    def _refused_one(self) -> None:
+        self._refusals += 1
+        now = self.clock.seconds()
+        if self._refusals_logged is None or now - self._refusals_logged >= REFUSALS_LOGGED_EVERY:
+            self.log.problem("AMP endpoint has {limit} connections open, as many as [amp]"
+                             " max_connections allows: closing new ones at once ({count} since"
+                             " the last such line)", limit=self.max_connections,
+                             count=self._refusals)
+            self._refusals_logged = now
+            self._refusals = 0

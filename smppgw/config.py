@@ -109,6 +109,7 @@ class AmpConfig:
 
     listen: str
     secret: str = field(default="", repr=False)
+    max_connections: int = 100
 
 
 @dataclass(frozen=True)
@@ -471,7 +472,7 @@ _MODULE_KEYS = (
     "system_type",
     "reassembly_timeout",
 )
-_AMP_KEYS = ("listen", "secret")
+_AMP_KEYS = ("listen", "secret", "max_connections")
 _STORE_KEYS = ("path",)
 _SERVER_KEYS = (
     "name",
@@ -1014,4 +1015,5 @@ def _parse_amp(values: Mapping[str, Any], store: StoreConfig, base: str | None) 
         listen = f"unix:{_escape_endpoint(state_dir)}/amp.sock:mode=600"
     listen = _resolve_listen(listen, base)
     _check_listen(listen, secret, table.key("listen"))
-    return AmpConfig(listen=listen, secret=secret)
+    max_connections = table.integer("max_connections", AmpConfig.max_connections, 1, 100_000)
+    return AmpConfig(listen=listen, secret=secret, max_connections=max_connections)

@@ -46,10 +46,13 @@ class BoxRecorder:
 class RawHost:
     """A host that writes whatever bytes it likes and records the gateway's answers."""
 
-    def __init__(self, factory: GatewayAMPFactory, clock: Clock) -> None:
+    def __init__(self, factory: GatewayAMPFactory, clock: Clock, address: Any = None) -> None:
+        """``address``: the peer address the gateway sees (iosim's FakeAddress by default)."""
         self.recorder = BoxRecorder()
         self.client, self.server, self.pump = iosim.connectedServerAndClient(
-            lambda: factory.buildProtocol(None), lambda: amp.BinaryBoxProtocol(self.recorder),
+            lambda: factory.buildProtocol(address), lambda: amp.BinaryBoxProtocol(self.recorder),
+            serverTransportFactory=lambda p: iosim.FakeTransport(p, isServer=True,
+                                                                 peerAddress=address),
             clock=clock)
 
     def send(self, data: bytes) -> list[amp.AmpBox]:
