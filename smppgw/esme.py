@@ -30,12 +30,15 @@ if TYPE_CHECKING:
 #: than after the whole burst: the SMSC starts on it while the rest is read.
 FLUSH_EVERY = 16
 #: A burst that comes after the gateway sat idle this long (seconds) since
-#: the previous one is answered PDU by PDU: the gateway is waiting on the
-#: SMSC (a window against a long round trip), so each submit_sm leaves at
-#: once; a send per PDU costs CPU, which an idle gateway has to spare.  A
-#: busy one sends per burst.  Idle is the time between the bursts less the
-#: CPU time the reactor's thread spent meanwhile (on AMP hosts, the store).
-QUIET = 0.001
+#: the previous one is answered PDU by PDU: the gateway is waiting on a
+#: distant SMSC (a window against a long round trip), so each submit_sm
+#: leaves at once; a send (and a commit of the store) per PDU costs CPU,
+#: which such a gateway has to spare.  Shorter gaps mean an SMSC close by
+#: whose answers come a few at a time while the machine is busy (the host
+#: and the SMSC share its cores): there a send per PDU would only add CPU,
+#: so the gateway sends per burst.  Idle is the time between the bursts less
+#: the CPU time the reactor's thread spent meanwhile (on AMP hosts, the store).
+QUIET = 0.005
 
 
 def _socket_of(transport: Any) -> FileDescriptor | None:

@@ -89,6 +89,15 @@ class FlushTests(TestCase):
         self.assertEqual(self.writes(burst), [(1, 0), (1, 1), (1, 1), (1, 1)])
         self.assertEqual(self.received(), [(ENQUIRE_LINK_RESP, 4)])
 
+    def test_near_smsc_answered_per_burst(self) -> None:
+        """A burst a few milliseconds after the last (an SMSC close by, a busy machine) leaves in one write."""
+        self.esme.dataReceived(enquire_link(1))
+        self.received()
+        self.clock.advance(0.002)
+        burst = b"".join(enquire_link(n) for n in range(2, 6))
+        self.assertEqual(self.writes(burst), [(4, 0)])
+        self.assertEqual(self.received(), [(ENQUIRE_LINK_RESP, n) for n in range(2, 6)])
+
     def test_busy_connection_sends_per_burst(self) -> None:
         """A long burst right after another: the answers leave FLUSH_EVERY at a time, in one write each."""
         self.esme.dataReceived(enquire_link(1))
