@@ -196,7 +196,7 @@ def demo_simulator(config: Config, reactor: Any, parent: MultiService) -> Any:
         receipt_delay=RECEIPT_DELAY,
         # Reversed: where servers share a system_id, the first one's alphabet wins.
         alphabets={s.system_id: s.default_alphabet for s in reversed(enabled)})
-    phones = StreamServerEndpointService(
+    phones = _ListenAtStart(
         UNIXServerEndpoint(reactor, socket_path(config), mode=0o600, wantPID=True),
         DemoPhonesFactory(DemoPhones(config, simulator)))
     phones.setName("demo-phones")
@@ -222,6 +222,15 @@ def demo_simulator(config: Config, reactor: Any, parent: MultiService) -> Any:
         listener.setName(f"simulator:{host}:{server.port}")
         listener.setServiceParent(parent)
     return simulator
+
+
+class _ListenAtStart(StreamServerEndpointService):
+    """Listens when started, not in twistd's privileged start before it: the socket's
+    folder (the state folder) is made by the gateway's startService."""
+
+    def privilegedStartService(self) -> None:
+        if self.running:  # called again by startService, once running
+            super().privilegedStartService()
 
 
 class _ReceiptsCancelled(Service):

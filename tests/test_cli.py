@@ -76,9 +76,10 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def write_config(state: str, port: int, secret: str = "", **server: Any) -> str:
-    """A config file in ``state`` (store and AMP socket there too) for one server on ``port``."""
-    text = gateway_config(state, port, **server)
+def write_config(state: str, port: int, secret: str = "", folder: str = "", **server: Any) -> str:
+    """A config file in ``state`` for one server on ``port``; the store and the AMP socket
+    in ``folder`` (by default ``state`` too)."""
+    text = gateway_config(folder or state, port, **server)
     if secret:
         text = text.replace("[amp]\n", f'[amp]\nsecret = "{secret}"\n')
     path = os.path.join(state, "smppgw.toml")
@@ -107,13 +108,17 @@ class GatewayTestCase(TestCase):
             listening = yield reactor.listenTCP(0, self.simulator, interface="127.0.0.1")
             self.addCleanup(listening.stopListening)
             port = listening.getHost().port
-        self.config = write_config(self.state, port, secret, **server)
+        # A demo's state folder is made when it starts, as the shipped example's var/ is.
+        self.folder = os.path.join(self.state, "var") if demo else self.state
+        self.config = write_config(self.state, port, secret, self.folder, **server)
         with open(self.config) as f:
             self.gateway = build_gateway(parse_config(f.read()), reactor, demo=demo)
         if demo:
             self.simulator = self.gateway.simulator
         for link in self.gateway.links.values():
             link.clientService._retryPolicy = lambda attempt: 0.05  # reconnect quickly in tests
+        # As twistd starts a service.
+        self.gateway.privilegedStartService()
         self.gateway.startService()
         self.addCleanup(self.stop)
         yield self.gateway.links[""].when_bound()

@@ -185,9 +185,9 @@ class LoopTests(GatewayTestCase):
 
     @inlineCallbacks
     def test_demo_socket_is_private(self) -> Any:
-        """The demo socket sits beside the store, readable by the gateway's user only."""
+        """The demo socket sits beside the store, in the folder the gateway made, readable by its user only."""
         yield self.start_demo()
-        mode = os.stat(os.path.join(self.state, "demo.sock")).st_mode
+        mode = os.stat(os.path.join(self.state, "var", "demo.sock")).st_mode
         self.assertEqual((stat.S_ISSOCK(mode), stat.S_IMODE(mode)), (True, 0o600))
 
     @inlineCallbacks
