@@ -184,6 +184,13 @@ class LoopTests(GatewayTestCase):
         yield hosting
 
     @inlineCallbacks
+    def test_pending_receipt_cancelled_on_stop(self) -> Any:
+        """A receipt still waiting for its second when the demo stops is cancelled with it (trial sees no timer left)."""
+        yield self.start_demo()
+        status, _, _ = yield self.run_cli("send", "+15551234", "hi")
+        self.assertEqual((status, self.simulator.received_count("deliver_sm")), (0, 0))
+
+    @inlineCallbacks
     def test_demo_socket_is_private(self) -> Any:
         """The demo socket sits beside the store, in the folder the gateway made, readable by its user only."""
         yield self.start_demo()
