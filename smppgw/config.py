@@ -928,6 +928,12 @@ def _endpoint_arguments(listen: str, key: str) -> tuple[str, dict[str, str]]:
     return kind, arguments
 
 
+def listen_arguments(listen: str) -> tuple[str, dict[str, str]]:
+    """The kind (``unix``, ``tcp`` or ``ssl``) of a checked listen description, and its
+    arguments by name (``address``, ``port``, ``interface``, ...)."""
+    return _endpoint_arguments(listen, "listen")
+
+
 def unix_socket_path(listen: str) -> str | None:
     """The socket file a checked ``unix:`` listen description names; None for other kinds."""
     kind, arguments = _endpoint_arguments(listen, "listen")

@@ -18,9 +18,14 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.application.internet import StreamServerEndpointService
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
 from twisted.internet.defer import succeed
-from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint, serverFromString
+from twisted.internet.endpoints import (
+    TCP4ServerEndpoint,
+    TCP6ServerEndpoint,
+    UNIXServerEndpoint,
+    serverFromString,
+)
 from twisted.internet.task import LoopingCall
 
 from .amp import GatewayAMPFactory, HostRegistry
@@ -218,11 +223,28 @@ def _is_loopback(host: str) -> bool:
 
 
 def demo_simulator(config: Config, reactor: Any, parent: MultiService) -> Any:
-    """An SMSC simulator accepting every enabled server's credentials, listening on their loopback addresses."""
+    """An SMSC simulator accepting every enabled server's credentials, listening on their loopback addresses.
+
+    It plays the phones too: it logs each SMS it gets, sends a receipt for
+    each one that asks, and takes `DemoReply` on the demo socket (`smppgw.demo`).
+    """
+    from .demo import RECEIPT_DELAY, DemoPhones, DemoPhonesFactory, socket_path
     from .simulator import SMSCSimulator
 
-    accounts = {s.system_id: s.password for s in config.servers if s.enabled}
-    simulator = SMSCSimulator(accounts, reactor)
+    enabled = [s for s in config.servers if s.enabled]
+    simulator = SMSCSimulator(
+        {s.system_id: s.password for s in enabled}, reactor, log_messages=True,
+        receipt_delay=RECEIPT_DELAY,
+        # Reversed: where servers share a system_id, the first one's alphabet wins.
+        alphabets={s.system_id: s.default_alphabet for s in reversed(enabled)})
+    phones = _ListenAtStart(
+        UNIXServerEndpoint(reactor, socket_path(config), mode=0o600, wantPID=True),
+        DemoPhonesFactory(DemoPhones(config, simulator)))
+    phones.setName("demo-phones")
+    # Like the AMP endpoint's: a demo whose phones cannot listen says so and stops.
+    phones._raiseSynchronously = True
+    phones.setServiceParent(parent)
+    parent.addService(_ReceiptsCancelled(simulator))
     seen: set[tuple[str, int]] = set()
     for server in config.servers:
         if not server.enabled or server.tls or not _is_loopback(server.host):
@@ -241,6 +263,26 @@ def demo_simulator(config: Config, reactor: Any, parent: MultiService) -> Any:
         listener.setName(f"simulator:{host}:{server.port}")
         listener.setServiceParent(parent)
     return simulator
+
+
+class _ListenAtStart(StreamServerEndpointService):
+    """Listens when started, not in twistd's privileged start before it: the socket's
+    folder (the state folder) is made by the gateway's startService."""
+
+    def privilegedStartService(self) -> None:
+        if self.running:  # called again by startService, once running
+            super().privilegedStartService()
+
+
+class _ReceiptsCancelled(Service):
+    """Cancels the demo simulator's pending receipts when the gateway stops."""
+
+    def __init__(self, simulator: Any) -> None:
+        self.simulator = simulator
+
+    def stopService(self) -> None:
+        super().stopService()
+        self.simulator.cancel_receipts()
 
 
 def build_gateway(config: Config, reactor: Any, *, demo: bool = False) -> Gateway:

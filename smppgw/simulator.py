@@ -11,8 +11,15 @@ a test flips while it runs, to play the zoo of misbehaving SMSCs: throttling
 black-holing, slow, dropping and bind-refusing.
 
 Everything it receives is kept in `SMSCSimulator.received`, so a test can
-compare what the gateway sent with what it expected.  Text is never decoded
-here: message bodies are bytes in and bytes out.
+compare what the gateway sent with what it expected.  Message bodies are bytes
+in and bytes out; text is decoded only for the demo's log (`log_messages`),
+and encoded only by `deliver_text`, the SMS a phone sends.
+
+For the demo (``twistd smppgw --demo``) it can also play the phones: with
+`log_messages` it logs each SMS it accepts, decoded, and each one it delivers;
+with `receipt_delay` it sends a DELIVRD receipt that long after accepting a
+submit that asked for one; `deliver_text` sends a phone's text as one
+deliver_sm, or several with a UDH when it is long.
 
 Run it alone with ``python -m smppgw.simulator --account smppgw:secret``.
 """
@@ -20,6 +27,7 @@ Run it alone with ``python -m smppgw.simulator --account smppgw:secret``.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -42,7 +50,16 @@ from .constants import (
     ESME_ROK,
     ESME_RTHROTTLED,
     RESPONSE_BIT,
+    STATUS_NAMES,
     STATUSES,
+)
+from .textcodec import (
+    TooLong,
+    UndecodableText,
+    concat_info,
+    decode_text,
+    encode_message,
+    split_udh,
 )
 
 if TYPE_CHECKING:
@@ -447,8 +464,11 @@ class SMSCProtocol(Protocol):
         if status:
             self._send(response_to(pdu, status))
         else:
-            message_id = self.simulator._accept(pdu)
+            simulator = self.simulator
+            message_id = simulator._accept(pdu)
             self._send(response_to(pdu, ESME_ROK, message_id=message_id.encode("ascii")))
+            if simulator.log_messages or simulator.receipt_delay is not None:
+                simulator._accepted_for_demo(self.system_id, message_id, pdu)
 
     # -- writing ---------------------------------------------------------------
 
@@ -494,6 +514,9 @@ class SMSCSimulator(ServerFactory):
         system_id: str = "SIMSMSC",
         message_ids: str = "hex",
         log_pdus: bool = False,
+        log_messages: bool = False,
+        receipt_delay: float | None = None,
+        alphabets: Mapping[str, str] | None = None,
     ) -> None:
         if message_ids not in _MESSAGE_ID_FORMATS:
             raise ValueError(f"message_ids must be 'hex' or 'decimal', not {message_ids!r}")
@@ -507,6 +530,15 @@ class SMSCSimulator(ServerFactory):
         #: Log every PDU at debug level; off by default because even
         #: filtered-out log events cost time in the benchmarks.
         self.log_pdus = log_pdus
+        #: Log each SMS accepted and each one delivered, with its text decoded.
+        self.log_messages = log_messages
+        #: Seconds after accepting a submit that asked for a delivery receipt
+        #: (registered_delivery 1) before sending it DELIVRD; None sends none.
+        self.receipt_delay = receipt_delay
+        #: What data_coding 0 is for each system_id ("gsm" when not named):
+        #: the alphabet the log reads and `deliver_text` writes it in.
+        self.alphabets = dict(alphabets or {})
+        self._receipt_calls: set[IDelayedCall] = set()
         self.faults = Faults()
         #: Every PDU decoded from any connection, in order.
         self.received: list[Received] = []
@@ -676,6 +708,75 @@ class SMSCSimulator(ServerFactory):
             system_id=system_id,
         )
 
+    def deliver_text(
+        self,
+        source_addr: str,
+        destination_addr: str,
+        text: str,
+        *,
+        source_ton: int = 1,
+        source_npi: int = 1,
+        dest_ton: int = 1,
+        dest_npi: int = 1,
+        system_id: str | None = None,
+        reference: int = 0,
+    ) -> Deferred[list[PDU]]:
+        """
+        Send `text` as a phone's SMS: one deliver_sm, or several with a UDH when it is long.
+
+        It goes as `deliver` sends it, in data_coding 0 written in the
+        alphabet of the receiving session's system_id (see `alphabets`) when
+        that alphabet has every character, else in UCS2; a long text is cut
+        into parts with an 8-bit concatenation header of `reference`.  The
+        Deferred fires with the ESME's responses, one per part, whatever their
+        status, and fails as `deliver` does (`TooLong` past 255 parts).
+        """
+        connection = self._receiver(system_id)
+        if connection is None:
+            wanted = "any session" if system_id is None else f"system_id {system_id!r}"
+            return defer.fail(NotBound(f"no receiver or transceiver bound as {wanted}"))
+        try:
+            message = encode_message(
+                text, "gsm", "udh", max_parts=255, reference=reference,
+                default_alphabet=self.alphabets.get(connection.system_id or "", "gsm"),
+            )
+        except (TooLong, ValueError):
+            return defer.fail()
+        sent = [
+            self.deliver(
+                source_addr, destination_addr, part.short_message,
+                data_coding=message.data_coding, esm_class=part.esm_class,
+                source_ton=source_ton, source_npi=source_npi,
+                dest_ton=dest_ton, dest_npi=dest_npi,
+                system_id=connection.system_id,
+            )
+            for part in message.parts
+        ]
+        answers: Deferred[list[PDU]] = defer.gatherResults(sent, consumeErrors=True)
+
+        def first_error(failure: Failure) -> Failure:
+            failure.trap(defer.FirstError)
+            return cast(defer.FirstError, failure.value).subFailure
+
+        answers.addErrback(first_error)
+
+        def logged(responses: list[PDU]) -> list[PDU]:
+            if self.log_messages:
+                statuses = sorted({STATUS_NAMES.get(r.command_status, f"0x{r.command_status:08X}")
+                                   for r in responses})
+                log.info(
+                    "SMSC sent for {destination} from {source}: {text}"
+                    " (ESME {system_id} answered {statuses})",
+                    system_id=connection.system_id,
+                    destination=_shown_address(destination_addr, dest_ton),
+                    source=_shown_address(source_addr, source_ton),
+                    text=json.dumps(text, ensure_ascii=False),
+                    statuses=", ".join(statuses),
+                )
+            return responses
+
+        return answers.addCallback(logged)
+
     def unbind_all(self) -> None:
         """Send unbind to every bound session; each closes when its ESME answers."""
         for connection in list(self.connections):
@@ -686,6 +787,13 @@ class SMSCSimulator(ServerFactory):
         """Close every connection; `reset` aborts them (a TCP RST) instead."""
         for connection in list(self.connections):
             connection.close(reset)
+
+    def cancel_receipts(self) -> None:
+        """Forget the delivery receipts that `receipt_delay` has not sent yet."""
+        for call in self._receipt_calls:
+            if call.active():
+                call.cancel()
+        self._receipt_calls.clear()
 
     def send_raw(self, data: bytes, system_id: str | None = None) -> None:
         """Write raw bytes to the session bound as `system_id`, or the first connection."""
@@ -740,6 +848,43 @@ class SMSCSimulator(ServerFactory):
         self._accepted_at[message_id] = self.clock.seconds()
         return message_id
 
+    def _accepted_for_demo(self, system_id: str | None, message_id: str, pdu: PDU) -> None:
+        """Log an accepted submit, and schedule its receipt, as `log_messages` and
+        `receipt_delay` say."""
+        if self.log_messages:
+            text, part = _shown_text(pdu, self.alphabets.get(system_id or "", "gsm"))
+            log.info(
+                "SMSC got for {destination} from {source}{part}: {text}",
+                destination=_shown_address(_text(pdu.get("destination_addr")),
+                                           _int(pdu.get("dest_addr_ton"))),
+                source=_shown_address(_text(pdu.get("source_addr")),
+                                      _int(pdu.get("source_addr_ton"))),
+                part=part,
+                text=text,
+            )
+        # Bit 0 alone asks for a receipt of every final outcome (2 asks only
+        # for failures, which the demo has none of).
+        if self.receipt_delay is not None and _int(pdu.get("registered_delivery")) & 0x03 == 1:
+            call = self.clock.callLater(self.receipt_delay, self._send_receipt, message_id,
+                                        system_id)
+            self._receipt_calls.add(call)
+
+    def _send_receipt(self, message_id: str, system_id: str | None) -> None:
+        self._receipt_calls = {call for call in self._receipt_calls if call.active()}
+
+        def sent(response: PDU) -> None:
+            if self.log_messages:
+                log.info("SMSC sent the receipt of {message_id} (DELIVRD): {status}",
+                         message_id=message_id,
+                         status=STATUS_NAMES.get(response.command_status,
+                                                  f"0x{response.command_status:08X}"))
+
+        def not_sent(failure: Failure) -> None:
+            log.info("SMSC cannot send the receipt of {message_id}: {error}",
+                     message_id=message_id, error=failure.getErrorMessage())
+
+        self.deliver_receipt(message_id, system_id=system_id).addCallbacks(sent, not_sent)
+
     def _receiver(self, system_id: str | None) -> SMSCProtocol | None:
         for connection in self.connections:
             if (
@@ -763,6 +908,29 @@ def _receipt_date(seconds: float) -> str:
 
 def _int(value: Any) -> int:
     return value if isinstance(value, int) else 0
+
+
+def _shown_address(addr: str, ton: int) -> str:
+    """An address as the demo's log shows it: an international number with its "+"."""
+    return "+" + addr if ton == 1 and addr.isdigit() else addr
+
+
+def _shown_text(pdu: PDU, alphabet: str) -> tuple[str, str]:
+    """The text of a submit as the demo's log shows it (quoted), and which part it is."""
+    data = pdu.get("short_message") or pdu.get("message_payload") or b""
+    assert isinstance(data, bytes)
+    params = pdu.params
+    data_coding = _int(pdu.get("data_coding"))
+    try:
+        concat = concat_info(_int(pdu.get("esm_class")), data, params)
+        body = concat.body if concat is not None else data
+        if concat is None and _int(pdu.get("esm_class")) & 0x40:
+            body = split_udh(data)[1]
+        text = json.dumps(decode_text(data_coding, body, alphabet), ensure_ascii=False)
+    except UndecodableText as error:
+        return f"<{len(data)} octets: {error}>", ""
+    part = "" if concat is None else f" (part {concat.sequence} of {concat.total})"
+    return text, part
 
 
 # -- running it alone -----------------------------------------------------------

@@ -11,10 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.application.service import IService, MultiService
+from twisted.logger import Logger
 from twisted.python import usage
 
+from . import __version__
 from .config import Config, ConfigError, load_config
 from .logfile import TurnBufferedLogObserver, install, observer_for
+
+_log = Logger(namespace="smppgw")
 
 
 class Options(usage.Options):
@@ -48,6 +52,10 @@ class _Logged(MultiService):
         self._observer = observer
         self._reactor = reactor
         gateway.setServiceParent(self)
+
+    def startService(self) -> None:
+        _log.info("smppgw {version} starting", version=__version__)
+        super().startService()
 
     def setServiceParent(self, parent: Any) -> None:
         super().setServiceParent(parent)

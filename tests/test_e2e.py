@@ -261,17 +261,3 @@ class GatewayTests(TestCase):
         self.assertEqual(host.reports, [{"request_id": "rcpt", "message_id": message_id,
                                          "state": "DELIVERED", "error": "000", "server": "",
                                          "part": 1, "parts": 1}])
-
-    @inlineCallbacks
-    def test_command_line_client(self) -> Any:
-        """The bundled command-line host sends a message and reads the status through the gateway."""
-        from smppgw import client
-
-        yield self.start()
-        connect = f"unix:{self.state}/amp.sock"
-        answer = yield client.run(reactor, client.parse_args(
-            ["--connect", connect, "send", "+15551234@smpp", "from the client", "--request-id", "c1"]))
-        self.assertEqual(answer["parts"], 1)
-        self.assertEqual(self.simulator.accepted[-1].params["short_message"], b"from the client")
-        status = yield client.run(reactor, client.parse_args(["--connect", connect, "status"]))
-        self.assertEqual(status["servers"][0]["sent"], 1)

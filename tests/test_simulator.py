@@ -14,6 +14,7 @@ import sys
 from twisted.internet.error import ConnectionLost
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -649,6 +650,156 @@ class UnbindTests(SimulatorTestCase):
         _, second = self.connect()
         self.simulator.drop_all(reset=True)
         self.assertTrue(first.disconnected and second.disconnected)
+
+
+class DemoTests(SimulatorTestCase):
+    """What the simulator does for the demo: log each SMS, send receipts, send a phone's text."""
+
+    def demo(self, **options: object) -> None:
+        self.simulator = SMSCSimulator({"smppgw": "secret", "other": "pw"}, self.clock,
+                                       **options)  # type: ignore[arg-type]
+
+    def submit(self, protocol: SMSCProtocol, transport: StringTransport, **params: int | bytes
+               ) -> PDU:
+        pdu = submit_pdu(2)
+        pdu.params.update(params)
+        self.feed(protocol, pdu)
+        [answer] = self.written(transport)
+        return answer
+
+    def lines(self, events: list[dict[str, object]]) -> list[str]:
+        return [formatEvent(e) for e in events if str(e.get("log_format", "")).startswith("SMSC")]
+
+    def test_logs_each_sms_decoded(self) -> None:
+        """With log_messages, each accepted SMS is one line: to whom, from whom, its text with the prefix."""
+        self.demo(log_messages=True)
+        protocol, transport = self.bound()
+        with capturedLogs() as events:
+            self.submit(protocol, transport, source_addr=b"alice@example.com", source_addr_ton=5,
+                        destination_addr=b"15551234",
+                        short_message=b"\x00a=alice\x00example.com Hello")
+        self.assertEqual(self.lines(events),
+                         ['SMSC got for +15551234 from alice@example.com: "@a=alice@example.com Hello"'])
+
+    def test_logs_in_the_links_alphabet(self) -> None:
+        """data_coding 0 is read in the alphabet given for the session's system_id; UCS2 as UCS2."""
+        self.demo(log_messages=True, alphabets={"smppgw": "ascii"})
+        protocol, transport = self.bound()
+        with capturedLogs() as events:
+            self.submit(protocol, transport, short_message=b"@b hi")
+            self.submit(protocol, transport, data_coding=8, short_message="né €".encode("utf-16-be"))
+        self.assertEqual(self.lines(events), ['SMSC got for +15550002 from +15550001: "@b hi"',
+                                              'SMSC got for +15550002 from +15550001: "né €"'])
+
+    def test_logs_parts(self) -> None:
+        """A part of a long SMS is logged with its place; binary data by its size."""
+        self.demo(log_messages=True)
+        protocol, transport = self.bound()
+        with capturedLogs() as events:
+            self.submit(protocol, transport, esm_class=0x40,
+                        short_message=bytes([5, 0, 3, 7, 2, 1]) + b"first half")
+            self.submit(protocol, transport, data_coding=4, short_message=b"\xff\xfe")
+        self.assertEqual(self.lines(events), [
+            'SMSC got for +15550002 from +15550001 (part 1 of 2): "first half"',
+            "SMSC got for +15550002 from +15550001: <2 octets: data_coding 0x04 is 8-bit"
+            " binary data, not text>",
+        ])
+
+    def test_no_log_by_default(self) -> None:
+        """Without log_messages, an accepted SMS writes no line."""
+        protocol, transport = self.bound()
+        with capturedLogs() as events:
+            self.submit(protocol, transport)
+        self.assertEqual(self.lines(events), [])
+
+    def test_receipt_after_delay(self) -> None:
+        """With receipt_delay, a submit asking for a receipt gets DELIVRD that long after, not sooner."""
+        self.demo(receipt_delay=1.0)
+        protocol, transport = self.bound()
+        answer = self.submit(protocol, transport, registered_delivery=1)
+        self.clock.advance(0.9)
+        self.assertEqual(self.written(transport), [])
+        self.clock.advance(0.1)
+        [receipt] = self.written(transport)
+        self.assertEqual(receipt.command, "deliver_sm")
+        self.assertEqual(receipt.get("esm_class"), 0x04)
+        self.assertEqual(receipt.get("receipted_message_id"), answer.get("message_id"))
+        self.assertIn(b" stat:DELIVRD err:000 ", octets(receipt, "short_message"))
+        self.assertEqual(octets(receipt, "destination_addr"), b"15550001")
+
+    def test_receipt_only_when_asked(self) -> None:
+        """No receipt for registered_delivery 0, nor for 2 (failures only)."""
+        self.demo(receipt_delay=0.0)
+        protocol, transport = self.bound()
+        self.submit(protocol, transport)
+        self.submit(protocol, transport, registered_delivery=2)
+        self.clock.advance(10)
+        self.assertEqual(self.written(transport), [])
+
+    def test_receipt_without_receiver_is_logged(self) -> None:
+        """A receipt for a transmitter's submit, which nothing can take, is one log line."""
+        self.demo(receipt_delay=0.0)
+        protocol, transport = self.bound("bind_transmitter")
+        answer = self.submit(protocol, transport, registered_delivery=1)
+        with capturedLogs() as events:
+            self.clock.advance(0)
+        message_id = octets(answer, "message_id").decode()
+        self.assertEqual(self.lines(events), [
+            f"SMSC cannot send the receipt of {message_id}: no receiver or transceiver bound as"
+            " system_id 'smppgw'"])
+
+    def test_cancel_receipts(self) -> None:
+        """cancel_receipts forgets the receipts not sent yet."""
+        self.demo(receipt_delay=5.0)
+        protocol, transport = self.bound()
+        self.submit(protocol, transport, registered_delivery=1)
+        self.simulator.cancel_receipts()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_deliver_text(self) -> None:
+        """deliver_text sends a phone's text in data_coding 0 of the link's alphabet, and logs it."""
+        self.demo(log_messages=True, alphabets={"other": "ascii"})
+        protocol, transport = self.bound()
+        ascii_protocol, ascii_transport = self.bound(system_id=b"other")
+        with capturedLogs() as events:
+            d = self.simulator.deliver_text("15551234", "alice@example.com", "@b: hi",
+                                            dest_ton=5, dest_npi=0)
+            e = self.simulator.deliver_text("15551234", "15550100", "@b: hi", system_id="other")
+            [gsm] = self.written(transport)
+            [ascii] = self.written(ascii_transport)
+            self.feed(protocol, PDU("deliver_sm_resp", gsm.sequence_number))
+            self.feed(ascii_protocol, PDU("deliver_sm_resp", ascii.sequence_number, 0x64))
+        self.assertEqual(octets(gsm, "short_message"), b"\x00b: hi")
+        self.assertEqual(octets(ascii, "short_message"), b"@b: hi")
+        self.assertEqual((gsm.get("data_coding"), gsm.get("dest_addr_ton")), (0, 5))
+        self.assertEqual(octets(gsm, "destination_addr"), b"alice@example.com")
+        self.assertEqual([r.command_status for r in self.successResultOf(d)], [ESME_ROK])
+        self.assertEqual([r.command_status for r in self.successResultOf(e)], [0x64])
+        self.assertEqual(self.lines(events), [
+            'SMSC sent for alice@example.com from +15551234: "@b: hi" (ESME smppgw answered'
+            " ESME_ROK)",
+            'SMSC sent for +15550100 from +15551234: "@b: hi" (ESME other answered'
+            " ESME_RX_T_APPN)",
+        ])
+
+    def test_deliver_long_text(self) -> None:
+        """A text longer than one SMS goes as parts with a concatenation header; one that needs UCS2 as UCS2."""
+        protocol, transport = self.bound()
+        d = self.simulator.deliver_text("15551234", "15550100", "x" * 200 + "€", reference=9)
+        parts = self.written(transport)
+        self.assertEqual([p.get("esm_class") for p in parts], [0x40, 0x40])
+        self.assertEqual([octets(p, "short_message")[:6] for p in parts],
+                         [bytes([5, 0, 3, 9, 2, 1]), bytes([5, 0, 3, 9, 2, 2])])
+        self.feed(protocol, *(PDU("deliver_sm_resp", p.sequence_number) for p in parts))
+        self.assertEqual(len(self.successResultOf(d)), 2)
+        self.simulator.deliver_text("15551234", "15550100", "Привет")
+        [ucs2] = self.written(transport)
+        self.assertEqual((ucs2.get("data_coding"), octets(ucs2, "short_message")),
+                         (8, "Привет".encode("utf-16-be")))
+
+    def test_deliver_text_without_receiver(self) -> None:
+        """deliver_text with no receiver bound fails with NotBound and writes nothing."""
+        self.failureResultOf(self.simulator.deliver_text("1", "2", "hi"), NotBound)
 
 
 class CommandLineTests(SynchronousTestCase):
