@@ -321,7 +321,8 @@ class LocalCommandTests(SynchronousTestCase):
                     '[[server]]\nname = ""\naddress = "127.0.0.1"\nsystem_id = "x"\n'
                     'password = "y"\n')
         status, out, err = self.run_cli("-c", path, "status")
-        self.assertEqual(err, ["[amp] listen is 'ssl:7000:privateKey=k.pem:interface=127.0.0.1':"
+        key = os.path.join(os.path.dirname(path), "k.pem")  # relative to the config's folder
+        self.assertEqual(err, [f"[amp] listen is 'ssl:7000:privateKey={key}:interface=127.0.0.1':"
                                " the command line reaches unix: and tcp: endpoints only"])
         self.assertEqual(status, 1)
 

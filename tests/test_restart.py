@@ -17,6 +17,7 @@ from twisted.protocols import amp
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import TestCase
 
+import smppgw
 from smppgw.amp import SendSignal, ServerStatus
 from smppgw.simulator import SMSCSimulator
 from smppgw.testing import READY_LINE, GatewayProcess, gateway_config
@@ -197,7 +198,8 @@ class ProcessTests(TestCase):
         self.assertEqual(second.exit_code, 1)
         # Under twistd's own start-up lines, that one line alone.
         lines = [line.split(" ", 1)[1] for line in second.output.decode().splitlines()
-                 if "_twistd_unix.UnixAppLogger" not in line]
+                 if "_twistd_unix.UnixAppLogger" not in line
+                 and f"[smppgw#info] smppgw {smppgw.__version__} starting" not in line]
         self.assertEqual(lines, [
             f"[stderr#error] smppgw cannot start: the store {self.store!r} is in use by another"
             f" gateway (pid {first.pid}); stop it, or give this one its own [store] path"])
