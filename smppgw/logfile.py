@@ -17,7 +17,10 @@ twistd's line format (``{time} [{system}] {text}``) but
   reactor is not running every line is written at once.
 
 No line is ever dropped: what waits is at most one turn's worth of lines.
-Together that is about 10 µs per relay line.
+Together that is about 10 µs per relay line.  The one exception is
+Twisted's own chatter about listening ports ("... starting on ...",
+"(UNIX Port ... Closed)"), written whatever the log level: the gateway says
+what it listens on in an SMPP line of its own.
 
 `install` puts it in place of twistd's default observer (see `smppgw.tap`),
 with twistd's own choice of file: standard output under ``--nodaemon``
@@ -28,6 +31,7 @@ twistd was told ``--logger`` or ``--syslog``, twistd's choice stands.
 from __future__ import annotations
 
 import atexit
+import re
 import sys
 from typing import IO, Any
 
@@ -36,6 +40,8 @@ from twisted.python import logfile
 from zope.interface import implementer
 
 _URGENT = (LogLevel.error, LogLevel.critical)
+#: Twisted's listening ports log these through the legacy log, unconditionally.
+_PORT_CHATTER = re.compile(r"\S+ starting on .*|\((UNIX|TCP|TCP6|SSL) Port \S+ Closed\)")
 
 
 class _SecondStamps:
@@ -75,6 +81,9 @@ class TurnBufferedLogObserver:
                 level = event.get("log_level")
                 system = f"{event.get('log_namespace', '-')}#{level.name if level else '-'}"
             line: str | None = f"{self._stamp(event.get('log_time'))} [{system}] {text}\n"
+        elif (event.get("log_namespace") == "log_legacy"
+              and _PORT_CHATTER.fullmatch(event.get("log_text", ""))):
+            return
         else:
             line = formatEventAsClassicLogText(event, formatTime=self._stamp)
         if not line:

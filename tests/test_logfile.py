@@ -105,6 +105,19 @@ class ObserverTests(SynchronousTestCase):
                          ["SMPP [smsc1] before", "it broke"])
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_port_chatter_left_out(self) -> None:
+        """Twisted's unconditional lines about listening ports are left out; other legacy lines are kept."""
+        def legacy(text: str) -> dict[str, Any]:
+            return {"log_format": "{log_text}", "log_text": text, "log_namespace": "log_legacy",
+                    "log_system": "-", "log_time": 0.0, "log_level": LogLevel.info}
+
+        for text in ("GatewayAMPFactory starting on '/var/amp.sock'", "(UNIX Port /var/amp.sock Closed)",
+                     "SMSCSimulator starting on 2775", "(TCP Port 2775 Closed)", "a library's own line"):
+            self.observer(legacy(text))
+        self.clock.advance(0)
+        self.assertEqual([line.split("] ", 1)[1] for line in self.out.getvalue().splitlines()],
+                         ["a library's own line"])
+
     def test_written_at_once_when_reactor_is_not_running(self) -> None:
         """After the reactor stopped (twistd's last lines) each line is written at once."""
         self.clock.running = False
