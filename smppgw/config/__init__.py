@@ -15,10 +15,11 @@ config objects end up in logs and tracebacks.
 
 The package, by concern: L{model} (the objects the gateway reads), L{schema} (every
 key, declared once), L{kinds} (how a key's value is read), L{values} (the checks of
-single values), L{endpoints} (the AMP listener's description) and L{load} (file to
-objects).
+single values), L{endpoints} (the AMP listener's description), L{load} (file to
+objects) and L{diff} (what changed between two configurations).
 """
 
+from .diff import ConfigChange, ServerChange, diff
 from .endpoints import unix_socket_path
 from .load import load_config, parse_config
 from .model import (
@@ -52,10 +53,13 @@ __all__ = [
     "SMPP_NPI_VALUES",
     "AmpConfig",
     "Config",
+    "ConfigChange",
     "ConfigError",
     "ModuleConfig",
+    "ServerChange",
     "ServerConfig",
     "StoreConfig",
+    "diff",
     "load_config",
     "parse_config",
     "parse_duration",
