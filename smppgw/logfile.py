@@ -142,7 +142,8 @@ def observer_for(twistd_options: Any, clock: Any) -> TurnBufferedLogObserver | N
         # Captured now: twistd replaces sys.stdout with a logging file once logging begins.
         out = sys.stdout
     else:
-        out = logfile.LogFile.fromFullPath(name or "twistd.log")
+        # Private, as the store is: at log_level "all" it holds message texts.
+        out = logfile.LogFile.fromFullPath(name or "twistd.log", defaultMode=0o600)
     return TurnBufferedLogObserver(out, clock)
 
 

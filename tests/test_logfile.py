@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 from typing import Any
 
 from twisted.application.service import Application
@@ -178,7 +179,7 @@ class SmppTextTests(SynchronousTestCase):
 
 class TwistdOptionsTests(SynchronousTestCase):
     def test_choice_of_file(self) -> None:
-        """The observer writes where twistd would: stdout under --nodaemon, else the --logfile."""
+        """The observer writes where twistd would (stdout under --nodaemon, else the --logfile, mode 0600)."""
         clock = RunningClock()
         self.assertIsNone(observer_for(None, clock))
         self.assertIsNone(observer_for({"syslog": True, "nodaemon": True}, clock))
@@ -186,11 +187,16 @@ class TwistdOptionsTests(SynchronousTestCase):
         self.assertIsNone(observer_for({"logfile": "-", "nodaemon": False}, clock))
         self.assertIsNotNone(observer_for({"logfile": "", "nodaemon": True}, clock))
         path = os.path.abspath(self.mktemp())
-        observer = observer_for({"logfile": path, "nodaemon": False}, clock)
+        old = os.umask(0o022)
+        try:
+            observer = observer_for({"logfile": path, "nodaemon": False}, clock)
+        finally:
+            os.umask(old)
         assert observer is not None
         observer({"log_format": "hello", "log_time": 0.0})
         observer.flush()
         self.addCleanup(observer._out.close)
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
         with open(path) as f:
             self.assertIn("hello", f.read())
 
