@@ -29,7 +29,7 @@ from twisted.protocols import amp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from _cpustat import machine_busy_seconds, own_cpu_seconds, process_cpu_seconds, watched  # noqa: E402
+from _cpustat import Interval, watched  # noqa: E402
 from _messages import MIXES, body, number  # noqa: E402
 
 from smppgw.amp import DeliverSignal, Login, SendSignal, SignalReport  # noqa: E402
@@ -86,17 +86,11 @@ async def run(reactor: Any, options: argparse.Namespace) -> dict[str, Any]:
 
         d.addCallbacks(answered, failed)
 
-    watch = dict(options.watch)
-    cpu_before = {name: process_cpu_seconds(pid) for name, pid in watch.items()}
-    own_before = own_cpu_seconds()
-    busy_before = machine_busy_seconds()
-    start = time.perf_counter()
+    interval = Interval(options.watch, "host")
     for _ in range(min(options.concurrency, total)):
         send_next()
     await done
-    elapsed = time.perf_counter() - start
-    cpu = {name: process_cpu_seconds(pid) - cpu_before[name] for name, pid in watch.items()}
-    cpu["host"] = own_cpu_seconds() - own_before
+    elapsed, cpu, busy = interval.end()
     host.transport.loseConnection()
     return {
         "messages": total,
@@ -106,7 +100,7 @@ async def run(reactor: Any, options: argparse.Namespace) -> dict[str, Any]:
                        for name, p in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99))},
         "errors": errors,
         "cpu_seconds": cpu,
-        "machine_busy_seconds": machine_busy_seconds() - busy_before,
+        "machine_busy_seconds": busy,
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import time
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -42,3 +43,23 @@ def watched(text: str) -> tuple[str, int]:
     if not colon:
         raise argparse.ArgumentTypeError(f"expected NAME:PID, got {text!r}")
     return name, int(pid)
+
+
+class Interval:
+    """The CPU seconds of this process (as `own`), of the watched ones and of the machine over a run."""
+
+    def __init__(self, watch: list[tuple[str, int]], own: str) -> None:
+        self._watch = dict(watch)
+        self._own = own
+        self._before = {name: process_cpu_seconds(pid) for name, pid in self._watch.items()}
+        self._own_before = own_cpu_seconds()
+        self._busy_before = machine_busy_seconds()
+        self._start = time.perf_counter()
+
+    def end(self) -> tuple[float, dict[str, float], float]:
+        """Seconds elapsed, CPU seconds by name, machine busy seconds, since the start."""
+        elapsed = time.perf_counter() - self._start
+        cpu = {name: process_cpu_seconds(pid) - self._before[name]
+               for name, pid in self._watch.items()}
+        cpu[self._own] = own_cpu_seconds() - self._own_before
+        return elapsed, cpu, machine_busy_seconds() - self._busy_before

@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import sys
-import time
 from importlib import metadata
 from typing import Any
 
@@ -45,7 +44,7 @@ from smpp.twisted.config import SMPPClientConfig
 from twisted.internet import defer, task
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _cpustat import machine_busy_seconds, own_cpu_seconds, process_cpu_seconds, watched  # noqa: E402
+from _cpustat import Interval, watched  # noqa: E402
 from _messages import MIXES, body, is_ucs2, number  # noqa: E402
 
 
@@ -92,18 +91,11 @@ async def run(reactor: Any, options: argparse.Namespace) -> dict[str, Any]:
         state["errors"] += 1
         answered(None)
 
-    watch = dict(options.watch)
-    cpu_before = {name: process_cpu_seconds(pid) for name, pid in watch.items()}
-    own_before = own_cpu_seconds()
-    busy_before = machine_busy_seconds()
-    start = time.perf_counter()
+    interval = Interval(options.watch, "peer")
     for _ in range(min(options.window, total)):
         send_next()
     await done
-    elapsed = time.perf_counter() - start
-    cpu = {name: process_cpu_seconds(pid) - cpu_before[name] for name, pid in watch.items()}
-    cpu["peer"] = own_cpu_seconds() - own_before
-    busy = machine_busy_seconds() - busy_before
+    elapsed, cpu, busy = interval.end()
     await smpp.unbindAndDisconnect()
     return {"client": f"smpp.twisted3 {metadata.version('smpp.twisted3')}",
             "twisted": metadata.version("twisted"),

@@ -94,7 +94,7 @@ def measure_gateway(state: str, started: list[Child], smsc: Child, port: int, le
     started.append(gateway)
     amp_socket = os.path.join(folder, "amp.sock")
     wait_for("the AMP socket", lambda: os.path.exists(amp_socket), gateway)
-    wait_for("the bind", lambda: os.path.exists(amp_socket) and bound(amp_socket), gateway)
+    wait_for("the bind", lambda: os.path.exists(amp_socket) and bound(config_path), gateway)
     spy = None
     if args.strace and level == args.cprofile_level and run == 0:
         spy = Child("strace", ["strace", "-c", "-f", "-p", str(gateway.pid), "-o",
@@ -126,11 +126,11 @@ def measure_gateway(state: str, started: list[Child], smsc: Child, port: int, le
     return host
 
 
-def bound(amp_socket: str) -> bool:
-    done = subprocess.run([os.path.join(ROOT, ".venv", "bin", "python"), "-m", "smppgw.client",
-                           "--connect", f"unix:{amp_socket}", "status"],
+def bound(config_path: str) -> bool:
+    done = subprocess.run([os.path.join(ROOT, ".venv", "bin", "python"), "-m", "smppgw.cli",
+                           "-c", config_path, "status"],
                           capture_output=True, text=True, timeout=30)
-    return done.returncode == 0 and '"bound"' in done.stdout
+    return done.returncode == 0 and " bound " in f" {done.stdout} "
 
 
 def per_message_us(cpu: float, messages: int) -> float:
