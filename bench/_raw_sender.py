@@ -3,7 +3,7 @@
 It binds as transceiver, then sends `--messages` submit_sm PDUs with up to
 `--window` outstanding, and prints one JSON object with the submits per second
 from the first submit to the last submit_sm_resp.  Every PDU is encoded (with
-smppgw.codec, the same bytes a gateway would send) before the clock starts,
+smppgw.smpp.codec, the same bytes a gateway would send) before the clock starts,
 and responses are counted from their header only, so the sender costs next to
 nothing and the simulator is what limits the rate.
 
@@ -25,9 +25,9 @@ import time
 from _cpustat import own_cpu_seconds, process_cpu_seconds
 from _messages import MIXES, body, is_ucs2, number
 
-from smppgw import textcodec
-from smppgw.codec import Framer, decode, encode, peek_header, request, response_to
-from smppgw.constants import COMMAND_IDS
+from smppgw.smpp.codec import Framer, decode, encode, peek_header, request, response_to
+from smppgw.smpp.constants import COMMAND_IDS
+from smppgw.sms import textcodec
 
 SUBMIT_SM_RESP = COMMAND_IDS["submit_sm_resp"]
 ENQUIRE_LINK = COMMAND_IDS["enquire_link"]

@@ -23,7 +23,7 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 
-from smppgw.testing import gateway_config
+from smppgw.testing.process import gateway_config
 
 #: What the gateway logs once its AMP endpoint accepts hosts.
 READY_MARK = "AMP endpoint listening"

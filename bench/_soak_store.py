@@ -20,8 +20,9 @@ CHECK_EVERY = 0.02
 
 def install(marker: str) -> None:
     """Make every store's commits fail while the file `marker` exists."""
-    from smppgw import store
-    from smppgw.testing import FullDisk
+    from smppgw.store.sqlite import store
+
+    from smppgw.testing.process import FullDisk
 
     original = store.Store._connection
     seen = {"at": 0.0, "full": False}

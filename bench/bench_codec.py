@@ -1,4 +1,4 @@
-"""Benchmark smppgw.codec: the hot PDUs through raw smpp.pdu, our library path and our lean path.
+"""Benchmark smppgw.smpp.codec: the hot PDUs through raw smpp.pdu, our library path and our lean path.
 
 Run: ``.venv/bin/python bench/bench_codec.py [N] [--repeat R]`` (N defaults to 20,000).
 
@@ -31,8 +31,8 @@ from typing import Any
 
 from smpp.pdu import pdu_encoding
 
-from smppgw import codec
-from smppgw.codec import PDU
+from smppgw.smpp import codec
+from smppgw.smpp.codec import PDU
 
 GSM_160 = bytes(range(0x41, 0x41 + 26)) * 6 + b"abcd"  # 160 septets of GSM 03.38, one per octet
 UCS2_70 = ("Привет, мир! " * 6)[:70].encode("utf-16-be")  # 70 characters, 140 octets

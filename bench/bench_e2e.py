@@ -4,7 +4,7 @@ Run: ``.venv/bin/python bench/bench_e2e.py [--messages 20000] [--window 10]
 [--mix gsm160|ucs2-70|mixed]`` (see bench/README.md).
 
 Three processes, so that none steals the others' interpreter, all on
-127.0.0.1: the SMSC simulator (``python -m smppgw.simulator``), the gateway
+127.0.0.1: the SMSC simulator (``python -m smppgw.testing.simulator``), the gateway
 under twistd (``log_level = "none"``, its store in a fresh temporary state
 directory, one transceiver bind with the given window) and the AMP load
 generator ``bench/_host.py`` (up to ``--concurrency`` SendSignals
@@ -48,7 +48,7 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
 sys.path.insert(0, ROOT)
 
-from smppgw import testing  # noqa: E402
+from smppgw.testing import process as testing  # noqa: E402
 
 MIXES = ("gsm160", "ucs2-70", "mixed")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -275,7 +275,7 @@ def _run(args: argparse.Namespace, state: str, started: list[Child]) -> dict[str
     if args.tls:
         ca_file, key_and_cert = testing.make_certificate(state)
         listen = f"ssl:{smsc_port}:privateKey={key_and_cert}:interface=127.0.0.1"
-    simulator = Child("simulator", [sys.executable, "-m", "smppgw.simulator",
+    simulator = Child("simulator", [sys.executable, "-m", "smppgw.testing.simulator",
                                     "--listen", listen, "--account", "gw:pw"],
                       os.path.join(state, "simulator.log"))
     started.append(simulator)

@@ -27,9 +27,9 @@ from twisted.protocols import amp
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from smppgw.amp import SendSignal, ServerStatus  # noqa: E402
-from smppgw.simulator import SMSCSimulator  # noqa: E402
-from smppgw.testing import GatewayProcess, gateway_config  # noqa: E402
+from smppgw.host.amp import SendSignal, ServerStatus  # noqa: E402
+from smppgw.testing.process import GatewayProcess, gateway_config  # noqa: E402
+from smppgw.testing.simulator import SMSCSimulator  # noqa: E402
 
 
 def spawn(config: str) -> GatewayProcess:

@@ -61,7 +61,7 @@ def ensure_peer_venv(path: str) -> str:
 def start_simulator(state: str, started: list[Child], *options: str) -> tuple[Child, int]:
     """The SMSC simulator as bench_e2e starts it (plus `options`), listening; and its port."""
     port = free_port()
-    simulator = Child("simulator", [sys.executable, "-m", "smppgw.simulator",
+    simulator = Child("simulator", [sys.executable, "-m", "smppgw.testing.simulator",
                                     "--listen", f"tcp:{port}:interface=127.0.0.1",
                                     "--account", "gw:pw", *options],
                       os.path.join(state, "simulator.log"))

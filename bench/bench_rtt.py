@@ -4,7 +4,7 @@ Run: ``.venv/bin/python bench/bench_rtt.py [--window 10 --window 50]
 [--delay 0.05] [--round-trips 400]`` (see bench/README.md).
 
 The SMSC simulator answers every submit_sm `--delay` seconds after it reads
-it (``python -m smppgw.simulator --response-delay``), so a client that keeps
+it (``python -m smppgw.testing.simulator --response-delay``), so a client that keeps
 its window full can do at most window / delay messages per second, and one
 that waits between submits falls short of it.  For each window, the gateway
 is measured exactly as ``bench/bench_e2e.py`` does (AMP host -> smppgw under

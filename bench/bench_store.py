@@ -1,4 +1,4 @@
-"""Benchmark smppgw.store: write rate, start-up read of the queue, peak memory.
+"""Benchmark smppgw.store.sqlite.store: write rate, start-up read of the queue, peak memory.
 
 Run: ``.venv/bin/python bench/bench_store.py [N]`` (N defaults to 100,000).
 
@@ -22,8 +22,8 @@ import time
 
 from twisted.internet.task import Clock
 
-from smppgw.codec import PDU, prepare
-from smppgw.store import Store
+from smppgw.smpp.codec import PDU, prepare
+from smppgw.store.sqlite.store import Store
 
 WRITES_PER_COMMIT = 100
 

@@ -40,7 +40,7 @@ from typing import Any
 import bench_e2e
 from bench_e2e import BENCH, ROOT, BenchError, Child, children, run_json, wait_for
 
-from smppgw import testing
+from smppgw.testing import process as testing
 
 PEER_VENV = os.path.join(BENCH, ".peer-venv")
 #: Pinned, so that a figure can be reproduced with the same libraries.

@@ -85,8 +85,8 @@ def _gateway(secret: str) -> Any:
     from twisted.internet.task import Clock
     from twisted.internet.testing import StringTransport
 
-    from smppgw.amp import GatewayAMPFactory, HostRegistry
-    from smppgw.smpplog import SmppLog
+    from smppgw.host.amp import GatewayAMPFactory, HostRegistry
+    from smppgw.smpp.log import SmppLog
 
     factory = GatewayAMPFactory(_NoQueue(), HostRegistry(), Clock(), secret,  # type: ignore[arg-type]
                                 SmppLog("amp", "none"))
@@ -140,7 +140,7 @@ def probe_parse(args: argparse.Namespace) -> None:
 
 class Gateway:
     def __init__(self, max_connections: int | None = None) -> None:
-        from smppgw.testing import READY_LINE, gateway_config
+        from smppgw.testing.process import READY_LINE, gateway_config
 
         self.state = tempfile.mkdtemp(prefix="smppgw-probe-")
         with socket.socket() as s:

@@ -54,8 +54,8 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.protocol import connectionDone
 from twisted.internet.task import LoopingCall, deferLater
 
-from smppgw.errors import BY_CODE
-from smppgw.simulator import SMSCSimulator
+from smppgw.relay.outcomes import BY_CODE
+from smppgw.testing.simulator import SMSCSimulator
 
 #: The memory check: RSS at the end may exceed the baseline by this fraction.
 RSS_GROWTH_LIMIT = 0.20

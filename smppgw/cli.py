@@ -42,11 +42,11 @@ from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.protocols import amp
 from twisted.python.failure import Failure
 
-from . import __version__
-from .amp import DeliverSignal, Login, SendSignal, ServerStatus, SignalReport
-from .config import Config, ConfigError, listen_arguments, load_config
-from .demo import DemoReply, socket_path
-from .errors import SignalError
+from smppgw import __version__
+from smppgw.config import Config, ConfigError, listen_arguments, load_config
+from smppgw.host.amp import DeliverSignal, Login, SendSignal, ServerStatus, SignalReport
+from smppgw.relay.outcomes import SignalError
+from smppgw.testing.demo import DemoReply, socket_path
 
 DEFAULT_CONFIG = "etc/smppgw.toml"
 #: The exit status of a command that failed (a usage error exits 2, as argparse does).

@@ -28,15 +28,15 @@ from twisted.internet.endpoints import (
 )
 from twisted.internet.task import LoopingCall
 
-from .amp import GatewayAMPFactory, HostRegistry
-from .config import Config, unix_socket_path
-from .dialogs import DialogTable
-from .inbound import Inbound
-from .link import Link, build_endpoint
-from .logfile import reopen_log_files
-from .queue import Outbound
-from .smpplog import SmppLog
-from .store import Checkpointer, Store, StoreError, private_folder
+from smppgw.config import Config, unix_socket_path
+from smppgw.host.amp import GatewayAMPFactory, HostRegistry
+from smppgw.logfile import reopen_log_files
+from smppgw.relay.dialogs import DialogTable
+from smppgw.relay.inbound import Inbound
+from smppgw.relay.queue import Outbound
+from smppgw.smpp.link import Link, build_endpoint
+from smppgw.smpp.log import SmppLog
+from smppgw.store.sqlite.store import Checkpointer, Store, StoreError, private_folder
 
 #: How often finished requests past the store's retention (7 days) are deleted.
 PRUNE_EVERY = 3600.0
@@ -226,10 +226,10 @@ def demo_simulator(config: Config, reactor: Any, parent: MultiService) -> Any:
     """An SMSC simulator accepting every enabled server's credentials, listening on their loopback addresses.
 
     It plays the phones too: it logs each SMS it gets, sends a receipt for
-    each one that asks, and takes `DemoReply` on the demo socket (`smppgw.demo`).
+    each one that asks, and takes `DemoReply` on the demo socket (`smppgw.testing.demo`).
     """
-    from .demo import RECEIPT_DELAY, DemoPhones, DemoPhonesFactory, socket_path
-    from .simulator import SMSCSimulator
+    from smppgw.testing.demo import RECEIPT_DELAY, DemoPhones, DemoPhonesFactory, socket_path
+    from smppgw.testing.simulator import SMSCSimulator
 
     enabled = [s for s in config.servers if s.enabled]
     simulator = SMSCSimulator(

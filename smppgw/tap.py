@@ -14,9 +14,9 @@ from twisted.application.service import IService, MultiService
 from twisted.logger import Logger
 from twisted.python import usage
 
-from . import __version__
-from .config import Config, ConfigError, load_config
-from .logfile import TurnBufferedLogObserver, install, observer_for
+from smppgw import __version__
+from smppgw.config import Config, ConfigError, load_config
+from smppgw.logfile import TurnBufferedLogObserver, install, observer_for
 
 _log = Logger(namespace="smppgw")
 
@@ -69,7 +69,7 @@ def makeService(options: Any) -> IService:
     """Build the gateway's MultiService; the global reactor is imported only here."""
     from twisted.internet import reactor
 
-    from .service import build_gateway
+    from smppgw.service import build_gateway
 
     gateway = build_gateway(options.config, reactor, demo=bool(options["demo"]))
     # twistd's own options (--logfile, --nodaemon, ...) are the parent of ours.

@@ -1,10 +1,10 @@
-"""Tests for smppgw.address: recipient forms, sender rules, reply addresses."""
+"""Tests for smppgw.sms.address: recipient forms, sender rules, reply addresses."""
 
 from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from smppgw.address import (
+from smppgw.sms.address import (
     BadAddress,
     Recipient,
     SmppAddress,

@@ -10,7 +10,8 @@ from twisted.python.failure import Failure
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
-from smppgw.amp import (
+from smppgw.config import parse_config
+from smppgw.host.amp import (
     GatewayAMPFactory,
     HostRegistry,
     Login,
@@ -18,10 +19,9 @@ from smppgw.amp import (
     ServerStatus,
     SignalReport,
 )
-from smppgw.config import parse_config
-from smppgw.errors import Unauthorized
-from smppgw.inbound import Inbound
-from smppgw.store import Store
+from smppgw.relay.inbound import Inbound
+from smppgw.relay.outcomes import Unauthorized
+from smppgw.store.sqlite.store import Store
 
 from . import test_queue
 
@@ -232,14 +232,14 @@ class AmpTests(SynchronousTestCase):
         self.assertEqual(self.registry._no_reports, set())
 
     def test_typed_errors_with_shared_commands(self) -> None:
-        """A host using smppgw.amp's command classes gets the contract's exception classes back."""
+        """A host using smppgw.host.amp's command classes gets the contract's exception classes back."""
         client, links, pump, server, clock = self.connect(secret="s3cret")
         d = self.call(pump, client, ServerStatus)
         self.assertIsInstance(d.value, Unauthorized)
 
     def test_endless_box_closes(self) -> None:
         """A box that never ends (keys without end) is cut off at MAX_BOX and the connection closed."""
-        from smppgw.amp import MAX_BOX
+        from smppgw.host.amp import MAX_BOX
 
         client, links, pump, server, clock = self.connect()
         chunk = b"".join(len(k).to_bytes(2, "big") + k + (1000).to_bytes(2, "big") + b"x" * 1000
@@ -265,7 +265,7 @@ class AmpTests(SynchronousTestCase):
 
     def test_error_answer_without_code_settles_the_question(self) -> None:
         """A host's error answer that lacks _error_code fails the gateway's question instead of leaving it pending."""
-        from smppgw.amp import DeliverSignal
+        from smppgw.host.amp import DeliverSignal
 
         client, links, pump, server, clock = self.connect()
         outcome: list[Any] = []
@@ -282,7 +282,7 @@ class WireFormatTests(SynchronousTestCase):
 
     def test_answer_bytes_match_amp(self) -> None:
         """The hand-built answer box is byte for byte AmpBox.serialize() of makeResponse()."""
-        from smppgw.amp import _signal_answer
+        from smppgw.host.amp import _signal_answer
 
         for result in (
             {"server": "smsc1", "parts": 1, "message_ids": ["a1"]},
@@ -295,14 +295,14 @@ class WireFormatTests(SynchronousTestCase):
 
     def test_answer_over_amp_limit(self) -> None:
         """An answer value over 65,535 bytes raises AMP's TooLong rather than sending a broken box."""
-        from smppgw.amp import _signal_answer
+        from smppgw.host.amp import _signal_answer
 
         result = {"server": "s" * 70_000, "parts": 1, "message_ids": ["1"]}
         self.assertRaises(amp.TooLong, _signal_answer, b"1", result)
 
     def test_arguments_match_amp(self) -> None:
         """The arguments read from a box equal SendSignal.parseArguments(), optional ones included."""
-        from smppgw.amp import _signal_arguments
+        from smppgw.host.amp import _signal_arguments
 
         box = amp.AmpBox(request_id=b"r", method=b"MESSAGE", sender="é@x".encode(),
                          recipient=b"+1@smpp", body="ünï 😀".encode())
@@ -312,7 +312,7 @@ class WireFormatTests(SynchronousTestCase):
 
     def test_bad_arguments(self) -> None:
         """A missing argument or one that is not UTF-8 is BAD_REQUEST naming it."""
-        from smppgw.amp import _signal_arguments
+        from smppgw.host.amp import _signal_arguments
 
         box = amp.AmpBox(request_id=b"r", method=b"MESSAGE", sender=b"a@x", recipient=b"+1@smpp")
         error = self.assertRaises(amp.RemoteAmpError, _signal_arguments, box)
@@ -349,7 +349,7 @@ def reporting_host(command: type[amp.Command]) -> type[amp.AMP]:
     return ReportingHost
 
 
-#: A host built with SignalReport as it was, and one with smppgw.amp's.
+#: A host built with SignalReport as it was, and one with smppgw.host.amp's.
 OldHost = reporting_host(OldSignalReport)
 NewHost = reporting_host(SignalReport)
 
@@ -389,7 +389,7 @@ class ReportPartTests(SynchronousTestCase):
         self.assertEqual(store.inbox(), [])
 
     def test_new_host_sees_the_part(self) -> None:
-        """A host with smppgw.amp's SignalReport sees part 2 of 3."""
+        """A host with smppgw.host.amp's SignalReport sees part 2 of 3."""
         client, store = self.deliver(NewHost)
         self.assertEqual(client.reports, [{**self.REPORT, "part": 2, "parts": 3}])
         self.assertEqual(store.inbox(), [])

@@ -15,11 +15,11 @@ from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.protocols import amp
 from twisted.trial.unittest import SynchronousTestCase
 
-from smppgw.amp import LOGIN_BOX, LOGIN_TIMEOUT, MAX_BOX, GatewayAMPFactory, HostRegistry
-from smppgw.ampbox import BoxParser, BoxTooLarge, KeyTooLong
-from smppgw.ampguard import BURST, REFILL, peer_of
 from smppgw.config import ConfigError, parse_config
-from smppgw.smpplog import SmppLog
+from smppgw.host.amp import LOGIN_BOX, LOGIN_TIMEOUT, MAX_BOX, GatewayAMPFactory, HostRegistry
+from smppgw.host.ampbox import BoxParser, BoxTooLarge, KeyTooLong
+from smppgw.host.guard import BURST, REFILL, peer_of
+from smppgw.smpp.log import SmppLog
 
 from . import test_queue
 from .test_fuzz_amp import RawHost, raw_box, signal

@@ -26,9 +26,9 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from smppgw import __version__, cli
 from smppgw.config import parse_config
 from smppgw.service import build_gateway
-from smppgw.simulator import SMSCSimulator
 from smppgw.tap import _Logged
-from smppgw.testing import gateway_config
+from smppgw.testing.process import gateway_config
+from smppgw.testing.simulator import SMSCSimulator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -374,11 +374,11 @@ class ProcessTests(SynchronousTestCase):
                                      " No such file or directory\n")
 
     def test_console_scripts(self) -> None:
-        """The installed ``smppgw`` script, and ``python -m smppgw.client``, are the same command."""
+        """The installed ``smppgw`` script, and ``python -m smppgw.host.client``, are the same command."""
         script = os.path.join(os.path.dirname(sys.executable), "smppgw")
         result = subprocess.run([script, "version"], capture_output=True, text=True, timeout=60)
         self.assertEqual(result.stdout, f"smppgw {__version__}\n")
-        alias = subprocess.run([sys.executable, "-m", "smppgw.client", "version"],
+        alias = subprocess.run([sys.executable, "-m", "smppgw.host.client", "version"],
                                capture_output=True, text=True, timeout=60)
         self.assertEqual(alias.stdout, f"smppgw {__version__}\n")
 

@@ -1,5 +1,5 @@
 """
-Tests for smppgw.codec: golden vectors, the lean path against the library path, framing.
+Tests for smppgw.smpp.codec: golden vectors, the lean path against the library path, framing.
 
 The golden vectors are spelled out by hand from SMPP 3.4 (section 4 for the
 PDU layouts, 5.3.2 for the TLV tags); both paths must produce and read them.
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from smpp.pdu import operations, pdu_types
 from twisted.trial.unittest import SynchronousTestCase
 
-from smppgw.codec import (
+from smppgw.smpp.codec import (
     _DELIVER_SM_TLVS,
     _LARGEST_TLV_VALUE,
     MAX_PDU_LEN,
@@ -37,7 +37,7 @@ from smppgw.codec import (
     prepare,
     split_prepared,
 )
-from smppgw.constants import STATUSES
+from smppgw.smpp.constants import STATUSES
 
 PROPERTY = settings(max_examples=300, deadline=None, derandomize=True)
 FUZZ = settings(max_examples=1500, deadline=None, derandomize=True)

@@ -1,4 +1,4 @@
-"""Tests for demo mode: the phones' replies (smppgw.demo), and the whole loop that README walks through."""
+"""Tests for demo mode: the phones' replies (smppgw.testing.demo), and the whole loop that README walks through."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
-from smppgw.codec import PDU, Framer, decode, encode
 from smppgw.config import parse_config
-from smppgw.constants import ESME_RX_R_APPN
-from smppgw.demo import DemoPhones, NotBoundError, SmsRefused
-from smppgw.errors import BadAddressError, UnknownServerError
-from smppgw.simulator import SMSCProtocol, SMSCSimulator
+from smppgw.relay.outcomes import BadAddressError, UnknownServerError
+from smppgw.smpp.codec import PDU, Framer, decode, encode
+from smppgw.smpp.constants import ESME_RX_R_APPN
+from smppgw.testing.demo import DemoPhones, NotBoundError, SmsRefused
+from smppgw.testing.simulator import SMSCProtocol, SMSCSimulator
 
 from .test_cli import GatewayTestCase, Lines, cli, write_config
 

@@ -1,4 +1,4 @@
-"""Tests for smppgw.dialogs: SMS Dialogs bindings and the Recipient rules."""
+"""Tests for smppgw.relay.dialogs: SMS Dialogs bindings and the Recipient rules."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import string
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from smppgw.dialogs import (
+from smppgw.relay.dialogs import (
     BadDialogTimeout,
     BadIMAddress,
     BadPhoneNumber,

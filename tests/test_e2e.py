@@ -15,12 +15,12 @@ from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol, serv
 from twisted.protocols import amp
 from twisted.trial.unittest import TestCase
 
-from smppgw.amp import DeliverSignal, SendSignal, ServerStatus, SignalReport
 from smppgw.config import parse_config
-from smppgw.errors import NotRelayed
+from smppgw.host.amp import DeliverSignal, SendSignal, ServerStatus, SignalReport
+from smppgw.relay.outcomes import NotRelayed
 from smppgw.service import build_gateway
-from smppgw.simulator import SMSCSimulator
-from smppgw.testing import gateway_config
+from smppgw.testing.process import gateway_config
+from smppgw.testing.simulator import SMSCSimulator
 
 
 def config_text(state: str, port: int, reject: str = "10m", **server: str) -> str:

@@ -1,4 +1,4 @@
-"""Tests for smppgw.esme: what a burst of PDUs makes the protocol write leaves at once."""
+"""Tests for smppgw.smpp.protocol: what a burst of PDUs makes the protocol write leaves at once."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
-from smppgw.codec import PDU
-from smppgw.esme import FLUSH_EVERY, QUIET, ESMEProtocol
-from smppgw.session import SessionSettings
-from smppgw.smpplog import SmppLog
+from smppgw.smpp.codec import PDU
+from smppgw.smpp.log import SmppLog
+from smppgw.smpp.protocol import FLUSH_EVERY, QUIET, ESMEProtocol
+from smppgw.smpp.session import SessionSettings
 
 ENQUIRE_LINK = 0x00000015
 ENQUIRE_LINK_RESP = 0x80000015

@@ -15,7 +15,7 @@ from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
-from smppgw.amp import MAX_DESCRIPTION, GatewayAMP, GatewayAMPFactory, HostRegistry
+from smppgw.host.amp import MAX_DESCRIPTION, GatewayAMP, GatewayAMPFactory, HostRegistry
 
 from . import test_queue
 

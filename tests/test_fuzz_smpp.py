@@ -16,11 +16,11 @@ from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from smppgw.codec import PDU, Framer, decode, encode
-from smppgw.constants import ESME_RINVCMDID, ESME_RX_T_APPN, RESPONSE_BIT
-from smppgw.esme import ESMEProtocol
-from smppgw.session import BOUND, RequestFailed, SessionSettings
-from smppgw.smpplog import SmppLog
+from smppgw.smpp.codec import PDU, Framer, decode, encode
+from smppgw.smpp.constants import ESME_RINVCMDID, ESME_RX_T_APPN, RESPONSE_BIT
+from smppgw.smpp.log import SmppLog
+from smppgw.smpp.protocol import ESMEProtocol
+from smppgw.smpp.session import BOUND, RequestFailed, SessionSettings
 
 #: Outstanding submit_sm sequence numbers: the bind takes 1, the submits 2..4.
 SUBMITS = (2, 3, 4)

@@ -14,14 +14,14 @@ from twisted.protocols import amp
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
-from smppgw.amp import DeliverSignal, GatewayAMPFactory, HostRegistry
-from smppgw.codec import PDU, Framer, decode, encode
-from smppgw.constants import ESME_ROK, ESME_RX_R_APPN, ESME_RX_T_APPN
-from smppgw.esme import ESMEProtocol
-from smppgw.inbound import Inbound
-from smppgw.link import settings_for
-from smppgw.smpplog import SmppLog
-from smppgw.store import Store
+from smppgw.host.amp import DeliverSignal, GatewayAMPFactory, HostRegistry
+from smppgw.relay.inbound import Inbound
+from smppgw.smpp.codec import PDU, Framer, decode, encode
+from smppgw.smpp.constants import ESME_ROK, ESME_RX_R_APPN, ESME_RX_T_APPN
+from smppgw.smpp.link import settings_for
+from smppgw.smpp.log import SmppLog
+from smppgw.smpp.protocol import ESMEProtocol
+from smppgw.store.sqlite.store import Store
 
 from . import test_inbound
 

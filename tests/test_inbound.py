@@ -14,7 +14,8 @@ from twisted.protocols.amp import UnhandledCommand
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
-from smppgw.amp import (
+from smppgw.config import Config, parse_config
+from smppgw.host.amp import (
     DeliverSignal,
     GatewayAMPFactory,
     HostRegistry,
@@ -22,15 +23,14 @@ from smppgw.amp import (
     Refused,
     SignalReport,
 )
-from smppgw.codec import PDU, decode
-from smppgw.config import Config, parse_config
-from smppgw.constants import ESME_ROK, ESME_RX_R_APPN, ESME_RX_T_APPN
-from smppgw.dialogs import DialogTable
-from smppgw.inbound import HOST_ANSWER_TIMEOUT, MAX_IN_FLIGHT, Inbound
-from smppgw.queue import Outbound
-from smppgw.receipts import submit_key
-from smppgw.store import Store, StoreError
-from smppgw.textcodec import encode_text
+from smppgw.relay.dialogs import DialogTable
+from smppgw.relay.inbound import HOST_ANSWER_TIMEOUT, MAX_IN_FLIGHT, Inbound
+from smppgw.relay.queue import Outbound
+from smppgw.smpp.codec import PDU, decode
+from smppgw.smpp.constants import ESME_ROK, ESME_RX_R_APPN, ESME_RX_T_APPN
+from smppgw.sms.receipts import submit_key
+from smppgw.sms.textcodec import encode_text
+from smppgw.store.sqlite.store import Store, StoreError
 
 from . import test_queue
 from .test_address import TON_CASES
@@ -1170,7 +1170,7 @@ class _SilentClient(amp.AMP):
 
 
 class MonitoringConnectionTests(InboundTestCase):
-    """Connections without DeliverSignal responders (``smppgw.client status``) over in-memory AMP."""
+    """Connections without DeliverSignal responders (``smppgw.host.client status``) over in-memory AMP."""
 
     def connect(self, client: type[amp.AMP] = amp.AMP) -> tuple[amp.AMP, iosim.IOPump]:
         # No outbound queue: these clients send no SendSignal.

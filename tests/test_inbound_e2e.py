@@ -20,16 +20,16 @@ from twisted.protocols import amp
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
-from smppgw.amp import DeliverSignal, GatewayAMPFactory, HostRegistry, SendSignal, SignalReport
 from smppgw.config import Config, parse_config
-from smppgw.constants import ESME_ROK, ESME_RX_R_APPN
-from smppgw.dialogs import DialogTable
-from smppgw.inbound import Inbound
-from smppgw.link import Link, build_endpoint
-from smppgw.queue import Outbound
-from smppgw.simulator import SMSCSimulator
-from smppgw.store import Store
-from smppgw.textcodec import decode_text, encode_text
+from smppgw.host.amp import DeliverSignal, GatewayAMPFactory, HostRegistry, SendSignal, SignalReport
+from smppgw.relay.dialogs import DialogTable
+from smppgw.relay.inbound import Inbound
+from smppgw.relay.queue import Outbound
+from smppgw.smpp.constants import ESME_ROK, ESME_RX_R_APPN
+from smppgw.smpp.link import Link, build_endpoint
+from smppgw.sms.textcodec import decode_text, encode_text
+from smppgw.store.sqlite.store import Store
+from smppgw.testing.simulator import SMSCSimulator
 
 PHONE = "74992713154"
 GATEWAY_NUMBER = "15550100"

@@ -30,12 +30,12 @@ from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
-from smppgw.amp import SendSignal
-from smppgw.codec import PDU
 from smppgw.config import parse_config
-from smppgw.constants import STATUSES
-from smppgw.link import BOUND, Link, build_endpoint
-from smppgw.textcodec import decode_text, encode_text
+from smppgw.host.amp import SendSignal
+from smppgw.smpp.codec import PDU
+from smppgw.smpp.constants import STATUSES
+from smppgw.smpp.link import BOUND, Link, build_endpoint
+from smppgw.sms.textcodec import decode_text, encode_text
 from tests.test_inbound_e2e import start_gateway
 
 try:

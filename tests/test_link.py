@@ -11,11 +11,11 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from smppgw.codec import PDU, Framer, decode, encode
 from smppgw.config import parse_config
-from smppgw.constants import STATUSES
-from smppgw.link import BINDING, BOUND, CONNECTING, DISCONNECTED, Link
-from smppgw.session import NotBound
+from smppgw.smpp.codec import PDU, Framer, decode, encode
+from smppgw.smpp.constants import STATUSES
+from smppgw.smpp.link import BINDING, BOUND, CONNECTING, DISCONNECTED, Link
+from smppgw.smpp.session import NotBound
 
 
 def server_config(**extra: str) -> Any:

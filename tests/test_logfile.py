@@ -20,9 +20,9 @@ from twisted.logger import (
 from twisted.python import logfile
 from twisted.trial.unittest import SynchronousTestCase
 
-from smppgw import smpplog
 from smppgw.logfile import TurnBufferedLogObserver, observer_for
-from smppgw.smpplog import SmppLog
+from smppgw.smpp import log as smpplog
+from smppgw.smpp.log import SmppLog
 from smppgw.tap import Options, makeService
 
 

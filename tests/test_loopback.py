@@ -10,11 +10,11 @@ from twisted.internet.endpoints import serverFromString
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
-from smppgw.codec import PDU
 from smppgw.config import parse_config
-from smppgw.link import BOUND, Link, build_endpoint
-from smppgw.simulator import SMSCSimulator
-from smppgw.testing import make_authority, make_certificate
+from smppgw.smpp.codec import PDU
+from smppgw.smpp.link import BOUND, Link, build_endpoint
+from smppgw.testing.process import make_authority, make_certificate
+from smppgw.testing.simulator import SMSCSimulator
 
 
 class LoopbackCase(TestCase):

@@ -11,11 +11,11 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from smppgw.config import parse_config
-from smppgw.link import Link
-from smppgw.pacing import SETTLE_PERIODS, Pacer
-from smppgw.queue import Outbound
-from smppgw.simulator import SMSCSimulator
-from smppgw.store import Store
+from smppgw.relay.queue import Outbound
+from smppgw.smpp.link import Link
+from smppgw.smpp.pacing import SETTLE_PERIODS, Pacer
+from smppgw.store.sqlite.store import Store
+from smppgw.testing.simulator import SMSCSimulator
 
 
 class _Wire:

@@ -12,11 +12,9 @@ from twisted.internet.task import Clock
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from smppgw.codec import PDU, PreparedPDU
 from smppgw.config import parse_config
-from smppgw.constants import STATUSES
-from smppgw.dialogs import DialogTable
-from smppgw.errors import (
+from smppgw.relay.dialogs import DialogTable
+from smppgw.relay.outcomes import (
     BadAddressError,
     BadRequest,
     NotRelayed,
@@ -27,10 +25,12 @@ from smppgw.errors import (
     UnknownServerError,
     UnsupportedMethod,
 )
-from smppgw.queue import PROBE_FIRST, REWRITE_PAUSE, Outbound
-from smppgw.session import CommandStatusError, ConnectionLost, NotBound, ResponseTimeout
-from smppgw.smpplog import SmppLog
-from smppgw.store import Store, StoreError
+from smppgw.relay.queue import PROBE_FIRST, REWRITE_PAUSE, Outbound
+from smppgw.smpp.codec import PDU, PreparedPDU
+from smppgw.smpp.constants import STATUSES
+from smppgw.smpp.log import SmppLog
+from smppgw.smpp.session import CommandStatusError, ConnectionLost, NotBound, ResponseTimeout
+from smppgw.store.sqlite.store import Store, StoreError
 
 from .test_address import TON_CASES
 
@@ -459,7 +459,7 @@ class QueueTests(SynchronousTestCase):
 
     def test_submit_sm_golden_bytes(self) -> None:
         """The submit_sm for a short GSM text goes out byte for byte as SMPP 3.4 lays it out."""
-        from smppgw.codec import encode
+        from smppgw.smpp.codec import encode
 
         outbound, links, clock, store = self.make()
         self.send(outbound, clock, recipient="+15551234@bulk._smpp")
@@ -478,7 +478,7 @@ class QueueTests(SynchronousTestCase):
 
     def test_payload_is_the_encoded_submit_sm(self) -> None:
         """What the store keeps of a request is its submit_sm as it goes out, but the sequence number."""
-        from smppgw.codec import encode
+        from smppgw.smpp.codec import encode
 
         outbound, links, clock, store = self.make()
         self.send(outbound, clock, rid="two", recipient="+15551234@bulk._smpp", body="y" * 200)
@@ -493,7 +493,7 @@ class QueueTests(SynchronousTestCase):
     def test_payload_stored_by_an_earlier_version_sends_the_same_bytes(self) -> None:
         """A queued request whose payload an earlier version stored as JSON goes out byte for byte
         as one accepted now would."""
-        from smppgw.codec import encode
+        from smppgw.smpp.codec import encode
 
         outbound, links, clock, store = self.make()
         self.send(outbound, clock, rid="now", recipient="+15551234@bulk._smpp", body="y" * 200)
@@ -549,7 +549,7 @@ class QueueTests(SynchronousTestCase):
     def test_acceptance_lost_to_a_failed_commit_is_written_again(self) -> None:
         """When a commit failed after a part was accepted, the request's end writes every part's
         message id again and keeps the whole answer: receipts and a host asking again see them all."""
-        from smppgw.receipts import submit_key
+        from smppgw.sms.receipts import submit_key
 
         from .test_store import FailingCommit
 
@@ -651,9 +651,9 @@ class QueueTests(SynchronousTestCase):
 
     def test_deep_backlog_reloads_payloads(self) -> None:
         """Jobs beyond the in-memory head keep no payload and reload it from the store to send."""
-        import smppgw.queue
+        import smppgw.relay.queue
 
-        self.patch(smppgw.queue, "HOT_JOBS", 2)
+        self.patch(smppgw.relay.queue, "HOT_JOBS", 2)
         outbound, links, clock, store = self.make(bound=False)
         for i in range(5):
             self.send(outbound, clock, rid=f"b{i}", recipient=f"+155500{i}@bulk._smpp", body=f"m{i}")
@@ -728,7 +728,7 @@ class QueueTests(SynchronousTestCase):
 
     def test_too_many_waiters_told_at_once(self) -> None:
         """The answer past MAX_WAITERS for one pending request gets TRY_LATER at once."""
-        from smppgw.queue import MAX_WAITERS, Job
+        from smppgw.relay.queue import MAX_WAITERS, Job
 
         job = Job("r", "", None, [None], 1, 0.0)
         waiters = [job.wait() for _ in range(MAX_WAITERS)]
@@ -832,8 +832,8 @@ class QueueTests(SynchronousTestCase):
 
     def test_unencodable_submit_rejects_and_frees_window(self) -> None:
         """A submit the codec refuses ends that request with an error and does not block the window."""
-        from smppgw.codec import encode
-        from smppgw.esme import ESMEProtocol  # noqa: F401 - the real shell raises EncodeError like this
+        from smppgw.smpp.codec import encode
+        from smppgw.smpp.protocol import ESMEProtocol  # noqa: F401 - the real shell raises EncodeError like this
 
         outbound, links, clock, store = self.make()
         link = links[""]
@@ -875,7 +875,7 @@ class FailingStoreTests(SynchronousTestCase):
         """While commits fail the SMSC gets no more than `window` submits beyond the recorded
         acceptances, those written in the failing burst included; once the store writes again
         the link resumes and every message reaches the SMSC exactly once."""
-        from smppgw.queue import PROBE_MAX
+        from smppgw.relay.queue import PROBE_MAX
 
         from .test_store import FailingCommit
 
@@ -999,7 +999,7 @@ class FairnessTests(SynchronousTestCase):
         from twisted.protocols import amp
         from twisted.test import iosim
 
-        from smppgw.amp import GatewayAMPFactory, HostRegistry, SendSignal
+        from smppgw.host.amp import GatewayAMPFactory, HostRegistry, SendSignal
 
         outbound, links, clock, store = self.make(bound=False)
         factory = GatewayAMPFactory(outbound, HostRegistry(), clock, "")
@@ -1029,14 +1029,14 @@ class LoopbackFailingStoreTests(TestCase):
     def test_refills_of_a_failed_burst_never_reach_the_smsc(self) -> Any:
         """Submits written into the slots of acceptances whose commit failed never reach the
         SMSC; once the store writes again every message arrives, at most `window` twice."""
-        import smppgw.queue
-        from smppgw.link import Link, build_endpoint
-        from smppgw.simulator import SMSCSimulator
+        import smppgw.relay.queue
+        from smppgw.smpp.link import Link, build_endpoint
+        from smppgw.testing.simulator import SMSCSimulator
 
         from .test_store import FailingCommit
 
-        self.patch(smppgw.queue, "PROBE_FIRST", 0.02)
-        self.patch(smppgw.queue, "PROBE_MAX", 0.05)
+        self.patch(smppgw.relay.queue, "PROBE_FIRST", 0.02)
+        self.patch(smppgw.relay.queue, "PROBE_MAX", 0.05)
         simulator = SMSCSimulator({"esme": "pw"}, reactor)
         port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(simulator)
         self.addCleanup(port.stopListening)

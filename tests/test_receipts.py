@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from smppgw.receipts import (
+from smppgw.sms.receipts import (
     Receipt,
     ends_wait,
     is_receipt,

@@ -18,9 +18,9 @@ from twisted.python.filepath import FilePath
 from twisted.trial.unittest import TestCase
 
 import smppgw
-from smppgw.amp import SendSignal, ServerStatus
-from smppgw.simulator import SMSCSimulator
-from smppgw.testing import READY_LINE, GatewayProcess, gateway_config
+from smppgw.host.amp import SendSignal, ServerStatus
+from smppgw.testing.process import READY_LINE, GatewayProcess, gateway_config
+from smppgw.testing.simulator import SMSCSimulator
 
 N = 20
 

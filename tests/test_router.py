@@ -1,4 +1,4 @@
-"""Tests for smppgw.router: which server a recipient address picks."""
+"""Tests for smppgw.relay.router: which server a recipient address picks."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from smppgw.address import BadAddress, Recipient
-from smppgw.router import ServerDisabled, UnknownServer, route
+from smppgw.relay.router import ServerDisabled, UnknownServer, route
+from smppgw.sms.address import BadAddress, Recipient
 
 
 @dataclass(frozen=True)

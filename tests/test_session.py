@@ -7,16 +7,17 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from smppgw.codec import MAX_PDU_LEN, PDU, Framer, decode, encode
-from smppgw.constants import (
+from smppgw.smpp.codec import MAX_PDU_LEN, PDU, Framer, decode, encode
+from smppgw.smpp.constants import (
     ESME_RINVCMDID,
     ESME_ROK,
     ESME_RTHROTTLED,
     ESME_RX_T_APPN,
     STATUSES,
 )
-from smppgw.esme import ESMEProtocol
-from smppgw.session import (
+from smppgw.smpp.log import SmppLog
+from smppgw.smpp.protocol import ESMEProtocol
+from smppgw.smpp.session import (
     BOUND,
     CLOSED,
     MAX_SEQUENCE,
@@ -29,7 +30,6 @@ from smppgw.session import (
     ResponseTimeout,
     SessionSettings,
 )
-from smppgw.smpplog import SmppLog
 
 ESME_RINVPASWD = STATUSES["ESME_RINVPASWD"]
 
@@ -432,7 +432,7 @@ class DeadlineTests(SynchronousTestCase):
 class EncodeFailureTests(SynchronousTestCase):
     def test_unencodable_request_leaves_nothing_outstanding(self) -> None:
         """A request the codec refuses fails at once and holds no window slot or timer."""
-        from smppgw.codec import EncodeError
+        from smppgw.smpp.codec import EncodeError
 
         h = Harness()
         h.bind()

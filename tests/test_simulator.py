@@ -1,5 +1,5 @@
 """
-Tests for smppgw.simulator: the SMSC simulator seen from an ESME's side of the wire.
+Tests for smppgw.testing.simulator: the SMSC simulator seen from an ESME's side of the wire.
 
 Each test feeds encoded PDUs into an `SMSCProtocol` on a `StringTransport` and
 decodes exactly what the simulator wrote back.
@@ -18,15 +18,15 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from smppgw.codec import PDU, DecodeError, Framer, decode, encode
-from smppgw.constants import (
+from smppgw.smpp.codec import PDU, DecodeError, Framer, decode, encode
+from smppgw.smpp.constants import (
     ESME_RINVBNDSTS,
     ESME_RINVCMDID,
     ESME_ROK,
     ESME_RTHROTTLED,
     STATUSES,
 )
-from smppgw.simulator import (
+from smppgw.testing.simulator import (
     Drop,
     Faults,
     NotBound,

@@ -1,4 +1,4 @@
-"""Tests for smppgw.store: the SQLite queue, inbox, fragments, bindings and group commit."""
+"""Tests for smppgw.store.sqlite.store: the SQLite queue, inbox, fragments, bindings and group commit."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import smppgw
-from smppgw.dialogs import Binding, DialogTable
-from smppgw.store import (
+from smppgw.relay.dialogs import Binding, DialogTable
+from smppgw.store.sqlite.store import (
     WRITER_CHECKPOINT_PAGES,
     BadStoreInput,
     Checkpointer,
@@ -28,7 +28,7 @@ from smppgw.store import (
     StoreError,
     UnknownRow,
 )
-from smppgw.testing import FullDisk
+from smppgw.testing.process import FullDisk
 
 HOUR = 3600.0
 
@@ -366,7 +366,7 @@ class FragmentTests(StoreTestCase):
 
 
 class BindingTests(StoreTestCase):
-    """SMS Dialogs bindings kept for smppgw.dialogs.DialogTable."""
+    """SMS Dialogs bindings kept for smppgw.relay.dialogs.DialogTable."""
 
     def test_table_bindings_survive_restart(self) -> None:
         """A DialogTable on a restarted store remembers letters: short prefix, replies routed."""
@@ -699,7 +699,7 @@ _KILLED_WRITER = """
 import os, signal, sys
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs, formatEvent
-from smppgw.store import Store
+from smppgw.store.sqlite.store import Store
 
 store = Store(sys.argv[1], Clock())
 store.add_outbound("kept", "smsc1", {"body": "6869"}, 1, 1.0)
@@ -735,7 +735,7 @@ class KillTests(StoreTestCase):
 _HOLDER = """
 import sys
 from twisted.internet.task import Clock
-from smppgw.store import Store, StoreError
+from smppgw.store.sqlite.store import Store, StoreError
 
 try:
     store = Store(sys.argv[1], Clock())

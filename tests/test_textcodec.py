@@ -1,4 +1,4 @@
-"""Tests for smppgw.textcodec: coding choice, golden encodings, splitting and reassembly facts."""
+"""Tests for smppgw.sms.textcodec: coding choice, golden encodings, splitting and reassembly facts."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from smppgw.textcodec import (
+from smppgw.sms.textcodec import (
     DC_ASCII,
     DC_GSM,
     DC_LATIN1,

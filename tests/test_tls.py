@@ -8,8 +8,8 @@ import service_identity.cryptography
 from cryptography import x509
 from twisted.trial.unittest import SynchronousTestCase
 
-from smppgw.testing import make_authority, make_certificate
-from smppgw.tls import check_name
+from smppgw.smpp.tls import check_name
+from smppgw.testing.process import make_authority, make_certificate
 
 
 class CheckNameTests(SynchronousTestCase):

@@ -18,9 +18,9 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 
-from .codec import PDU, DecodeError, EncodeError, FrameError, Framer, decode, encode
-from .session import DeliverHook, Session, SessionSettings, refuse_for_now
-from .smpplog import SmppLog
+from smppgw.smpp.codec import PDU, DecodeError, EncodeError, FrameError, Framer, decode, encode
+from smppgw.smpp.log import SmppLog
+from smppgw.smpp.session import DeliverHook, Session, SessionSettings, refuse_for_now
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime

@@ -3,7 +3,7 @@ Helpers for testing a gateway from the outside, shipped so that hosts can use th
 
 `GatewayProcess` runs the gateway under twistd in a child process and tells
 when its AMP endpoint listens and when it has ended; with `SMSCSimulator`
-(smppgw.simulator) it is enough to test a host against a real gateway,
+(smppgw.testing.simulator) it is enough to test a host against a real gateway,
 including what a SIGKILL does.  `make_certificate` makes a certificate for a
 simulator that listens over TLS: self-signed, or signed by a test CA that
 `make_authority` makes (without subjectAltName or expired, to test refusals).

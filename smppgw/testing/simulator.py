@@ -21,7 +21,7 @@ with `receipt_delay` it sends a DELIVRD receipt that long after accepting a
 submit that asked for one; `deliver_text` sends a phone's text as one
 deliver_sm, or several with a UDH when it is long.
 
-Run it alone with ``python -m smppgw.simulator --account smppgw:secret``.
+Run it alone with ``python -m smppgw.testing.simulator --account smppgw:secret``.
 """
 
 from __future__ import annotations
@@ -42,8 +42,17 @@ from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .codec import PDU, DecodeError, EncodeError, FrameError, Framer, decode, encode, response_to
-from .constants import (
+from smppgw.smpp.codec import (
+    PDU,
+    DecodeError,
+    EncodeError,
+    FrameError,
+    Framer,
+    decode,
+    encode,
+    response_to,
+)
+from smppgw.smpp.constants import (
     COMMAND_IDS,
     ESME_RINVBNDSTS,
     ESME_RINVCMDID,
@@ -53,7 +62,7 @@ from .constants import (
     STATUS_NAMES,
     STATUSES,
 )
-from .textcodec import (
+from smppgw.sms.textcodec import (
     TooLong,
     UndecodableText,
     concat_info,
@@ -938,7 +947,7 @@ def _shown_text(pdu: PDU, alphabet: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class SimulatorOptions:
-    """The command line of ``python -m smppgw.simulator``, parsed."""
+    """The command line of ``python -m smppgw.testing.simulator``, parsed."""
 
     listen: tuple[str, ...] = ("tcp:2775:interface=127.0.0.1",)
     accounts: dict[str, str] | None = None
@@ -989,7 +998,7 @@ def _rate(text: str) -> float:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m smppgw.simulator",
+        prog="python -m smppgw.testing.simulator",
         description="Run the smppgw SMSC simulator (an SMPP 3.4 server).",
     )
     parser.add_argument(

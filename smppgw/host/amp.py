@@ -13,7 +13,7 @@ ones (StartTLS) are not, and before Login nothing but Login is.
 
 A connection that has not logged in is held to `LOGIN_BOX` bytes per box and
 `LOGIN_TIMEOUT` seconds to log in; nothing a connection sent after a wrong
-secret is read; a peer's wrong secrets are throttled (`smppgw.ampguard`); and
+secret is read; a peer's wrong secrets are throttled (`smppgw.host.guard`); and
 the factory accepts at most ``[amp] max_connections`` connections at once.
 
 A host is untrusted input.  A command with a missing argument, or one that is
@@ -41,9 +41,9 @@ from twisted.protocols import amp
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from .ampbox import BoxParser, BoxTooLarge, KeyTooLong
-from .ampguard import LoginThrottle, Peer, peer_of
-from .errors import (
+from smppgw.host.ampbox import BoxParser, BoxTooLarge, KeyTooLong
+from smppgw.host.guard import LoginThrottle, Peer, peer_of
+from smppgw.relay.outcomes import (
     BadAddressError,
     BadRequest,
     NotRelayed,
@@ -56,10 +56,10 @@ from .errors import (
     UnknownServerError,
     UnsupportedMethod,
 )
-from .smpplog import SmppLog
+from smppgw.smpp.log import SmppLog
 
 if TYPE_CHECKING:
-    from .queue import Outbound
+    from smppgw.relay.queue import Outbound
 
 
 class Refused(Exception):
@@ -271,7 +271,7 @@ class SignalReport(_Command):
 class HostRegistry:
     """The logged-in host connections, for handing them inbound messages round-robin.
 
-    A logged-in connection need not be a host: ``python -m smppgw.client
+    A logged-in connection need not be a host: ``python -m smppgw.host.client
     status`` logs in too, and has no DeliverSignal responder.  One that answers
     a DeliverSignal ``UNHANDLED`` is `exclude`-d from the round-robin for as
     long as it stays connected.  A host that answers a SignalReport
@@ -481,7 +481,7 @@ class GatewayAMP(amp.AMP):
         super().unhandledError(failure)
 
     def dataReceived(self, data: bytes) -> None:
-        """Boxes cut out of the stream by `BoxParser` (see smppgw.ampbox)."""
+        """Boxes cut out of the stream by `BoxParser` (see smppgw.host.ampbox)."""
         if self._closing:
             return
         try:

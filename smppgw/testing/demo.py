@@ -3,14 +3,14 @@ Demo mode's phones: an SMS from a phone to the gateway, asked for from the comma
 
 With ``twistd smppgw --demo`` (``bin/demo``) the built-in SMSC simulator logs
 each SMS it gets and sends a delivery receipt for each one that asked (see
-`smppgw.simulator`).  `DemoPhones` lets a phone answer: ``smppgw demo-reply
+`smppgw.testing.simulator`).  `DemoPhones` lets a phone answer: ``smppgw demo-reply
 +15551234 "@b: hi"`` asks it, with the AMP command `DemoReply`, to have the
 simulator send that text from +15551234 to the gateway as a deliver_sm.
 
 `DemoReply` is answered on a unix socket of its own, ``demo.sock`` in the
 gateway's state folder (mode 0600, like the default AMP socket), that exists
 only while a demo runs, rather than on the gateway's AMP endpoint: the hosts'
-contract (`smppgw.amp`) carries no command that only a demo answers, a gateway
+contract (`smppgw.host.amp`) carries no command that only a demo answers, a gateway
 run for real has no demo code on its endpoint to refuse or to secure, and the
 socket's absence is itself the answer "not in demo mode".
 
@@ -30,12 +30,12 @@ from twisted.internet.protocol import Factory
 from twisted.protocols import amp
 from twisted.python.failure import Failure
 
-from .address import BadAddress, compose_sender, parse_number
-from .codec import PDU
-from .config import Config, ServerConfig
-from .constants import STATUS_NAMES
-from .errors import BadAddressError, SignalError, UnknownServerError
-from .simulator import NotBound, SMSCSimulator
+from smppgw.config import Config, ServerConfig
+from smppgw.relay.outcomes import BadAddressError, SignalError, UnknownServerError
+from smppgw.smpp.codec import PDU
+from smppgw.smpp.constants import STATUS_NAMES
+from smppgw.sms.address import BadAddress, compose_sender, parse_number
+from smppgw.testing.simulator import NotBound, SMSCSimulator
 
 #: The demo socket's file name, in the state folder (that of the store).
 SOCKET_NAME = "demo.sock"

@@ -7,7 +7,7 @@ Two halves meet in the store's inbox:
   ``report`` row for the request that sent that message id. A message is
   decoded by its data_coding, reassembled first if it is one part of several
   (parts wait in the store, so a restart between parts loses none), routed by
-  the server's Dialogs and Recipient settings (`smppgw.dialogs.route_incoming`)
+  the server's Dialogs and Recipient settings (`smppgw.relay.dialogs.route_incoming`)
   and becomes a ``deliver`` row. The SMSC hears ESME_ROK only once the row (or
   the part) is committed; a refusal by the rules, or a text too long for an
   AMP value (65,535 bytes of UTF-8), gets ESME_RX_R_APPN (permanent), a store
@@ -30,7 +30,7 @@ Two halves meet in the store's inbox:
   in, rows wait; the registry wakes the dispatcher when one logs in.
 
 Senders reach the host as ``number@name._smpp`` (``number@smpp`` for the
-empty-named server), the number written by `smppgw.address.inbound_number`
+empty-named server), the number written by `smppgw.sms.address.inbound_number`
 from its TON and NPI, so that a reply goes back through the same SMSC with the
 same type of number. An alphanumeric sender such as ``MyBank`` becomes
 ``MyBank@name._smpp`` in the same way: the host sees which server it came
@@ -54,14 +54,13 @@ from twisted.internet.task import LoopingCall
 from twisted.protocols.amp import MAX_VALUE_LENGTH, UnhandledCommand
 from twisted.python.failure import Failure
 
-from .address import inbound_number, number_key, phone_address
-from .amp import DeliverSignal, HostRegistry, Refused, SignalReport
-from .constants import ESME_ROK, ESME_RX_R_APPN, ESME_RX_T_APPN
-from .dialogs import DialogTable, route_incoming
-from .receipts import NO_RECEIPT, ends_wait, is_receipt, parse_receipt, receipt_keys
-from .smpplog import SmppLog
-from .store import InboxRow, StoreError, UnknownRow
-from .textcodec import (
+from smppgw.host.amp import DeliverSignal, HostRegistry, Refused, SignalReport
+from smppgw.relay.dialogs import DialogTable, route_incoming
+from smppgw.smpp.constants import ESME_ROK, ESME_RX_R_APPN, ESME_RX_T_APPN
+from smppgw.smpp.log import SmppLog
+from smppgw.sms.address import inbound_number, number_key, phone_address
+from smppgw.sms.receipts import NO_RECEIPT, ends_wait, is_receipt, parse_receipt, receipt_keys
+from smppgw.sms.textcodec import (
     UndecodableText,
     alphabet_hint,
     at_signs,
@@ -69,11 +68,12 @@ from .textcodec import (
     decode_text,
     split_udh,
 )
+from smppgw.store.sqlite.store import InboxRow, StoreError, UnknownRow
 
 if TYPE_CHECKING:
-    from .codec import PDU
-    from .config import Config, ServerConfig
-    from .store import Store
+    from smppgw.config import Config, ServerConfig
+    from smppgw.smpp.codec import PDU
+    from smppgw.store.sqlite.store import Store
 
 #: Rows handed to hosts and not yet answered, at most.
 MAX_IN_FLIGHT = 50

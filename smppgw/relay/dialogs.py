@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from .address import number_key
+from smppgw.sms.address import number_key
 
 LETTERS = string.ascii_lowercase
 
@@ -72,7 +72,7 @@ class Binding:
 
 
 class BindingStore(Protocol):
-    """Where bindings survive a restart (``smppgw.store`` provides the SQLite one)."""
+    """Where bindings survive a restart (``smppgw.store.sqlite.store`` provides the SQLite one)."""
 
     def load_bindings(self) -> Iterable[Binding]: ...
 
@@ -288,7 +288,7 @@ class DialogTable:
 
 
 def _telnum_address(destination_number: str) -> str | None:
-    """``number@telnum`` for a number in its IM form (see `smppgw.address`), else None."""
+    """``number@telnum`` for a number in its IM form (see `smppgw.sms.address`), else None."""
     number = destination_number.strip()
     return f"{number}@telnum" if number_key(number) is not None else None
 

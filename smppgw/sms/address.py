@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .config import SMPP_NPI_VALUES
+from smppgw.config import SMPP_NPI_VALUES
 
 # SMPP TON / NPI values (SMPP 3.4 section 5.2.5 and 5.2.6).
 TON_UNKNOWN = 0

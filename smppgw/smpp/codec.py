@@ -37,7 +37,7 @@ from typing import Any
 
 from smpp.pdu import operations, pdu_encoding, pdu_types
 
-from .constants import (
+from smppgw.smpp.constants import (
     COMMAND_IDS,
     COMMAND_NAMES,
     ESME_RINVCMDID,

@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .constants import MESSAGE_STATES
+from smppgw.smpp.constants import MESSAGE_STATES
 
 #: esm_class bits 2-5 that mark an SMSC delivery receipt (0x04) or an
 #: intermediate notification (0x20).

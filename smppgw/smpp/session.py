@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.python.failure import Failure
 
-from .codec import PDU, DecodeError, response_to
-from .constants import (
+from smppgw.smpp.codec import PDU, DecodeError, response_to
+from smppgw.smpp.constants import (
     COMMAND_IDS,
     ESME_RINVBNDSTS,
     ESME_ROK,
@@ -29,7 +29,7 @@ from .constants import (
     RESPONSE_BIT,
     status_text,
 )
-from .smpplog import SmppLog
+from smppgw.smpp.log import SmppLog
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall, IReactorTime

@@ -4,7 +4,7 @@
 enabled sending server in config order; ``number@name._smpp`` goes to that server;
 ``number@telnum`` goes to the host's gateway, else the default gateway, else as
 ``@smpp``. Server names match exactly, else case-insensitively. The number is
-``+E164`` or digits with ``;ton=`` / ``;npi=`` (see `smppgw.address`).
+``+E164`` or digits with ``;ton=`` / ``;npi=`` (see `smppgw.sms.address`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, TypeVar
 
-from smppgw.address import Recipient, parse_recipient
+from smppgw.sms.address import Recipient, parse_recipient
 
 
 class ServerLike(Protocol):

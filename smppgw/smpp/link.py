@@ -44,16 +44,16 @@ from twisted.logger import ILogObserver, Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer, provider
 
-from .codec import PDU
-from .esme import ESMEFactory, ESMEProtocol
-from .session import Answer, DeliverHook, NotBound, SessionSettings, refuse_for_now
-from .smpplog import SmppLog
-from .tls import CertificateRefused, VerifyingClientTLS
+from smppgw.smpp.codec import PDU
+from smppgw.smpp.log import SmppLog
+from smppgw.smpp.protocol import ESMEFactory, ESMEProtocol
+from smppgw.smpp.session import Answer, DeliverHook, NotBound, SessionSettings, refuse_for_now
+from smppgw.smpp.tls import CertificateRefused, VerifyingClientTLS
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
 
-    from .config import ServerConfig
+    from smppgw.config import ServerConfig
 
 DISCONNECTED, CONNECTING, BINDING, BOUND, UNBINDING = (
     "disconnected", "connecting", "binding", "bound", "unbinding",

@@ -3,7 +3,7 @@
 It holds the outbound queue (SendSignal requests, idempotent by
 ``request_id``), the inbox of messages and delivery reports waiting for a
 host, the fragments of concatenated SMS being reassembled, and the SMS
-Dialogs bindings (it is the :class:`smppgw.dialogs.BindingStore`).
+Dialogs bindings (it is the :class:`smppgw.relay.dialogs.BindingStore`).
 
 There is one connection and one writer, the reactor thread. Writes go into
 an open transaction and return at once; the first write of a batch schedules
@@ -36,7 +36,7 @@ from typing import Any, Protocol
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
-from smppgw.dialogs import Binding
+from smppgw.relay.dialogs import Binding
 
 #: Version 3 has version 2's tables; what changed is what a row may hold: an
 #: outbound payload as a BLOB (the encoded PDUs) and a relayed request's
@@ -922,7 +922,7 @@ class Store:
             )
         ]
 
-    # -- dialog bindings (smppgw.dialogs.BindingStore) ---------------------
+    # -- dialog bindings (smppgw.relay.dialogs.BindingStore) ---------------------
 
     def load_bindings(self) -> list[Binding]:
         """Return every stored dialog binding."""

@@ -1,5 +1,5 @@
 """
-The command line's former name: ``python -m smppgw.client ARGS`` runs ``smppgw ARGS``.
+The command line's former name: ``python -m smppgw.host.client ARGS`` runs ``smppgw ARGS``.
 
 The commands, and where they find the gateway, are those of `smppgw.cli`.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from .cli import main
+from smppgw.cli import main
 
 __all__ = ["main"]
 

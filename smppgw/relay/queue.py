@@ -32,10 +32,8 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from . import address, router, textcodec
-from .codec import PDU, EncodeError, PreparedPDU, prepare, split_prepared
-from .constants import TEMPORARY_STATUSES, THROTTLE_STATUSES, status_text
-from .errors import (
+from smppgw.relay import router
+from smppgw.relay.outcomes import (
     BY_CODE,
     BadAddressError,
     BadRequest,
@@ -48,9 +46,11 @@ from .errors import (
     UnknownServerError,
     UnsupportedMethod,
 )
-from .pacing import Pacer
-from .receipts import receipt_due, submit_key
-from .session import (
+from smppgw.smpp.codec import PDU, EncodeError, PreparedPDU, prepare, split_prepared
+from smppgw.smpp.constants import TEMPORARY_STATUSES, THROTTLE_STATUSES, status_text
+from smppgw.smpp.log import SmppLog
+from smppgw.smpp.pacing import Pacer
+from smppgw.smpp.session import (
     Answer,
     CommandStatusError,
     GenericNack,
@@ -58,14 +58,15 @@ from .session import (
     RequestFailed,
     ResponseTimeout,
 )
-from .smpplog import SmppLog
-from .store import OK_OUTCOME, DuplicateRequest, StoreError
+from smppgw.sms import address, textcodec
+from smppgw.sms.receipts import receipt_due, submit_key
+from smppgw.store.sqlite.store import OK_OUTCOME, DuplicateRequest, StoreError
 
 if TYPE_CHECKING:
-    from .config import Config, ServerConfig
-    from .dialogs import DialogTable
-    from .link import Link
-    from .store import OutboundRow, Store
+    from smppgw.config import Config, ServerConfig
+    from smppgw.relay.dialogs import DialogTable
+    from smppgw.smpp.link import Link
+    from smppgw.store.sqlite.store import OutboundRow, Store
 
 MAX_REQUEST_ID = 128
 #: Seconds before queued messages are read again after the store failed to.

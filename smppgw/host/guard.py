@@ -25,7 +25,7 @@ from typing import Any
 
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 
-from .smpplog import SmppLog
+from smppgw.smpp.log import SmppLog
 
 #: Wrong secrets a peer may give in a row before its Logins are refused.
 BURST = 5

@@ -1,0 +1,1 @@
+"""What an SMS is made of: text encodings, addresses, delivery receipts."""

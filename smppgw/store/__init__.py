@@ -1,0 +1,1 @@
+"""Where the gateway's state lives: the store interface and its implementations."""
