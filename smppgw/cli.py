@@ -6,6 +6,7 @@ The ``smppgw`` command: send through, watch and check a gateway from a shell.
     smppgw host
     smppgw demo-reply +15551234 "@a: hi"
     smppgw check-config etc/smppgw.toml
+    smppgw set-admin-password -c etc/smppgw.toml
     smppgw version
 
 Every command that talks to the gateway reads its AMP endpoint and secret from
@@ -23,6 +24,7 @@ reactor; `main` runs one on the global reactor, and says what an interruption
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import sys
@@ -290,6 +292,34 @@ def check_config(reactor: Any, args: argparse.Namespace, out: Output, err: Outpu
     return 0
 
 
+#: How a password is asked for: without echo (a test replaces it).
+ask_password = getpass.getpass
+
+
+def set_admin_password(reactor: Any, args: argparse.Namespace, out: Output, err: Output) -> int:
+    """Ask for the web admin's password twice and write its argon2 hash into the config file."""
+    from smppgw.admin.auth import hash_password
+    from smppgw.admin.configfile import set_admin_password as write_hash
+
+    path = args.config
+    load(path)
+    first = ask_password("New admin password: ")
+    if not first:
+        raise CommandFailed("no password given; nothing changed")
+    if ask_password("The same again: ") != first:
+        raise CommandFailed("the two passwords differ; nothing changed")
+    try:
+        write_hash(path, hash_password(first))
+    except ConfigError as error:
+        raise CommandFailed(str(error)) from None
+    except OSError as error:
+        raise CommandFailed(f"{path}: cannot write the configuration file:"
+                            f" {error.strerror or error}; nothing changed") from None
+    _say(out, f"the admin password is set in {path} (the previous file is {path}.bak);"
+              " reload the gateway (SIGHUP) or restart it to use it")
+    return 0
+
+
 def version(reactor: Any, args: argparse.Namespace, out: Output, err: Output) -> int:
     _say(out, f"smppgw {__version__}")
     return 0
@@ -352,6 +382,11 @@ def parser() -> argparse.ArgumentParser:
                   "Check a configuration file without starting anything: print 'ok: N servers',"
                   " or the error naming the key, and exit 1.")
     sub.add_argument("file", nargs="?", default=None, help="the file (default: the -c one)")
+    command("set-admin-password", set_admin_password,
+            "set the web admin's password in the configuration file",
+            "Ask for the web admin's password twice (it is not shown) and write its argon2"
+            " hash as [admin] password_hash into the -c file, atomically, comments kept and"
+            " the previous file kept as FILE.bak.")
     command("version", version, "print smppgw's version")
     return top
 

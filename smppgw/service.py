@@ -15,7 +15,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService, Service
@@ -104,6 +104,10 @@ class Gateway(MultiService):
         # line that says why rather than a traceback.
         amp_service._raiseSynchronously = True
         amp_service.setServiceParent(self)
+        if self.config.admin.listen:
+            from smppgw.admin.web import admin_service
+
+            admin_service(cast(Any, self), self.reactor).setServiceParent(self)
         socket_path = unix_socket_path(listen)
         if socket_path is not None:
             # Like the store's folder, the socket's is made if missing.

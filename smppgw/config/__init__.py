@@ -31,13 +31,14 @@ from .model import (
     LONG_MESSAGE_METHODS,
     MODES,
     RECEIPT_ID_FORMATS,
+    AdminConfig,
     AmpConfig,
     Config,
     ModuleConfig,
     ServerConfig,
     StoreConfig,
 )
-from .schema import AMP, MODULE, SERVER, STORE
+from .schema import ADMIN, AMP, MODULE, SERVER, STORE
 from .values import DEFAULT_SMPP_PORT, SMPP_NPI_VALUES, ConfigError, parse_duration
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "MODES",
     "RECEIPT_ID_FORMATS",
     "SMPP_NPI_VALUES",
+    "AdminConfig",
     "AmpConfig",
     "Config",
     "ConfigChange",
@@ -72,3 +74,4 @@ _MODULE_KEYS = MODULE.names
 _AMP_KEYS = AMP.names
 _STORE_KEYS = STORE.names
 _SERVER_KEYS = SERVER.names
+_ADMIN_KEYS = ADMIN.names

@@ -22,7 +22,10 @@ from twisted.internet.testing import MemoryReactor
 
 from .values import ConfigError, resolve
 
-__all__ = ["default_listen", "listen_arguments", "parse_listen", "split_endpoint", "unix_socket_path"]
+__all__ = [
+    "default_listen", "is_loopback", "listen_arguments", "parse_listen", "split_endpoint",
+    "unix_socket_path",
+]
 
 # The parameters Twisted's server endpoint parsers take, in positional order.
 _ENDPOINT_PARAMETERS = {
@@ -166,7 +169,7 @@ def parse_listen(listen: str, key: str, base: str | None) -> str:
 def check_listen_secret(listen: str, secret: str, key: str) -> None:
     """A TCP or TLS listener reachable from the network needs a secret."""
     kind, arguments = _arguments(listen, key)
-    if kind != "unix" and not secret and not _is_loopback(arguments.get("interface", "")):
+    if kind != "unix" and not secret and not is_loopback(arguments.get("interface", "")):
         raise ConfigError(
             f"{key}: {listen!r} accepts connections from the network, and a TCP AMP"
             " endpoint on a non-loopback interface needs [amp] secret;"
@@ -188,7 +191,8 @@ def _check_unix_mode(listen: str, mode: str | None, key: str) -> None:
         )
 
 
-def _is_loopback(interface: str) -> bool:
+def is_loopback(interface: str) -> bool:
+    """Whether a listener on C{interface} is reachable from this host only."""
     if interface == "localhost":
         return True
     try:

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .endpoints import check_listen_secret
 from .kinds import Table
 from .model import Config, ModuleConfig, ServerConfig
-from .schema import AMP, MODULE, SECTIONS, SERVER, STORE, Section
+from .schema import ADMIN, AMP, MODULE, SECTIONS, SERVER, STORE, Section
 from .values import ConfigError, did_you_mean, english_list, toml_type
 
-__all__ = ["load_config", "parse_config"]
+__all__ = ["load_config", "parse_config", "read_table"]
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -93,22 +93,46 @@ def _build_config(document: Mapping[str, Any], base: str | None) -> Config:
         )
     amp = _read(AMP, _table(document, AMP.name), AMP.name, base, {"store": store})
     check_listen_secret(amp.listen, amp.secret, "amp.listen")
-    return Config(module=module, amp=amp, store=store, servers=servers)
+    admin = _read(ADMIN, _table(document, ADMIN.name), ADMIN.name, base, {})
+    return Config(module=module, amp=amp, store=store, servers=servers, admin=admin)
 
 
 def _read(section: Section[_T], values: Mapping[str, Any], prefix: str, base: str | None,
           config: Mapping[str, Any]) -> _T:
     """Read one table as C{section} declares it into its config object."""
+    read, _ = read_table(section, values, prefix, base, config, first_error=True)
+    assert read is not None
+    return read
+
+
+def read_table(section: Section[_T], values: Mapping[str, Any], prefix: str, base: str | None,
+               config: Mapping[str, Any], first_error: bool = False
+               ) -> tuple[_T | None, dict[str, ConfigError]]:
+    """
+    Read one table as C{section} declares it: its config object, or None and the error of
+    each bad key by name (a form shows them all at once, each by its field).
+
+    @param config: the sections read before this one (C{"module"} for a server).
+    @raise ConfigError: the table has an unknown key; with C{first_error}, any bad key.
+    """
     table = Table(values, prefix, section.names, base, section.secrets, config)
     fields: dict[str, Any] = {}
+    errors: dict[str, ConfigError] = {}
     for key in section.keys:
-        value = key.kind.read(table, key.name, key.default)
+        try:
+            value = key.kind.read(table, key.name, key.default)
+        except ConfigError as error:
+            if first_error:
+                raise
+            # The keys read after it may look at it (an address at the mode).
+            errors[key.name], table.read[key.name] = error, key.default
+            continue
         table.read[key.name] = value
         if key.fields:
             fields.update(zip(key.fields, value, strict=True))
         else:
             fields[key.name] = value
-    return section.cls(**fields)
+    return (None if errors else section.cls(**fields)), errors
 
 
 def _read_servers(value: object, base: str | None,

@@ -3,8 +3,8 @@ The configuration objects the rest of the gateway reads: frozen dataclasses, one
 section, and the constants their values are drawn from.
 
 The fields say only a name and a type.  Which TOML key sets each field, its default and
-its checks are declared once, in L{smppgw.config.schema}.  Passwords and the AMP secret
-are kept out of C{repr()}: config objects end up in logs and tracebacks.
+its checks are declared once, in L{smppgw.config.schema}.  Passwords, the AMP secret and
+the admin's hash and token are kept out of C{repr()}: config objects end up in logs and tracebacks.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "BIND_TYPES",
+    "AdminConfig",
     "DEFAULT_ALPHABETS",
     "DEFAULT_SYSTEM_TYPE",
     "ENCODINGS",
@@ -63,6 +64,15 @@ class AmpConfig:
     listen: str
     secret: str = field(repr=False)
     max_connections: int
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    """The web admin (the C{[admin]} table): its listener, password hash and metrics token."""
+
+    listen: str
+    password_hash: str = field(repr=False)
+    metrics_token: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -158,6 +168,7 @@ class Config:
     amp: AmpConfig
     store: StoreConfig
     servers: tuple[ServerConfig, ...]
+    admin: AdminConfig
 
     def server(self, name: str) -> ServerConfig:
         """

@@ -20,6 +20,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import values
+from .admin import DEFAULT_ADMIN_LISTEN, AdminListen, check_password_hash
 from .kinds import (
     Boolean,
     Choice,
@@ -42,13 +43,14 @@ from .model import (
     LONG_MESSAGE_METHODS,
     MODES,
     RECEIPT_ID_FORMATS,
+    AdminConfig,
     AmpConfig,
     ModuleConfig,
     ServerConfig,
     StoreConfig,
 )
 
-__all__ = ["AMP", "MODULE", "SECTIONS", "SERVER", "STORE", "Key", "Section"]
+__all__ = ["ADMIN", "AMP", "MODULE", "SECTIONS", "SERVER", "STORE", "Key", "Section"]
 
 
 @dataclass(frozen=True)
@@ -183,5 +185,13 @@ SERVER = Section("server", "[[server]]", ServerConfig, (
         doc="how long a receipt is waited for; 0 for ever"),
 ))
 
+ADMIN = Section("admin", "[admin]", AdminConfig, (
+    Key("listen", AdminListen(), DEFAULT_ADMIN_LISTEN, connection=True,
+        doc='the web admin\'s endpoint; "" for none'),
+    Key("password_hash", Text(check_password_hash), "",
+        doc="the argon2 hash of the admin's password (smppgw set-admin-password)"),
+    Key("metrics_token", Text(), "", doc="the bearer token /metrics asks for, if set"),
+))
+
 #: The sections, in the order the file's documentation shows them.
-SECTIONS = (MODULE, AMP, STORE, SERVER)
+SECTIONS = (MODULE, AMP, STORE, SERVER, ADMIN)

@@ -96,6 +96,8 @@ def gateway_config(state: str, smsc_port: int, *, module: dict[str, Any] | None 
     lines = ["[module]", *(f"{k} = {_toml(v)}" for k, v in module_keys.items()),
              "[amp]", f'listen = "unix:{state}/amp.sock:mode=600"',
              "[store]", f'path = "{state}/smppgw.sqlite"',
+             # No web admin: tests that run several gateways would share its port.
+             "[admin]", 'listen = ""',
              "[[server]]", *(f"{k} = {_toml(v)}" for k, v in server_keys.items())]
     return "\n".join(lines) + "\n"
 

@@ -1,0 +1,476 @@
+"""
+The admin's resources, the Update that applies a configuration live and saves it, and
+the listener's service.
+
+Every page needs a login; with no C{[admin] password_hash} set, every page answers
+only a page saying how to set one.  Every POST must carry the session's CSRF token
+(403 otherwise).  Other resources may be put beside the pages on L{AdminSite.root}
+(C{/metrics}, C{/healthz}): they are not behind the login.
+
+An Update, from the Settings or Servers form or a Status button, goes: the page's
+revision must be the document's (else someone changed it since the page was shown),
+the file must be what the admin read (else it was edited on disk), the new
+configuration must pass every check a file passes (else the errors show and nothing
+changes); then it is applied live with C{gateway.apply_config} and the file written
+atomically, the previous one kept as C{FILE.bak}.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from functools import partial
+from html import escape
+from typing import Any, Protocol
+
+from tomlkit.toml_document import TOMLDocument
+from twisted.application.internet import StreamServerEndpointService
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.failure import Failure
+from twisted.web import http
+from twisted.web.pages import notFound
+from twisted.web.resource import IResource, Resource
+from twisted.web.server import NOT_DONE_YET, Request, Site
+
+from smppgw.config import LOG_LEVELS, Config, ConfigError, parse_config
+from smppgw.config.schema import MODULE, SERVER
+
+from . import pages
+from .auth import LoginThrottle, PasswordCheck, Runner, Session, Sessions
+from .configfile import (
+    FileChanged,
+    Fingerprint,
+    document_from_config,
+    fingerprint,
+    read_document,
+    same,
+    server_tables,
+    table,
+    write_atomically,
+)
+from .forms import (
+    Submission,
+    check,
+    copy,
+    module_fields,
+    revision,
+    server_rows,
+    servers_submitted,
+    settings_submitted,
+    submitted,
+)
+
+__all__ = ["AdminGateway", "AdminSite", "Editor", "admin_service"]
+
+COOKIE = b"smppgw_admin"
+
+
+class AdminGateway(Protocol):
+    """What the admin needs of the gateway."""
+
+    #: The configuration in force.
+    config: Config
+    #: The file it was loaded from, None when it came from elsewhere.
+    config_path: str | None
+    #: The outbound queue, whose C{status()} gives one dict per server; None before start.
+    outbound: Any
+
+    def apply_config(self, new: Config) -> list[str]:
+        """Apply C{new} live; one line per change."""
+
+    def disconnect(self, name: str) -> object:
+        """Drop the connection of server C{name} (it reconnects)."""
+
+    def rebind(self, name: str) -> object:
+        """Unbind server C{name} and bind it again."""
+
+
+class Refused(Exception):
+    """An Update cannot go on; the message says why and nothing was changed."""
+
+
+class Editor:
+    """
+    The configuration document the admin edits: the gateway's file, re-read whenever
+    the gateway's configuration changes (a reload), and the Update that writes it back.
+    """
+
+    def __init__(self, gateway: AdminGateway) -> None:
+        self.gateway = gateway
+        self._config: Config | None = None
+        self._document: TOMLDocument | None = None
+        self._seen: Fingerprint | None = None
+        #: Why the file cannot be written, if it cannot: shown on every form.
+        self.stale = ""
+
+    @property
+    def path(self) -> str | None:
+        return getattr(self.gateway, "config_path", None)
+
+    @property
+    def base(self) -> str | None:
+        return os.path.dirname(os.path.abspath(self.path)) if self.path else None
+
+    @property
+    def source(self) -> str:
+        return self.path or "<admin>"
+
+    def document(self) -> TOMLDocument:
+        """The document of the configuration in force."""
+        config = self.gateway.config
+        if self._document is None or config is not self._config:
+            self._load(config)
+        assert self._document is not None
+        return self._document
+
+    def _load(self, config: Config) -> None:
+        self._config, self.stale, self._seen = config, "", None
+        path = self.path
+        if path is None:
+            self._document = document_from_config(config)
+            return
+        try:
+            document, seen = read_document(path)
+            on_disk = parse_config(document.as_string(), source=path, base=self.base)
+        except ConfigError as error:
+            self._document = document_from_config(config)
+            self.stale = f"the configuration file cannot be used: {error}"
+            return
+        self._document, self._seen = document, seen
+        if on_disk != config:
+            self.stale = (f"{path} was changed on disk since the gateway loaded it; reload the"
+                          " gateway (smppgw reload, or SIGHUP) before changing anything here")
+
+    def revision(self) -> str:
+        return revision(self.document())
+
+    def refusal(self) -> str:
+        """Why an Update would be refused now; "" when it may go ahead."""
+        self.document()
+        if self.stale:
+            return self.stale
+        if self.path is not None and self._seen is not None and not same(
+                self._seen, fingerprint(self.path)):
+            return (f"{self.path} was changed on disk since the admin read it; it was not"
+                    " overwritten: reload the gateway (smppgw reload, or SIGHUP) to use it")
+        return ""
+
+    def update(self, submission: Submission) -> list[str]:
+        """
+        Apply the checked submission's configuration live, then save its document.
+
+        @raise Refused: the file changed on disk; nothing was applied.
+        @return: what changed, one line each, and where it was saved.
+        """
+        assert submission.config is not None
+        refusal = self.refusal()
+        if refusal:
+            raise Refused(refusal)
+        changes = list(self.gateway.apply_config(submission.config))
+        self._config, self._document = self.gateway.config, submission.document
+        path = self.path
+        if path is None:
+            return [*changes, "applied; not saved: the gateway was not started from a file"]
+        try:
+            self._seen = write_atomically(path, submission.document.as_string(), self._seen)
+        except FileChanged:
+            self.stale = f"{path} was changed on disk while saving; it was not overwritten"
+            raise Refused(f"applied, but not saved: {self.stale}") from None
+        except OSError as error:
+            raise Refused(f"applied, but not saved to {path}:"
+                          f" {error.strerror or error}") from None
+        return [*(changes or ["nothing changed"]), f"saved to {path} (the previous one is"
+                                                   f" {os.path.basename(path)}.bak)"]
+
+
+def _form(request: Request) -> dict[str, str]:
+    """The request's form, decoded; the first value of each name."""
+    form: dict[str, str] = {}
+    for name, values in (request.args or {}).items():
+        if values:
+            form[name.decode("utf-8", "replace")] = values[0].decode("utf-8", "replace")
+    return form
+
+
+def _client(request: Request) -> str:
+    return str(getattr(request.getClientAddress(), "host", "local"))
+
+
+def _send(request: Request, code: int, text: str) -> bytes:
+    request.setResponseCode(code)
+    request.setHeader(b"content-type", b"text/html; charset=utf-8")
+    return text.encode("utf-8")
+
+
+def _redirect(request: Request, to: bytes) -> bytes:
+    request.setResponseCode(303)
+    request.setHeader(b"location", to)
+    return b""
+
+
+def _lines(lines: list[str]) -> str:
+    return "<ul>" + "".join(f"<li>{escape(line)}</li>" for line in lines) + "</ul>"
+
+
+class _Page(Resource):
+    """A page behind the login: GET shows it, POST (CSRF-checked) acts."""
+
+    isLeaf = True
+    login_required = True
+
+    def __init__(self, site: AdminSite) -> None:
+        super().__init__()
+        self.site = site
+
+    def render(self, request: Request) -> bytes | int:
+        for name, value in ((b"cache-control", b"no-store"), (b"x-frame-options", b"DENY"),
+                            (b"x-content-type-options", b"nosniff"),
+                            (b"referrer-policy", b"no-referrer"),
+                            (b"content-security-policy",
+                             b"default-src 'none'; style-src 'unsafe-inline';"
+                             b" form-action 'self'; frame-ancestors 'none'")):
+            request.setHeader(name, value)
+        config = self.site.gateway.config
+        if not config.admin.password_hash:
+            return _send(request, 403, pages.no_password_page(self.site.editor.path))
+        cookie = request.getCookie(COOKIE)
+        session = self.site.admin_sessions.get(cookie.decode("ascii", "replace") if cookie else None)
+        if request.method == b"POST":
+            form = _form(request)
+            if session is None or not session.csrf_matches(form.get("csrf", "")):
+                return _send(request, 403, pages.layout(
+                    "Refused", "<p>The form's token is missing or out of date: this request"
+                    ' was not made from the admin\'s own page. <a href="/status">Back</a></p>'))
+            if self.login_required and not session.authenticated:
+                return _send(request, 403, pages.layout(
+                    "Refused", '<p>Not logged in. <a href="/login">Log in</a></p>'))
+            return self.post(request, session, form)
+        if request.method not in (b"GET", b"HEAD"):
+            request.setHeader(b"allow", b"GET, HEAD, POST")
+            return _send(request, 405, pages.layout("Method not allowed", ""))
+        if self.login_required and (session is None or not session.authenticated):
+            return _redirect(request, b"/login")
+        return self.get(request, session)
+
+    def get(self, request: Request, session: Session | None) -> bytes | int:
+        raise NotImplementedError
+
+    def post(self, request: Request, session: Session, form: dict[str, str]) -> bytes | int:
+        raise NotImplementedError
+
+
+class _Login(_Page):
+    login_required = False
+
+    def get(self, request: Request, session: Session | None) -> bytes:
+        if session is None:
+            session = self.site.start_session(request)
+        if session.authenticated:
+            return _redirect(request, b"/status")
+        return _send(request, 200, pages.login_page(session.csrf))
+
+    def post(self, request: Request, session: Session, form: dict[str, str]) -> int | bytes:
+        client = _client(request)
+        wait = self.site.throttle.wait(client)
+        if wait:
+            return _send(request, 429, pages.login_page(
+                session.csrf, f"Too many failed logins from {client}: try again in"
+                f" {int(wait) + 1} s."))
+        password_hash = self.site.gateway.config.admin.password_hash
+        d = self.site.password.verify(password_hash, form.get("password", ""))
+
+        def checked(good: bool) -> None:
+            if good:
+                self.site.throttle.succeeded(client)
+                self.site.start_session(request, self.site.admin_sessions.log_in(session))
+                request.write(_redirect(request, b"/status"))
+            else:
+                self.site.throttle.failed(client)
+                request.write(_send(request, 401, pages.login_page(
+                    session.csrf, "Wrong password.")))
+            request.finish()
+
+        def failed(failure: Failure) -> None:
+            request.write(_send(request, 500, pages.login_page(
+                session.csrf, f"The password could not be checked: {failure.getErrorMessage()}")))
+            request.finish()
+
+        d.addCallbacks(checked, failed)
+        return NOT_DONE_YET
+
+
+class _Logout(_Page):
+    login_required = False
+
+    def get(self, request: Request, session: Session | None) -> bytes:
+        return _redirect(request, b"/login")
+
+    def post(self, request: Request, session: Session, form: dict[str, str]) -> bytes:
+        self.site.admin_sessions.end(session)
+        request.addCookie(COOKIE, b"", path="/", max_age="0", httpOnly=True,
+                          secure=request.isSecure(), sameSite="strict")
+        return _redirect(request, b"/login")
+
+
+class _Form(_Page):
+    """A page whose form is an Update of the configuration."""
+
+    def shown(self, document: TOMLDocument, form: Mapping[str, str] | None) -> Any:
+        """The form's fields: the document's, or as submitted."""
+        raise NotImplementedError
+
+    page: Callable[..., str]
+    changed: Callable[..., Submission]
+
+    def render_form(self, session: Session, errors: Mapping[str, str], message: str,
+                    document: TOMLDocument | None, form: Mapping[str, str] | None) -> str:
+        editor = self.site.editor
+        return type(self).page(self.shown(document or editor.document(), form), editor.revision(),
+                               session.csrf, errors, message, editor.refusal())
+
+    def get(self, request: Request, session: Session | None) -> bytes:
+        assert session is not None
+        return _send(request, 200, self.render_form(session, {}, "", None, None))
+
+    def post(self, request: Request, session: Session, form: dict[str, str]) -> bytes:
+        editor = self.site.editor
+        if form.get("revision") != editor.revision():
+            return _send(request, 409, self.render_form(session, {
+                "": "the configuration changed since this page was shown; here it is as it is"
+                    " now: make your change again"}, "", None, None))
+        submission = type(self).changed(editor.document(), form, editor.source, editor.base,
+                                        self.site.gateway.config)
+        if submission.errors:
+            return _send(request, 400, self.render_form(
+                session, submission.errors, "", None, form))
+        return self.site.apply(request, session, submission, self.render_form)
+
+
+class _Settings(_Form):
+    page = pages.settings_page
+    changed = settings_submitted
+
+    def shown(self, document: TOMLDocument, form: Mapping[str, str] | None) -> Any:
+        return submitted(MODULE, form, "module.") if form is not None else module_fields(document)
+
+
+class _Servers(_Form):
+    page = pages.servers_page
+    changed = servers_submitted
+
+    def shown(self, document: TOMLDocument, form: Mapping[str, str] | None) -> Any:
+        if form is None:
+            return server_rows(document)
+        return [submitted(SERVER, form, f"s{row}.") for row in range(len(server_rows(document)))]
+
+
+class _Status(_Page):
+    def render_status(self, session: Session, errors: Mapping[str, str], message: str,
+                      document: object = None, form: object = None) -> str:
+        gateway = self.site.gateway
+        rows = gateway.outbound.status() if gateway.outbound is not None else None
+        problem = errors.get("", "") or next(iter(errors.values()), "")
+        return pages.status_page(rows, gateway.config.module.log_level, LOG_LEVELS,
+                                 session.csrf, message, problem)
+
+    def get(self, request: Request, session: Session | None) -> bytes:
+        assert session is not None
+        return _send(request, 200, self.render_status(session, {}, ""))
+
+    def post(self, request: Request, session: Session, form: dict[str, str]) -> bytes:
+        gateway, action, name = self.site.gateway, form.get("action", ""), form.get("server", "")
+        if action == "log_level":
+            document = copy(self.site.editor.document())
+            table(document, MODULE.name)["log_level"] = form.get("log_level", "")
+            return self._update(request, session, document)
+        if all(server.name != name for server in gateway.config.servers):
+            return _send(request, 400, self.render_status(
+                session, {"": f"there is no server {name!r}"}, ""))
+        if action == "disable":
+            document = copy(self.site.editor.document())
+            for entries in server_tables(document):
+                if entries.get("name", "") == name:
+                    entries["mode"] = "off"
+            return self._update(request, session, document)
+        if action == "disconnect":
+            gateway.disconnect(name)
+            done = f"server {name!r} disconnected; it connects again"
+        elif action == "rebind":
+            gateway.rebind(name)
+            done = f"server {name!r} re-binding"
+        else:
+            return _send(request, 400, self.render_status(
+                session, {"": f"unknown action {action!r}"}, ""))
+        return _send(request, 200, self.render_status(session, {}, _lines([done])))
+
+    def _update(self, request: Request, session: Session, document: TOMLDocument) -> bytes:
+        editor = self.site.editor
+        submission = check(Submission(document), editor.source, editor.base,
+                           self.site.gateway.config)
+        if submission.errors:
+            return _send(request, 400, self.render_status(session, submission.errors, ""))
+        return self.site.apply(request, session, submission, self.render_status)
+
+
+class _Home(_Page):
+    def get(self, request: Request, session: Session | None) -> bytes:
+        return _redirect(request, b"/status")
+
+
+class _Root(Resource):
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        return notFound()
+
+
+class AdminSite(Site):
+    """The admin's site on C{gateway}: the pages, their sessions and the login throttle."""
+
+    def __init__(self, gateway: AdminGateway, clock: IReactorTime, run: Runner, *,
+                 idle: float = 1800.0) -> None:
+        self.gateway = gateway
+        self.editor = Editor(gateway)
+        self.admin_sessions = Sessions(clock, idle)
+        self.throttle = LoginThrottle(clock)
+        self.password = PasswordCheck(run)
+        root = _Root()
+        root.putChild(b"", _Home(self))
+        for name, page in ((b"login", _Login), (b"logout", _Logout), (b"settings", _Settings),
+                           (b"servers", _Servers), (b"status", _Status)):
+            root.putChild(name, page(self))
+        self.root = root
+        super().__init__(root)
+        self.displayTracebacks = False
+
+    def log(self, request: http.Request) -> None:
+        """No access log: the gateway's log is about messages and links."""
+
+    def start_session(self, request: Request, session: Session | None = None) -> Session:
+        """Give the browser C{session} (a new one by default) in the cookie."""
+        session = session or self.admin_sessions.new()
+        request.addCookie(COOKIE, session.token.encode(), path="/", httpOnly=True,
+                          secure=request.isSecure(), sameSite="strict")
+        return session
+
+    def apply(self, request: Request, session: Session, submission: Submission,
+              render: Callable[..., str]) -> bytes:
+        """The Update of a checked submission, and the page that says how it went."""
+        try:
+            lines = self.editor.update(submission)
+        except Refused as refused:
+            return _send(request, 409, render(session, {"": str(refused)}, "", None, None))
+        return _send(request, 200, render(session, {}, _lines(lines), None, None))
+
+
+def admin_service(gateway: AdminGateway, reactor: Any) -> StreamServerEndpointService:
+    """The admin's listener on C{[admin] listen}, named C{admin}; passwords checked on
+    the reactor's thread pool."""
+    run = partial(deferToThreadPool, reactor, reactor.getThreadPool())
+    site = AdminSite(gateway, reactor, run)
+    service = StreamServerEndpointService(
+        serverFromString(reactor, gateway.config.admin.listen), site)
+    service.setName("admin")
+    # Like the AMP endpoint's: a listener that cannot listen stops start-up with one line.
+    service._raiseSynchronously = True
+    return service
