@@ -82,6 +82,11 @@ class Response:
     headers: dict[str, list[str]]
     body: str
 
+    @property
+    def text(self) -> str:
+        """The body with its HTML entities read, to look for a message in."""
+        return unescape(self.body)
+
     def header(self, name: str) -> str:
         return self.headers.get(name.lower(), [""])[0]
 

@@ -51,6 +51,7 @@ from .configfile import (
     write_atomically,
 )
 from .forms import (
+    PLACEHOLDER,
     Submission,
     check,
     copy,
@@ -343,9 +344,12 @@ class _Form(_Page):
         submission = type(self).changed(editor.document(), form, editor.source, editor.base,
                                         self.site.gateway.config)
         if submission.errors:
-            return _send(request, 400, self.render_form(
-                session, submission.errors, "", None, form))
+            return _send(request, 400, self.render_refused(session, submission.errors, form))
         return self.site.apply(request, session, submission, self.render_form)
+
+    def render_refused(self, session: Session, errors: dict[str, str],
+                       form: dict[str, str]) -> str:
+        return self.render_form(session, errors, "", None, form)
 
 
 class _Settings(_Form):
@@ -361,9 +365,21 @@ class _Servers(_Form):
     changed = servers_submitted
 
     def shown(self, document: TOMLDocument, form: Mapping[str, str] | None) -> Any:
+        stored = server_rows(document)
         if form is None:
-            return server_rows(document)
-        return [submitted(SERVER, form, f"s{row}.") for row in range(len(server_rows(document)))]
+            return stored
+        rows = [submitted(SERVER, form, f"s{row}.") for row in range(len(stored))]
+        for row, fields in zip(rows, stored, strict=True):
+            # A password typed into a refused form is not sent back to the browser.
+            row["password"] = fields["password"]
+        return rows
+
+    def render_refused(self, session: Session, errors: dict[str, str],
+                       form: dict[str, str]) -> str:
+        for name, value in form.items():
+            if name.endswith(".password") and value not in ("", PLACEHOLDER):
+                errors.setdefault(name, "not kept, since the form was refused: type it again")
+        return super().render_refused(session, errors, form)
 
 
 class _Status(_Page):
