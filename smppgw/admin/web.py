@@ -169,6 +169,8 @@ class Editor:
         refusal = self.refusal()
         if refusal:
             raise Refused(refusal)
+        if not hasattr(self.gateway, "apply_config"):
+            raise Refused("this gateway cannot apply a configuration live; nothing changed")
         changes = list(self.gateway.apply_config(submission.config))
         self._config, self._document = self.gateway.config, submission.document
         path = self.path
@@ -410,6 +412,9 @@ class _Status(_Page):
                 if entries.get("name", "") == name:
                     entries["mode"] = "off"
             return self._update(request, session, document)
+        if action in ("disconnect", "rebind") and not hasattr(gateway, action):
+            return _send(request, 400, self.render_status(
+                session, {"": f"this gateway cannot {action} a server"}, ""))
         if action == "disconnect":
             gateway.disconnect(name)
             done = f"server {name!r} disconnected; it connects again"
