@@ -227,7 +227,7 @@ class AmpTests(SynchronousTestCase):
         self.assertEqual(self.registry._no_reports, set())
 
     def test_typed_errors_with_shared_commands(self) -> None:
-        """A host using smppgw.host.amp's command classes gets the contract's exception classes back."""
+        """A host using smppgw.host.commands' command classes gets the contract's exception classes back."""
         client, links, pump, server, clock = self.connect(secret="s3cret")
         d = self.call(pump, client, ServerStatus)
         self.assertIsInstance(d.value, Unauthorized)
@@ -371,7 +371,7 @@ def reporting_host(command: type[amp.Command]) -> type[amp.AMP]:
     return ReportingHost
 
 
-#: A host built with SignalReport as it was, and one with smppgw.host.amp's.
+#: A host built with SignalReport as it was, and one with smppgw.host.commands'.
 OldHost = reporting_host(OldSignalReport)
 NewHost = reporting_host(SignalReport)
 
@@ -411,7 +411,7 @@ class ReportPartTests(SynchronousTestCase):
         self.assertEqual(store.inbox(), [])
 
     def test_new_host_sees_the_part(self) -> None:
-        """A host with smppgw.host.amp's SignalReport sees part 2 of 3."""
+        """A host with smppgw.host.commands' SignalReport sees part 2 of 3."""
         client, store = self.deliver(NewHost)
         self.assertEqual(client.reports, [{**self.REPORT, "part": 2, "parts": 3}])
         self.assertEqual(store.inbox(), [])
