@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from _cpustat import Interval, watched  # noqa: E402
 from _messages import MIXES, body, number  # noqa: E402
 
-from smppgw.host.amp import DeliverSignal, Login, SendSignal, SignalReport  # noqa: E402
+from smppgw.host.commands import DeliverSignal, Login, SendSignal, SignalReport  # noqa: E402
 
 
 class Host(amp.AMP):

@@ -39,7 +39,7 @@ from twisted.internet.task import deferLater
 from twisted.protocols import amp
 from twisted.python.failure import Failure
 
-from smppgw.host.amp import SendSignal, ServerStatus
+from smppgw.host.commands import SendSignal, ServerStatus
 
 
 def percentile(ordered: list[float], fraction: float) -> float:

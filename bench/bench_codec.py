@@ -6,7 +6,7 @@ For each operation it prints PDUs per second and microseconds per PDU,
 best of R runs of N calls each:
 - raw smpp.pdu: the library's own ``PDUEncoder`` on its own PDU objects
   (what a bare smpp.pdu client pays);
-- library path: ``codec._library_encode`` / ``codec._library_decode``, the
+- library path: ``libpath.library_encode`` / ``libpath.library_decode``, the
   adapter over smpp.pdu (plain values converted to and from the library's);
 - lean path: ``codec.encode`` / ``codec.decode``, which write and read the
   hot PDUs directly.
@@ -31,7 +31,7 @@ from typing import Any
 
 from smpp.pdu import pdu_encoding
 
-from smppgw.smpp import codec
+from smppgw.smpp import codec, libpath
 from smppgw.smpp.codec import PDU
 
 GSM_160 = bytes(range(0x41, 0x41 + 26)) * 6 + b"abcd"  # 160 septets of GSM 03.38, one per octet
@@ -136,11 +136,11 @@ def main() -> None:
         ("encode enquire_link", PDU("enquire_link", 5, 0, {})),
     ]
     for label, pdu in encodes:
-        data = codec._library_encode(pdu)
+        data = libpath.library_encode(pdu)
         assert codec.encode(pdu) == data, label
         row(label, [
             rate(raw_encoder(data), count, repeat),
-            rate(partial(codec._library_encode, pdu), count, repeat),
+            rate(partial(libpath.library_encode, pdu), count, repeat),
             rate(partial(codec.encode, pdu), count, repeat),
         ])
 
@@ -165,10 +165,10 @@ def main() -> None:
     ]
     for label, pdu in decodes:
         data = codec.encode(pdu)
-        assert codec.decode(data) == codec._library_decode(data), label
+        assert codec.decode(data) == libpath.library_decode(data), label
         row(label, [
             rate(raw_decoder(data), count, repeat),
-            rate(partial(codec._library_decode, data), count, repeat),
+            rate(partial(libpath.library_decode, data), count, repeat),
             rate(partial(codec.decode, data), count, repeat),
         ])
     sys.stdout.flush()

@@ -27,7 +27,7 @@ from twisted.protocols import amp
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from smppgw.host.amp import SendSignal, ServerStatus  # noqa: E402
+from smppgw.host.commands import SendSignal, ServerStatus  # noqa: E402
 from smppgw.testing.process import GatewayProcess, gateway_config  # noqa: E402
 from smppgw.testing.simulator import SMSCSimulator  # noqa: E402
 

@@ -85,7 +85,8 @@ def _gateway(secret: str) -> Any:
     from twisted.internet.task import Clock
     from twisted.internet.testing import StringTransport
 
-    from smppgw.host.amp import GatewayAMPFactory, HostRegistry
+    from smppgw.host.protocol import GatewayAMPFactory
+    from smppgw.host.registry import HostRegistry
     from smppgw.smpp.log import SmppLog
 
     factory = GatewayAMPFactory(_NoQueue(), HostRegistry(), Clock(), secret,  # type: ignore[arg-type]

@@ -46,7 +46,7 @@ from twisted.python.failure import Failure
 
 from smppgw import __version__
 from smppgw.config import Config, ConfigError, listen_arguments, load_config
-from smppgw.host.amp import DeliverSignal, Login, SendSignal, ServerStatus, SignalReport
+from smppgw.host.commands import DeliverSignal, Login, SendSignal, ServerStatus, SignalReport
 from smppgw.relay.outcomes import SignalError
 from smppgw.testing.demo import DemoReply, socket_path
 

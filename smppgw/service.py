@@ -29,7 +29,8 @@ from twisted.internet.endpoints import (
 from twisted.internet.task import LoopingCall
 
 from smppgw.config import Config, unix_socket_path
-from smppgw.host.amp import GatewayAMPFactory, HostRegistry
+from smppgw.host.protocol import GatewayAMPFactory
+from smppgw.host.registry import HostRegistry
 from smppgw.logfile import reopen_log_files
 from smppgw.relay.dialogs import DialogTable
 from smppgw.relay.inbound import Inbound

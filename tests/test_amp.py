@@ -11,14 +11,9 @@ from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
 from smppgw.config import parse_config
-from smppgw.host.amp import (
-    GatewayAMPFactory,
-    HostRegistry,
-    Login,
-    SendSignal,
-    ServerStatus,
-    SignalReport,
-)
+from smppgw.host.commands import Login, SendSignal, ServerStatus, SignalReport
+from smppgw.host.protocol import GatewayAMPFactory
+from smppgw.host.registry import HostRegistry
 from smppgw.relay.inbound import Inbound
 from smppgw.relay.outcomes import Unauthorized
 from smppgw.store.sqlite.store import Store
@@ -232,14 +227,14 @@ class AmpTests(SynchronousTestCase):
         self.assertEqual(self.registry._no_reports, set())
 
     def test_typed_errors_with_shared_commands(self) -> None:
-        """A host using smppgw.host.amp's command classes gets the contract's exception classes back."""
+        """A host using smppgw.host.commands' command classes gets the contract's exception classes back."""
         client, links, pump, server, clock = self.connect(secret="s3cret")
         d = self.call(pump, client, ServerStatus)
         self.assertIsInstance(d.value, Unauthorized)
 
     def test_endless_box_closes(self) -> None:
         """A box that never ends (keys without end) is cut off at MAX_BOX and the connection closed."""
-        from smppgw.host.amp import MAX_BOX
+        from smppgw.host.protocol import MAX_BOX
 
         client, links, pump, server, clock = self.connect()
         chunk = b"".join(len(k).to_bytes(2, "big") + k + (1000).to_bytes(2, "big") + b"x" * 1000
@@ -265,7 +260,7 @@ class AmpTests(SynchronousTestCase):
 
     def test_error_answer_without_code_settles_the_question(self) -> None:
         """A host's error answer that lacks _error_code fails the gateway's question instead of leaving it pending."""
-        from smppgw.host.amp import DeliverSignal
+        from smppgw.host.commands import DeliverSignal
 
         client, links, pump, server, clock = self.connect()
         outcome: list[Any] = []
@@ -277,12 +272,39 @@ class AmpTests(SynchronousTestCase):
         self.assertIsNotNone(server.transport)  # the connection stays up
 
 
+class ContractTests(SynchronousTestCase):
+    """The contract's pieces: one table of error codes, and the host seam."""
+
+    def test_error_codes_from_one_table(self) -> None:
+        """Every command's errors are the codes the outcome classes declare, and SendSignal's are the contract's ten."""
+        from smppgw.host.commands import DeliverSignal
+        from smppgw.relay.outcomes import HOST_ERRORS, OUTCOMES
+
+        self.assertEqual(sorted(SendSignal.errors.values()), sorted(CODES))
+        self.assertEqual(SendSignal.errors, {cls: cls.code.encode() for cls in OUTCOMES})
+        self.assertEqual(DeliverSignal.errors, {cls: cls.code.encode() for cls in HOST_ERRORS})
+        self.assertEqual(sorted(SignalReport.errors.values()), [b"REFUSED", b"TRY_LATER"])
+        self.assertEqual(Login.errors, ServerStatus.errors)
+        self.assertEqual(list(ServerStatus.errors.values()), [b"UNAUTHORIZED"])
+
+    def test_gateway_amp_is_a_host(self) -> None:
+        """A host connection provides IHost, what the registry's users need of it."""
+        from zope.interface.verify import verifyObject
+
+        from smppgw.host.protocol import GatewayAMP
+        from smppgw.host.registry import IHost
+        from smppgw.smpp.log import SmppLog
+
+        host = GatewayAMP(object(), HostRegistry(), "", SmppLog("amp", "none"), Clock())  # type: ignore[arg-type]
+        self.assertTrue(verifyObject(IHost, host))
+
+
 class WireFormatTests(SynchronousTestCase):
     """SendSignal's own parsing and answer are exactly what Twisted's AMP machinery makes."""
 
     def test_answer_bytes_match_amp(self) -> None:
         """The hand-built answer box is byte for byte AmpBox.serialize() of makeResponse()."""
-        from smppgw.host.amp import _signal_answer
+        from smppgw.host.fastpath import signal_answer
 
         for result in (
             {"server": "smsc1", "parts": 1, "message_ids": ["a1"]},
@@ -291,35 +313,35 @@ class WireFormatTests(SynchronousTestCase):
         ):
             expected = SendSignal.makeResponse(result, None)
             expected[amp.ANSWER] = b"17"
-            self.assertEqual(_signal_answer(b"17", result).serialize(), expected.serialize())
+            self.assertEqual(signal_answer(b"17", result).serialize(), expected.serialize())
 
     def test_answer_over_amp_limit(self) -> None:
         """An answer value over 65,535 bytes raises AMP's TooLong rather than sending a broken box."""
-        from smppgw.host.amp import _signal_answer
+        from smppgw.host.fastpath import signal_answer
 
         result = {"server": "s" * 70_000, "parts": 1, "message_ids": ["1"]}
-        self.assertRaises(amp.TooLong, _signal_answer, b"1", result)
+        self.assertRaises(amp.TooLong, signal_answer, b"1", result)
 
     def test_arguments_match_amp(self) -> None:
         """The arguments read from a box equal SendSignal.parseArguments(), optional ones included."""
-        from smppgw.host.amp import _signal_arguments
+        from smppgw.host.fastpath import signal_arguments
 
         box = amp.AmpBox(request_id=b"r", method=b"MESSAGE", sender="é@x".encode(),
                          recipient=b"+1@smpp", body="ünï 😀".encode())
-        self.assertEqual(_signal_arguments(box), SendSignal.parseArguments(box, None))
+        self.assertEqual(signal_arguments(box), SendSignal.parseArguments(box, None))
         box[b"gateway"] = b"smsc2"
-        self.assertEqual(_signal_arguments(box), SendSignal.parseArguments(box, None))
+        self.assertEqual(signal_arguments(box), SendSignal.parseArguments(box, None))
 
     def test_bad_arguments(self) -> None:
         """A missing argument or one that is not UTF-8 is BAD_REQUEST naming it."""
-        from smppgw.host.amp import _signal_arguments
+        from smppgw.host.fastpath import signal_arguments
 
         box = amp.AmpBox(request_id=b"r", method=b"MESSAGE", sender=b"a@x", recipient=b"+1@smpp")
-        error = self.assertRaises(amp.RemoteAmpError, _signal_arguments, box)
+        error = self.assertRaises(amp.RemoteAmpError, signal_arguments, box)
         self.assertEqual((error.errorCode, error.description),
                          (b"BAD_REQUEST", "SendSignal: missing argument body"))
         box[b"body"] = b"\xff"
-        error = self.assertRaises(amp.RemoteAmpError, _signal_arguments, box)
+        error = self.assertRaises(amp.RemoteAmpError, signal_arguments, box)
         self.assertEqual(error.errorCode, b"BAD_REQUEST")
         self.assertIn("argument body is not UTF-8", error.description)
 
@@ -349,7 +371,7 @@ def reporting_host(command: type[amp.Command]) -> type[amp.AMP]:
     return ReportingHost
 
 
-#: A host built with SignalReport as it was, and one with smppgw.host.amp's.
+#: A host built with SignalReport as it was, and one with smppgw.host.commands'.
 OldHost = reporting_host(OldSignalReport)
 NewHost = reporting_host(SignalReport)
 
@@ -389,7 +411,7 @@ class ReportPartTests(SynchronousTestCase):
         self.assertEqual(store.inbox(), [])
 
     def test_new_host_sees_the_part(self) -> None:
-        """A host with smppgw.host.amp's SignalReport sees part 2 of 3."""
+        """A host with smppgw.host.commands' SignalReport sees part 2 of 3."""
         client, store = self.deliver(NewHost)
         self.assertEqual(client.reports, [{**self.REPORT, "part": 2, "parts": 3}])
         self.assertEqual(store.inbox(), [])

@@ -16,9 +16,10 @@ from twisted.protocols import amp
 from twisted.trial.unittest import SynchronousTestCase
 
 from smppgw.config import ConfigError, parse_config
-from smppgw.host.amp import LOGIN_BOX, LOGIN_TIMEOUT, MAX_BOX, GatewayAMPFactory, HostRegistry
 from smppgw.host.ampbox import BoxParser, BoxTooLarge, KeyTooLong
 from smppgw.host.guard import BURST, REFILL, peer_of
+from smppgw.host.protocol import LOGIN_BOX, LOGIN_TIMEOUT, MAX_BOX, GatewayAMPFactory
+from smppgw.host.registry import HostRegistry
 from smppgw.smpp.log import SmppLog
 
 from . import test_queue

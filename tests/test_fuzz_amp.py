@@ -15,7 +15,9 @@ from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
-from smppgw.host.amp import MAX_DESCRIPTION, GatewayAMP, GatewayAMPFactory, HostRegistry
+from smppgw.host.fastpath import MAX_DESCRIPTION
+from smppgw.host.protocol import GatewayAMP, GatewayAMPFactory
+from smppgw.host.registry import HostRegistry
 
 from . import test_queue
 

@@ -14,7 +14,9 @@ from twisted.protocols import amp
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
-from smppgw.host.amp import DeliverSignal, GatewayAMPFactory, HostRegistry
+from smppgw.host.commands import DeliverSignal
+from smppgw.host.protocol import GatewayAMPFactory
+from smppgw.host.registry import HostRegistry
 from smppgw.relay.inbound import Inbound
 from smppgw.smpp.codec import PDU, Framer, decode, encode
 from smppgw.smpp.constants import ESME_ROK, ESME_RX_R_APPN, ESME_RX_T_APPN

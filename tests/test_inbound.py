@@ -15,14 +15,9 @@ from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
 from smppgw.config import Config, parse_config
-from smppgw.host.amp import (
-    DeliverSignal,
-    GatewayAMPFactory,
-    HostRegistry,
-    HostTryLater,
-    Refused,
-    SignalReport,
-)
+from smppgw.host.commands import DeliverSignal, HostTryLater, Refused, SignalReport
+from smppgw.host.protocol import GatewayAMPFactory
+from smppgw.host.registry import HostRegistry
 from smppgw.relay.dialogs import DialogTable
 from smppgw.relay.inbound import HOST_ANSWER_TIMEOUT, MAX_IN_FLIGHT, Inbound
 from smppgw.relay.queue import Outbound

@@ -21,7 +21,9 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from smppgw.config import Config, parse_config
-from smppgw.host.amp import DeliverSignal, GatewayAMPFactory, HostRegistry, SendSignal, SignalReport
+from smppgw.host.commands import DeliverSignal, SendSignal, SignalReport
+from smppgw.host.protocol import GatewayAMPFactory
+from smppgw.host.registry import HostRegistry
 from smppgw.relay.dialogs import DialogTable
 from smppgw.relay.inbound import Inbound
 from smppgw.relay.queue import Outbound

@@ -31,7 +31,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from smppgw.config import parse_config
-from smppgw.host.amp import SendSignal
+from smppgw.host.commands import SendSignal
 from smppgw.smpp.codec import PDU
 from smppgw.smpp.constants import STATUSES
 from smppgw.smpp.link import BOUND, Link, build_endpoint

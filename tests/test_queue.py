@@ -999,7 +999,9 @@ class FairnessTests(SynchronousTestCase):
         from twisted.protocols import amp
         from twisted.test import iosim
 
-        from smppgw.host.amp import GatewayAMPFactory, HostRegistry, SendSignal
+        from smppgw.host.commands import SendSignal
+        from smppgw.host.protocol import GatewayAMPFactory
+        from smppgw.host.registry import HostRegistry
 
         outbound, links, clock, store = self.make(bound=False)
         factory = GatewayAMPFactory(outbound, HostRegistry(), clock, "")

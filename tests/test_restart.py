@@ -18,7 +18,7 @@ from twisted.python.filepath import FilePath
 from twisted.trial.unittest import TestCase
 
 import smppgw
-from smppgw.host.amp import SendSignal, ServerStatus
+from smppgw.host.commands import SendSignal, ServerStatus
 from smppgw.testing.process import READY_LINE, GatewayProcess, gateway_config
 from smppgw.testing.simulator import SMSCSimulator
 

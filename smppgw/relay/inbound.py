@@ -54,7 +54,8 @@ from twisted.internet.task import LoopingCall
 from twisted.protocols.amp import MAX_VALUE_LENGTH, UnhandledCommand
 from twisted.python.failure import Failure
 
-from smppgw.host.amp import DeliverSignal, HostRegistry, Refused, SignalReport
+from smppgw.host.commands import DeliverSignal, Refused, SignalReport
+from smppgw.host.registry import HostRegistry
 from smppgw.relay.dialogs import DialogTable, route_incoming
 from smppgw.smpp.constants import ESME_ROK, ESME_RX_R_APPN, ESME_RX_T_APPN
 from smppgw.smpp.log import SmppLog

@@ -1,8 +1,12 @@
 """
-The errors a host sees, one class per AMP error code of the contract.
+The errors of the AMP contract, one class per error code: the one table of codes.
 
-The outbound queue raises these; `amp` maps each class to its code, and the
-exception's text is the human-readable reason.
+`SignalError` and its subclasses are what a host's SendSignal, ServerStatus or
+Login can end with: the outbound queue raises them, and each class's ``code``
+is the AMP error code the host sees (`smppgw.host.commands` builds the
+commands' ``errors`` from `OUTCOMES`); the exception's text is the
+human-readable reason.  `HostError` and its subclasses are the answers a host
+may give a DeliverSignal or SignalReport (`HOST_ERRORS`).
 """
 
 from __future__ import annotations
@@ -62,11 +66,38 @@ class TryLater(SignalError):
     code = "TRY_LATER"
 
 
+#: Every error a SendSignal can end with, each with its own code.
+OUTCOMES: tuple[type[SignalError], ...] = (
+    UnsupportedMethod, BadRequest, BadAddressError, UnknownServerError, ServerDisabledError,
+    TooLongError, NotRelayed, SmscRejected, TryLater, Unauthorized,
+)
+
 #: Final outcomes recorded in the store, by code, for answering retried request_ids.
-BY_CODE: dict[str, type[SignalError]] = {
-    cls.code: cls
-    for cls in (
-        UnsupportedMethod, BadRequest, BadAddressError, UnknownServerError, ServerDisabledError,
-        TooLongError, NotRelayed, SmscRejected, Unauthorized, TryLater,
-    )
-}
+BY_CODE: dict[str, type[SignalError]] = {cls.code: cls for cls in OUTCOMES}
+
+
+class HostError(Exception):
+    """A host's error answer to a DeliverSignal / SignalReport."""
+
+    code = "ERROR"
+
+
+class Refused(HostError):
+    """The host refused a DeliverSignal / SignalReport for good."""
+
+    code = "REFUSED"
+
+
+class HostTryLater(HostError):
+    """The host cannot take a DeliverSignal / SignalReport now."""
+
+    code = "TRY_LATER"
+
+
+#: The errors a host may answer a DeliverSignal / SignalReport with.
+HOST_ERRORS: tuple[type[HostError], ...] = (Refused, HostTryLater)
+
+
+def amp_errors(*classes: type[SignalError] | type[HostError]) -> dict[type[Exception], bytes]:
+    """A Command's ``errors``: each class by the AMP code it declares."""
+    return {cls: cls.code.encode("ascii") for cls in classes}

@@ -13,12 +13,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.abstract import FileDescriptor
 from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 
 from smppgw.smpp.codec import PDU, DecodeError, EncodeError, FrameError, Framer, decode, encode
+from smppgw.smpp.directwrite import writable_socket, write_now
 from smppgw.smpp.log import SmppLog
 from smppgw.smpp.session import DeliverHook, Session, SessionSettings, refuse_for_now
 
@@ -39,15 +39,6 @@ FLUSH_EVERY = 16
 #: so the gateway sends per burst.  Idle is the time between the bursts less
 #: the CPU time the reactor's thread spent meanwhile (on AMP hosts, the store).
 QUIET = 0.005
-
-
-def _socket_of(transport: Any) -> FileDescriptor | None:
-    """The socket under `transport` (through a TLS layer), or None if there is none."""
-    for _ in range(3):
-        if isinstance(transport, FileDescriptor):
-            return transport
-        transport = getattr(transport, "transport", None)
-    return None
 
 
 class ESMEProtocol(Protocol):
@@ -114,27 +105,18 @@ class ESMEProtocol(Protocol):
                 self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     def flush(self) -> None:
-        """Send what was written now rather than at the reactor's next turn.
-
-        A transport writes when the reactor next polls the socket, which is
-        only after everything else ready in this turn (AMP requests, the
-        store's commit) has run: a submit_sm written while answering a
-        response would wait for all of that, and the window would sit idle.
-        ``doWrite`` is the socket's own write method (IWriteDescriptor); it is
-        called only on an open connection that is not closing, so the
-        reactor still sees every error and every close.
-        """
+        """Send what was written now rather than at the reactor's next turn
+        (see smppgw.smpp.directwrite)."""
         if not self._unflushed:
             return
-        socket = _socket_of(self.transport)
-        if (socket is not None and socket.connected and not socket.disconnecting
-                and socket.producer is None):
+        socket = writable_socket(self.transport)
+        if socket is not None:
             self._push()
             if self.before_flush is not None:
                 self.before_flush()  # may write more: it goes in this flush
                 self._push()
             self._unflushed = False
-            socket.doWrite()
+            write_now(socket)
         else:
             self._push()
             self._unflushed = False

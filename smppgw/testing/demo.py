@@ -10,7 +10,7 @@ simulator send that text from +15551234 to the gateway as a deliver_sm.
 `DemoReply` is answered on a unix socket of its own, ``demo.sock`` in the
 gateway's state folder (mode 0600, like the default AMP socket), that exists
 only while a demo runs, rather than on the gateway's AMP endpoint: the hosts'
-contract (`smppgw.host.amp`) carries no command that only a demo answers, a gateway
+contract (`smppgw.host.commands`) carries no command that only a demo answers, a gateway
 run for real has no demo code on its endpoint to refuse or to secure, and the
 socket's absence is itself the answer "not in demo mode".
 
