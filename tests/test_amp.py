@@ -21,7 +21,7 @@ from smppgw.host.amp import (
 )
 from smppgw.relay.inbound import Inbound
 from smppgw.relay.outcomes import Unauthorized
-from smppgw.store.sqlite.store import Store
+from smppgw.store.sqlite import Store
 
 from . import test_queue
 
