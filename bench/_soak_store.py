@@ -21,7 +21,6 @@ CHECK_EVERY = 0.02
 def install(marker: str) -> None:
     """Make every store's commits fail while the file `marker` exists."""
     from smppgw.store.sqlite import store
-
     from smppgw.testing.process import FullDisk
 
     original = store.Store._connection

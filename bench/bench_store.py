@@ -1,4 +1,4 @@
-"""Benchmark smppgw.store.sqlite.store: write rate, start-up read of the queue, peak memory.
+"""Benchmark smppgw.store.sqlite: write rate, start-up read of the queue, peak memory.
 
 Run: ``.venv/bin/python bench/bench_store.py [N]`` (N defaults to 100,000).
 
@@ -23,7 +23,7 @@ import time
 from twisted.internet.task import Clock
 
 from smppgw.smpp.codec import PDU, prepare
-from smppgw.store.sqlite.store import Store
+from smppgw.store.sqlite import Store
 
 WRITES_PER_COMMIT = 100
 

@@ -37,7 +37,8 @@ from smppgw.relay.inbound import Inbound
 from smppgw.relay.queue import Outbound
 from smppgw.smpp.link import Link, build_endpoint
 from smppgw.smpp.log import SmppLog
-from smppgw.store.sqlite.store import Checkpointer, Store, StoreError, private_folder
+from smppgw.store.interfaces import StoreError
+from smppgw.store.sqlite import Checkpointer, Store, private_folder
 
 #: How often finished requests past the store's retention (7 days) are deleted.
 PRUNE_EVERY = 3600.0

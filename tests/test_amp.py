@@ -16,7 +16,7 @@ from smppgw.host.protocol import GatewayAMPFactory
 from smppgw.host.registry import HostRegistry
 from smppgw.relay.inbound import Inbound
 from smppgw.relay.outcomes import Unauthorized
-from smppgw.store.sqlite.store import Store
+from smppgw.store.sqlite import Store
 
 from . import test_queue
 

@@ -23,7 +23,7 @@ from smppgw.smpp.constants import ESME_ROK, ESME_RX_R_APPN, ESME_RX_T_APPN
 from smppgw.smpp.link import settings_for
 from smppgw.smpp.log import SmppLog
 from smppgw.smpp.protocol import ESMEProtocol
-from smppgw.store.sqlite.store import Store
+from smppgw.store.sqlite import Store
 
 from . import test_inbound
 

@@ -25,7 +25,8 @@ from smppgw.smpp.codec import PDU, decode
 from smppgw.smpp.constants import ESME_ROK, ESME_RX_R_APPN, ESME_RX_T_APPN
 from smppgw.sms.receipts import submit_key
 from smppgw.sms.textcodec import encode_text
-from smppgw.store.sqlite.store import Store, StoreError
+from smppgw.store.interfaces import StoreError
+from smppgw.store.sqlite import Store
 
 from . import test_queue
 from .test_address import TON_CASES

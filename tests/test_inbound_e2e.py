@@ -30,7 +30,7 @@ from smppgw.relay.queue import Outbound
 from smppgw.smpp.constants import ESME_ROK, ESME_RX_R_APPN
 from smppgw.smpp.link import Link, build_endpoint
 from smppgw.sms.textcodec import decode_text, encode_text
-from smppgw.store.sqlite.store import Store
+from smppgw.store.sqlite import Store
 from smppgw.testing.simulator import SMSCSimulator
 
 PHONE = "74992713154"

@@ -14,7 +14,7 @@ from smppgw.config import parse_config
 from smppgw.relay.queue import Outbound
 from smppgw.smpp.link import Link
 from smppgw.smpp.pacing import SETTLE_PERIODS, Pacer
-from smppgw.store.sqlite.store import Store
+from smppgw.store.sqlite import Store
 from smppgw.testing.simulator import SMSCSimulator
 
 

@@ -1,4 +1,4 @@
-"""Tests for smppgw.store.sqlite.store: the SQLite queue, inbox, fragments, bindings and group commit."""
+"""Tests for smppgw.store.sqlite: the SQLite queue, inbox, fragments, bindings and group commit."""
 
 from __future__ import annotations
 
@@ -17,51 +17,12 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import smppgw
 from smppgw.relay.dialogs import Binding, DialogTable
-from smppgw.store.sqlite.store import (
-    WRITER_CHECKPOINT_PAGES,
-    BadStoreInput,
-    Checkpointer,
-    DuplicateRequest,
-    InboxRow,
-    OutboundRow,
-    Store,
-    StoreError,
-    UnknownRow,
-)
+from smppgw.store.interfaces import BadStoreInput, InboxRow, OutboundRow, StoreError, UnknownRow
+from smppgw.store.sqlite import WRITER_CHECKPOINT_PAGES, Checkpointer, DuplicateRequest, Store
 from smppgw.testing.process import FullDisk
 
 HOUR = 3600.0
 
-#: The outbound table of schema versions 1 to 3, and its one index they share.
-_OUTBOUND = """
-CREATE TABLE outbound (seq INTEGER PRIMARY KEY, request_id TEXT NOT NULL UNIQUE,
-    server TEXT NOT NULL, payload TEXT NOT NULL, parts INTEGER NOT NULL, created REAL NOT NULL,
-    outcome TEXT);
-CREATE INDEX outbound_unfinished ON outbound (seq) WHERE outcome IS NULL;
-"""
-#: The tables every schema version so far has in the same shape.
-_UNCHANGED_TABLES = """
-CREATE TABLE inbox (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, payload TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL);
-CREATE TABLE fragment (key TEXT NOT NULL, seq INTEGER NOT NULL, total INTEGER NOT NULL,
-    payload TEXT NOT NULL, received REAL NOT NULL, PRIMARY KEY (key, seq)) WITHOUT ROWID;
-CREATE TABLE binding (phone TEXT NOT NULL, letter TEXT NOT NULL, address TEXT NOT NULL,
-    last_used REAL NOT NULL, PRIMARY KEY (phone, letter)) WITHOUT ROWID;
-"""
-#: The tables of schema version 1, as an older gateway created them.
-VERSION_1_SCHEMA = f"""{_OUTBOUND}
-CREATE INDEX outbound_unfinished_by_server ON outbound (server, seq) WHERE outcome IS NULL;
-CREATE INDEX outbound_created ON outbound (created);
-CREATE TABLE part (request_id TEXT NOT NULL, idx INTEGER NOT NULL, message_id TEXT NOT NULL,
-    server TEXT NOT NULL, lookup_key TEXT NOT NULL, UNIQUE (request_id, idx));
-CREATE INDEX part_lookup ON part (server, lookup_key);
-{_UNCHANGED_TABLES}"""
-#: The tables of schema versions 2 and 3 (which differ only in what a row may hold).
-VERSION_3_SCHEMA = f"""{_OUTBOUND}
-CREATE TABLE part (request_id TEXT NOT NULL, idx INTEGER NOT NULL, message_id TEXT NOT NULL,
-    server TEXT NOT NULL, lookup_key TEXT NOT NULL, PRIMARY KEY (request_id, idx)) WITHOUT ROWID;
-CREATE INDEX part_lookup ON part (server, lookup_key);
-{_UNCHANGED_TABLES}"""
 DAY = 86400.0
 
 
@@ -598,77 +559,21 @@ class OpenTests(StoreTestCase):
         self.addCleanup(db.close)
         self.assertEqual(db.execute("PRAGMA journal_mode").fetchone()[0], "wal")
 
-    def test_version_1_upgraded(self) -> None:
-        """A store written with schema version 1 is upgraded in place, every row kept."""
+    def test_older_schema_refused(self) -> None:
+        """A file of an earlier schema version (a development build's) is refused with one line
+        naming the file and both versions, and is left as it was."""
         self.store.close()
-        os.remove(self.path)
         db = sqlite3.connect(self.path)
-        db.executescript(VERSION_1_SCHEMA + """
-            INSERT INTO outbound VALUES (1, 'done', 'smsc1', '{}', 1, 1.0, '{"ok":true}');
-            INSERT INTO outbound VALUES (2, 'half', 'smsc1', '{"n":2}', 2, 2.0, NULL);
-            INSERT INTO part VALUES ('done', 0, 'A', 'smsc1', 'a');
-            INSERT INTO part VALUES ('half', 1, 'B', 'smsc1', 'b');
-            PRAGMA user_version=1;
-        """)
+        db.execute("PRAGMA user_version=3")
         db.close()
-        store = self.restart()
-        self.assertEqual(store._db.execute("PRAGMA user_version").fetchone(), (4,))
-        indexes = {name for (name,) in store._db.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%'")}
-        self.assertEqual(indexes, {"outbound_unfinished", "part_lookup", "part_receipt_due"})
-        self.assertIsNone(store.next_receipt_due())
-        [half] = store.unfinished()
-        self.assertEqual((half.request_id, half.message_ids, half.payload), ("half", (None, "B"), {"n": 2}))
-        self.assertEqual(store.lookup_message("smsc1", "a"), ("done", 0))
-        self.assertEqual(store.lookup_message("smsc1", "b"), ("half", 1))
-        store.set_message_id("half", 0, "C", "c")
-        self.assertEqual(self.restart().outbound("half").message_ids, ("C", "B"))  # type: ignore[union-attr]
-
-    def old_store(self, version: int, rows: str) -> None:
-        """Replace the store file by one of schema ``version`` 2 or 3 holding ``rows``."""
-        self.store.close()
-        os.remove(self.path)
+        error = self.assertRaises(StoreError, Store, self.path, self.clock)
+        self.assertEqual(
+            str(error),
+            f"the store {self.path!r} has schema version 3, older than this gateway's 4"
+            " (a development build's, before 0.1.0): move it away to start with an empty store")
         db = sqlite3.connect(self.path)
-        db.executescript(VERSION_3_SCHEMA + rows + f"PRAGMA user_version={version};")
-        db.close()
-
-    def test_version_2_upgraded(self) -> None:
-        """A store written with schema version 2 (JSON payloads, whole outcomes) opens as version 4,
-        every row kept and read as before."""
-        self.old_store(2, """
-            INSERT INTO outbound VALUES (1, 'done', 'smsc1', '{"n":1}', 1, 1.0,
-                '{"ok":true,"server":"smsc1","parts":1,"message_ids":["A"]}');
-            INSERT INTO part VALUES ('done', 0, 'A', 'smsc1', 'a');
-            INSERT INTO outbound VALUES (2, 'open', 'smsc1', '{"n":2}', 1, 2.0, NULL);
-        """)
-        store = self.restart()
-        self.assertEqual(store._db.execute("PRAGMA user_version").fetchone(), (4,))
-        self.assertEqual(store.outbound("done").outcome["message_ids"], ["A"])  # type: ignore[index,union-attr]
-        self.assertEqual([row.payload for row in store.unfinished()], [{"n": 2}])
-
-    def test_version_3_upgraded(self) -> None:
-        """A store of schema version 3 opens as version 4 with its queue kept; its parts await no
-        receipt, and parts accepted from then on get their deadlines, which survive a restart."""
-        self.old_store(3, """
-            INSERT INTO outbound VALUES (1, 'half', 'smsc1', X'0102', 2, 1.0, NULL);
-            INSERT INTO part VALUES ('half', 0, 'A', 'smsc1', 'a');
-            INSERT INTO outbound VALUES (2, 'queued', 'smsc1', X'0304', 1, 2.0, NULL);
-        """)
-        with capturedLogs() as events:
-            store = self.restart()
-        self.assertIn("upgraded from schema version 3 to 4", formatEvent(events[0]))
-        self.assertEqual(store._db.execute("PRAGMA user_version").fetchone(), (4,))
-        self.assertEqual(
-            [(row.request_id, row.payload, row.message_ids) for row in store.unfinished()],
-            [("half", b"\x01\x02", ("A", None)), ("queued", b"\x03\x04", (None,))],
-        )
-        self.assertEqual(store.lookup_message("smsc1", "a"), ("half", 0))
-        self.assertIsNone(store.next_receipt_due())
-        store.set_message_id("half", 1, "B", "b", receipt_due=50.0)
-        self.assertEqual(
-            [(due.request_id, due.index, due.message_id) for due in self.restart().due_receipts(50.0)],
-            [("half", 1, "B")],
-        )
+        self.addCleanup(db.close)
+        self.assertEqual(db.execute("PRAGMA user_version").fetchone(), (3,))
 
     def test_newer_schema_refused(self) -> None:
         """A file written by a newer gateway (higher user_version) is refused with StoreError."""
@@ -677,7 +582,10 @@ class OpenTests(StoreTestCase):
         db.execute("PRAGMA user_version=99")
         db.close()
         error = self.assertRaises(StoreError, Store, self.path, self.clock)
-        self.assertIn("schema version 99", str(error))
+        self.assertEqual(
+            str(error),
+            f"the store {self.path!r} has schema version 99; this gateway knows version 4"
+            " (the file was written by a newer gateway)")
 
     def test_not_a_database(self) -> None:
         """A file that is not SQLite is refused with StoreError naming the path."""
@@ -699,7 +607,7 @@ _KILLED_WRITER = """
 import os, signal, sys
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs, formatEvent
-from smppgw.store.sqlite.store import Store
+from smppgw.store.sqlite import Store
 
 store = Store(sys.argv[1], Clock())
 store.add_outbound("kept", "smsc1", {"body": "6869"}, 1, 1.0)
@@ -735,7 +643,8 @@ class KillTests(StoreTestCase):
 _HOLDER = """
 import sys
 from twisted.internet.task import Clock
-from smppgw.store.sqlite.store import Store, StoreError
+from smppgw.store.interfaces import StoreError
+from smppgw.store.sqlite import Store
 
 try:
     store = Store(sys.argv[1], Clock())

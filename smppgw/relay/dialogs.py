@@ -72,7 +72,7 @@ class Binding:
 
 
 class BindingStore(Protocol):
-    """Where bindings survive a restart (``smppgw.store.sqlite.store`` provides the SQLite one)."""
+    """Where bindings survive a restart (``smppgw.store.sqlite`` provides the SQLite one)."""
 
     def load_bindings(self) -> Iterable[Binding]: ...
 

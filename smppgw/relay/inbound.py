@@ -69,12 +69,12 @@ from smppgw.sms.textcodec import (
     decode_text,
     split_udh,
 )
-from smppgw.store.sqlite.store import InboxRow, StoreError, UnknownRow
+from smppgw.store.interfaces import InboxRow, StoreError, UnknownRow
 
 if TYPE_CHECKING:
     from smppgw.config import Config, ServerConfig
     from smppgw.smpp.codec import PDU
-    from smppgw.store.sqlite.store import Store
+    from smppgw.store.sqlite import Store
 
 #: Rows handed to hosts and not yet answered, at most.
 MAX_IN_FLIGHT = 50

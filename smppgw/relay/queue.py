@@ -60,13 +60,15 @@ from smppgw.smpp.session import (
 )
 from smppgw.sms import address, textcodec
 from smppgw.sms.receipts import receipt_due, submit_key
-from smppgw.store.sqlite.store import OK_OUTCOME, DuplicateRequest, StoreError
+from smppgw.store.interfaces import OK_OUTCOME, StoreError
+from smppgw.store.sqlite import DuplicateRequest
 
 if TYPE_CHECKING:
     from smppgw.config import Config, ServerConfig
     from smppgw.relay.dialogs import DialogTable
     from smppgw.smpp.link import Link
-    from smppgw.store.sqlite.store import OutboundRow, Store
+    from smppgw.store.interfaces import OutboundRow
+    from smppgw.store.sqlite import Store
 
 MAX_REQUEST_ID = 128
 #: Seconds before queued messages are read again after the store failed to.
@@ -97,16 +99,14 @@ class Job:
     The payload (the parts' submit_sm PDUs, encoded when the request was
     accepted, back to back) lives in the store; a job keeps it in memory only
     while it is near the head of its queue, so that a long backlog costs
-    little memory, and cuts it into one PDU per part when it first sends.  A
-    store written by an earlier version may hold a payload as a dict
-    (addresses, coding, parts in hex); such a job sends the same bytes.
+    little memory, and cuts it into one PDU per part when it first sends.
     """
 
     __slots__ = ("request_id", "server", "payload", "message_ids", "expires", "seq",
                  "in_flight", "waiters", "done", "expired", "attempts", "host")
 
     def __init__(self, request_id: str, server: str,
-                 payload: bytes | list[bytes] | dict[str, Any] | None,
+                 payload: bytes | list[bytes] | None,
                  message_ids: list[str | None], seq: int, expires: float,
                  host: Hashable = None) -> None:
         self.request_id = request_id
@@ -161,12 +161,9 @@ class Job:
                 raise ValueError(f"{len(frames)} PDUs stored for {len(self.message_ids)} parts")
             # Cut once: each later part of a long message is then one lookup.
             self.payload = p = frames
-        if isinstance(p, list):
-            return PreparedPDU(p[index])
-        try:
-            return _pdu_from_dict(p, index)
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
-            raise ValueError(f"unreadable payload: {e!r}") from None
+        if not isinstance(p, list):
+            raise ValueError(f"a payload of {type(p).__name__} holds no PDUs")
+        return PreparedPDU(p[index])
 
     @property
     def complete(self) -> bool:
@@ -194,15 +191,6 @@ def submit_sm(source_ton: int, source_npi: int, source: str, destination: str,
     return PDU("submit_sm", params=params)
 
 
-def _pdu_from_dict(p: dict[str, Any], index: int) -> PDU:
-    """Part `index`'s submit_sm from a payload stored as a dict (by an earlier version)."""
-    short_message, esm_class, tlvs = p["parts"][index]
-    return submit_sm(p["ston"], p["snpi"], p["src"], p["dst"], p["rd"], p["dc"], esm_class,
-                     bytes.fromhex(short_message),
-                     [(name, bytes.fromhex(value) if kind == "hex" else value)
-                      for name, kind, value in tlvs])
-
-
 def success(job: Job) -> dict[str, Any]:
     return {"ok": True, "server": job.server, "parts": len(job.message_ids),
             "message_ids": list(job.message_ids)}
@@ -222,7 +210,7 @@ def outcome_result(row: OutboundRow) -> Deferred[dict[str, Any]]:
     outcome = row.outcome
     assert outcome is not None
     if outcome.get("ok") and "message_ids" not in outcome:
-        # Stored as OK_OUTCOME (an earlier version stored the whole answer).
+        # Stored as OK_OUTCOME (whole only after a failed commit: see _write_outcome).
         outcome = {"ok": True, "server": row.server, "parts": row.parts,
                    "message_ids": list(row.message_ids)}
     answer = outcome_answer(outcome)
@@ -439,7 +427,9 @@ class LinkQueue:
         for other in ahead:
             if other.payload is None and not other.done:
                 batch.append(other.request_id)
-        found = self.store.payloads(list(dict.fromkeys(batch)))
+        # A payload that is not bytes holds no PDUs: its job ends as unreadable.
+        found = {request_id: payload if isinstance(payload, bytes) else b""
+                 for request_id, payload in self.store.payloads(list(dict.fromkeys(batch))).items()}
         for other in ahead:
             if other.payload is None:
                 other.payload = found.get(other.request_id)
