@@ -5,7 +5,8 @@ One `Link` per enabled server (named ``smsc:<name>``), the store, the
 outbound queue and the AMP endpoint; with ``demo``, an SMSC simulator listening
 where the configured plain-TCP loopback servers connect, started first so the
 links find it.  While it runs, SIGHUP never stops it: `Gateway.hangup` says
-what it does.
+what it does (it reopens the log file and reloads the configuration file,
+applied live by `smppgw.live`).
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import succeed
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.endpoints import (
     TCP4ServerEndpoint,
     TCP6ServerEndpoint,
@@ -27,18 +28,22 @@ from twisted.internet.endpoints import (
     serverFromString,
 )
 from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
 
-from smppgw.config import Config, unix_socket_path
+from smppgw.config import Config, ConfigError, ServerConfig, load_config, unix_socket_path
 from smppgw.host.protocol import GatewayAMPFactory
 from smppgw.host.registry import HostRegistry
 from smppgw.logfile import reopen_log_files
 from smppgw.relay.dialogs import DialogTable
 from smppgw.relay.inbound import Inbound
 from smppgw.relay.queue import Outbound
+from smppgw.relay.servers import LiveServers
 from smppgw.smpp.link import Link, build_endpoint
 from smppgw.smpp.log import SmppLog
 from smppgw.store.interfaces import StoreError
 from smppgw.store.sqlite import Checkpointer, Store, private_folder
+
+_log = Logger()
 
 #: How often finished requests past the store's retention (7 days) are deleted.
 PRUNE_EVERY = 3600.0
@@ -47,12 +52,16 @@ PRUNE_EVERY = 3600.0
 class Gateway(MultiService):
     """The running gateway: its links by server name, its store, queue and AMP endpoint."""
 
-    def __init__(self, config: Config, reactor: Any) -> None:
+    def __init__(self, config: Config, reactor: Any, config_path: str | None = None) -> None:
         super().__init__()
         self.config = config
+        #: The file the configuration came from, read again by `reload`; None if none.
+        self.config_path = config_path
         self.reactor = reactor
         self.log = SmppLog("*", config.module.log_level)
-        self.links: dict[str, Link] = {}
+        #: The running links by server name (a server off or removed has none).
+        self.links = LiveServers()
+        self.amp_factory: GatewayAMPFactory | None = None
         self.simulator: Any = None
         self.store: Store | None = None
         self.outbound: Outbound | None = None
@@ -64,8 +73,86 @@ class Gateway(MultiService):
         self._restore_hangup: Callable[[], object] = lambda: None
 
     def add_link(self, link: Link) -> None:
-        self.links[link.server.name] = link
+        self.links.add(link)
+        self._deliver_to_hosts(link)
         link.setServiceParent(self)
+
+    def _deliver_to_hosts(self, link: Link) -> None:
+        if self.inbound is not None and link.server.can_receive:
+            link.deliver = self.inbound.handler(link.server)
+
+    def new_link(self, server: ServerConfig) -> Link:
+        """A link for `server` as the configuration in force says, not started."""
+        log = SmppLog(server.name, self.config.module.log_level)
+        endpoint = build_endpoint(self.reactor, server, self.config.module.source_address, log)
+        return Link(server, endpoint, self.reactor, self.config.module.log_level)
+
+    # -- live changes (smppgw.live) ---------------------------------------------------
+
+    def start_link(self, server: ServerConfig) -> Link:
+        """Start and bind a link for `server`, which has none."""
+        link = self.new_link(server)
+        self.add_link(link)
+        return link
+
+    def stop_link(self, name: str) -> Deferred[None]:
+        """Unbind server ``name`` gracefully and forget its link; what is queued for it waits."""
+        link = self.links.remove(name)
+        return maybeDeferred(link.disownServiceParent)
+
+    def replace_link(self, server: ServerConfig) -> Link:
+        """Re-bind `server`: its link unbinds gracefully, then a new one connects.
+
+        The queue sends on the new link from now on; it is not ready until bound.
+        """
+        link = self.new_link(server)
+        old = self.links.replace(link)
+        self._deliver_to_hosts(link)
+
+        def start(_: object) -> None:
+            # A gateway stopped meanwhile does not start it (nor stop it: it never ran).
+            if self.running and self.links.get(server.name) is link:
+                link.setServiceParent(self)
+
+        maybeDeferred(old.disownServiceParent).addBoth(start)
+        return link
+
+    def apply_config(self, new: Config) -> list[str]:
+        """Apply `new` live (see `smppgw.live`); one line per change."""
+        from smppgw.live import apply
+
+        return apply(self, new)
+
+    def reload(self) -> list[str]:
+        """Read the configuration file again and apply what changed; one line per change.
+
+        An unreadable or invalid file changes nothing: `ReloadRefused` says why.
+        """
+        if self.config_path is None:
+            raise ReloadRefused("no configuration file to read again: it came from elsewhere")
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as error:
+            self.log.problem("reload refused, nothing changed: {error}", error=error)
+            raise ReloadRefused(str(error)) from None
+        lines = self.apply_config(new)
+        if not lines:
+            self.log.major("reload: {path} has no change", path=self.config_path)
+        return lines
+
+    def disconnect(self, name: str) -> None:
+        """Drop the connection of server ``name``; it reconnects (an operator's action)."""
+        link = self.links.get(name)
+        if link is None:
+            raise KeyError(f"server {name!r} has no link")
+        link.reset("disconnected by the operator")
+
+    def rebind(self, name: str) -> None:
+        """Unbind server ``name`` gracefully and bind it again (an operator's action)."""
+        link = self.links.get(name)
+        if link is None:
+            raise KeyError(f"server {name!r} has no link")
+        self.replace_link(link.server)
 
     def startService(self) -> None:
         try:
@@ -89,8 +176,7 @@ class Gateway(MultiService):
             raise StartupError(f"smppgw cannot start: {error}") from error
         self.inbound = Inbound(self.config, self.store, self.registry, self.reactor, self.dialogs)
         for link in self.links.values():
-            if link.server.can_receive:
-                link.deliver = self.inbound.handler(link.server)
+            self._deliver_to_hosts(link)
         self.inbound.start()
         self._pruning = LoopingCall(self._prune)
         self._pruning.clock = self.reactor
@@ -98,8 +184,9 @@ class Gateway(MultiService):
         factory = GatewayAMPFactory(self.outbound, self.registry, self.reactor,
                                     self.config.amp.secret, SmppLog("amp", self.config.module.log_level),
                                     self.config.amp.max_connections)
+        self.amp_factory = factory
         listen = amp_endpoint(self.config)
-        amp_service = StreamServerEndpointService(serverFromString(self.reactor, listen), factory)
+        amp_service = Listener(serverFromString(self.reactor, listen), factory)
         amp_service.setName("amp")
         # A gateway whose hosts cannot reach it must not pretend to run: a
         # listen failure (a bad path, a port in use) stops start-up, with one
@@ -109,7 +196,7 @@ class Gateway(MultiService):
         if self.config.admin.listen:
             from smppgw.admin.web import admin_service
 
-            admin_service(cast(Any, self), self.reactor).setServiceParent(self)
+            admin_service(self, self.reactor).setServiceParent(self)
         socket_path = unix_socket_path(listen)
         if socket_path is not None:
             # Like the store's folder, the socket's is made if missing.
@@ -128,18 +215,25 @@ class Gateway(MultiService):
     def hangup(self) -> None:
         """What SIGHUP asks of the running gateway (logrotate, ``systemctl reload``).
 
-        It never stops the gateway; it reopens the file twistd logs to, if
-        any, for a rotation tool that has moved it away.
+        It never stops the gateway: it reopens the file twistd logs to, if
+        any, for a rotation tool that has moved it away, then reads the
+        configuration file again and applies what changed (`reload`).
         """
         try:
             reopened = reopen_log_files()
         except OSError as error:
             self.log.problem("SIGHUP: cannot reopen the log file: {error}", error=describe(error))
-            return
-        if reopened:
-            self.log.major("SIGHUP: reopened the log file {paths}", paths=", ".join(reopened))
         else:
-            self.log.major("SIGHUP: no log file to reopen")
+            if reopened:
+                self.log.major("SIGHUP: reopened the log file {paths}", paths=", ".join(reopened))
+            else:
+                self.log.major("SIGHUP: no log file to reopen")
+        try:
+            self.reload()
+        except ReloadRefused:
+            pass  # logged, the old configuration stays in force
+        except Exception:
+            _log.failure("SIGHUP: the reload failed")
 
     def _prune(self) -> None:
         """Forget finished requests older than the store's retention (their answers were given)."""
@@ -176,6 +270,19 @@ class Gateway(MultiService):
             return stopped.addCallback(close_store)
 
         return d.addBoth(close) if d is not None else close(None)
+
+
+class ReloadRefused(Exception):
+    """The configuration file cannot be applied (unreadable, invalid): nothing changed."""
+
+
+class Listener(StreamServerEndpointService):
+    """A listener that listens once: one that listened before it joined a running
+    parent is not asked to listen again (a live change of ``[amp] listen``)."""
+
+    def privilegedStartService(self) -> None:
+        if self._waitingForPort is None:
+            super().privilegedStartService()
 
 
 class StartupError(SystemExit):
@@ -291,15 +398,13 @@ class _ReceiptsCancelled(Service):
         self.simulator.cancel_receipts()
 
 
-def build_gateway(config: Config, reactor: Any, *, demo: bool = False) -> Gateway:
-    """The gateway for `config`, on `reactor`."""
-    gateway = Gateway(config, reactor)
+def build_gateway(config: Config, reactor: Any, *, demo: bool = False,
+                  config_path: str | None = None) -> Gateway:
+    """The gateway for `config` (read from `config_path`, if given), on `reactor`."""
+    gateway = Gateway(config, reactor, config_path)
     if demo:
         gateway.simulator = demo_simulator(config, reactor, gateway)
     for server in config.servers:
-        if not server.enabled:
-            continue
-        log = SmppLog(server.name, config.module.log_level)
-        endpoint = build_endpoint(reactor, server, config.module.source_address, log)
-        gateway.add_link(Link(server, endpoint, reactor, config.module.log_level))
+        if server.enabled:
+            gateway.add_link(gateway.new_link(server))
     return gateway

@@ -71,7 +71,8 @@ def makeService(options: Any) -> IService:
 
     from smppgw.service import build_gateway
 
-    gateway = build_gateway(options.config, reactor, demo=bool(options["demo"]))
+    gateway = build_gateway(options.config, reactor, demo=bool(options["demo"]),
+                            config_path=options["config"])
     # twistd's own options (--logfile, --nodaemon, ...) are the parent of ours.
     observer = observer_for(getattr(options, "parent", None), reactor)
     return _Logged(gateway, observer, reactor)

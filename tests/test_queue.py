@@ -777,26 +777,39 @@ class QueueTests(SynchronousTestCase):
             clock.advance(0)
         self.assertNoResult(d)
 
-    def test_receive_only_restored_job_is_ended(self) -> None:
-        """An unfinished request whose server became receive-only ends with SERVER_DISABLED at start-up."""
+    def test_receive_only_restored_job_waits(self) -> None:
+        """An unfinished request whose server became receive-only waits at start-up: it is
+        neither sent nor failed early, new requests to that server are refused, and it ends
+        NOT_RELAYED after reject_if_not_relayed_in, counted from its acceptance."""
         path = self.mktemp()
         clock = Clock()
         outbound, links, clock, store = self.make(path, clock=clock, bound=False)
         self.send(outbound, clock, rid="x", recipient="+1555@bulk._smpp")
         store.close()
         outbound.stop()
+        clock.advance(60)
         config = parse_config(CONFIG.format(extra='sender = "*"\nwindow = 3').replace(
             'name = "bulk"\nmode = "send-only"', 'name = "bulk"\nmode = "receive-only"'))
         store2 = Store(path, clock)
         links2 = {s.name: FakeLink(s) for s in config.servers if s.enabled}
         outbound2 = Outbound(config, links2, store2, clock, None)  # type: ignore[arg-type]
-        outbound2.restore()
+        self.assertEqual(outbound2.restore(), 1)
         for link in links2.values():
             link.set_state("bound")
         clock.advance(0)
-        self.assertEqual(store2.outbound("x").outcome["code"], "SERVER_DISABLED")
-        self.failureResultOf(self.send(outbound2, clock, rid="x", recipient="+1555@bulk._smpp"),
+        self.assertIsNone(store2.outbound("x").outcome)
+        self.assertEqual(links2["bulk"].submits, [])
+        again = self.send(outbound2, clock, rid="x", recipient="+1555@bulk._smpp")
+        self.assertNoResult(again)
+        self.failureResultOf(self.send(outbound2, clock, rid="y", recipient="+1555@bulk._smpp"),
                              ServerDisabledError)
+        clock.advance(600 - 60 - 1)
+        self.assertNoResult(again)
+        clock.advance(1)
+        store2.commit()
+        clock.advance(0)
+        self.assertEqual(self.failureResultOf(again, NotRelayed).value.code, "NOT_RELAYED")
+        self.assertEqual(store2.outbound("x").outcome["code"], "NOT_RELAYED")
 
     def test_unencodable_submit_rejects_and_frees_window(self) -> None:
         """A submit the codec refuses ends that request with an error and does not block the window."""

@@ -196,6 +196,19 @@ class DialogTable:
         for binding in self._store.load_bindings():
             self._remember(binding)
 
+    @property
+    def timeout(self) -> float:
+        """Seconds a binding lives unused; settable while running (``dialog_timeout``)."""
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, timeout: float) -> None:
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+            raise BadDialogTimeout(
+                f"dialog timeout must be a positive number of seconds: {timeout!r}"
+            )
+        self._timeout = float(timeout)
+
     def outgoing_prefix(self, phone: str, im_sender: str) -> str:
         """Return the prefix for an SMS from ``im_sender`` to ``phone``, binding a letter if needed.
 

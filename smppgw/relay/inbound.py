@@ -221,6 +221,20 @@ class Inbound:
             self._arm(call)
         self._wake()
 
+    def configure(self, config: Config, dialogs: DialogTable | None) -> None:
+        """Apply a new configuration live: the servers' receipt and reassembly settings,
+        the dialog table (one may exist only now)."""
+        old, self._config, self._dialogs = self._config, config, dialogs
+        if self._running and old.module.reassembly_timeout != config.module.reassembly_timeout:
+            if self._expiry is not None and self._expiry.running:
+                self._expiry.stop()
+            self._expiry = None
+            timeout = config.module.reassembly_timeout
+            if timeout > 0:
+                self._expiry = LoopingCall(self.expire_fragments)
+                self._expiry.clock = self._clock
+                self._expiry.start(min(_MAX_EXPIRY_INTERVAL, timeout / 4), now=False)
+
     def stop(self) -> None:
         """Cancel the timers; stored rows and parts stay for the next start."""
         self._running = False

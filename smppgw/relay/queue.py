@@ -25,7 +25,8 @@ import heapq
 import itertools
 import random
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -46,6 +47,7 @@ from smppgw.relay.outcomes import (
     UnknownServerError,
     UnsupportedMethod,
 )
+from smppgw.relay.servers import LiveServers
 from smppgw.smpp.codec import PDU, EncodeError, PreparedPDU, prepare, split_prepared
 from smppgw.smpp.constants import TEMPORARY_STATUSES, THROTTLE_STATUSES, status_text
 from smppgw.smpp.log import SmppLog
@@ -228,12 +230,14 @@ class _PartAnswer:
     caller, which is the connection's dataReceived: there it would drop the link.
     """
 
-    __slots__ = ("queue", "job", "index")
+    __slots__ = ("queue", "job", "index", "link")
 
-    def __init__(self, queue: LinkQueue, job: Job, index: int) -> None:
+    def __init__(self, queue: LinkQueue, job: Job, index: int, link: Any) -> None:
         self.queue = queue
         self.job = job
         self.index = index
+        #: The link the part went out on: a re-bind may have replaced it since.
+        self.link = link
 
     def callback(self, response: PDU) -> None:
         self._handle(self.queue._accepted, response, "answer to")
@@ -242,9 +246,9 @@ class _PartAnswer:
         self._handle(self.queue._failed, fail if isinstance(fail, Failure) else Failure(fail),
                      "failure of")
 
-    def _handle(self, handler: Callable[[Any, Job, int], None], outcome: Any, what: str) -> None:
+    def _handle(self, handler: Callable[..., None], outcome: Any, what: str) -> None:
         try:
-            handler(outcome, self.job, self.index)
+            handler(outcome, self.job, self.index, self.link)
         except Exception:
             _log.failure("handling the {what} part {part} of {request_id} failed", what=what,
                          part=self.index + 1, request_id=self.job.request_id)
@@ -257,12 +261,40 @@ class _PartAnswer:
                              request_id=self.job.request_id)
 
 
-class LinkQueue:
-    """The outbound queue of one link: FIFO per host, windowed, rate-limited, durable."""
+class NoLink:
+    """The link of a server that is off or removed: never ready.  Its queue keeps what
+    waits, until the server has a link again or the messages expire."""
 
-    def __init__(self, link: Link, store: Store, clock: Any, log: SmppLog,
+    ready = False
+    state = "off"
+    sent = 0
+    received = 0
+    last_error = ""
+
+    def __init__(self, server: ServerConfig) -> None:
+        self.server = server
+
+    def submit(self, pdu: PDU, answer: Answer) -> Answer:
+        answer.errback(RequestFailed(f"server {self.server.name!r} is off"))
+        return answer
+
+    def reset(self, reason: str) -> None:
+        pass
+
+    def drop_unsent(self, reason: str) -> None:
+        pass
+
+
+class LinkQueue:
+    """The outbound queue of one server: FIFO per host, windowed, rate-limited, durable.
+
+    It outlives its server's links: `attach` gives it the link it sends on now
+    (a re-bind replaces it), `detach` leaves it none while the server is off.
+    """
+
+    def __init__(self, link: Link | NoLink, store: Store, clock: Any, log: SmppLog,
                  finished: Callable[[Job], None], reject_after: float) -> None:
-        self.link = link
+        self.link: Any = link
         self.reject_after = reject_after
         self.server = link.server
         self.store = store
@@ -277,7 +309,6 @@ class LinkQueue:
         # fail, what was written in the burst is dropped unsent (see
         # `_hold`).  So the parts sent but not recorded as accepted are
         # never more than the window, which is what a crash can send twice.
-        link.before_send = store.commit_pending
         # Unfinished jobs in FIFO order (dicts keep insertion order).
         self.jobs: dict[str, Job] = {}
         # Parts never sent, in order, per host: a job stands for its only
@@ -288,10 +319,12 @@ class LinkQueue:
         self._retry: list[tuple[int, int, Job]] = []
         self.in_flight = 0
         server = link.server
+        #: Parts the SMSC accepted, over every link this queue had.
+        self.accepted = 0
         #: When the next part may leave: the throttle pause and the spacing.
         self.pacer = Pacer(clock, pause=server.throttle_pause, floor=server.min_rate,
                            step=server.rate_step, period=server.rate_period,
-                           ceiling=server.throughput, accepted=lambda: link.sent)
+                           ceiling=server.throughput, accepted=lambda: self.accepted)
         self._wakeup: Any = None
         self._expiry: Any = None
         self._pumping = False
@@ -312,7 +345,50 @@ class LinkQueue:
         self._store_error = ""
         self._probe: Any = None
         self._probe_delay = PROBE_FIRST
-        link.observe(self._link_state)
+        self._watch(link)
+
+    # -- the server's link -----------------------------------------------------------
+
+    def attach(self, link: Link | NoLink) -> None:
+        """Send on `link` from now on (a server started or re-bound); parts in flight
+        on the link before are answered there, or sent again once this one is bound."""
+        self._watch(link)
+        if link.ready:
+            self.clock.callLater(0, self.pump)
+
+    def _watch(self, link: Link | NoLink) -> None:
+        self.link = link
+        self.server = link.server
+        if isinstance(link, NoLink):
+            return
+        link.before_send = self.store.commit_pending
+        link.observe(lambda state: self._link_state(link, state))
+
+    def detach(self) -> None:
+        """The server is off or removed: keep what waits (it expires as ever) and send nothing."""
+        self.link = NoLink(self.server)
+
+    def configure(self, server: ServerConfig) -> None:
+        """New settings of the same server that need no re-bind (window, throughput...)."""
+        self.server = server
+        if isinstance(self.link, NoLink):
+            self.link = NoLink(server)
+        self.pacer.configure(server.throttle_pause, server.min_rate, server.rate_step,
+                             server.rate_period, server.throughput)
+        self.pump()
+
+    def expire_after(self, reject_after: float) -> None:
+        """A new ``reject_if_not_relayed_in``: for what waits too, counted from its acceptance."""
+        delta = reject_after - self.reject_after
+        self.reject_after = reject_after
+        if not delta:
+            return
+        for job in self.jobs.values():
+            job.expires += delta
+        if self._expiry is not None and self._expiry.active():
+            self._expiry.cancel()
+        self._expiry = None
+        self._check_expiry()
 
     # -- adding --------------------------------------------------------------------
 
@@ -347,8 +423,8 @@ class LinkQueue:
 
     # -- sending -------------------------------------------------------------------
 
-    def _link_state(self, state: str) -> None:
-        if state == "bound":
+    def _link_state(self, link: Any, state: str) -> None:
+        if state == "bound" and link is self.link:
             # The link announces itself after ClientService settles (link.py).
             self.clock.callLater(0, self.pump)
 
@@ -461,9 +537,11 @@ class LinkQueue:
             return
         self.in_flight += 1
         job.in_flight += 1
-        self.link.submit(pdu, _PartAnswer(self, job, index))
+        link = self.link
+        link.submit(pdu, _PartAnswer(self, job, index, link))
 
-    def _accepted(self, response: PDU, job: Job, index: int) -> None:
+    def _accepted(self, response: PDU, job: Job, index: int, link: Any = None) -> None:
+        self.accepted += 1
         self.in_flight -= 1
         job.in_flight -= 1
         if job.done:
@@ -502,7 +580,7 @@ class LinkQueue:
         elif job.expired and job.in_flight == 0:
             self._expire(job)
 
-    def _failed(self, failure: Failure, job: Job, index: int) -> None:
+    def _failed(self, failure: Failure, job: Job, index: int, link: Any = None) -> None:
         self.in_flight -= 1
         job.in_flight -= 1
         if job.done:
@@ -528,7 +606,7 @@ class LinkQueue:
             # broken instead; the part goes again after the rebind (at least
             # once, like any part in flight when a link drops).
             heapq.heappush(self._retry, (job.seq, index, job))
-            self.link.reset(f"{error}")
+            (link or self.link).reset(f"{error}")
             if job.expired and job.in_flight == 0 and not job.done:
                 self._expire(job)
             return
@@ -753,27 +831,63 @@ class LinkQueue:
 
 
 class Outbound:
-    """Accepts SendSignal requests for every server and answers them."""
+    """Accepts SendSignal requests for every server and answers them.
 
-    def __init__(self, config: Config, links: dict[str, Link], store: Store, clock: Any,
+    Its queues follow the live set of servers (`LiveServers`): a server that
+    gets a link has its queue attached to it, one that loses its link (off,
+    removed) keeps its queue, detached, until its messages expire or a server
+    of that name returns.
+    """
+
+    def __init__(self, config: Config, links: Mapping[str, Link], store: Store, clock: Any,
                  dialogs: DialogTable | None = None) -> None:
         self.config = config
-        self.links = links
+        self.links = links if isinstance(links, LiveServers) else LiveServers(links)
         self.store = store
         self.clock = clock
         self.dialogs = dialogs
         self.log = SmppLog("*", config.module.log_level)
         self.queues: dict[str, LinkQueue] = {}
-        for name, link in links.items():
-            if not link.server.can_send:
-                continue  # receive-only: nothing to queue
-            self.queues[name] = LinkQueue(link, store, clock, link.log, self._finished,
-                                          config.module.reject_if_not_relayed_in)
+        for link in self.links.values():
+            if link.server.can_send:  # receive-only: nothing to queue
+                self._queue_for(link)
+        self.links.observe(self._link_changed)
         #: Accepted jobs whose row is not yet committed (then they join their queue).
         self._accepting: dict[str, Job] = {}
         self._seq = 0
         self._references: dict[str, int] = {}
         self._rng = random.Random()
+
+    # -- the live set of servers -------------------------------------------------------
+
+    def _queue_for(self, link: Link | NoLink) -> LinkQueue:
+        name = link.server.name
+        queue = self.queues.get(name)
+        if queue is None:
+            log = getattr(link, "log", None) or SmppLog(name, self.config.module.log_level)
+            queue = self.queues[name] = LinkQueue(
+                link, self.store, self.clock, log, self._finished,
+                self.config.module.reject_if_not_relayed_in)
+        elif queue.link is not link:
+            queue.attach(link)
+        return queue
+
+    def _link_changed(self, name: str, link: Link | None) -> None:
+        if link is not None and link.server.can_send:
+            self._queue_for(link)
+        elif name in self.queues:
+            self.queues[name].detach()
+
+    def configure(self, config: Config) -> None:
+        """Apply `config` to the requests from now on and to what waits: the servers'
+        order and settings, the default gateway, ``reject_if_not_relayed_in``."""
+        self.config = config
+        servers = {server.name: server for server in config.servers}
+        for name, queue in self.queues.items():
+            server = servers.get(name)
+            if server is not None and server != queue.server and queue.link.server is not server:
+                queue.configure(server)
+            queue.expire_after(config.module.reject_if_not_relayed_in)
 
     # -- start-up --------------------------------------------------------------------
 
@@ -781,13 +895,23 @@ class Outbound:
         """Queue again every request the store holds unfinished; returns how many."""
         count = 0
         reject_after = self.config.module.reject_if_not_relayed_in
+        servers = {s.name: s for s in self.config.servers}
         for request_id, server, _parts, message_ids, created in self.store.unfinished_brief():
             queue = self.queues.get(server)
             if queue is None:
-                self.store.finish(request_id, {
-                    "ok": False, "code": ServerDisabledError.code,
-                    "reason": f"server {server!r} is no longer enabled for sending"})
-                continue
+                # Off, receive-only now, or gone from the file: the message waits
+                # (a server of that name may come back) until it expires.
+                config = servers.get(server)
+                if config is None and self.config.servers:
+                    # Gone from the file: its settings matter only if it returns, and
+                    # then they are the returning server's.
+                    config = replace(self.config.servers[0], name=server)
+                if config is None:
+                    self.store.finish(request_id, {
+                        "ok": False, "code": ServerDisabledError.code,
+                        "reason": f"server {server!r} is no longer configured"})
+                    continue
+                queue = self._queue_for(NoLink(config))
             job = Job(request_id, server, None, list(message_ids), self._next_seq(),
                       created + reject_after)
             if job.complete:
@@ -903,7 +1027,8 @@ class Outbound:
             raise UnknownServerError(str(e)) from None
         except router.ServerDisabled as e:
             raise ServerDisabledError(str(e)) from None
-        if server.name not in self.queues:
+        queue = self.queues.get(server.name)
+        if queue is None or isinstance(queue.link, NoLink):
             raise ServerDisabledError(f"server {server.name!r} has no link")
         if len(body) > MAX_TEXT_CHARS:
             raise TooLongError(f"body of {len(body)} characters cannot fit in {server.max_parts} parts")
@@ -956,13 +1081,17 @@ class Outbound:
         for job in self._accepting.values():
             queued[job.server] = queued.get(job.server, 0) + 1
         rows = []
-        for server in self.config.servers:
+        named = {server.name for server in self.config.servers}
+        # A removed server is listed while messages still wait for its return.
+        gone = [queue.server for name, queue in self.queues.items()
+                if name not in named and queue.jobs]
+        for server in [*self.config.servers, *gone]:
             link = self.links.get(server.name)
             queue = self.queues.get(server.name)
             paused = queue.paused if queue is not None else ""
             rows.append({
                 "name": server.name,
-                "mode": server.mode,
+                "mode": server.mode if server.name in named else "removed",
                 "address": server.address,
                 "state": link.state if link is not None else "disconnected",
                 "queued": queued.get(server.name, 0),

@@ -421,6 +421,19 @@ class Link(Service):
             return answer
         return esme.session.submit(pdu, answer)
 
+    def configure(self, server: ServerConfig) -> None:
+        """New settings of this server that need no new connection: the window, the
+        response timeout and keep-alive apply to the bound session at once."""
+        if server.name != self.server.name:
+            raise ValueError(f"link {self.server.name!r} cannot take the settings of {server.name!r}")
+        self.server = server
+        settings = settings_for(server)
+        self.factory.settings = settings
+        esme = self._protocol
+        if esme is not None:
+            esme.session.settings = settings
+            esme.session.window_changed()
+
     # -- service ------------------------------------------------------------------
 
     def startService(self) -> None:

@@ -9,6 +9,7 @@ Every line is marked ``SMPP`` and names the server it concerns.
 from __future__ import annotations
 
 from typing import Any
+from weakref import WeakSet
 
 from twisted.logger import Logger
 
@@ -17,6 +18,15 @@ LOG_LEVELS = ("none", "major", "problems", "low-level", "all")
 _RANK = {name: rank for rank, name in enumerate(LOG_LEVELS)}
 
 _logger = Logger(namespace="smppgw")
+
+#: Every SmppLog of the process, for a live change of the log level.
+_every: WeakSet[SmppLog] = WeakSet()
+
+
+def set_level(level: str) -> None:
+    """Set the level of every SmppLog at once: ``[module] log_level`` changed live."""
+    for log in list(_every):
+        log.set_level(level)
 
 
 class SmppLog:
@@ -27,6 +37,12 @@ class SmppLog:
             raise ValueError(f"unknown log level {level!r}")
         # The empty-named server is written as "" so that log lines stay readable.
         self.server = server or '""'
+        self.set_level(level)
+        _every.add(self)
+
+    def set_level(self, level: str) -> None:
+        if level not in _RANK:
+            raise ValueError(f"unknown log level {level!r}")
         self.level = level
         self._rank = _RANK[level]
         #: Whether relay reports and protocol events are shown: a caller on a

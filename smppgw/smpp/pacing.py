@@ -102,6 +102,14 @@ class Pacer:
         self._unpaced = (clock.seconds(), accepted())  # when the rate was dropped, and `accepted` then
         self._mark = self._unpaced[1]  # `accepted` when the last episode began
 
+    def configure(self, pause: float, floor: float, step: float, period: float,
+                  ceiling: float) -> None:
+        """New settings for a running link (a reload): what was learned is kept,
+        within the new ceiling."""
+        self.pause, self.floor, self.step, self.period = pause, floor, step, period
+        self.ceiling = ceiling
+        self._set(self.rate, self._since)
+
     def _forget(self) -> None:
         self._good = 0.0          # the fastest rate that held
         self._bad = math.inf      # the slowest rate throttled (inf: none since the last probe)

@@ -395,6 +395,10 @@ class Session:
             self._deadline_timer = None
         return entry
 
+    def window_changed(self) -> None:
+        """The settings' window may have grown: send what waited for a slot."""
+        self._release_window()
+
     def _release_window(self) -> None:
         while self._waiting and len(self._outstanding) < self.settings.window:
             pdu, d = self._waiting.popleft()
