@@ -26,14 +26,12 @@ from twisted.trial.unittest import SkipTest, TestCase
 from smppgw.admin.testing import FakeGateway, synchronous
 from smppgw.admin.web import AdminSite
 from smppgw.config import load_config
-from smppgw.service import Gateway, build_gateway
+from smppgw.service import build_gateway
 from smppgw.testing.process import gateway_config
 from smppgw.testing.simulator import SMSCSimulator
 from tests.test_admin_auth import HASH, PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
-LIVE_APPLY = hasattr(Gateway, "apply_config")
-NO_LIVE_APPLY = "the gateway has no apply_config yet (live reload): the Update cannot apply"
 
 try:
     from playwright.sync_api import Page, sync_playwright
@@ -176,10 +174,6 @@ class GatewayBrowserTests(BrowserTestCase):
             return forged.status, wrong.status
         self.assertEqual((yield self.step(check)), (403, 403))
 
-    def _need_live_apply(self) -> None:
-        if not LIVE_APPLY:
-            raise SkipTest(NO_LIVE_APPLY)
-
     def servers_update(self, changes: dict[str, str]) -> Callable[[Page], Any]:
         def go(page: Page) -> Any:
             page.goto(self.url + "/servers")
@@ -203,7 +197,6 @@ class GatewayBrowserTests(BrowserTestCase):
     def test_server_lifecycle(self) -> Any:
         """A server added in the empty row binds to the simulator; a new window applies
         without a re-bind; Disable stops it; emptying its address removes it."""
-        self._need_live_apply()
         yield self.step(log_in(self.url))
         bound = self.simulator.when_bound("gw2")
         body = yield self.step(self.servers_update({

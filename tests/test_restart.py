@@ -225,6 +225,35 @@ class ProcessTests(TestCase):
         self.assertFalse(gateway.ended.called)
         yield self.stopped(gateway)
 
+    @inlineCallbacks
+    def test_sighup_reloads_the_config_file(self) -> Any:
+        """SIGHUP makes twistd's gateway read its file again: a server added there binds;
+        a file made invalid afterwards is refused with the key named, and the gateway runs on."""
+        simulator = SMSCSimulator({"gw": "pw"}, reactor)
+        smsc = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(simulator)
+        self.addCleanup(smsc.stopListening)
+        text = gateway_config("var", 9, module={"log_level": "problems"})
+        with open(self.config, "w") as f:
+            f.write(text)
+        gateway = self.start(self.config, self.directory("a"))
+        yield gateway.ready
+        with open(self.config, "a") as f:
+            f.write(f'[[server]]\nname = "live"\naddress = "127.0.0.1:{smsc.getHost().port}"\n'
+                    f'system_id = "gw"\npassword = "pw"\n')
+        bound = simulator.when_bound("gw")
+        os.kill(gateway.pid, signal.SIGHUP)
+        yield bound
+        with open(self.config, "w") as f:
+            f.write(text.replace('log_level = "problems"', 'log_level = "loud"'))
+        os.kill(gateway.pid, signal.SIGHUP)
+        yield gateway.when_output("reload refused, nothing changed")
+        self.assertIn(b"log_level", gateway.output.split(b"reload refused")[1].split(b"\n")[0])
+        host = yield self.host()
+        status = yield host.callRemote(ServerStatus)
+        self.assertEqual([(s["name"], s["state"]) for s in status["servers"]][1], ("live", "bound"))
+        self.assertFalse(gateway.ended.called)
+        yield self.stopped(gateway)
+
     def when_in_file(self, path: str, text: str) -> Deferred[str]:
         """Fires with the content of the file at `path` once it holds `text`, watching its folder."""
         notifier = inotify.INotify(reactor)
