@@ -196,8 +196,8 @@ class IStore(Interface):
     def due_receipts(now: float, limit: int = 500) -> list[DueReceipt]:
         """Return up to ``limit`` parts whose receipt deadline is ``now`` or earlier, earliest first.
 
-        Parts of the same deadline come by (request_id, index).  A part stays
-        due until `receipt_came`.
+        A part stays due until `receipt_came`; parts of one deadline come in
+        no promised order.
         """
 
     # -- the inbox, for the hosts ---------------------------------------------
