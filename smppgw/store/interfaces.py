@@ -1,13 +1,21 @@
-"""What the gateway keeps, as its components see it: the store's errors and rows.
+"""What the gateway keeps, as its components see it: `IStore`, its errors and its rows.
 
-Every store (SQLite, in memory) raises these errors and returns these rows;
-nothing here knows how a store keeps them.
+Every store (SQLite, in memory) provides `IStore`, raises these errors and
+returns these rows; nothing here knows how a store keeps them.  `IGroupCommit`
+is how a store tells today when its writes are durable.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred
+from zope.interface import Attribute, Interface
+
+if TYPE_CHECKING:
+    from smppgw.relay.dialogs import Binding
 
 
 class StoreError(Exception):
@@ -83,3 +91,223 @@ OutboundPayload = bytes | dict[str, Any]
 #: accepted (the rows have the server, the part count and the message ids
 #: already): nearly every request's.
 OK_OUTCOME: dict[str, Any] = {"ok": True}
+
+
+#: One unfinished request as `IStore.unfinished_brief` gives it, without its
+#: payload: (request_id, server, parts, message_ids, created).
+BriefRow = tuple[str, str, int, tuple[str | None, ...], float]
+
+
+class IStore(Interface):
+    """What the gateway keeps, and finds again after a restart.
+
+    Every row the store returns is a fresh object (a row, a payload dict, an
+    outcome): changing it changes nothing stored.  Every method raises
+    :class:`StoreError` once the store is closed, or when its storage fails;
+    :class:`BadStoreInput` for an argument it cannot keep, before changing
+    anything.  Payloads and outcomes are JSON values (bytes for an outbound
+    payload): what is stored is what JSON gives back (a tuple comes back a list).
+
+    Today a write takes effect at once for the store's own readers, and is
+    durable (survives the process being killed) once `IGroupCommit` says so.
+    """
+
+    path = Attribute("Where the rows are kept, for log lines: a file, or ':memory:'.")
+
+    retention = Attribute(
+        "Seconds a finished request is kept after its creation, for answering a retried"
+        " request_id: `prune` forgets it after that.")
+
+    # -- outbound requests and their parts ------------------------------------
+
+    def add_outbound(
+        request_id: str, server: str, payload: OutboundPayload, parts: int, created: float
+    ) -> int:
+        """Keep a new request of ``parts`` parts for ``server``, unfinished; return its seq.
+
+        Idempotent by ``request_id``: a request_id already kept (finished or
+        not, until `prune` forgets it) raises :class:`DuplicateRequest`
+        carrying the kept row, and changes nothing.  Seqs count up in the
+        order requests are added.  ``parts`` below 1 or a payload that is not
+        bytes nor JSON raises :class:`BadStoreInput`.
+        """
+
+    def outbound(request_id: str) -> OutboundRow | None:
+        """Return the kept request ``request_id`` (finished or not), or None."""
+
+    def unfinished(server: str | None = None) -> list[OutboundRow]:
+        """Return the unfinished requests (of ``server``, or all) in the order they were added."""
+
+    def unfinished_brief(server: str | None = None) -> Iterator[BriefRow]:
+        """Yield each unfinished request as a `BriefRow`, in the order they were added.
+
+        No payloads are read (a large queue restores in little memory); the
+        caller may write to the store (finish a request) while it iterates.
+        """
+
+    def payloads(request_ids: list[str]) -> dict[str, OutboundPayload]:
+        """Return the payloads of those of ``request_ids`` that are kept, by request_id."""
+
+    def set_message_id(
+        request_id: str,
+        index: int,
+        message_id: str,
+        lookup_key: str,
+        known: tuple[str, int] | None = None,
+        receipt_due: float | None = None,
+    ) -> None:
+        """Record that the SMSC accepted part ``index`` (from 0) of ``request_id`` as ``message_id``.
+
+        ``lookup_key`` is the id as receipts name it (normalised by the
+        caller), found by `lookup_message`.  ``known`` is the request's
+        (server, parts) when the caller has them, trusted as given.
+        ``receipt_due`` is when the part's delivery receipt is given up on
+        (None: none is awaited).  A part recorded again takes the new id and
+        key and keeps the deadline it had, so a receipt that came meanwhile
+        is not awaited again.  An unknown request (with ``known`` None)
+        raises :class:`UnknownRow`; an index outside the parts,
+        :class:`BadStoreInput`.
+        """
+
+    def finish(request_id: str, outcome: dict[str, Any]) -> None:
+        """Record the final outcome of ``request_id``; a second call replaces the first.
+
+        The request is then no longer unfinished.  An unknown request raises
+        :class:`UnknownRow`.
+        """
+
+    # -- delivery receipts ----------------------------------------------------
+
+    def lookup_message(server: str, lookup_key: str) -> tuple[str, int] | None:
+        """Return (request_id, part index) of the part ``server`` accepted as ``lookup_key``, or None.
+
+        Should an SMSC reuse an id, the part of the newest request wins.
+        """
+
+    def receipt_came(request_id: str, index: int) -> None:
+        """Part ``index`` of ``request_id`` has its final receipt: no longer await it.
+
+        A part that awaits nothing, or is unknown, is left as it is.
+        """
+
+    def next_receipt_due() -> float | None:
+        """Return the earliest deadline of a part still awaiting its receipt, or None."""
+
+    def due_receipts(now: float, limit: int = 500) -> list[DueReceipt]:
+        """Return up to ``limit`` parts whose receipt deadline is ``now`` or earlier, earliest first.
+
+        A part stays due until `receipt_came`; parts of one deadline come in
+        no promised order.
+        """
+
+    # -- the inbox, for the hosts ---------------------------------------------
+
+    def add_inbox(kind: str, payload: dict[str, Any], created: float) -> int:
+        """Keep a message or report (``kind``) for a host; return its id.
+
+        Ids increase, and are never given again, even once removed, so that
+        a host's late answer about a removed row cannot touch a newer one.
+        """
+
+    def inbox(limit: int = 1000, after_id: int = 0) -> list[InboxRow]:
+        """Return up to ``limit`` inbox rows with an id above ``after_id``, lowest id first."""
+
+    def bump_inbox(id: int) -> int:
+        """Count one more delivery attempt of inbox row ``id``; return the new count.
+
+        An id not kept raises :class:`UnknownRow`.
+        """
+
+    def remove_inbox(id: int) -> None:
+        """Forget inbox row ``id`` (nothing happens if it is already gone)."""
+
+    # -- fragments of long inbound messages -----------------------------------
+
+    def add_fragment(key: str, seq: int, total: int, payload: dict[str, Any], received: float) -> int:
+        """Keep part ``seq`` of the message ``key``; return how many distinct parts of it are kept.
+
+        A repeated part replaces the kept one (its total and payload) but
+        keeps its first arrival time, so a resending SMSC cannot postpone
+        `stale_fragments`.
+        """
+
+    def fragments(key: str) -> list[tuple[int, dict[str, Any]]]:
+        """Return the kept parts of ``key`` as (seq, payload), by seq."""
+
+    def drop_fragments(key: str) -> None:
+        """Forget every kept part of ``key``."""
+
+    def stale_fragments(before: float) -> list[str]:
+        """Return the keys whose earliest kept part arrived before ``before``, sorted."""
+
+    # -- SMS Dialogs bindings (a smppgw.relay.dialogs.BindingStore) -----------
+
+    def load_bindings() -> list[Binding]:
+        """Return every kept dialog binding, by (phone, letter)."""
+
+    def save_binding(binding: Binding) -> None:
+        """Keep ``binding``, replacing any binding of the same (phone, letter)."""
+
+    def delete_binding(phone: str, letter: str) -> None:
+        """Forget the binding (phone, letter), if there is one."""
+
+    # -- maintenance ----------------------------------------------------------
+
+    def prune(now: float) -> int:
+        """Forget finished requests created more than `retention` before ``now``; return how many.
+
+        Requests are walked in the order they were added, up to the first
+        one created within the retention: should the clock have been set
+        back, finished requests added after that one wait for a later prune.
+        Unfinished requests are always kept.  A forgotten request's parts go
+        with it: its request_id may be added again, and receipts no longer find it.
+        """
+
+    def counts() -> dict[str, int]:
+        """Return how many rows are kept: ``unfinished`` requests, ``inbox`` rows,
+        ``fragments`` (parts, not messages) and ``bindings``."""
+
+    def close() -> None:
+        """Make what was written durable and let the storage go; closing again does nothing."""
+
+
+class IGroupCommit(Interface):
+    """When the writes of an `IStore` are durable: today's contract, seen by its callers.
+
+    A store may keep writes pending and make a batch of them durable at once
+    (the SQLite store commits once per reactor turn).  The gateway answers
+    the outside world (an SMSC's deliver_sm, a host's SendSignal) only once
+    what it wrote is durable.  A later step makes the writes of `IStore`
+    return Deferreds that fire once durable, and removes these methods from
+    the callers; until then they are part of what a store offers.
+    """
+
+    failed_commits = Attribute(
+        "How many batches of writes were lost (rolled back) since the store was opened:"
+        " a writer that sees it grow writes again what it cannot afford to lose.")
+
+    def durable() -> Deferred[None]:
+        """Return a Deferred that fires once every write made so far is durable.
+
+        It has fired already if nothing is pending; it errbacks with
+        :class:`StoreError` if those writes are lost.
+        """
+
+    def when_durable(done: Callable[[], object], failed: Callable[[StoreError], object]) -> None:
+        """Call ``done()`` once every write made so far is durable, or ``failed(error)`` if
+        they are lost: `durable` without a Deferred, for the hot path.
+
+        With nothing pending, ``done`` is called at once.  A callback that
+        raises is logged; the others are still called.
+        """
+
+    def commit() -> None:
+        """Make every pending write durable now, and call its waiters.
+
+        If that fails, the pending writes are lost (rolled back), their
+        waiters fail and :class:`StoreError` is raised.
+        """
+
+    def commit_pending() -> None:
+        """Make pending writes durable now, if there are any: `commit` that logs a failure
+        rather than raising it (its waiters are told), for a socket's flush."""

@@ -12,20 +12,13 @@ from smppgw.store.interfaces import (
     OK_OUTCOME,
     BadStoreInput,
     DueReceipt,
+    DuplicateRequest,
     OutboundPayload,
     OutboundRow,
     UnknownRow,
 )
 from smppgw.store.sqlite.database import OK_TEXT, Database, dump
 from smppgw.store.sqlite.schema import OUTBOUND_COLUMNS, RECORD_PART, RECORD_PART_DUE
-
-
-class DuplicateRequest(Exception):
-    """A request_id that is already stored; ``row`` is the stored request."""
-
-    def __init__(self, row: OutboundRow) -> None:
-        super().__init__(f"request {row.request_id!r} is already stored")
-        self.row = row
 
 
 def _outbound_payload(stored: str | bytes) -> OutboundPayload:

@@ -10,10 +10,14 @@ The connection and its group commit are in `database`, the tables in
 
 from __future__ import annotations
 
+from zope.interface import implementer
+
+from smppgw.store.interfaces import IGroupCommit, IStore
 from smppgw.store.sqlite.inbound import InboundTables
 from smppgw.store.sqlite.outbound import OutboundTables
 
 
+@implementer(IStore, IGroupCommit)
 class Store(OutboundTables, InboundTables):
     """The SQLite store: outbound queue, inbox, fragments and dialog bindings."""
 
