@@ -7,14 +7,16 @@ requests (wrapping 0x7FFFFFFF -> 1), keeps one table of outstanding requests
 (sequence number -> Deferred and deadline), limits them to a window, keeps the
 link alive with enquire_link, and answers what the SMSC asks of an ESME.
 
-Time comes from an injected clock; the reactor is never imported here.
+Time comes from an injected clock; the reactor is never imported here.  What a
+request fails with is `smppgw.smpp.failures`, the settings and the state table
+`smppgw.smpp.states`; both are offered here too.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -29,7 +31,30 @@ from smppgw.smpp.constants import (
     RESPONSE_BIT,
     status_text,
 )
+from smppgw.smpp.failures import (
+    BindFailed,
+    CommandStatusError,
+    ConnectionLost,
+    GenericNack,
+    MalformedResponse,
+    NotBound,
+    RequestFailed,
+    ResponseTimeout,
+)
 from smppgw.smpp.log import SmppLog
+from smppgw.smpp.states import (
+    BIND_COMMANDS,
+    BINDING,
+    BOUND,
+    CLOSED,
+    MAY_RECEIVE,
+    MAY_SEND,
+    OPEN,
+    TRANSITIONS,
+    UNBINDING,
+    InvalidTransition,
+    SessionSettings,
+)
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -39,107 +64,12 @@ MAX_SEQUENCE = 0x7FFFFFFF
 _SUBMIT_RESPONSES = frozenset({COMMAND_IDS["submit_sm_resp"], COMMAND_IDS["data_sm_resp"]})
 INTERFACE_VERSION = 0x34
 
-
-# -- typed outcomes of a request ------------------------------------------------
-
-
-class RequestFailed(Exception):
-    """A request that did not get a successful response."""
-
-
-class CommandStatusError(RequestFailed):
-    """The peer answered with a non-zero command_status."""
-
-    def __init__(self, response: PDU) -> None:
-        self.response = response
-        self.status = response.command_status
-        super().__init__(f"{response.command} {status_text(self.status)}")
-
-
-class BindFailed(CommandStatusError):
-    """The SMSC refused the bind (ESME_RBINDFAIL, ESME_RINVPASWD, ...)."""
-
-
-class GenericNack(RequestFailed):
-    """The peer answered the request with generic_nack."""
-
-    def __init__(self, status: int) -> None:
-        self.status = status
-        super().__init__(f"generic_nack {status_text(status)}")
-
-
-class ResponseTimeout(RequestFailed):
-    """No response arrived within response_timeout."""
-
-
-class ConnectionLost(RequestFailed):
-    """The connection closed while the request was outstanding (or before it was sent)."""
-
-
-class NotBound(RequestFailed):
-    """The session is not bound in a mode that allows this request."""
-
-
-class MalformedResponse(RequestFailed):
-    """The peer's response did not parse."""
-
-
-# -- settings and states ----------------------------------------------------------
-
-BIND_COMMANDS = {
-    "transmitter": "bind_transmitter",
-    "receiver": "bind_receiver",
-    "transceiver": "bind_transceiver",
-}
-#: Requests an ESME may send, by bind type.
-MAY_SEND = {
-    "transmitter": {"submit_sm", "data_sm", "query_sm", "cancel_sm", "replace_sm", "submit_multi"},
-    "receiver": set(),
-    "transceiver": {"submit_sm", "data_sm", "query_sm", "cancel_sm", "replace_sm", "submit_multi"},
-}
-#: Requests the SMSC may send to an ESME bound this way.
-MAY_RECEIVE = {
-    "transmitter": set(),
-    "receiver": {"deliver_sm", "data_sm"},
-    "transceiver": {"deliver_sm", "data_sm"},
-}
-
-
-@dataclass(frozen=True)
-class SessionSettings:
-    """What a session needs to know of its server."""
-
-    system_id: str
-    password: str = field(repr=False)
-    system_type: str = ""
-    bind_type: str = "transceiver"
-    window: int = 10
-    response_timeout: float = 10.0
-    keep_alive: float = 30.0
-    address_range: str = ""
-
-
-# The state table: which events are allowed in which state, and where they lead.
-OPEN, BINDING, BOUND, UNBINDING, CLOSED = "open", "binding", "bound", "unbinding", "closed"
-TRANSITIONS: dict[tuple[str, str], str] = {
-    (OPEN, "bind"): BINDING,
-    (BINDING, "bind_ok"): BOUND,
-    (BINDING, "bind_failed"): CLOSED,
-    (BOUND, "unbind"): UNBINDING,
-    (BOUND, "peer_unbind"): CLOSED,
-    (BINDING, "peer_unbind"): CLOSED,
-    (UNBINDING, "peer_unbind"): CLOSED,
-    (UNBINDING, "unbind_done"): CLOSED,
-    (OPEN, "lost"): CLOSED,
-    (BINDING, "lost"): CLOSED,
-    (BOUND, "lost"): CLOSED,
-    (UNBINDING, "lost"): CLOSED,
-    (CLOSED, "lost"): CLOSED,
-}
-
-
-class InvalidTransition(Exception):
-    """An event that the session's current state does not allow."""
+__all__ = [
+    "BIND_COMMANDS", "BINDING", "BOUND", "CLOSED", "MAY_RECEIVE", "MAY_SEND", "OPEN",
+    "TRANSITIONS", "UNBINDING", "Answer", "BindFailed", "CommandStatusError", "ConnectionLost",
+    "DeliverHook", "GenericNack", "InvalidTransition", "MalformedResponse", "NotBound",
+    "RequestFailed", "ResponseTimeout", "Session", "SessionSettings", "refuse_for_now",
+]
 
 
 DeliverHook = Callable[[PDU], "Deferred[int] | int"]
