@@ -37,6 +37,7 @@ from smppgw.relay.inbound import Inbound
 from smppgw.relay.queue import Outbound
 from smppgw.smpp.link import Link, build_endpoint
 from smppgw.smpp.log import SmppLog
+from smppgw.stats import GatewayStats
 from smppgw.store.interfaces import StoreError
 from smppgw.store.sqlite import Checkpointer, Store, private_folder
 
@@ -53,6 +54,8 @@ class Gateway(MultiService):
         self.reactor = reactor
         self.log = SmppLog("*", config.module.log_level)
         self.links: dict[str, Link] = {}
+        #: The counters of every server and request, kept across links replaced.
+        self.stats = GatewayStats(reactor)
         self.simulator: Any = None
         self.store: Store | None = None
         self.outbound: Outbound | None = None
@@ -65,6 +68,7 @@ class Gateway(MultiService):
 
     def add_link(self, link: Link) -> None:
         self.links[link.server.name] = link
+        link.stats = self.stats.server(link.server.name)
         link.setServiceParent(self)
 
     def startService(self) -> None:
@@ -83,11 +87,12 @@ class Gateway(MultiService):
                 self.dialogs = DialogTable(self.reactor, self.config.module.dialog_timeout,
                                            self.store)
             self.outbound = Outbound(self.config, self.links, self.store, self.reactor,
-                                     self.dialogs)
+                                     self.dialogs, self.stats)
             self.outbound.restore()
         except StoreError as error:
             raise StartupError(f"smppgw cannot start: {error}") from error
-        self.inbound = Inbound(self.config, self.store, self.registry, self.reactor, self.dialogs)
+        self.inbound = Inbound(self.config, self.store, self.registry, self.reactor, self.dialogs,
+                               stats=self.stats)
         for link in self.links.values():
             if link.server.can_receive:
                 link.deliver = self.inbound.handler(link.server)
