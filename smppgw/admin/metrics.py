@@ -21,7 +21,7 @@ import hmac
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -37,6 +37,9 @@ from smppgw.stats import RECEIVED_KINDS, GatewayStats
 
 __all__ = ["GatewayCollector", "Metrics"]
 
+#: The classic text format (0.0.4), which every Prometheus reads: the metrics'
+#: names are plain, so generate_latest writes the same text in it.
+CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 #: Every outcome a SendSignal can finish with, shown at 0 before it first happens.
 _OUTCOMES = ("ok", *(cls.code for cls in OUTCOMES if cls is not Unauthorized))
 
@@ -135,7 +138,7 @@ class Metrics(Resource):
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
             return b"401 Unauthorized: this gateway's /metrics needs its metrics_token" \
                    b" as Authorization: Bearer TOKEN\n"
-        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode("ascii"))
+        request.setHeader(b"content-type", CONTENT_TYPE)
         return generate_latest(self.registry)
 
 
