@@ -1,9 +1,11 @@
-"""Tests for /metrics and /healthz on the admin listener: real traffic, the token rule, the probes."""
+"""Tests for /metrics, /healthz and the Status page's figures on the admin: real traffic, the token rule, the probes."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
+from html import unescape
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -28,6 +30,7 @@ from smppgw.testing.process import FullDisk, gateway_config
 from smppgw.testing.simulator import SMSCSimulator
 
 from . import test_e2e
+from .test_admin_auth import HASH, PASSWORD
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -79,7 +82,8 @@ class LoopbackTests(TestCase):
         self.simulator = SMSCSimulator({"gw": "pw"}, reactor)
         listening = yield reactor.listenTCP(0, self.simulator, interface="127.0.0.1")
         self.addCleanup(listening.stopListening)
-        config = parse_config(admin_config(self.state, listening.getHost().port))
+        config = parse_config(admin_config(self.state, listening.getHost().port,
+                                           f'password_hash = "{HASH}"'))
         self.gateway = build_gateway(config, reactor)
         self.gateway.privilegedStartService()
         self.gateway.startService()
@@ -143,6 +147,31 @@ class LoopbackTests(TestCase):
         self.assertEqual({key: got.get(key) for key in expected}, expected)
         self.assertIn(("smppgw_inbox", ()), got)
         self.assertIn(("smppgw_request_seconds_bucket", (("le", "+Inf"),)), got)
+
+    @inlineCallbacks
+    def test_status_page_figures(self) -> Any:
+        """The Status page shows the server's state since when, bind type, window in use and counters."""
+        yield gatherResults([self.send(f"ok{i}", f"+1555000{i}") for i in range(3)])
+        self.simulator.faults.submit_status = STATUSES["ESME_RINVDSTADR"]
+        yield self.assertFailure(self.send("bad"), SmscRejected)
+        self.simulator.faults.submit_status = 0
+        self.simulator.faults.throttle_every = 5
+        yield self.send("slow")
+        yield self.simulator.deliver("15559876", "15550100", b"hi")
+        browser = TestBrowser(AdminSite(self.gateway, reactor, synchronous))
+        browser.log_in(PASSWORD)
+        page = browser.get("/status")
+        row = re.search(r'<tr id="status-0">(.*?)</tr>', page.body, re.S)
+        assert row is not None
+        cells = {name: unescape(value)
+                 for name, value in re.findall(r'<td class="(\w+)">([^<]*)</td>', row[1])}
+        cells.pop("rate")  # the pace learned from the throttling, if any: tested in test_queue
+        self.assertRegex(cells.pop("since"), r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(\d+s ago\)$")
+        self.assertEqual(cells, {
+            "name": '""', "mode": "send-and-receive", "address": self.gateway.config.servers[0].address,
+            "bind_type": "transceiver", "state": "bound", "queued": "0", "window": "0 / 10",
+            "sent": "4", "received": "1", "failed": "1", "throttled": "1",
+            "per_second": f"{4 / 60:.2f}", "last_error": ""})
 
     @inlineCallbacks
     def test_metrics_follow_the_link(self) -> Any:

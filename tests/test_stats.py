@@ -47,12 +47,12 @@ class ServerStatsTests(SynchronousTestCase):
     def test_histogram_buckets_are_cumulative(self) -> None:
         """Each request duration counts in its bucket and every one above, and in the sum."""
         stats = GatewayStats(Clock())
-        for seconds in (0.005, 0.3, 0.3, 1000.0):
+        for seconds in (0.005, 0.25, 0.3, 1000.0):  # a bucket holds its bound (le)
             stats.request_finished("ok", seconds)
         buckets = dict(stats.request_seconds.cumulative())
         self.assertEqual((buckets["0.01"], buckets["0.25"], buckets["0.5"], buckets["900.0"],
-                          buckets["+Inf"]), (1, 1, 3, 3, 4))
-        self.assertEqual(stats.request_seconds.sum, 1000.605)
+                          buckets["+Inf"]), (1, 2, 3, 3, 4))
+        self.assertAlmostEqual(stats.request_seconds.sum, 1000.555)
         self.assertEqual(stats.requests["ok"], 4)
 
 

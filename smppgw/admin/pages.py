@@ -172,8 +172,10 @@ def _status_value(column: str, row: Mapping[str, Any], now: float | None = None)
         return "" if window is None else f"{row.get('in_flight', 0)} / {window}"
     if value is None:
         return ""
-    if column in ("rate", "per_second") and isinstance(value, float):
+    if column == "rate" and isinstance(value, float):
         return f"{value:.1f}"
+    if column == "per_second" and isinstance(value, float):
+        return f"{value:.2f}"
     if column == "since" and isinstance(value, int | float):
         return _when(value, now)
     if column == "last_error" and value and isinstance(row.get("last_error_at"), int | float):
