@@ -68,7 +68,7 @@ class Gateway(MultiService):
 
     def add_link(self, link: Link) -> None:
         self.links[link.server.name] = link
-        link.stats = self.stats.server(link.server.name)
+        self.stats.server(link.server.name).attach(link)
         link.setServiceParent(self)
 
     def startService(self) -> None:

@@ -88,10 +88,28 @@ class ServerStats:
         self.last_error_at: float | None = None
         # Accepted parts per whole second, the last RATE_WINDOW seconds: [second, count].
         self._seconds: list[list[int]] = [[-1, 0] for _ in range(RATE_WINDOW)]
+        # The link whose state, bind and error these show (None: whichever reports).
+        self._link: object = None
 
     # -- fed by the link ----------------------------------------------------------
 
-    def state_changed(self, state: str) -> None:
+    def attach(self, link: Any) -> None:
+        """Make C{link} the one these counters follow (C{link.stats} is set to them).
+
+        A link replaced by a newer one may still report while it unbinds: its
+        counts still count, but its state, bind time and errors no longer show.
+        """
+        self._link = link
+        link.stats = self
+        if link.state != self.state:
+            self.state_changed(link.state, link)
+
+    def _follows(self, link: object) -> bool:
+        return self._link is None or link is None or link is self._link
+
+    def state_changed(self, state: str, link: object = None) -> None:
+        if not self._follows(link):
+            return
         self.state = state
         self.since = self.clock.seconds()
         if state != "bound":
@@ -103,13 +121,14 @@ class ServerStats:
             self.reconnects += 1
         self._attempts += 1
 
-    def bound(self) -> None:
+    def bound(self, link: object = None) -> None:
         self.binds += 1
-        self.bound_since = self.clock.seconds()
+        if self._follows(link):
+            self.bound_since = self.clock.seconds()
 
-    def error(self, text: str) -> None:
+    def error(self, text: str, link: object = None) -> None:
         """The link's last error is now C{text} ("" when a bind cleared it)."""
-        if text != self.last_error:
+        if text != self.last_error and self._follows(link):
             self.last_error = text
             self.last_error_at = self.clock.seconds() if text else None
 

@@ -131,9 +131,11 @@ class LinkStatsTests(LinkCase):
         self.assertEqual((stats.binds, stats.reconnects, stats.last_error), (2, 1, ""))
 
     def test_replaced_link_adds_to_the_same_counters(self) -> None:
-        """A new link given the server's counters goes on counting where the old one stopped."""
+        """A new link given the server's counters goes on counting where the old one stopped,
+        and the old one's late loss does not change the state shown."""
         clock = Clock()
         shared = GatewayStats(clock).server("p1")
+        endpoints = []
         for _ in range(2):
             endpoint = FakeEndpoint()
             link = Link(server_config(), endpoint, clock, "none", jitter=lambda: 0.0, stats=shared)
@@ -142,7 +144,28 @@ class LinkStatsTests(LinkCase):
             self.bind_ok(endpoint, clock)
             endpoint.answer(PDU("deliver_sm", 9, 0, {"short_message": b"hi"}))
             endpoint.sent()  # its answer
+            endpoints.append(endpoint)
+            clock.advance(10)
         self.assertEqual((shared.binds, shared.reconnects, shared.received), (2, 1, 2))
+        endpoints[0].drop()  # the replaced link's connection goes only now
+        self.assertEqual((shared.state, shared.bound_since, shared.last_error), (BOUND, 10.0, ""))
+
+
+    def test_replaced_link_binding_late(self) -> None:
+        """A replaced link whose bind completes after its successor's counts the bind, not its time."""
+        clock = Clock()
+        shared = GatewayStats(clock).server("p1")
+        links = []
+        for _ in range(2):
+            endpoint = FakeEndpoint()
+            link = Link(server_config(), endpoint, clock, "none", jitter=lambda: 0.0, stats=shared)
+            self.addCleanup(self._stop, link, clock, endpoint)
+            link.startService()
+            links.append((link, endpoint))
+        self.bind_ok(links[1][1], clock)
+        clock.advance(5)  # within the bind's response_timeout
+        self.bind_ok(links[0][1], clock)
+        self.assertEqual((shared.binds, shared.bound_since), (2, 0.0))
 
 
 class GatewayStatsTests(TestCase):

@@ -223,12 +223,13 @@ class Link(Service):
         self.server = server
         #: Where the link's figures go: the gateway's counters of this server
         #: name (which outlive the link), or the link's own.
-        self.stats = stats if stats is not None else ServerStats(server.name, clock)
+        self.stats: ServerStats = stats if stats is not None else ServerStats(server.name, clock)
         self.setName(f"smsc:{server.name}")
         self.clock = clock
         self.log = SmppLog(server.name, log_level)
         self.state = DISCONNECTED
         self._last_error = ""
+        self.stats.attach(self)  # a link made to replace another is the one shown
         # What ended the current attempt (or bound connection), as the retry
         # line says it, and whether it was a bound connection that was lost.
         self._attempt_failure: tuple[str, bool] | None = None
@@ -269,7 +270,7 @@ class Link(Service):
         if state == self.state:
             return
         self.state = state
-        self.stats.state_changed(state)
+        self.stats.state_changed(state, self)
         for observer in list(self._observers):
             observer(state)
 
@@ -319,7 +320,7 @@ class Link(Service):
     @last_error.setter
     def last_error(self, text: str) -> None:
         self._last_error = text
-        self.stats.error(text)
+        self.stats.error(text, self)
 
     @property
     def protocol(self) -> ESMEProtocol | None:
@@ -384,7 +385,7 @@ class Link(Service):
             esme.ever_bound = True
             self.last_error = ""
             self._attempt_failure = None
-            self.stats.bound()
+            self.stats.bound(self)
             self._set_state(BOUND)
             self.log.major("bound to {address} as {bind_type}", address=self.server.address,
                            bind_type=self.server.bind_type)
