@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from smppgw import __version__
+from smppgw.admin import pages
 from smppgw.admin.health import STALE_AFTER
 from smppgw.admin.testing import FakeGateway, TestBrowser, synchronous
 from smppgw.admin.web import AdminSite
@@ -166,7 +167,7 @@ class LoopbackTests(TestCase):
         cells = {name: unescape(value)
                  for name, value in re.findall(r'<td class="(\w+)">([^<]*)</td>', row[1])}
         cells.pop("rate")  # the pace learned from the throttling, if any: tested in test_queue
-        self.assertRegex(cells.pop("since"), r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(\d+s ago\)$")
+        self.assertRegex(cells.pop("since"), r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, \d+s ago$")
         self.assertEqual(cells, {
             "name": '""', "mode": "send-and-receive", "address": self.gateway.config.servers[0].address,
             "bind_type": "transceiver", "state": "bound", "queued": "0", "window": "0 / 10",
@@ -288,3 +289,13 @@ class SiteTests(SynchronousTestCase):
                                " ago\n"))
         clock.advance(0)
         self.assertEqual(browser.get("/healthz").code, 200)
+
+    def test_status_page_times(self) -> None:
+        """The Status page says since when a state holds and when the last error came, in UTC and how long ago."""
+        row = {"name": "a", "state": "disconnected", "since": 100.0, "window": 10, "in_flight": 0,
+               "last_error": "cannot connect: connection refused", "last_error_at": 3700.0}
+        page = pages.status_page([row], "problems", ["problems"], "csrf", now=3800.0)
+        cells = dict(re.findall(r'<td class="(\w+)">([^<]*)</td>', page))
+        self.assertEqual((cells["since"], unescape(cells["last_error"]), cells["window"]), (
+            "1970-01-01 00:01:40 UTC, 1h 1m ago",
+            "cannot connect: connection refused (1970-01-01 01:01:40 UTC, 1m 40s ago)", "0 / 10"))

@@ -162,7 +162,7 @@ def _when(at: float, now: float | None) -> str:
     hours, rest = divmod(ago, 3600)
     span = (f"{hours}h {rest // 60}m" if hours else f"{rest // 60}m {rest % 60}s" if rest >= 60
             else f"{rest}s")
-    return f"{text} ({span} ago)"
+    return f"{text}, {span} ago"
 
 
 def _status_value(column: str, row: Mapping[str, Any], now: float | None = None) -> str:
@@ -179,7 +179,7 @@ def _status_value(column: str, row: Mapping[str, Any], now: float | None = None)
     if column == "since" and isinstance(value, int | float):
         return _when(value, now)
     if column == "last_error" and value and isinstance(row.get("last_error_at"), int | float):
-        return f"{value} (at {_when(row['last_error_at'], now)})"
+        return f"{value} ({_when(row['last_error_at'], now)})"
     if column == "name" and value == "":
         return '""'
     return str(value)
