@@ -40,6 +40,7 @@ from smppgw.relay.queue import Outbound
 from smppgw.relay.servers import LiveServers
 from smppgw.smpp.link import Link, build_endpoint
 from smppgw.smpp.log import SmppLog
+from smppgw.stats import GatewayStats
 from smppgw.store.interfaces import StoreError
 from smppgw.store.sqlite import Checkpointer, Store, private_folder
 
@@ -62,6 +63,8 @@ class Gateway(MultiService):
         #: The running links by server name (a server off or removed has none).
         self.links = LiveServers()
         self.amp_factory: GatewayAMPFactory | None = None
+        #: The counters of every server and request, kept across links replaced.
+        self.stats = GatewayStats(reactor)
         self.simulator: Any = None
         self.store: Store | None = None
         self.outbound: Outbound | None = None
@@ -75,6 +78,7 @@ class Gateway(MultiService):
     def add_link(self, link: Link) -> None:
         self.links.add(link)
         self._deliver_to_hosts(link)
+        self.stats.server(link.server.name).attach(link)
         link.setServiceParent(self)
 
     def _deliver_to_hosts(self, link: Link) -> None:
@@ -107,6 +111,7 @@ class Gateway(MultiService):
         """
         link = self.new_link(server)
         old = self.links.replace(link)
+        self.stats.server(server.name).attach(link)
         self._deliver_to_hosts(link)
 
         def start(_: object) -> None:
@@ -170,11 +175,12 @@ class Gateway(MultiService):
                 self.dialogs = DialogTable(self.reactor, self.config.module.dialog_timeout,
                                            self.store)
             self.outbound = Outbound(self.config, self.links, self.store, self.reactor,
-                                     self.dialogs)
+                                     self.dialogs, self.stats)
             self.outbound.restore()
         except StoreError as error:
             raise StartupError(f"smppgw cannot start: {error}") from error
-        self.inbound = Inbound(self.config, self.store, self.registry, self.reactor, self.dialogs)
+        self.inbound = Inbound(self.config, self.store, self.registry, self.reactor, self.dialogs,
+                               stats=self.stats)
         for link in self.links.values():
             self._deliver_to_hosts(link)
         self.inbound.start()

@@ -8,6 +8,7 @@ is C{error-} and the input's name.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import Any
@@ -144,28 +145,57 @@ def servers_page(rows: Sequence[Fields], revision: str, csrf: str, errors: Mappi
 
 
 _STATUS_COLUMNS = (("name", "Name"), ("mode", "Mode"), ("address", "SMSC Address"),
-                   ("state", "State"), ("queued", "Queued"), ("sent", "Sent"),
-                   ("received", "Received"), ("rate", "Rate (msg/s)"),
+                   ("bind_type", "Bind type"), ("state", "State"), ("since", "Since"),
+                   ("queued", "Queued"), ("window", "Window in use"), ("sent", "Sent"),
+                   ("received", "Received"), ("failed", "Failed"), ("throttled", "Throttled"),
+                   ("per_second", "Msg/s (last minute)"), ("rate", "Paced at (msg/s)"),
                    ("last_error", "Last error"))
 _ACTIONS = (("disconnect", "Disconnect"), ("rebind", "Re-bind"), ("disable", "Disable"))
 
 
-def _status_value(column: str, value: Any) -> str:
+def _when(at: float, now: float | None) -> str:
+    """A moment as UTC time, and how long ago when C{now} is known."""
+    text = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
+    if now is None:
+        return text
+    ago = max(0, int(now - at))
+    hours, rest = divmod(ago, 3600)
+    span = (f"{hours}h {rest // 60}m" if hours else f"{rest // 60}m {rest % 60}s" if rest >= 60
+            else f"{rest}s")
+    return f"{text}, {span} ago"
+
+
+def _status_value(column: str, row: Mapping[str, Any], now: float | None = None) -> str:
+    value = row.get(column)
+    if column == "window":
+        window = row.get("window")
+        return "" if window is None else f"{row.get('in_flight', 0)} / {window}"
     if value is None:
         return ""
     if column == "rate" and isinstance(value, float):
         return f"{value:.1f}"
+    if column == "per_second" and isinstance(value, float):
+        return f"{value:.2f}"
+    if column == "since" and isinstance(value, int | float):
+        return _when(value, now)
+    if column == "last_error" and value and isinstance(row.get("last_error_at"), int | float):
+        return f"{value} ({_when(row['last_error_at'], now)})"
     if column == "name" and value == "":
         return '""'
     return str(value)
 
 
 def status_page(rows: Iterable[Mapping[str, Any]] | None, log_level: str, levels: Sequence[str],
-                csrf: str, message: str = "", problem: str = "") -> str:
+                csrf: str, message: str = "", problem: str = "", now: float | None = None) -> str:
+    """Per server its state and since when, its queue, window and counters; the log level.
+
+    C{rows} are C{Outbound.status()}'s (None before the gateway started); C{now} (the
+    clock's seconds) lets the times say how long ago they were.
+    """
     head = "".join(f"<th>{escape(title)}</th>" for _, title in _STATUS_COLUMNS)
     lines = []
     for index, row in enumerate(rows or ()):
-        cells = "".join(f'<td class="{column}">{escape(_status_value(column, row.get(column)))}</td>'
+        cells = "".join(f'<td class="{column}">{escape(_status_value(column, row, now))}</td>'
                         for column, _ in _STATUS_COLUMNS)
         buttons = "".join(
             f'<form method="post" action="/status" style="display:inline">{csrf_input(csrf)}'

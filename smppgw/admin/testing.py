@@ -15,10 +15,12 @@ from urllib.parse import urlencode
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import ISSLTransport
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from zope.interface import implementer
 
 from smppgw.config import Config, diff
+from smppgw.stats import GatewayStats
 
 __all__ = ["FakeGateway", "Response", "TestBrowser", "synchronous"]
 
@@ -37,7 +39,8 @@ class FakeOutbound:
     def status(self) -> list[dict[str, Any]]:
         return [{"name": s.name, "mode": s.mode, "address": s.address,
                  "state": "bound" if s.enabled else "disconnected", "queued": 0, "sent": 0,
-                 "received": 0, "last_error": "", "rate": None}
+                 "received": 0, "last_error": "", "rate": None, "in_flight": 0,
+                 "window": s.window, "paused": ""}
                 for s in self.gateway.config.servers]
 
 
@@ -49,6 +52,11 @@ class FakeGateway:
     config_path: str | None = None
     applied: list[Config] = field(default_factory=list)
     actions: list[tuple[str, str]] = field(default_factory=list)
+    #: What /metrics and /healthz read: the counters, the store (None: not started).
+    stats: GatewayStats = field(default_factory=lambda: GatewayStats(Clock()))
+    store: Any = None
+    inbound: Any = None
+    dialogs: Any = None
 
     def __post_init__(self) -> None:
         self.outbound = FakeOutbound(self)
@@ -115,14 +123,16 @@ class TestBrowser:
         self.set_cookies: list[str] = []
         self.pending: list[StringTransport] = []
 
-    def request(self, method: str, path: str, form: dict[str, str] | None = None) -> Response:
+    def request(self, method: str, path: str, form: dict[str, str] | None = None,
+                headers: dict[str, str] | None = None) -> Response:
         peer = IPv4Address("TCP", self.client, 40000)
         transport = (_TLSTransport if self.tls else StringTransport)(
             peerAddress=peer, hostAddress=IPv4Address("TCP", "127.0.0.1", 8780))
         protocol = self.site.buildProtocol(peer)
         protocol.makeConnection(transport)
         body = urlencode(form).encode() if form is not None else b""
-        lines = [f"{method} {path} HTTP/1.0", "Host: localhost"]
+        lines = [f"{method} {path} HTTP/1.0", "Host: localhost",
+                 *(f"{name}: {value}" for name, value in (headers or {}).items())]
         if self.cookies:
             lines.append("Cookie: " + "; ".join(f"{k}={v}" for k, v in self.cookies.items()))
         if form is not None:
@@ -151,8 +161,8 @@ class TestBrowser:
                 self.cookies[name] = value
         return Response(int(status.split()[1]), headers, body.decode("utf-8"))
 
-    def get(self, path: str) -> Response:
-        return self.request("GET", path)
+    def get(self, path: str, headers: dict[str, str] | None = None) -> Response:
+        return self.request("GET", path, headers=headers)
 
     def post(self, path: str, form: dict[str, str]) -> Response:
         return self.request("POST", path, form)

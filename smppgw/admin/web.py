@@ -62,6 +62,8 @@ from .forms import (
     settings_submitted,
     submitted,
 )
+from .health import Health, Heartbeat, StoreWatch
+from .metrics import Metrics
 
 __all__ = ["AdminGateway", "AdminSite", "Editor", "admin_service"]
 
@@ -391,7 +393,7 @@ class _Status(_Page):
         rows = gateway.outbound.status() if gateway.outbound is not None else None
         problem = errors.get("", "") or next(iter(errors.values()), "")
         return pages.status_page(rows, gateway.config.module.log_level, LOG_LEVELS,
-                                 session.csrf, message, problem)
+                                 session.csrf, message, problem, self.site.clock.seconds())
 
     def get(self, request: Request, session: Session | None) -> bytes:
         assert session is not None
@@ -451,6 +453,7 @@ class AdminSite(Site):
     def __init__(self, gateway: AdminGateway, clock: IReactorTime, run: Runner, *,
                  idle: float = 1800.0) -> None:
         self.gateway = gateway
+        self.clock = clock
         self.editor = Editor(gateway)
         self.admin_sessions = Sessions(clock, idle)
         self.throttle = LoginThrottle(clock)
@@ -460,9 +463,21 @@ class AdminSite(Site):
         for name, page in ((b"login", _Login), (b"logout", _Logout), (b"settings", _Settings),
                            (b"servers", _Servers), (b"status", _Status)):
             root.putChild(name, page(self))
+        #: Beats on the reactor while the site listens: /healthz reads its age.
+        self.heartbeat = Heartbeat(clock, gateway, StoreWatch())
+        root.putChild(b"metrics", Metrics(gateway))
+        root.putChild(b"healthz", Health(gateway, self.heartbeat))
         self.root = root
         super().__init__(root)
         self.displayTracebacks = False
+
+    def startFactory(self) -> None:
+        super().startFactory()
+        self.heartbeat.start()
+
+    def stopFactory(self) -> None:
+        self.heartbeat.stop()
+        super().stopFactory()
 
     def log(self, request: http.Request) -> None:
         """No access log: the gateway's log is about messages and links."""

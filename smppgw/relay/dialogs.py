@@ -261,6 +261,11 @@ class DialogTable:
         letters = self._by_phone.get(phone, {})
         return [letters[letter] for letter in sorted(letters)]
 
+    @property
+    def size(self) -> int:
+        """How many bindings the table holds (those past the timeout go at the next use)."""
+        return sum(map(len, self._by_phone.values()))
+
     def expire(self) -> int:
         """Retire every binding unused for the timeout; return how many were retired."""
         retired = 0

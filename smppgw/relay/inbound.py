@@ -74,6 +74,7 @@ from smppgw.store.interfaces import InboxRow, StoreError, UnknownRow
 if TYPE_CHECKING:
     from smppgw.config import Config, ServerConfig
     from smppgw.smpp.codec import PDU
+    from smppgw.stats import IStats
     from smppgw.store.sqlite import Store
 
 #: Rows handed to hosts and not yet answered, at most.
@@ -150,6 +151,7 @@ class Inbound:
         *,
         max_inbox: int = 100_000,
         max_attempts: int = 10,
+        stats: IStats | None = None,
     ) -> None:
         if max_inbox < 1 or max_attempts < 1:
             raise ValueError("max_inbox and max_attempts must be at least 1")
@@ -160,6 +162,7 @@ class Inbound:
         self._dialogs = dialogs
         self._max_inbox = max_inbox
         self._max_attempts = max_attempts
+        self._stats = stats
         self._logs: dict[str, SmppLog] = {}
         self._module_log = self._log("*")
         try:
@@ -198,6 +201,11 @@ class Inbound:
         if log is None:
             log = self._logs[server] = SmppLog(server, self._config.module.log_level)
         return log
+
+    @property
+    def inbox_size(self) -> int:
+        """Messages and reports stored and not yet taken by a host."""
+        return self._inbox_size
 
     # -- life ----------------------------------------------------------------------
 
@@ -332,7 +340,8 @@ class Inbound:
         self._inbox_size += 1
         return self._when_durable(log, f"the delivery receipt for {receipt.message_id}", lambda: log.major(
             "delivery receipt: {request_id} message {message_id} is {state}",
-            request_id=request_id, message_id=message_id, state=receipt.state))
+            request_id=request_id, message_id=message_id, state=receipt.state),
+            (server.name, "receipt"))
 
     def _message(self, server: ServerConfig, log: SmppLog,
                  params: Mapping[str, int | bytes]) -> Deferred[int] | int:
@@ -377,7 +386,8 @@ class Inbound:
                 log.low("part {sequence} of {total} (reference {reference}) from {source} stored",
                         sequence=concat.sequence, total=concat.total, reference=concat.reference,
                         source=source)
-                return self._when_durable(log, f"part {concat.sequence} of an SMS from {source}")
+                return self._when_durable(log, f"part {concat.sequence} of an SMS from {source}",
+                                          received=(server.name, "part"))
             parts = [payload for _, payload in self._store.fragments(key)]
         except StoreError as error:
             log.problem("cannot store part {sequence} of an SMS from {source}: {error}",
@@ -481,13 +491,19 @@ class Inbound:
             self._drop_parts(log, *parts_of)
         return self._when_durable(log, f"the SMS from {sender}", lambda: log.major(
             "SMS from {sender} for {recipient} accepted: {reason}", sender=sender,
-            recipient=recipient, reason=delivery.reason))
+            recipient=recipient, reason=delivery.reason), (server.name, "message"))
 
     def _when_durable(self, log: SmppLog, what: str,
-                      on_stored: Callable[[], None] | None = None) -> Deferred[int]:
-        """ESME_ROK once everything written so far is committed; ESME_RX_T_APPN if the commit fails."""
+                      on_stored: Callable[[], None] | None = None,
+                      received: tuple[str, str] | None = None) -> Deferred[int]:
+        """ESME_ROK once everything written so far is committed; ESME_RX_T_APPN if the commit fails.
+
+        ``received`` is the (server, kind) the stats count once it is stored.
+        """
 
         def stored(_: object) -> int:
+            if received is not None and self._stats is not None:
+                self._stats.received(*received)
             if on_stored is not None:
                 on_stored()
             self._wake()

@@ -62,6 +62,7 @@ from smppgw.smpp.session import (
 )
 from smppgw.sms import address, textcodec
 from smppgw.sms.receipts import receipt_due, submit_key
+from smppgw.stats import GatewayStats, ServerStats
 from smppgw.store.interfaces import OK_OUTCOME, StoreError
 from smppgw.store.sqlite import DuplicateRequest
 
@@ -105,13 +106,15 @@ class Job:
     """
 
     __slots__ = ("request_id", "server", "payload", "message_ids", "expires", "seq",
-                 "in_flight", "waiters", "done", "expired", "attempts", "host")
+                 "in_flight", "waiters", "done", "expired", "attempts", "host", "accepted")
 
     def __init__(self, request_id: str, server: str,
                  payload: bytes | list[bytes] | None,
                  message_ids: list[str | None], seq: int, expires: float,
-                 host: Hashable = None) -> None:
+                 host: Hashable = None, accepted: float | None = None) -> None:
         self.request_id = request_id
+        #: When this process accepted it (None: restored from the store), for its duration.
+        self.accepted = accepted
         #: Who asked (a host connection), so that hosts take turns; None for
         #: requests restored from the store.
         self.host = host
@@ -293,8 +296,11 @@ class LinkQueue:
     """
 
     def __init__(self, link: Link | NoLink, store: Store, clock: Any, log: SmppLog,
-                 finished: Callable[[Job], None], reject_after: float) -> None:
+                 finished: Callable[[Job, dict[str, Any]], None], reject_after: float,
+                 stats: ServerStats | None = None) -> None:
         self.link: Any = link
+        #: The counters of this server (the gateway's, which outlive the link).
+        self.stats = stats if stats is not None else ServerStats(link.server.name, clock)
         self.reject_after = reject_after
         self.server = link.server
         self.store = store
@@ -544,6 +550,7 @@ class LinkQueue:
         self.accepted += 1
         self.in_flight -= 1
         job.in_flight -= 1
+        self.stats.accepted()
         if job.done:
             self.pump()
             return
@@ -583,10 +590,12 @@ class LinkQueue:
     def _failed(self, failure: Failure, job: Job, index: int, link: Any = None) -> None:
         self.in_flight -= 1
         job.in_flight -= 1
+        error = failure.value
+        if isinstance(error, CommandStatusError | GenericNack):
+            self.stats.refused(error.status)
         if job.done:
             self.pump()
             return
-        error = failure.value
         if isinstance(error, CommandStatusError) and error.status in THROTTLE_STATUSES:
             # One episode per pause: the window's other parts, sent before
             # this answer came, are throttled too and go again with it.
@@ -719,7 +728,7 @@ class LinkQueue:
         if outcome.get("ok") and self.log.shows_major:
             self.log.major("{request_id} relayed in {parts} part(s)",
                            request_id=job.request_id, parts=len(job.message_ids))
-        self._finished(job)
+        self._finished(job, outcome)
         job.payload = None
         self._record(job, outcome)
 
@@ -840,8 +849,10 @@ class Outbound:
     """
 
     def __init__(self, config: Config, links: Mapping[str, Link], store: Store, clock: Any,
-                 dialogs: DialogTable | None = None) -> None:
+                 dialogs: DialogTable | None = None, stats: GatewayStats | None = None) -> None:
         self.config = config
+        #: The gateway's counters: `status` reads them, and so does /metrics.
+        self.stats = stats if stats is not None else GatewayStats(clock)
         self.links = links if isinstance(links, LiveServers) else LiveServers(links)
         self.store = store
         self.clock = clock
@@ -867,7 +878,7 @@ class Outbound:
             log = getattr(link, "log", None) or SmppLog(name, self.config.module.log_level)
             queue = self.queues[name] = LinkQueue(
                 link, self.store, self.clock, log, self._finished,
-                self.config.module.reject_if_not_relayed_in)
+                self.config.module.reject_if_not_relayed_in, self.stats.server(name))
         elif queue.link is not link:
             queue.attach(link)
         return queue
@@ -927,8 +938,11 @@ class Outbound:
         self._seq += 1
         return self._seq
 
-    def _finished(self, job: Job) -> None:
+    def _finished(self, job: Job, outcome: dict[str, Any]) -> None:
         self._accepting.pop(job.request_id, None)
+        seconds = None if job.accepted is None else self.clock.seconds() - job.accepted
+        self.stats.request_finished("ok" if outcome.get("ok") else outcome.get("code", "ERROR"),
+                                    seconds)
 
     def job(self, request_id: str) -> Job | None:
         """The job of `request_id` while it is unfinished or its outcome uncommitted, if any."""
@@ -960,6 +974,7 @@ class Outbound:
     def _accept(self, request_id: str, method: str, sender: str, recipient: str,
                 body: str, gateway: str | None, answer: Answer | None, host: Hashable) -> Any:
         if not 1 <= len(request_id) <= MAX_REQUEST_ID:
+            self.stats.request_finished(BadRequest.code, None)
             return fail(BadRequest(f"request_id must be 1 to {MAX_REQUEST_ID} characters, "
                                    f"got {len(request_id)}"))
         job = self.job(request_id)
@@ -979,6 +994,7 @@ class Outbound:
                 return outcome_result(row)  # an earlier outcome stands
             self.log.problem("{request_id} refused: {code} {reason}", request_id=request_id[:128],
                              code=e.code, reason=e.reason[:300])
+            self.stats.request_finished(e.code, None)
             return fail(e)
         try:
             self.store.add_outbound(request_id, server.name, payload, parts, self.clock.seconds())
@@ -992,7 +1008,7 @@ class Outbound:
             return fail(TryLater(f"the gateway cannot store the message: {e}"))
         now = self.clock.seconds()
         job = Job(request_id, server.name, payload, [None] * parts, self._next_seq(),
-                  now + self.config.module.reject_if_not_relayed_in, host)
+                  now + self.config.module.reject_if_not_relayed_in, host, now)
         self._accepting[request_id] = job
         waiting = job.wait(answer)
         queue = self.queues[server.name]
@@ -1077,6 +1093,11 @@ class Outbound:
     # -- status ----------------------------------------------------------------------
 
     def status(self) -> list[dict[str, Any]]:
+        """One row per configured server: its counters (from `stats`) and its live figures.
+
+        The keys of ServerStatus come first; the rest are for the admin's Status page
+        and /metrics (an AMP host reads only the keys its command declares).
+        """
         queued = {name: len(queue.jobs) for name, queue in self.queues.items()}
         for job in self._accepting.values():
             queued[job.server] = queued.get(job.server, 0) + 1
@@ -1088,6 +1109,7 @@ class Outbound:
         for server in [*self.config.servers, *gone]:
             link = self.links.get(server.name)
             queue = self.queues.get(server.name)
+            stats = self.stats.server(server.name)
             paused = queue.paused if queue is not None else ""
             rows.append({
                 "name": server.name,
@@ -1095,10 +1117,23 @@ class Outbound:
                 "address": server.address,
                 "state": link.state if link is not None else "disconnected",
                 "queued": queued.get(server.name, 0),
-                "sent": link.sent if link is not None else 0,
-                "received": link.received if link is not None else 0,
-                "last_error": paused or (link.last_error if link is not None else ""),
+                "sent": stats.sent,
+                "received": stats.received,
+                "last_error": paused or stats.last_error,
                 "rate": queue.pacer.rate if queue is not None else None,
+                "since": stats.since,
+                "bound_since": stats.bound_since,
+                "bind_type": server.bind_type if server.enabled else "",
+                "in_flight": queue.in_flight if queue is not None else 0,
+                "window": server.window,
+                "failed": stats.failed_total,
+                "errors": dict(stats.failed),
+                "throttled": stats.throttled,
+                "binds": stats.binds,
+                "reconnects": stats.reconnects,
+                "per_second": stats.rate(),
+                "last_error_at": stats.last_error_at,
+                "paused": paused,
             })
         return rows
 

@@ -49,6 +49,7 @@ from smppgw.smpp.log import SmppLog
 from smppgw.smpp.protocol import ESMEFactory, ESMEProtocol
 from smppgw.smpp.session import Answer, DeliverHook, NotBound, SessionSettings, refuse_for_now
 from smppgw.smpp.tls import CertificateRefused, VerifyingClientTLS
+from smppgw.stats import ServerStats
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
@@ -217,13 +218,18 @@ class Link(Service):
         initial_delay: float = 1.0,
         max_delay: float = 60.0,
         jitter: Callable[[], float] = random.random,
+        stats: ServerStats | None = None,
     ) -> None:
         self.server = server
+        #: Where the link's figures go: the gateway's counters of this server
+        #: name (which outlive the link), or the link's own.
+        self.stats: ServerStats = stats if stats is not None else ServerStats(server.name, clock)
         self.setName(f"smsc:{server.name}")
         self.clock = clock
         self.log = SmppLog(server.name, log_level)
         self.state = DISCONNECTED
-        self.last_error = ""
+        self._last_error = ""
+        self.stats.attach(self)  # a link made to replace another is the one shown
         # What ended the current attempt (or bound connection), as the retry
         # line says it, and whether it was a bound connection that was lost.
         self._attempt_failure: tuple[str, bool] | None = None
@@ -264,6 +270,7 @@ class Link(Service):
         if state == self.state:
             return
         self.state = state
+        self.stats.state_changed(state, self)
         for observer in list(self._observers):
             observer(state)
 
@@ -306,6 +313,16 @@ class Link(Service):
             transport.abortConnection()
 
     @property
+    def last_error(self) -> str:
+        """What ended the last attempt or connection; "" once bound again."""
+        return self._last_error
+
+    @last_error.setter
+    def last_error(self, text: str) -> None:
+        self._last_error = text
+        self.stats.error(text, self)
+
+    @property
     def protocol(self) -> ESMEProtocol | None:
         return self._protocol if self.state == BOUND else None
 
@@ -313,6 +330,7 @@ class Link(Service):
 
     def _connecting(self) -> None:
         self._attempt_failure = None
+        self.stats.connecting()
         self._set_state(CONNECTING)
         self.log.major("connecting to {address}", address=self.server.address)
 
@@ -367,6 +385,7 @@ class Link(Service):
             esme.ever_bound = True
             self.last_error = ""
             self._attempt_failure = None
+            self.stats.bound(self)
             self._set_state(BOUND)
             self.log.major("bound to {address} as {bind_type}", address=self.server.address,
                            bind_type=self.server.bind_type)
@@ -405,6 +424,7 @@ class Link(Service):
 
     def _deliver(self, pdu: PDU) -> Any:
         self.received += 1
+        self.stats.delivered()
         return self.deliver(pdu)
 
     # -- use ----------------------------------------------------------------------
