@@ -97,7 +97,8 @@ class Gateway(MultiService):
         self._pruning.start(PRUNE_EVERY, now=True)
         factory = GatewayAMPFactory(self.outbound, self.registry, self.reactor,
                                     self.config.amp.secret, SmppLog("amp", self.config.module.log_level),
-                                    self.config.amp.max_connections)
+                                    self.config.amp.max_connections,
+                                    reload=getattr(self, "reload", None))
         listen = amp_endpoint(self.config)
         amp_service = StreamServerEndpointService(serverFromString(self.reactor, listen), factory)
         amp_service.setName("amp")
