@@ -16,8 +16,8 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from smppgw import cli
-from smppgw.cli.operations import age
 from smppgw.config import ConfigError
+from smppgw.relay.operator import age
 
 from .test_cli import GatewayTestCase, Lines, write_config
 

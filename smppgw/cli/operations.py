@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -24,25 +23,9 @@ from smppgw.host.commands import (
     Reload,
     RetireDialog,
 )
+from smppgw.relay.operator import age, when
 
 from .reach import Output, connect, say, server_name
-
-
-def age(seconds: float) -> str:
-    """A duration the way an operator reads it: 45s, 2m05s, 3h07m, 2d04h."""
-    whole = int(seconds)
-    if whole < 60:
-        return f"{whole}s"
-    if whole < 3600:
-        return f"{whole // 60}m{whole % 60:02d}s"
-    if whole < 86400:
-        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
-    return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
-
-
-def when(epoch: float) -> str:
-    """A moment in UTC, to the second."""
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
 
 
 def table(out: Output, header: Iterable[str], rows: Iterable[Iterable[object]],

@@ -16,6 +16,7 @@ server or binding asked for does not exist, or cannot be acted on.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -106,6 +107,23 @@ class DialogBinding:
     address: str
     last_used: float
     idle: float
+
+
+def age(seconds: float) -> str:
+    """A duration the way an operator reads it: 45s, 2m05s, 3h07m, 2d04h."""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
+
+
+def when(epoch: float) -> str:
+    """A moment in UTC, to the second."""
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
 
 
 def host_name(host: Hashable) -> str:
