@@ -89,8 +89,7 @@ class OperatorCommands(amp.CommandLocator):
 
     @RejectMessage.responder
     def reject_message(self, request_id: str) -> dict[str, Any]:
-        rejected = self.operator.reject(request_id)
-        self.log.major("{request_id} rejected by the operator (AMP)", request_id=request_id)
+        rejected = self.operator.reject(request_id)  # the link's log says so
         return {"server": rejected.server, "age": rejected.age, "parts": rejected.parts,
                 "sent": rejected.sent}
 
