@@ -5,6 +5,9 @@ from __future__ import annotations
 import configparser
 import os
 import shlex
+import shutil
+import subprocess
+import sys
 
 from twisted.scripts.twistd import ServerOptions
 from twisted.trial.unittest import SynchronousTestCase
@@ -58,3 +61,20 @@ class UnitTests(SynchronousTestCase):
                          {"ProtectSystem": "strict", "ReadWritePaths": "/etc/smppgw",
                           "NoNewPrivileges": "yes", "PrivateTmp": "yes",
                           "CapabilityBoundingSet": "", "UMask": "0077"})
+
+    def test_systemd_verifies_it(self) -> None:
+        """systemd-analyze verify finds nothing wrong (where systemd is installed), twistd from this venv."""
+        analyze = shutil.which("systemd-analyze")
+        if analyze is None:
+            raise self.skipTest("systemd-analyze is not installed")
+        with open(UNIT) as f:
+            text = f.read()
+        twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        path = os.path.join(folder, "smppgw.service")
+        with open(path, "w") as f:
+            f.write(text.replace("/opt/smppgw/venv/bin/twistd", twistd))
+        result = subprocess.run([analyze, "verify", path], capture_output=True, text=True,
+                                timeout=60)
+        self.assertEqual((result.returncode, result.stderr), (0, ""))
