@@ -57,8 +57,11 @@ def backup(source: str, target: str, force: bool = False) -> BackupDone:
             raise BadRequest(f"{target} exists; --force replaces it")
     if not os.path.exists(source):
         raise Unavailable(f"the store {source!r} does not exist")
-    fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp",
-                                     dir=folder)
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp",
+                                         dir=folder)
+    except OSError as error:
+        raise Unavailable(f"cannot write in {folder}: {error.strerror or error}") from None
     os.close(fd)  # mkstemp made it 0600
     try:
         version = _copy(source, temporary)

@@ -12,6 +12,7 @@ from twisted.python.failure import Failure
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
+from smppgw import backup as backup_module
 from smppgw.config import ConfigError
 from smppgw.host.commands import (
     Backup,
@@ -263,6 +264,17 @@ class BackupCommandTests(OperatorAmpTestCase):
         ]:
             self.assertEqual(self.failure(self.call(Backup, path=path, force=True), BadRequest),
                              reason)
+
+    def test_folder_not_writable(self) -> None:
+        """A folder the gateway cannot write in is UNAVAILABLE, naming it."""
+        self.connect(path=os.path.join(self.folder, "store.sqlite"))
+
+        def refused(**kw: Any) -> Any:
+            raise PermissionError(13, "Permission denied", os.path.join(kw["dir"], ".c.tmp"))
+
+        self.patch(backup_module.tempfile, "mkstemp", refused)
+        self.assertEqual(self.failure(self.call(Backup, path=self.target), Unavailable),
+                         f"cannot write in {self.folder}: Permission denied")
 
     def test_memory_store(self) -> None:
         """A store in memory has no file to back up."""
