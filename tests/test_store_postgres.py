@@ -19,7 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from smppgw.relay.dialogs import Binding
 from smppgw.store.conformance import DAY, StoreConformance
-from smppgw.store.interfaces import DuplicateRequest, StoreError
+from smppgw.store.interfaces import BadStoreInput, DuplicateRequest, StoreError
 from smppgw.store.postgres import SCHEMA_VERSION, PostgresStore
 from smppgw.store.postgres.database import describe
 
@@ -54,8 +54,9 @@ class OnPostgres(SynchronousTestCase):
         assert URL is not None
         return conninfo.make_conninfo(URL, options=f"-c search_path={self.schema}", **params)
 
-    def open(self, retention: float = 7 * DAY, **params: Any) -> PostgresStore:
-        store = PostgresStore(self.url(**params), retention=retention)
+    def open(self, retention: float = 7 * DAY, lock_timeout: float = 5.0,
+             **params: Any) -> PostgresStore:
+        store = PostgresStore(self.url(**params), retention=retention, lock_timeout=lock_timeout)
         self.addCleanup(store.close)
         return store
 
@@ -163,6 +164,21 @@ class ConnectionTests(OnPostgres):
         self.assertEqual([row.payload for row in store.inbox()], [{"n": 1}])
 
 
+    def test_held_row_times_out(self) -> None:
+        """A write that waits for a row another connection holds gives up with StoreError after
+        the lock timeout, changing nothing; once the row is let go, it goes through."""
+        store = self.open(lock_timeout=0.05)
+        store.add_outbound("r1", "smsc1", {}, 1, 1.0)
+        with self.admin.transaction():
+            self.admin.execute(f"SELECT 1 FROM {self.schema}.outbound WHERE request_id = 'r1'"
+                               " FOR UPDATE")
+            error = self.assertRaises(StoreError, store.finish, "r1", {"ok": True})
+        self.assertIn("lock timeout", str(error))
+        self.assertIsNone(store.unfinished()[0].outcome)
+        store.finish("r1", {"ok": True})
+        self.assertEqual(store.counts()["unfinished"], 0)
+
+
 class WithoutServerTests(SynchronousTestCase):
     """What needs no server: naming the database, and one that cannot be reached."""
 
@@ -181,3 +197,8 @@ class WithoutServerTests(SynchronousTestCase):
                                   f"postgresql://gw:s3cret@127.0.0.1:{port}/smppgw")
         self.assertIn(f"cannot connect to the store postgresql://gw@127.0.0.1:{port}/smppgw", str(error))
         self.assertNotIn("s3cret", str(error))
+
+    def test_bad_lock_timeout(self) -> None:
+        """A lock timeout that is not a number of seconds is refused before connecting."""
+        self.assertRaises(BadStoreInput, PostgresStore, "postgresql://gw@127.0.0.1:1/db",
+                          lock_timeout="5s")

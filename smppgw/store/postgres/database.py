@@ -14,7 +14,8 @@ write; batching many writes in one round trip is for the step that makes the
 writes return Deferreds.
 
 The calls block the reactor's thread while the database answers, like the
-SQLite store's.  A connection that breaks (the server restarted, the
+SQLite store's; a statement that waits for a row another connection holds
+gives up after ``lock_timeout`` seconds.  A connection that breaks (the server restarted, the
 network cut) fails the call that finds it broken with :class:`StoreError`;
 the next call connects again.
 """
@@ -38,6 +39,15 @@ _encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 #: Seconds to wait for the server when connecting, unless the URL says otherwise.
 CONNECT_TIMEOUT = 10
+
+#: Seconds a statement waits for a row that another node holds before it fails
+#: (a StoreError, "try later"): a node blocked on a lock blocks its reactor.
+LOCK_TIMEOUT = 5.0
+
+#: Seconds after which the server ends this node's session if it stops in the
+#: middle of a transaction (paused, its machine frozen), so that the rows it
+#: holds do not stop the other nodes for longer.
+IDLE_IN_TRANSACTION = 30
 
 
 def dump(value: object) -> str:
@@ -70,10 +80,14 @@ def one(row: tuple[Any, ...] | None) -> tuple[Any, ...]:
 class Database:
     """The connection to one PostgreSQL database, and the store's transactions on it."""
 
-    def __init__(self, url: str, *, retention: float = 7 * 86400) -> None:
-        if isinstance(retention, bool) or not isinstance(retention, int | float) or retention < 0:
-            raise BadStoreInput(f"retention must be a number of seconds >= 0: {retention!r}")
+    def __init__(self, url: str, *, retention: float = 7 * 86400,
+                 lock_timeout: float = LOCK_TIMEOUT) -> None:
+        for name, value in (("retention", retention), ("lock_timeout", lock_timeout)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise BadStoreInput(f"{name} must be a number of seconds >= 0: {value!r}")
         self.url = url
+        #: Seconds a statement waits for a row another connection holds, then fails.
+        self.lock_timeout = float(lock_timeout)
         #: The database, without a password: what log lines and errors name.
         self.path = describe(url)
         self.retention = float(retention)
@@ -93,8 +107,18 @@ class Database:
     def _connect(self) -> psycopg.Connection[Any]:
         try:
             given = conninfo.conninfo_to_dict(self.url)
-            timeout: dict[str, Any] = {} if "connect_timeout" in given else {"connect_timeout": CONNECT_TIMEOUT}
-            return psycopg.connect(self.url, autocommit=True, **timeout)
+            timeout: dict[str, Any] = (
+                {} if "connect_timeout" in given else {"connect_timeout": CONNECT_TIMEOUT})
+            db = psycopg.connect(self.url, autocommit=True, **timeout)
+            try:
+                db.execute(
+                    "SELECT set_config('lock_timeout', %s, false),"
+                    " set_config('idle_in_transaction_session_timeout', %s, false)",
+                    (f"{round(self.lock_timeout * 1000)}ms", f"{IDLE_IN_TRANSACTION * 1000}ms"))
+            except psycopg.Error:
+                db.close()
+                raise
+            return db
         except psycopg.Error as error:
             raise StoreError(f"cannot connect to the store {self.path}: {error}") from error
 

@@ -55,8 +55,10 @@ class OutboundTables(Database):
         if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1:
             raise BadStoreInput(f"parts must be a positive integer: {parts!r}")
         wire, text = (payload, None) if isinstance(payload, bytes) else (None, dump(payload))
-        # ON CONFLICT DO NOTHING: a request_id committed by another node makes
-        # no error (which would need a savepoint), just no row.
+        # A request_id kept already (through any node) gives no row rather than
+        # a unique violation (an error in the server's log); then the kept row
+        # is read.  Should another node be adding the same request_id at that
+        # moment, the insert waits for its commit and sees its row.
         found = self._writing(
             "INSERT INTO outbound (request_id, server, wire, json, parts, created)"
             " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (request_id) DO NOTHING RETURNING seq",
