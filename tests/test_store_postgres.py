@@ -20,7 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from smppgw.relay.dialogs import Binding
 from smppgw.store.conformance import DAY, StoreConformance
 from smppgw.store.interfaces import BadStoreInput, DuplicateRequest, StoreError
-from smppgw.store.postgres import SCHEMA_VERSION, PostgresStore
+from smppgw.store.postgres import SCHEMA_VERSION, PostgresStore, schema
 from smppgw.store.postgres.database import describe
 
 URL = os.environ.get("SMPPGW_TEST_POSTGRES")
@@ -36,27 +36,34 @@ class OnPostgres(SynchronousTestCase):
     skip = None if os.environ.get("CI") == "true" else MISSING
 
     def setUp(self) -> None:
-        self.fresh_schema()
+        self.connect_admin()
+        self.schema = self.fresh_schema()
         super().setUp()
 
-    def fresh_schema(self) -> None:
-        """Make the test's schema (dropped after it) and the admin connection that made it."""
+    def connect_admin(self) -> None:
+        """Open the connection that makes and drops the tests' schemas, closed after the test."""
         if URL is None:
             self.fail(f"CI=true but {MISSING}")
         self.admin = psycopg.connect(URL, autocommit=True)
         self.addCleanup(self.admin.close)
-        self.schema = f"test_{uuid.uuid4().hex[:16]}"
-        self.admin.execute(f"CREATE SCHEMA {self.schema}")
-        self.addCleanup(self.admin.execute, f"DROP SCHEMA {self.schema} CASCADE")
 
-    def url(self, **params: Any) -> str:
-        """The database's URL with the test's schema first in the search path."""
+    def fresh_schema(self) -> str:
+        """Make a new, empty schema, dropped after the test; return its name."""
+        schema = f"test_{uuid.uuid4().hex[:16]}"
+        self.admin.execute(f"CREATE SCHEMA {schema}")
+        self.addCleanup(self.admin.execute, f"DROP SCHEMA {schema} CASCADE")
+        return schema
+
+    def url(self, schema: str | None = None, **params: Any) -> str:
+        """The database's URL with ``schema`` (the test's) the only one in the search path."""
         assert URL is not None
-        return conninfo.make_conninfo(URL, options=f"-c search_path={self.schema}", **params)
+        return conninfo.make_conninfo(
+            URL, options=f"-c search_path={schema or self.schema}", **params)
 
-    def open(self, retention: float = 7 * DAY, lock_timeout: float = 5.0,
+    def open(self, retention: float = 7 * DAY, lock_timeout: float = 5.0, schema: str | None = None,
              **params: Any) -> PostgresStore:
-        store = PostgresStore(self.url(**params), retention=retention, lock_timeout=lock_timeout)
+        store = PostgresStore(self.url(schema, **params), retention=retention,
+                              lock_timeout=lock_timeout)
         self.addCleanup(store.close)
         return store
 
@@ -68,12 +75,13 @@ class PostgresConformance(StoreConformance, OnPostgres):
     """The PostgreSQL store, reopened on a new connection to play a restart."""
 
     def setUp(self) -> None:
-        # Conformance.setUp makes the store: the schema must be there first.
-        self.fresh_schema()
+        # Conformance.setUp makes the store: the admin connection must be there first.
+        self.connect_admin()
         super().setUp()
 
     def make_store(self, retention: float = 7 * DAY) -> PostgresStore:
-        return self.open(retention)
+        # Each store a new, empty one: a schema of its own.
+        return self.open(retention, schema=self.fresh_schema())
 
     def reopen(self, store: PostgresStore) -> PostgresStore:
         store.close()
@@ -107,6 +115,21 @@ class SchemaTests(OnPostgres):
         self.admin.execute(f"UPDATE {self.schema}.meta SET value = '0'")
         error = self.assertRaises(StoreError, PostgresStore, self.url())
         self.assertIn(f"schema version 0, older than this gateway's {SCHEMA_VERSION}", str(error))
+
+    def test_older_schema_upgraded(self) -> None:
+        """A database of an older version is upgraded step by step on open, its rows kept,
+        and the new version recorded."""
+        self.open().add_inbox("message", {"n": 1}, 1.0)
+        self.patch(schema, "SCHEMA_VERSION", SCHEMA_VERSION + 2)
+        self.patch(schema, "UPGRADES", {
+            SCHEMA_VERSION: "ALTER TABLE inbox ADD COLUMN first_step integer",
+            SCHEMA_VERSION + 1: "ALTER TABLE inbox ADD COLUMN second_step integer"})
+        store = self.open()
+        self.assertEqual(([row.payload for row in store.inbox()], self.meta()),
+                         ([{"n": 1}], [("schema_version", str(SCHEMA_VERSION + 2))]))
+        self.assertEqual(
+            self.admin.execute(f"SELECT first_step, second_step FROM {self.schema}.inbox").fetchall(),
+            [(None, None)])
 
     def test_foreign_meta_refused(self) -> None:
         """A schema with a meta table that holds no version is not taken for the store's."""
