@@ -15,9 +15,11 @@ writes return Deferreds.
 
 The calls block the reactor's thread while the database answers, like the
 SQLite store's; a statement that waits for a row another connection holds
-gives up after ``lock_timeout`` seconds.  A connection that breaks (the server restarted, the
-network cut) fails the call that finds it broken with :class:`StoreError`;
-the next call connects again.
+gives up after ``lock_timeout`` seconds.  A connection that breaks (the
+server restarted, the network cut) fails the call that finds it broken with
+:class:`StoreError`; the next call connects again.  A write whose connection
+broke during its commit may have been committed or not: the caller learns
+which by reading (``add_outbound`` again answers DuplicateRequest if it was).
 """
 
 from __future__ import annotations
