@@ -36,7 +36,7 @@ from smppgw.host.registry import HostRegistry
 from smppgw.logfile import reopen_log_files
 from smppgw.relay.dialogs import DialogTable
 from smppgw.relay.inbound import Inbound
-from smppgw.relay.queue import Outbound
+from smppgw.relay.outbound import Outbound
 from smppgw.relay.servers import LiveServers
 from smppgw.smpp.link import Link, build_endpoint
 from smppgw.smpp.log import SmppLog

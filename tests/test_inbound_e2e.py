@@ -26,7 +26,7 @@ from smppgw.host.protocol import GatewayAMPFactory
 from smppgw.host.registry import HostRegistry
 from smppgw.relay.dialogs import DialogTable
 from smppgw.relay.inbound import Inbound
-from smppgw.relay.queue import Outbound
+from smppgw.relay.outbound import Outbound
 from smppgw.smpp.constants import ESME_ROK, ESME_RX_R_APPN
 from smppgw.smpp.link import Link, build_endpoint
 from smppgw.sms.textcodec import decode_text, encode_text

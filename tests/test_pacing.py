@@ -11,7 +11,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from smppgw.config import parse_config
-from smppgw.relay.queue import Outbound
+from smppgw.relay.outbound import Outbound
 from smppgw.smpp.link import Link
 from smppgw.smpp.pacing import SETTLE_PERIODS, Pacer
 from smppgw.store.sqlite import Store

@@ -14,6 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from smppgw.config import parse_config
 from smppgw.relay.dialogs import DialogTable
+from smppgw.relay.outbound import Outbound
 from smppgw.relay.outcomes import (
     BadAddressError,
     BadRequest,
@@ -25,7 +26,7 @@ from smppgw.relay.outcomes import (
     UnknownServerError,
     UnsupportedMethod,
 )
-from smppgw.relay.queue import PROBE_FIRST, REWRITE_PAUSE, Outbound
+from smppgw.relay.recorder import PROBE_FIRST, REWRITE_PAUSE
 from smppgw.smpp.codec import PDU, PreparedPDU
 from smppgw.smpp.constants import STATUSES
 from smppgw.smpp.log import SmppLog
@@ -619,9 +620,9 @@ class QueueTests(SynchronousTestCase):
 
     def test_deep_backlog_reloads_payloads(self) -> None:
         """Jobs beyond the in-memory head keep no payload and reload it from the store to send."""
-        import smppgw.relay.queue
+        import smppgw.relay.linkqueue
 
-        self.patch(smppgw.relay.queue, "HOT_JOBS", 2)
+        self.patch(smppgw.relay.linkqueue, "HOT_JOBS", 2)
         outbound, links, clock, store = self.make(bound=False)
         for i in range(5):
             self.send(outbound, clock, rid=f"b{i}", recipient=f"+155500{i}@bulk._smpp", body=f"m{i}")
@@ -696,7 +697,7 @@ class QueueTests(SynchronousTestCase):
 
     def test_too_many_waiters_told_at_once(self) -> None:
         """The answer past MAX_WAITERS for one pending request gets TRY_LATER at once."""
-        from smppgw.relay.queue import MAX_WAITERS, Job
+        from smppgw.relay.jobs import MAX_WAITERS, Job
 
         job = Job("r", "", None, [None], 1, 0.0)
         waiters = [job.wait() for _ in range(MAX_WAITERS)]
@@ -856,7 +857,7 @@ class FailingStoreTests(SynchronousTestCase):
         """While commits fail the SMSC gets no more than `window` submits beyond the recorded
         acceptances, those written in the failing burst included; once the store writes again
         the link resumes and every message reaches the SMSC exactly once."""
-        from smppgw.relay.queue import PROBE_MAX
+        from smppgw.relay.recorder import PROBE_MAX
 
         from .test_store import FailingCommit
 
@@ -1012,14 +1013,14 @@ class LoopbackFailingStoreTests(TestCase):
     def test_refills_of_a_failed_burst_never_reach_the_smsc(self) -> Any:
         """Submits written into the slots of acceptances whose commit failed never reach the
         SMSC; once the store writes again every message arrives, at most `window` twice."""
-        import smppgw.relay.queue
+        import smppgw.relay.recorder
         from smppgw.smpp.link import Link, build_endpoint
         from smppgw.testing.simulator import SMSCSimulator
 
         from .test_store import FailingCommit
 
-        self.patch(smppgw.relay.queue, "PROBE_FIRST", 0.02)
-        self.patch(smppgw.relay.queue, "PROBE_MAX", 0.05)
+        self.patch(smppgw.relay.recorder, "PROBE_FIRST", 0.02)
+        self.patch(smppgw.relay.recorder, "PROBE_MAX", 0.05)
         simulator = SMSCSimulator({"esme": "pw"}, reactor)
         port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(simulator)
         self.addCleanup(port.stopListening)

@@ -12,7 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from smppgw.config import parse_config
 from smppgw.host.registry import HostRegistry
 from smppgw.relay.inbound import Inbound
-from smppgw.relay.queue import Outbound
+from smppgw.relay.outbound import Outbound
 from smppgw.smpp.codec import PDU
 from smppgw.smpp.constants import ESME_ROK
 from smppgw.store.conformance import DAY, StoreConformance

@@ -33,7 +33,7 @@ from smppgw.relay.outcomes import BadRequest, SignalError, Unauthorized
 from smppgw.smpp.log import SmppLog
 
 if TYPE_CHECKING:
-    from smppgw.relay.queue import Outbound
+    from smppgw.relay.outbound import Outbound
 
 #: For errors in the gateway's own code, shown whatever the log_level.
 _log = Logger()

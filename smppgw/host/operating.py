@@ -32,7 +32,7 @@ from smppgw.relay.operator import Operator
 from smppgw.relay.outcomes import BadRequest, SignalError, Unavailable
 
 if TYPE_CHECKING:
-    from smppgw.relay.queue import Outbound
+    from smppgw.relay.outbound import Outbound
     from smppgw.smpp.log import SmppLog
 
 #: Bytes of one AMP value a list may fill (AMP allows 65,535; the rest is margin).

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
     from twisted.internet.defer import Deferred
 
-    from smppgw.relay.queue import Outbound
+    from smppgw.relay.outbound import Outbound
 
 
 _CLOSED = Failure(ConnectionDone("connection closed"))

@@ -1,7 +1,7 @@
 """
 The operator's view of a running gateway: what waits, where a message got to, the dialog bindings.
 
-`Operator` reads the outbound queue (`smppgw.relay.queue.Outbound`), its
+`Operator` reads the outbound queue (`smppgw.relay.outbound.Outbound`), its
 store and its dialog table, and offers the few actions an operator needs on
 them: reject one stuck message (the host that waits gets NOT_RELAYED, the
 reason saying the operator rejected it) and retire one dialog binding.  The
@@ -28,7 +28,9 @@ from smppgw.store.interfaces import StoreError
 
 if TYPE_CHECKING:
     from smppgw.relay.dialogs import DialogTable
-    from smppgw.relay.queue import Job, LinkQueue, Outbound
+    from smppgw.relay.jobs import Job
+    from smppgw.relay.linkqueue import LinkQueue
+    from smppgw.relay.outbound import Outbound
     from smppgw.store.interfaces import OutboundRow
 
 #: Messages shown per server by default: the oldest, which are the stuck ones.

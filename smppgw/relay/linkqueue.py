@@ -1,0 +1,506 @@
+"""
+The outbound queue of one server (`LinkQueue`): FIFO per host, windowed,
+rate-limited, sending on the server's link of the moment.
+
+It sends parts in FIFO order per host, taking turns between the hosts that
+have parts waiting, at most ``window`` in flight and at most ``throughput``
+per second, waits while the link is down, pauses the whole link on
+ESME_RTHROTTLED / ESME_RMSGQFUL and then resends the throttled parts first in
+their original order, spaced at the rate its `Pacer` learns from the
+throttling, and retries temporary failures.  What it records in the store,
+and how it carries on when the store fails, is its base, `Recorder`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import deque
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Any
+
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from smppgw.relay.jobs import Job, success
+from smppgw.relay.outcomes import (
+    BadRequest,
+    NotRelayed,
+    SmscRejected,
+    TryLater,
+)
+from smppgw.relay.recorder import PROBE_FIRST, Recorder
+from smppgw.smpp.codec import PDU
+from smppgw.smpp.constants import TEMPORARY_STATUSES, THROTTLE_STATUSES, status_text
+from smppgw.smpp.log import SmppLog
+from smppgw.smpp.pacing import Pacer
+from smppgw.smpp.session import (
+    Answer,
+    CommandStatusError,
+    GenericNack,
+    MalformedResponse,
+    RequestFailed,
+    ResponseTimeout,
+)
+from smppgw.sms.receipts import receipt_due, submit_key
+from smppgw.stats import ServerStats
+from smppgw.store.interfaces import StoreError
+
+if TYPE_CHECKING:
+    from smppgw.config import ServerConfig
+    from smppgw.smpp.link import Link
+    from smppgw.store.sqlite import Store
+
+#: Seconds before queued messages are read again after the store failed to.
+READ_RETRY_PAUSE = 1.0
+#: Attempts of one part that failed with a temporary status or timed out.
+MAX_TEMPORARY_ATTEMPTS = 5
+#: Jobs nearest the head of a queue that keep their payload in memory; the
+#: rest reload it from the store in batches of this size.
+HOT_JOBS = 1000
+
+#: For errors in the gateway's own code, shown whatever the log_level.
+_log = Logger()
+
+
+class _PartAnswer:
+    """Hears the SMSC's answer to one part's submit_sm (a Deferred's two methods, without one).
+
+    Like a Deferred, it keeps an error in its handling from reaching the
+    caller, which is the connection's dataReceived: there it would drop the link.
+    """
+
+    __slots__ = ("queue", "job", "index", "link")
+
+    def __init__(self, queue: LinkQueue, job: Job, index: int, link: Any) -> None:
+        self.queue = queue
+        self.job = job
+        self.index = index
+        #: The link the part went out on: a re-bind may have replaced it since.
+        self.link = link
+
+    def callback(self, response: PDU) -> None:
+        self._handle(self.queue._accepted, response, "answer to")
+
+    def errback(self, fail: Failure | BaseException | None = None) -> None:
+        self._handle(self.queue._failed, fail if isinstance(fail, Failure) else Failure(fail),
+                     "failure of")
+
+    def _handle(self, handler: Callable[..., None], outcome: Any, what: str) -> None:
+        try:
+            handler(outcome, self.job, self.index, self.link)
+        except Exception:
+            _log.failure("handling the {what} part {part} of {request_id} failed", what=what,
+                         part=self.index + 1, request_id=self.job.request_id)
+            # The part's window slot is free by now: the queue must not wait
+            # for another answer (there may be none) to send the next part.
+            try:
+                self.queue.pump()
+            except Exception:
+                _log.failure("the queue of {request_id} could not send on",
+                             request_id=self.job.request_id)
+
+
+class NoLink:
+    """The link of a server that is off or removed: never ready.  Its queue keeps what
+    waits, until the server has a link again or the messages expire."""
+
+    ready = False
+    state = "off"
+    sent = 0
+    received = 0
+    last_error = ""
+
+    def __init__(self, server: ServerConfig) -> None:
+        self.server = server
+
+    def submit(self, pdu: PDU, answer: Answer) -> Answer:
+        answer.errback(RequestFailed(f"server {self.server.name!r} is off"))
+        return answer
+
+    def reset(self, reason: str) -> None:
+        pass
+
+    def drop_unsent(self, reason: str) -> None:
+        pass
+
+
+class LinkQueue(Recorder):
+    """The outbound queue of one server: FIFO per host, windowed, rate-limited, durable.
+
+    It outlives its server's links: `attach` gives it the link it sends on now
+    (a re-bind replaces it), `detach` leaves it none while the server is off.
+    """
+
+    def __init__(self, link: Link | NoLink, store: Store, clock: Any, log: SmppLog,
+                 finished: Callable[[Job, dict[str, Any]], None], reject_after: float,
+                 stats: ServerStats | None = None) -> None:
+        self.link: Any = link
+        #: The counters of this server (the gateway's, which outlive the link).
+        self.stats = stats if stats is not None else ServerStats(link.server.name, clock)
+        self.reject_after = reject_after
+        self.server = link.server
+        self.store = store
+        self.clock = clock
+        self.log = log
+        self._finished = finished
+        # A part's window slot is taken again only once the SMSC's acceptance
+        # of the part before is committed: a submit_sm written while the
+        # answers of a burst are read leaves with the link's next flush, and
+        # the store commits first (before_send); any other submit_sm waits
+        # for its slot's acceptance to be committed.  Should that commit
+        # fail, what was written in the burst is dropped unsent (see
+        # `_hold`).  So the parts sent but not recorded as accepted are
+        # never more than the window, which is what a crash can send twice.
+        # Unfinished jobs in FIFO order (dicts keep insertion order).
+        self.jobs: dict[str, Job] = {}
+        # Parts never sent, in order, per host: a job stands for its only
+        # part, a (job, index) pair for a part of a split message.  The
+        # hosts with parts waiting take turns, one part each, in `_turns`.
+        self._pending: dict[Hashable, deque[Job | tuple[Job, int]]] = {}
+        self._turns: deque[Hashable] = deque()
+        self._retry: list[tuple[int, int, Job]] = []
+        self.in_flight = 0
+        server = link.server
+        #: Parts the SMSC accepted, over every link this queue had.
+        self.accepted = 0
+        #: When the next part may leave: the throttle pause and the spacing.
+        self.pacer = Pacer(clock, pause=server.throttle_pause, floor=server.min_rate,
+                           step=server.rate_step, period=server.rate_period,
+                           ceiling=server.throughput, accepted=lambda: self.accepted)
+        self._wakeup: Any = None
+        self._expiry: Any = None
+        self._pumping = False
+        self._stalled = False
+        #: Finished jobs whose outcome is not committed yet, by request_id.
+        self.unrecorded: dict[str, Job] = {}
+        # Outcomes whose write failed, written again after REWRITE_PAUSE.
+        self._rewrites: dict[str, tuple[Job, dict[str, Any]]] = {}
+        self._rewrite: Any = None
+        # Acceptances written into the store's open transaction, and whether
+        # the queue waits to hear of its commit.
+        self._uncommitted: list[tuple[Job, int]] = []
+        self._watching = False
+        # Acceptances whose record was lost (a failed write or commit): while
+        # there are any, the link is paused and the store probed.
+        self._lost: list[tuple[Job, int]] = []
+        self._paused_since: float | None = None
+        self._store_error = ""
+        self._probe: Any = None
+        self._probe_delay = PROBE_FIRST
+        self._watch(link)
+
+    # -- the server's link -----------------------------------------------------------
+
+    def attach(self, link: Link | NoLink) -> None:
+        """Send on `link` from now on (a server started or re-bound); parts in flight
+        on the link before are answered there, or sent again once this one is bound."""
+        self._watch(link)
+        if link.ready:
+            self.clock.callLater(0, self.pump)
+
+    def _watch(self, link: Link | NoLink) -> None:
+        self.link = link
+        self.server = link.server
+        if isinstance(link, NoLink):
+            return
+        link.before_send = self.store.commit_pending
+        link.observe(lambda state: self._link_state(link, state))
+
+    def detach(self) -> None:
+        """The server is off or removed: keep what waits (it expires as ever) and send nothing."""
+        self.link = NoLink(self.server)
+
+    def configure(self, server: ServerConfig) -> None:
+        """New settings of the same server that need no re-bind (window, throughput...)."""
+        self.server = server
+        if isinstance(self.link, NoLink):
+            self.link = NoLink(server)
+        self.pacer.configure(server.throttle_pause, server.min_rate, server.rate_step,
+                             server.rate_period, server.throughput)
+        self.pump()
+
+    def expire_after(self, reject_after: float) -> None:
+        """A new ``reject_if_not_relayed_in``: for what waits too, counted from its acceptance."""
+        delta = reject_after - self.reject_after
+        self.reject_after = reject_after
+        if not delta:
+            return
+        for job in self.jobs.values():
+            job.expires += delta
+        if self._expiry is not None and self._expiry.active():
+            self._expiry.cancel()
+        self._expiry = None
+        self._check_expiry()
+
+    # -- adding --------------------------------------------------------------------
+
+    def add(self, job: Job) -> None:
+        if len(self.jobs) >= HOT_JOBS:
+            job.payload = None  # reloaded from the store when its turn comes
+        self.jobs[job.request_id] = job
+        waiting = self._pending.get(job.host)
+        fresh = waiting is None
+        if waiting is None:
+            waiting = deque()
+        for index, message_id in enumerate(job.message_ids):
+            if message_id is None:
+                waiting.append(job if len(job.message_ids) == 1 else (job, index))
+        if fresh and waiting:
+            # A host's turn ends when it has no part waiting (see _next_part).
+            self._pending[job.host] = waiting
+            self._turns.append(job.host)
+        self._schedule_expiry()
+        self.pump()
+
+    @property
+    def queued(self) -> int:
+        return len(self.jobs)
+
+    @property
+    def paused(self) -> str:
+        """Why the link sends nothing though it could (the store cannot record acceptances), or ""."""
+        if self._paused_since is None:
+            return ""
+        return f"paused: store not writable ({self._store_error})"
+
+    # -- sending -------------------------------------------------------------------
+
+    def _link_state(self, link: Any, state: str) -> None:
+        if state == "bound" and link is self.link:
+            # The link announces itself after ClientService settles (link.py).
+            self.clock.callLater(0, self.pump)
+
+    def _next_part(self) -> tuple[Job, int] | None:
+        while self._retry:
+            _, index, job = heapq.heappop(self._retry)
+            if not job.done and not job.expired and job.message_ids[index] is None:
+                return job, index
+        turns = self._turns
+        while turns:
+            host = turns[0]
+            waiting = self._pending[host]
+            item = waiting.popleft()
+            if not waiting:
+                turns.popleft()
+                del self._pending[host]
+            elif len(turns) > 1:
+                turns.rotate(-1)
+            job, index = (item, 0) if isinstance(item, Job) else item
+            if not job.done and not job.expired and job.message_ids[index] is None:
+                return job, index
+        return None
+
+    def pump(self, refill: bool = False) -> None:
+        """Send what the window, the rate, the link and the store allow.
+
+        `refill` is for the handler of an SMSC's answer: it may take the slot
+        of an acceptance not committed yet, as the link's flush commits
+        before what it writes leaves.
+        """
+        if self._wakeup is not None and self._wakeup.active():
+            return
+        if self._pumping:
+            # A response that arrived synchronously inside a send: the outer
+            # loop goes on sending; recursing here could go arbitrarily deep.
+            return
+        self._wakeup = None
+        self._pumping = True
+        try:
+            self._pump(refill)
+        finally:
+            self._pumping = False
+
+    def _pump(self, refill: bool) -> None:
+        link = self.link
+        window = self.server.window
+        pacer = self.pacer
+        self._stalled = False
+        while link.ready and not self._stalled and not self._lost:
+            held = 0 if refill else len(self._uncommitted)
+            if self.in_flight + held >= window:
+                return
+            now = self.clock.seconds()
+            if now < pacer.next_send:
+                self._sleep(pacer.next_send - now)
+                return
+            item = self._next_part()
+            if item is None:
+                return
+            if pacer.paced:
+                pacer.sent(now, self.in_flight)
+            self._send(*item)
+
+    def _sleep(self, delay: float) -> None:
+        self._wakeup = self.clock.callLater(delay, self._wake)
+
+    def _wake(self) -> None:
+        self._wakeup = None
+        self.pump()
+
+    def _load_payloads(self, job: Job) -> bool:
+        """Load the payloads of `job` and the next jobs waiting; False if `job` has none stored."""
+        batch = [job.request_id]
+        ahead = [item if isinstance(item, Job) else item[0]
+                 for item in itertools.islice(self._pending.get(job.host, ()), HOT_JOBS)]
+        for other in ahead:
+            if other.payload is None and not other.done:
+                batch.append(other.request_id)
+        # A payload that is not bytes holds no PDUs: its job ends as unreadable.
+        found = {request_id: payload if isinstance(payload, bytes) else b""
+                 for request_id, payload in self.store.payloads(list(dict.fromkeys(batch))).items()}
+        for other in ahead:
+            if other.payload is None:
+                other.payload = found.get(other.request_id)
+        job.payload = found.get(job.request_id)
+        return job.payload is not None
+
+    def _send(self, job: Job, index: int) -> None:
+        if job.payload is None:
+            try:
+                loaded = self._load_payloads(job)
+            except StoreError as e:
+                # Keep the part; try again shortly rather than lose or reject it.
+                self.log.problem("cannot read queued messages: {error}", error=e)
+                heapq.heappush(self._retry, (job.seq, index, job))
+                self._stalled = True
+                if self._wakeup is None:
+                    self._sleep(READ_RETRY_PAUSE)
+                return
+            if not loaded:
+                self.log.problem("{request_id} has no stored payload", request_id=job.request_id)
+                self._finish(job, {"ok": False, "code": TryLater.code, "reason": "payload lost"})
+                return
+        try:
+            pdu = job.pdu(index)
+        except ValueError as e:
+            self.log.problem("{request_id}: stored payload unreadable: {error}",
+                             request_id=job.request_id, error=e)
+            self._finish(job, {"ok": False, "code": TryLater.code, "reason": "payload unreadable"})
+            return
+        self.in_flight += 1
+        job.in_flight += 1
+        link = self.link
+        link.submit(pdu, _PartAnswer(self, job, index, link))
+
+    def _accepted(self, response: PDU, job: Job, index: int, link: Any = None) -> None:
+        self.accepted += 1
+        self.in_flight -= 1
+        job.in_flight -= 1
+        self.stats.accepted()
+        if job.done:
+            self.pump()
+            return
+        raw = response.params.get("message_id", b"")
+        message_id = raw.decode("ascii", "replace") if isinstance(raw, bytes) else str(raw)
+        # Recorded at once: what the SMSC accepted must be in the next
+        # commit, or a crash now would send it again.
+        job.message_ids[index] = message_id
+        server = self.server
+        try:
+            self.store.set_message_id(job.request_id, index, message_id, submit_key(message_id),
+                                      (job.server, len(job.message_ids)),
+                                      receipt_due(server.registered_delivery,
+                                                  server.receipt_timeout, self.clock.seconds()))
+        except StoreError as error:
+            self._lost.append((job, index))
+            self._hold(error)
+        else:
+            self._uncommitted.append((job, index))
+            if not self._watching:
+                self._watching = True
+                self.store.when_durable(self._committed, self._commit_failed)
+        # The freed window slot is refilled before the rest of the
+        # bookkeeping, so the next submit_sm leaves with the next flush.
+        self.pump(refill=True)
+        if self.log.shows_low:
+            self.log.low("part {part}/{parts} of {request_id} accepted as {message_id}",
+                         part=index + 1, parts=len(job.message_ids),
+                         request_id=job.request_id, message_id=message_id)
+        if job.done:
+            return
+        if job.complete:
+            self._finish(job, success(job))
+        elif job.expired and job.in_flight == 0:
+            self._expire(job)
+
+    def _failed(self, failure: Failure, job: Job, index: int, link: Any = None) -> None:
+        self.in_flight -= 1
+        job.in_flight -= 1
+        error = failure.value
+        if isinstance(error, CommandStatusError | GenericNack):
+            self.stats.refused(error.status)
+        if job.done:
+            self.pump()
+            return
+        if isinstance(error, CommandStatusError) and error.status in THROTTLE_STATUSES:
+            # One episode per pause: the window's other parts, sent before
+            # this answer came, are throttled too and go again with it.
+            if self.pacer.throttled(self.in_flight):
+                rate = self.pacer.rate
+                self.log.low("{status}: pausing {pause}s, then sending {pace}",
+                             status=status_text(error.status), pause=self.pacer.pause,
+                             pace="unpaced" if rate is None else f"{rate:.3g} per second")
+            heapq.heappush(self._retry, (job.seq, index, job))
+        elif isinstance(error, CommandStatusError) and error.status not in TEMPORARY_STATUSES:
+            self._reject(job, status_text(error.status))
+        elif isinstance(error, GenericNack):
+            self._reject(job, f"generic_nack {status_text(error.status)}")
+        elif isinstance(error, (ResponseTimeout, MalformedResponse)):
+            # The SMSC may well have accepted it: resending on this connection
+            # would send it again with every late answer.  Treat the link as
+            # broken instead; the part goes again after the rebind (at least
+            # once, like any part in flight when a link drops).
+            heapq.heappush(self._retry, (job.seq, index, job))
+            (link or self.link).reset(f"{error}")
+            if job.expired and job.in_flight == 0 and not job.done:
+                self._expire(job)
+            return
+        elif isinstance(error, CommandStatusError):
+            if job.attempts is None:
+                job.attempts = {}
+            attempts = job.attempts.get(index, 0) + 1
+            job.attempts[index] = attempts
+            if attempts >= MAX_TEMPORARY_ATTEMPTS:
+                self._reject(job, f"{error} ({attempts} attempts)")
+            else:
+                self.log.problem("part {part} of {request_id}: {error}; will retry",
+                                 part=index + 1, request_id=job.request_id, error=str(error))
+                heapq.heappush(self._retry, (job.seq, index, job))
+        elif isinstance(error, RequestFailed):
+            # Connection lost or not bound: resend when the link is bound
+            # again (at least once); its "bound" event restarts the pump.
+            heapq.heappush(self._retry, (job.seq, index, job))
+            if self._pumping:
+                self._stalled = True  # failed at once: the pump must not take it again now
+            if job.expired and job.in_flight == 0 and not job.done:
+                self._expire(job)
+            return
+        else:
+            self.log.problem("part {part} of {request_id} failed: {error}", part=index + 1,
+                             request_id=job.request_id, error=failure.getErrorMessage())
+            # Not the SMSC's refusal: a PDU this gateway cannot build or encode.
+            self._finish(job, {"ok": False, "code": BadRequest.code,
+                               "reason": f"cannot submit: {failure.getErrorMessage()}"})
+        if job.expired and job.in_flight == 0 and not job.done:
+            self._expire(job)
+        self.pump()
+
+    def reject(self, request_id: str, reason: str) -> Job:
+        """End queued `request_id` with NOT_RELAYED `reason`: no more of it is sent, and
+        whoever waits hears that outcome once it is stored.  Raises KeyError if it is not queued."""
+        job = self.jobs[request_id]
+        self.log.major("{request_id}: {reason}", request_id=request_id, reason=reason)
+        self._finish(job, {"ok": False, "code": NotRelayed.code, "reason": reason})
+        return job
+
+    def _reject(self, job: Job, reason: str) -> None:
+        self.log.major("{request_id} rejected by the SMSC: {reason}", request_id=job.request_id,
+                       reason=reason)
+        self._finish(job, {"ok": False, "code": SmscRejected.code, "reason": reason})
+
+    def stop(self) -> None:
+        for call in (self._wakeup, self._expiry, self._rewrite, self._probe):
+            if call is not None and call.active():
+                call.cancel()
+        self._wakeup = self._expiry = self._rewrite = self._probe = None

@@ -1,0 +1,308 @@
+"""
+Outbound: from a host's SendSignal to the queue of its server.
+
+`Outbound` checks and shapes a request (method, route, and the parts built by
+`Composer`), writes it to the store, and hands it to the `LinkQueue` of its
+server; it keeps one queue per server name, following the live set of
+servers, restores what the store holds unfinished at start-up, and lists
+each server's state for ServerStatus, the admin and the metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import fail
+
+from smppgw.relay import router
+from smppgw.relay.compose import Composer
+from smppgw.relay.jobs import Job, outcome_result, success
+from smppgw.relay.linkqueue import LinkQueue, NoLink
+from smppgw.relay.outcomes import (
+    BadAddressError,
+    BadRequest,
+    ServerDisabledError,
+    SignalError,
+    TryLater,
+    UnknownServerError,
+    UnsupportedMethod,
+)
+from smppgw.relay.servers import LiveServers
+from smppgw.smpp.log import SmppLog
+from smppgw.smpp.session import (
+    Answer,
+)
+from smppgw.sms import address
+from smppgw.stats import GatewayStats
+from smppgw.store.interfaces import StoreError
+from smppgw.store.sqlite import DuplicateRequest
+
+if TYPE_CHECKING:
+    from smppgw.config import Config, ServerConfig
+    from smppgw.relay.dialogs import DialogTable
+    from smppgw.smpp.link import Link
+    from smppgw.store.sqlite import Store
+
+MAX_REQUEST_ID = 128
+
+
+class Outbound:
+    """Accepts SendSignal requests for every server and answers them.
+
+    Its queues follow the live set of servers (`LiveServers`): a server that
+    gets a link has its queue attached to it, one that loses its link (off,
+    removed) keeps its queue, detached, until its messages expire or a server
+    of that name returns.
+    """
+
+    def __init__(self, config: Config, links: Mapping[str, Link], store: Store, clock: Any,
+                 dialogs: DialogTable | None = None, stats: GatewayStats | None = None) -> None:
+        self.config = config
+        #: The gateway's counters: `status` reads them, and so does /metrics.
+        self.stats = stats if stats is not None else GatewayStats(clock)
+        self.links = links if isinstance(links, LiveServers) else LiveServers(links)
+        self.store = store
+        self.clock = clock
+        self.dialogs = dialogs
+        self.log = SmppLog("*", config.module.log_level)
+        self.queues: dict[str, LinkQueue] = {}
+        for link in self.links.values():
+            if link.server.can_send:  # receive-only: nothing to queue
+                self._queue_for(link)
+        self.links.observe(self._link_changed)
+        #: Accepted jobs whose row is not yet committed (then they join their queue).
+        self._accepting: dict[str, Job] = {}
+        self._seq = 0
+        #: Builds each request's parts; keeps the concatenation references.
+        self.composer = Composer()
+
+    # -- the live set of servers -------------------------------------------------------
+
+    def _queue_for(self, link: Link | NoLink) -> LinkQueue:
+        name = link.server.name
+        queue = self.queues.get(name)
+        if queue is None:
+            log = getattr(link, "log", None) or SmppLog(name, self.config.module.log_level)
+            queue = self.queues[name] = LinkQueue(
+                link, self.store, self.clock, log, self._finished,
+                self.config.module.reject_if_not_relayed_in, self.stats.server(name))
+        elif queue.link is not link:
+            queue.attach(link)
+        return queue
+
+    def _link_changed(self, name: str, link: Link | None) -> None:
+        if link is not None and link.server.can_send:
+            self._queue_for(link)
+        elif name in self.queues:
+            self.queues[name].detach()
+
+    def configure(self, config: Config) -> None:
+        """Apply `config` to the requests from now on and to what waits: the servers'
+        order and settings, the default gateway, ``reject_if_not_relayed_in``."""
+        self.config = config
+        servers = {server.name: server for server in config.servers}
+        for name, queue in self.queues.items():
+            server = servers.get(name)
+            if server is not None and server != queue.server and queue.link.server is not server:
+                queue.configure(server)
+            queue.expire_after(config.module.reject_if_not_relayed_in)
+
+    # -- start-up --------------------------------------------------------------------
+
+    def restore(self) -> int:
+        """Queue again every request the store holds unfinished; returns how many."""
+        count = 0
+        reject_after = self.config.module.reject_if_not_relayed_in
+        servers = {s.name: s for s in self.config.servers}
+        for request_id, server, _parts, message_ids, created in self.store.unfinished_brief():
+            queue = self.queues.get(server)
+            if queue is None:
+                # Off, receive-only now, or gone from the file: the message waits
+                # (a server of that name may come back) until it expires.
+                config = servers.get(server)
+                if config is None and self.config.servers:
+                    # Gone from the file: its settings matter only if it returns, and
+                    # then they are the returning server's.
+                    config = replace(self.config.servers[0], name=server)
+                if config is None:
+                    self.store.finish(request_id, {
+                        "ok": False, "code": ServerDisabledError.code,
+                        "reason": f"server {server!r} is no longer configured"})
+                    continue
+                queue = self._queue_for(NoLink(config))
+            job = Job(request_id, server, None, list(message_ids), self._next_seq(),
+                      created + reject_after)
+            if job.complete:
+                queue._finish(job, success(job))
+                continue
+            queue.add(job)
+            count += 1
+        if count:
+            self.log.major("{count} queued message(s) restored from the store", count=count)
+        return count
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _finished(self, job: Job, outcome: dict[str, Any]) -> None:
+        self._accepting.pop(job.request_id, None)
+        seconds = None if job.accepted is None else self.clock.seconds() - job.accepted
+        self.stats.request_finished("ok" if outcome.get("ok") else outcome.get("code", "ERROR"),
+                                    seconds)
+
+    def job(self, request_id: str) -> Job | None:
+        """The job of `request_id` while it is unfinished or its outcome uncommitted, if any."""
+        job = self._accepting.get(request_id)
+        if job is None:
+            for queue in self.queues.values():
+                job = queue.jobs.get(request_id) or queue.unrecorded.get(request_id)
+                if job is not None:
+                    break
+        return job
+
+    # -- requests --------------------------------------------------------------------
+
+    def send_signal(self, request_id: str, method: str, sender: str, recipient: str,
+                    body: str, gateway: str | None = None, answer: Answer | None = None,
+                    host: Hashable = None) -> Any:
+        """Fires with {server, parts, message_ids} once the SMSC accepted every part, or fails with a SignalError.
+
+        The outcome goes to `answer` (anything with a Deferred's ``callback``
+        and ``errback``), which is returned; without one, to a new Deferred.
+        `host` says who asks (its connection, say): hosts take turns on a link.
+        """
+        result = self._accept(request_id, method, sender, recipient, body, gateway, answer, host)
+        if answer is not None and result is not answer:
+            result.addCallbacks(answer.callback, answer.errback)
+            return answer
+        return result
+
+    def _accept(self, request_id: str, method: str, sender: str, recipient: str,
+                body: str, gateway: str | None, answer: Answer | None, host: Hashable) -> Any:
+        if not 1 <= len(request_id) <= MAX_REQUEST_ID:
+            self.stats.request_finished(BadRequest.code, None)
+            return fail(BadRequest(f"request_id must be 1 to {MAX_REQUEST_ID} characters, "
+                                   f"got {len(request_id)}"))
+        job = self.job(request_id)
+        if job is not None:
+            return job.wait(answer)
+        if self.dialogs is not None:
+            # Preparing a message touches its dialog binding: a request that
+            # already has its outcome must not, so look it up first.
+            row = self.store.outbound(request_id)
+            if row is not None and row.outcome is not None:
+                return outcome_result(row)
+        try:
+            server, payload, parts = self._prepare(method, sender, recipient, body, gateway)
+        except SignalError as e:
+            row = self.store.outbound(request_id)
+            if row is not None and row.outcome is not None:
+                return outcome_result(row)  # an earlier outcome stands
+            self.log.problem("{request_id} refused: {code} {reason}", request_id=request_id[:128],
+                             code=e.code, reason=e.reason[:300])
+            self.stats.request_finished(e.code, None)
+            return fail(e)
+        try:
+            self.store.add_outbound(request_id, server.name, payload, parts, self.clock.seconds())
+        except DuplicateRequest as e:
+            # Finished before (this process or an earlier one): the same outcome again.
+            if e.row.outcome is not None:
+                return outcome_result(e.row)
+            return fail(TryLater(f"request {request_id!r} is being restored; ask again"))
+        except Exception as e:
+            self.log.problem("cannot store {request_id}: {error}", request_id=request_id, error=e)
+            return fail(TryLater(f"the gateway cannot store the message: {e}"))
+        now = self.clock.seconds()
+        job = Job(request_id, server.name, payload, [None] * parts, self._next_seq(),
+                  now + self.config.module.reject_if_not_relayed_in, host, now)
+        self._accepting[request_id] = job
+        waiting = job.wait(answer)
+        queue = self.queues[server.name]
+
+        def durable() -> None:
+            self._accepting.pop(request_id, None)
+            if not job.done:
+                queue.add(job)
+
+        def not_durable(error: StoreError) -> None:
+            self._accepting.pop(request_id, None)
+            job.done = True
+            for w in job.take_waiters():
+                w.errback(TryLater(f"the gateway cannot store the message: {error}"))
+
+        self.store.when_durable(durable, not_durable)
+        return waiting
+
+    def _prepare(self, method: str, sender: str, recipient: str, body: str,
+                 gateway: str | None) -> tuple[ServerConfig, bytes, int]:
+        """The server for a request, its parts' submit_sm PDUs encoded back to back, and their count."""
+        if method.upper() != "MESSAGE":
+            raise UnsupportedMethod(f"only MESSAGE signals are relayed, not {method!r}")
+        try:
+            server, target = router.route(recipient, self.config.servers,
+                                          self.config.module.default_gateway, gateway or None)
+        except address.BadAddress as e:
+            raise BadAddressError(str(e)) from None
+        except router.UnknownServer as e:
+            raise UnknownServerError(str(e)) from None
+        except router.ServerDisabled as e:
+            raise ServerDisabledError(str(e)) from None
+        queue = self.queues.get(server.name)
+        if queue is None or isinstance(queue.link, NoLink):
+            raise ServerDisabledError(f"server {server.name!r} has no link")
+        payload, parts = self.composer.parts(server, target, sender, body, self.dialogs)
+        return server, payload, parts
+
+    # -- status ----------------------------------------------------------------------
+
+    def status(self) -> list[dict[str, Any]]:
+        """One row per configured server: its counters (from `stats`) and its live figures.
+
+        The keys of ServerStatus come first; the rest are for the admin's Status page
+        and /metrics (an AMP host reads only the keys its command declares).
+        """
+        queued = {name: len(queue.jobs) for name, queue in self.queues.items()}
+        for job in self._accepting.values():
+            queued[job.server] = queued.get(job.server, 0) + 1
+        rows = []
+        named = {server.name for server in self.config.servers}
+        # A removed server is listed while messages still wait for its return.
+        gone = [queue.server for name, queue in self.queues.items()
+                if name not in named and queue.jobs]
+        for server in [*self.config.servers, *gone]:
+            link = self.links.get(server.name)
+            queue = self.queues.get(server.name)
+            stats = self.stats.server(server.name)
+            paused = queue.paused if queue is not None else ""
+            rows.append({
+                "name": server.name,
+                "mode": server.mode if server.name in named else "removed",
+                "address": server.address,
+                "state": link.state if link is not None else "disconnected",
+                "queued": queued.get(server.name, 0),
+                "sent": stats.sent,
+                "received": stats.received,
+                "last_error": paused or stats.last_error,
+                "rate": queue.pacer.rate if queue is not None else None,
+                "since": stats.since,
+                "bound_since": stats.bound_since,
+                "bind_type": server.bind_type if server.enabled else "",
+                "in_flight": queue.in_flight if queue is not None else 0,
+                "window": server.window,
+                "failed": stats.failed_total,
+                "errors": dict(stats.failed),
+                "throttled": stats.throttled,
+                "binds": stats.binds,
+                "reconnects": stats.reconnects,
+                "per_second": stats.rate(),
+                "last_error_at": stats.last_error_at,
+                "paused": paused,
+            })
+        return rows
+
+    def stop(self) -> None:
+        for queue in self.queues.values():
+            queue.stop()

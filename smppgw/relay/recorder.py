@@ -1,0 +1,246 @@
+"""
+What a server's queue records in the store, and how it carries on when the store fails.
+
+A request's answer comes when the SMSC has accepted every part and that fact
+is in the store; a host that asks again with the same request_id gets the same
+outcome and the SMS is not sent again.  While the store cannot record what the
+SMSC accepted, the link pauses and the store is probed; an outcome whose write
+failed is written again; a request waiting past ``reject_if_not_relayed_in``
+ends with NOT_RELAYED.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from smppgw.relay.jobs import Job, outcome_answer
+from smppgw.relay.outcomes import (
+    NotRelayed,
+    SignalError,
+    TryLater,
+)
+from smppgw.sms.receipts import receipt_due, submit_key
+from smppgw.store.interfaces import OK_OUTCOME, StoreError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from smppgw.config import ServerConfig
+    from smppgw.smpp.log import SmppLog
+    from smppgw.store.sqlite import Store
+
+#: Seconds before an outcome whose write or commit failed is written again.
+REWRITE_PAUSE = 1.0
+#: While acceptances cannot be recorded, seconds before the first attempt to
+#: record them again; each failed attempt doubles it, up to PROBE_MAX.
+PROBE_FIRST = 0.5
+PROBE_MAX = 8.0
+
+
+class Recorder:
+    """The store-facing half of `LinkQueue` (see the module docstring)."""
+
+    # What the queue gives it (set by LinkQueue.__init__).
+    store: Store
+    clock: Any
+    log: SmppLog
+    server: ServerConfig
+    link: Any
+    reject_after: float
+    in_flight: int
+    jobs: dict[str, Job]
+    _finished: Callable[[Job, dict[str, Any]], None]
+    # Its own state.
+    #: Finished jobs whose outcome is not committed yet, by request_id.
+    unrecorded: dict[str, Job]
+    _rewrites: dict[str, tuple[Job, dict[str, Any]]]
+    _rewrite: Any
+    _uncommitted: list[tuple[Job, int]]
+    _watching: bool
+    _lost: list[tuple[Job, int]]
+    _paused_since: float | None
+    _store_error: str
+    _probe: Any
+    _probe_delay: float
+    _expiry: Any
+
+    def pump(self, refill: bool = False) -> None:
+        raise NotImplementedError
+
+    # -- a store that cannot record acceptances -------------------------------------
+
+    def _committed(self) -> None:
+        self._uncommitted = []
+        self._watching = False
+        if self._lost:
+            # The store writes again: record the lost acceptances now.
+            if self._probe is not None and self._probe.active():
+                self._probe.cancel()
+            self._probe = self.clock.callLater(0, self._record_lost)
+        else:
+            self.pump()  # the slots of those acceptances are free now
+
+    def _commit_failed(self, error: StoreError) -> None:
+        lost, self._uncommitted = self._uncommitted, []
+        self._watching = False
+        self._lost.extend(lost)
+        self._hold(error)
+
+    def _hold(self, error: StoreError) -> None:
+        """Pause the link: acceptances are not recorded, and each would be sent again after a crash.
+
+        Submits written since the commit failed to record them may take the
+        window slots of those acceptances; if they would exceed the window,
+        the connection is dropped before they leave (they go again, like any
+        part in flight when a link drops, once the store writes again).
+        """
+        self._store_error = str(error)
+        if self._paused_since is None:
+            self._paused_since = self.clock.seconds()
+            self.log.problem("paused: the store cannot record what the SMSC accepted ({error}); "
+                             "no submit_sm until it can", error=error)
+        if self.in_flight + len(self._lost) > self.server.window:
+            self.link.drop_unsent("the store cannot record what the SMSC accepted")
+        if self._probe is None:
+            self._probe = self.clock.callLater(self._probe_delay, self._record_lost)
+
+    def _record_lost(self) -> None:
+        """Write the lost acceptances again and commit: the probe of a paused link."""
+        self._probe = None
+        if not self._lost:
+            return
+        self._probe_delay = min(self._probe_delay * 2, PROBE_MAX)
+        try:
+            for job, index in self._lost:
+                message_id = job.message_ids[index]
+                assert message_id is not None
+                self.store.set_message_id(job.request_id, index, message_id,
+                                          submit_key(message_id), (job.server, len(job.message_ids)))
+            self.store.commit()
+        except StoreError as error:
+            self.log.low("the store still cannot record acceptances: {error}", error=error)
+            self._hold(error)
+            return
+        if self._probe is not None and self._probe.active():
+            self._probe.cancel()
+        self._probe = None
+        paused = self.clock.seconds() - (self._paused_since or 0.0)
+        self.log.problem("the store records again: {count} acceptance(s) recorded, resuming "
+                         "after {seconds}s paused", count=len(self._lost), seconds=round(paused, 1))
+        self._lost = []
+        self._paused_since = None
+        self._store_error = ""
+        self._probe_delay = PROBE_FIRST
+        self.pump()
+
+    # -- finishing -------------------------------------------------------------------
+
+    def _finish(self, job: Job, outcome: dict[str, Any]) -> None:
+        job.done = True
+        self.jobs.pop(job.request_id, None)
+        if outcome.get("ok") and self.log.shows_major:
+            self.log.major("{request_id} relayed in {parts} part(s)",
+                           request_id=job.request_id, parts=len(job.message_ids))
+        self._finished(job, outcome)
+        job.payload = None
+        self._record(job, outcome)
+
+    def _record(self, job: Job, outcome: dict[str, Any]) -> None:
+        """Write the outcome of finished `job`; its waiters hear it once that is committed.
+
+        Until then the job stays in `unrecorded`, where a host asking again
+        finds it and waits for the same outcome.  Answering only a durable
+        outcome is what keeps a retry after a crash from sending the message
+        again.  Should the write or its commit fail, the waiters are told
+        TRY_LATER and the outcome is written again shortly, until it is stored.
+        """
+        self.unrecorded[job.request_id] = job
+        try:
+            self._write_outcome(job, outcome)
+        except StoreError as error:
+            self._not_recorded(job, outcome, error)
+            return
+        self.store.when_durable(lambda: self._recorded(job, outcome),
+                                lambda error: self._not_recorded(job, outcome, error))
+
+    def _write_outcome(self, job: Job, outcome: dict[str, Any]) -> None:
+        stored = outcome
+        if outcome.get("ok"):
+            if self.store.failed_commits:
+                # A failed commit may have rolled back the record of a part
+                # accepted earlier: write them all again, and keep the whole
+                # answer, so that neither a receipt nor a host asking again
+                # depends on what was lost.
+                known = (job.server, len(job.message_ids))
+                # A part still stored keeps its deadline; one that was lost waits from now.
+                due = receipt_due(self.server.registered_delivery, self.server.receipt_timeout,
+                                  self.clock.seconds())
+                for index, message_id in enumerate(job.message_ids):
+                    if message_id is not None:
+                        self.store.set_message_id(job.request_id, index, message_id,
+                                                  submit_key(message_id), known, due)
+            else:
+                stored = OK_OUTCOME
+        self.store.finish(job.request_id, stored)
+
+    def _recorded(self, job: Job, outcome: dict[str, Any]) -> None:
+        if self.unrecorded.get(job.request_id) is job:
+            del self.unrecorded[job.request_id]
+        waiters = job.take_waiters()
+        if waiters:
+            result = outcome_answer(outcome)
+            for w in waiters:
+                if isinstance(result, SignalError):
+                    w.errback(result)
+                else:
+                    w.callback(result)
+
+    def _not_recorded(self, job: Job, outcome: dict[str, Any], error: StoreError) -> None:
+        self.log.problem("cannot store the outcome of {request_id}: {error}; trying again in {pause}s",
+                         request_id=job.request_id, error=error, pause=REWRITE_PAUSE)
+        for w in job.take_waiters():
+            w.errback(TryLater("the gateway cannot store the outcome; ask again"))
+        self._rewrites[job.request_id] = (job, outcome)
+        if self._rewrite is None:
+            self._rewrite = self.clock.callLater(REWRITE_PAUSE, self._record_again)
+
+    def _record_again(self) -> None:
+        self._rewrite = None
+        pending, self._rewrites = self._rewrites, {}
+        for job, outcome in pending.values():
+            self._record(job, outcome)
+
+    def _schedule_expiry(self) -> None:
+        if self._expiry is not None and self._expiry.active():
+            return
+        for job in self.jobs.values():
+            if not job.expired:
+                delay = max(0.0, job.expires - self.clock.seconds())
+                self._expiry = self.clock.callLater(delay, self._check_expiry)
+                return
+
+    def _check_expiry(self) -> None:
+        self._expiry = None
+        now = self.clock.seconds()
+        due = []
+        for job in self.jobs.values():  # oldest first: stop at the first not due
+            if job.expires > now:
+                break
+            if not job.expired:
+                due.append(job)
+        for job in due:
+            job.expired = True
+            if job.in_flight == 0:
+                try:
+                    self._expire(job)
+                except StoreError as e:
+                    self.log.problem("cannot record that {request_id} expired: {error}",
+                                     request_id=job.request_id, error=e)
+        self._schedule_expiry()
+
+    def _expire(self, job: Job) -> None:
+        sent = sum(1 for m in job.message_ids if m is not None)
+        reason = (f"not relayed within {self.reject_after:g}s"
+                  + (f" ({sent} of {len(job.message_ids)} parts sent)" if sent else ""))
+        self.log.major("{request_id}: {reason}", request_id=job.request_id, reason=reason)
+        self._finish(job, {"ok": False, "code": NotRelayed.code, "reason": reason})
