@@ -19,7 +19,8 @@ from smppgw.host.commands import DeliverSignal, HostTryLater, Refused, SignalRep
 from smppgw.host.protocol import GatewayAMPFactory
 from smppgw.host.registry import HostRegistry
 from smppgw.relay.dialogs import DialogTable
-from smppgw.relay.inbound import HOST_ANSWER_TIMEOUT, MAX_IN_FLIGHT, Inbound
+from smppgw.relay.dispatch import HOST_ANSWER_TIMEOUT, MAX_IN_FLIGHT
+from smppgw.relay.inbound import Inbound
 from smppgw.relay.outbound import Outbound
 from smppgw.smpp.codec import PDU, decode
 from smppgw.smpp.constants import ESME_ROK, ESME_RX_R_APPN, ESME_RX_T_APPN

@@ -64,8 +64,7 @@ class Recorder:
     _probe_delay: float
     _expiry: Any
 
-    def pump(self, refill: bool = False) -> None:
-        raise NotImplementedError
+    pump: Callable[..., None]
 
     # -- a store that cannot record acceptances -------------------------------------
 
