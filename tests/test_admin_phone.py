@@ -137,6 +137,7 @@ class PhonePageTests(PhonePageTestCase):
                          '+15551234 sent "@a: hi" to alice@example.com through server "":'
                          " the gateway took it.")
         self.assertEqual((page.value("phone"), page.value("text")), ("+15551234", ""))
+        self.assertIn(PHONE_LINK, page.body)
 
     def test_bad_input(self) -> None:
         """No text, a number that is none, or a text over the server's max_parts: the
@@ -166,6 +167,7 @@ class PhonePageTests(PhonePageTestCase):
                                           ESME_RX_R_APPN)))
         page = self.browser.finish()
         self.assertEqual((page.code, page.value("text")), (409, "hi"))
+        self.assertIn(PHONE_LINK, page.body)
         self.assertIn("not sent: the gateway answered the deliver_sm with ESME_RX_R_APPN",
                       page.text)
 

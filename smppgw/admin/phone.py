@@ -79,17 +79,20 @@ class PhonePage(_Page):
             done = (f"{escape(answer['source'])} sent {escape(_quoted(text))} to"
                     f" {escape(destination)} through server {escape(_quoted(server))}:"
                     " the gateway took it.")
-            finish(200, self.render_phones(session, {"phone": answer["source"]}, {}, done))
+            finish(200, {"phone": answer["source"]}, done, "")
 
         def refused(failure: Failure) -> None:
             code = 409 if failure.check(SignalError) else 500
-            finish(code, self.render_phones(
-                session, form, {}, problem=f"not sent: {failure.getErrorMessage()}"))
+            finish(code, form, "", f"not sent: {failure.getErrorMessage()}")
 
-        def finish(code: int, page: str) -> None:
-            if not gone:
-                request.write(_send(request, code, page))
-                request.finish()
+        def finish(code: int, shown: Mapping[str, str], message: str, problem: str) -> None:
+            if gone:
+                return
+            # Rendered after render() returned: the navigation is set again here.
+            with pages.demo_navigation(self.site.demo_links):
+                page = self.render_phones(session, shown, {}, message, problem)
+            request.write(_send(request, code, page))
+            request.finish()
 
         d.addCallbacks(sent, refused)
         return NOT_DONE_YET
