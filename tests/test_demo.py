@@ -259,11 +259,15 @@ class LoopTests(GatewayTestCase):
 
     @inlineCallbacks
     def test_demo_reply_error(self) -> Any:
-        """A reply the demo cannot send is one line with its code, exit status 1."""
+        """A reply the demo cannot send (no such server, no text) is one line with its code, exit status 1."""
         yield self.start_demo()
         status, out, err = yield self.run_cli("demo-reply", "+15551234", "hi", "--server", "x")
         self.assertEqual((status, out), (1, []))
         self.assertEqual(err, ["not sent: UNKNOWN_SERVER: no server is named 'x' (configured: '')"])
+        status, out, err = yield self.run_cli("demo-reply", "+15551234", "")
+        self.assertEqual((status, out), (1, []))
+        self.assertEqual(err, ["not sent: BAD_REQUEST: the text is empty: a phone sends at"
+                               " least one character"])
 
     @inlineCallbacks
     def test_demo_reply_without_demo(self) -> Any:

@@ -198,12 +198,11 @@ class SMSCSimulator(Deliveries, ServerFactory):
         self._last_allowed[system_id] = now
         return False
 
-    def _accept(self, pdu: PDU, system_id: str | None = None) -> str:
+    def _accept(self, pdu: PDU) -> str:
         self._next_id += 1
         message_id = self._format_id(self._next_id)
         self.accepted.append(pdu)
         self.message_ids[message_id] = pdu
-        self.accepted_by[message_id] = system_id
         self._accepted_at[message_id] = self.clock.seconds()
         return message_id
 
