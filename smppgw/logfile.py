@@ -17,6 +17,8 @@ twistd's line format (``{time} [{system}] {text}``) but
   reactor is not running every line is written at once.
 
 No line is ever dropped: what waits is at most one turn's worth of lines.
+SIGUSR1 rotates the file, as under twistd's own observer (`rotate_on_usr1`);
+SIGHUP reopens it (`reopen_log_files`, for logrotate).
 Together that is about 10 µs per relay line.  The one exception is
 Twisted's own chatter about listening ports ("... starting on ...",
 "(UNIX Port ... Closed)"), written whatever the log level: the gateway says
@@ -32,7 +34,9 @@ from __future__ import annotations
 
 import atexit
 import re
+import signal
 import sys
+import threading
 from typing import IO, Any
 
 from twisted.logger import ILogObserver, LogLevel, formatEventAsClassicLogText, formatTime
@@ -124,6 +128,17 @@ class TurnBufferedLogObserver:
         return None
 
 
+    def rotate(self) -> str | None:
+        """Rotate the log file as twistd does on SIGUSR1 (FILE becomes FILE.1, the older ones
+        move up one); its path, or None when the log is not a file."""
+        self.flush()
+        rotate = getattr(self._out, "rotate", None)
+        if isinstance(self._out, logfile.BaseLogFile) and rotate is not None:
+            rotate()
+            return str(self._out.path)
+        return None
+
+
 def observer_for(twistd_options: Any, clock: Any) -> TurnBufferedLogObserver | None:
     """The observer for twistd's logging options, or None where twistd's own choice must stand."""
     if twistd_options is None:
@@ -159,6 +174,23 @@ def install(application: Any, observer: TurnBufferedLogObserver, reactor: Any) -
     _installed.append(observer)
     reactor.addSystemEventTrigger("after", "shutdown", observer.flush)
     atexit.register(observer.flush)
+    rotate_on_usr1(observer, reactor)
+
+
+def rotate_on_usr1(observer: TurnBufferedLogObserver, reactor: Any) -> None:
+    """Have SIGUSR1 rotate `observer`'s file, on the reactor's thread.
+
+    twistd sets that handler only for the observer it makes itself; without
+    one, SIGUSR1 (which a twistd user may well send) would kill the gateway
+    on the spot.  A handler already set (not the default) is left alone, and
+    only the main thread may set one.
+    """
+    number = getattr(signal, "SIGUSR1", None)
+    if number is None or threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(number) not in (signal.SIG_DFL, None):
+        return
+    signal.signal(number, lambda signum, frame: reactor.callFromThread(observer.rotate))
 
 
 def reopen_log_files() -> list[str]:

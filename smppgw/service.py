@@ -191,7 +191,7 @@ class Gateway(MultiService):
         self._pruning.start(PRUNE_EVERY, now=True)
         factory = GatewayAMPFactory(self.outbound, self.registry, self.reactor,
                                     self.config.amp.secret, SmppLog("amp", self.config.module.log_level),
-                                    self.config.amp.max_connections)
+                                    self.config.amp.max_connections, reload=self.reload)
         self.amp_factory = factory
         listen = amp_endpoint(self.config)
         amp_service = Listener(serverFromString(self.reactor, listen), factory)

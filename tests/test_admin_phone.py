@@ -82,7 +82,7 @@ class NotInDemoTests(PhonePageTestCase):
 class PhonePageTests(PhonePageTestCase):
     def test_linked_from_every_page(self) -> None:
         """In demo mode every page's navigation links to the Phone page."""
-        for path in ("/status", "/settings", "/servers", "/phone"):
+        for path in ("/status", "/settings", "/servers", "/lookup", "/phone"):
             self.assertIn(PHONE_LINK, self.browser.get(path).body, path)
 
     def test_login_and_token_required(self) -> None:

@@ -189,7 +189,24 @@ class PropertyTests(SynchronousTestCase):
         if expected[0] == "ok":
             self.assertEqual(got, expected)
         # The one difference: the lean path skips the TLVs its command does not carry.
-        self.assertEqual(got, outcome(library_decode, without_skipped_tlvs(data)))
+        stripped = outcome(library_decode, without_skipped_tlvs(data))
+        if got != stripped and got[0] == stripped[0] == expected[0] == "error":
+            # A frame with several faults: which one the library names depends on
+            # whether a TLV it does not know comes first (a data_sm_resp with an
+            # empty additional_status_info_text after a foreign TLV and a cut-off
+            # TLV at the end: 0xC2 with the foreign TLV, 0xC4 without).  The lean
+            # path must then name what the library names for the same bytes.
+            self.assertEqual(got, expected)
+            return
+        self.assertEqual(got, stripped)
+
+    def test_several_faults_named_as_the_library_names_them(self) -> None:
+        """A data_sm_resp with a foreign TLV, an empty C-string TLV and a cut-off TLV: the
+        lean path refuses it with the library's status for those same bytes."""
+        data = bytes.fromhex("00000020800001030000000000000001000425000100001d0000001400000101")
+        self.assertEqual(outcome(decode, data), ("error", 0xC2))
+        self.assertEqual(outcome(decode, data), outcome(library_decode, data))
+        self.assertDecodeAgrees(data)
 
     @FUZZ
     @given(common_pdus(), st.data())

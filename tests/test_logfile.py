@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import stat
 from typing import Any
 
@@ -20,7 +21,7 @@ from twisted.logger import (
 from twisted.python import logfile
 from twisted.trial.unittest import SynchronousTestCase
 
-from smppgw.logfile import TurnBufferedLogObserver, observer_for
+from smppgw.logfile import TurnBufferedLogObserver, observer_for, rotate_on_usr1
 from smppgw.smpp import log as smpplog
 from smppgw.smpp.log import SmppLog
 from smppgw.tap import Options, makeService
@@ -164,6 +165,44 @@ class ObserverTests(SynchronousTestCase):
         self.assertIsNone(self.observer.reopen())  # standard output cannot be reopened
 
 
+    def test_usr1_rotates(self) -> None:
+        """SIGUSR1 rotates the log file as twistd's own observer does, rather than kill the gateway."""
+        path = os.path.abspath(self.mktemp())
+        out = logfile.LogFile.fromFullPath(path)
+        self.addCleanup(out.close)
+        observer = TurnBufferedLogObserver(out, self.clock)
+        previous = signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+        self.addCleanup(signal.signal, signal.SIGUSR1, previous)
+        turns: list[Any] = []
+
+        class Reactor:
+            def callFromThread(self, f: Any, *args: Any) -> None:
+                turns.append(f)
+
+        rotate_on_usr1(observer, Reactor())
+        observer(events_of(lambda log: log.major("before"))[0])
+        os.kill(os.getpid(), signal.SIGUSR1)
+        [rotate] = turns
+        self.assertEqual(rotate(), path)
+        observer(events_of(lambda log: log.major("after"))[0])
+        observer.flush()
+        with open(path + ".1") as f:
+            self.assertIn("SMPP [smsc1] before", f.read())
+        with open(path) as f:
+            self.assertEqual([line.split("] ", 1)[1] for line in f.read().splitlines()],
+                             ["SMPP [smsc1] after"])
+
+    def test_usr1_handler_kept(self) -> None:
+        """A SIGUSR1 handler set before is left in place."""
+        def mine(signum: int, frame: Any) -> None:
+            pass
+
+        previous = signal.signal(signal.SIGUSR1, mine)
+        self.addCleanup(signal.signal, signal.SIGUSR1, previous)
+        rotate_on_usr1(self.observer, None)
+        self.assertIs(signal.getsignal(signal.SIGUSR1), mine)
+
+
 class SmppTextTests(SynchronousTestCase):
     def test_text_is_twisted_formatting(self) -> None:
         """The text SmppLog formats itself is what twisted.logger would make of the same event."""
@@ -212,6 +251,8 @@ class TwistdOptionsTests(SynchronousTestCase):
         log_path = os.path.join(state, "gw.log")
         options.parent = {"logfile": log_path, "nodaemon": True}
         application = Application("smppgw")
+        # Installing the observer sets a SIGUSR1 handler: this process's is put back after.
+        self.addCleanup(signal.signal, signal.SIGUSR1, signal.getsignal(signal.SIGUSR1))
         makeService(options).setServiceParent(application)
         observer = application.getComponent(ILogObserver)
         self.assertIsInstance(observer, TurnBufferedLogObserver)

@@ -72,7 +72,8 @@ def layout(title: str, body: str, *, csrf: str | None = None, message: str = "",
     nav = ""
     if csrf is not None:
         nav = ('<nav><a href="/status">Status</a><a href="/settings">Settings</a>'
-               '<a href="/servers">Servers</a>'
+               '<a href="/servers">Servers</a><a href="/queue">Queue</a>'
+               '<a href="/lookup">Message lookup</a><a href="/dialogs">Dialogs</a>'
                f'<form method="post" action="/logout">{csrf_input(csrf)}'
                '<button type="submit">Log out</button></form></nav>')
         nav += _demo_nav()

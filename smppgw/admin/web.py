@@ -462,10 +462,14 @@ class AdminSite(Site):
         self.admin_sessions = Sessions(clock, idle)
         self.throttle = LoginThrottle(clock)
         self.password = PasswordCheck(run)
+        # The operator's pages build on _Page: imported once this module is whole.
+        from .operator import DialogsPage, LookupPage, QueuePage
+
         root = _Root()
         root.putChild(b"", _Home(self))
         for name, page in ((b"login", _Login), (b"logout", _Logout), (b"settings", _Settings),
-                           (b"servers", _Servers), (b"status", _Status)):
+                           (b"servers", _Servers), (b"status", _Status), (b"queue", QueuePage),
+                           (b"lookup", LookupPage), (b"dialogs", DialogsPage)):
             root.putChild(name, page(self))
         #: Beats on the reactor while the site listens: /healthz reads its age.
         self.heartbeat = Heartbeat(clock, gateway, StoreWatch())

@@ -5,6 +5,11 @@ arguments, answers and errors.
 Host -> gateway: `Login`, `SendSignal`, `ServerStatus`.
 Gateway -> host: `DeliverSignal`, `SignalReport` (the host answers ``{}`` or
 the error ``REFUSED`` / ``TRY_LATER``).
+Operator -> gateway (the ``smppgw`` command line): `ListQueue`, `RejectMessage`,
+`LookupMessage`, `ListDialogs`, `RetireDialog`, `Reload`, `Backup`; they fail
+with ``NOT_FOUND``, ``UNAVAILABLE`` or ``BAD_REQUEST`` (`OPERATOR_ERRORS`).
+A list too long for one AMP value (64 KiB) is cut short: each answer says how
+many there are in all.  Times are seconds since the epoch.
 
 A Python host imports these classes to speak to the gateway.  Each command's
 ``errors`` comes from the one table of codes in `smppgw.relay.outcomes`: a
@@ -19,6 +24,7 @@ from twisted.protocols import amp
 
 from smppgw.relay.outcomes import (
     HOST_ERRORS,
+    OPERATOR_ERRORS,
     OUTCOMES,
     BadRequest,
     HostTryLater,
@@ -29,8 +35,9 @@ from smppgw.relay.outcomes import (
 )
 
 __all__ = [
-    "DeliverSignal", "HostTryLater", "Login", "Refused", "SendSignal", "ServerStatus",
-    "SignalReport", "remote_error",
+    "Backup", "DeliverSignal", "HostTryLater", "ListDialogs", "ListQueue", "Login",
+    "LookupMessage", "Refused", "RejectMessage", "Reload", "RetireDialog", "SendSignal",
+    "ServerStatus", "SignalReport", "remote_error",
 ]
 
 
@@ -138,3 +145,118 @@ class SignalReport(_Command):
     ]
     response: ClassVar[list[tuple[bytes, amp.Argument]]] = []
     errors = amp_errors(*HOST_ERRORS)
+
+
+# -- the operator's commands ------------------------------------------------------------
+
+_NO_ARGUMENTS: list[tuple[bytes, amp.Argument]] = []
+
+
+class ListQueue(_Command):
+    """What waits for each sending server (or ``server``), oldest first, ``limit`` each."""
+
+    arguments = [
+        (b"server", amp.Unicode(optional=True)),
+        (b"limit", amp.Integer(optional=True)),
+    ]
+    response = [
+        (b"servers", amp.AmpList([
+            (b"server", amp.Unicode()),
+            (b"total", amp.Integer()),
+        ])),
+        (b"waiting", amp.AmpList([
+            (b"request_id", amp.Unicode()),
+            (b"server", amp.Unicode()),
+            (b"created", amp.Float()),
+            (b"age", amp.Float()),
+            (b"parts", amp.Integer()),
+            (b"sent", amp.Integer()),
+            (b"in_flight", amp.Integer()),
+            (b"host", amp.Unicode()),
+        ])),
+    ]
+    errors = amp_errors(*OPERATOR_ERRORS)
+
+
+class RejectMessage(_Command):
+    """End one queued message with NOT_RELAYED; the host that waits for it hears so."""
+
+    arguments = [(b"request_id", amp.Unicode())]
+    response = [
+        (b"server", amp.Unicode()),
+        (b"age", amp.Float()),
+        (b"parts", amp.Integer()),
+        (b"sent", amp.Integer()),
+    ]
+    errors = amp_errors(*OPERATOR_ERRORS)
+
+
+class LookupMessage(_Command):
+    """The request ``query`` names, or the newest to the phone number it is; part by part."""
+
+    arguments = [(b"query", amp.Unicode())]
+    response = [
+        (b"total", amp.Integer()),
+        (b"messages", amp.AmpList([
+            (b"request_id", amp.Unicode()),
+            (b"server", amp.Unicode()),
+            (b"destination", amp.Unicode()),
+            (b"sender", amp.Unicode()),
+            (b"created", amp.Float()),
+            (b"state", amp.Unicode()),
+            (b"outcome", amp.Unicode()),
+        ])),
+        (b"parts", amp.AmpList([
+            (b"request_id", amp.Unicode()),
+            (b"number", amp.Integer()),
+            # "" for a part the SMSC has not accepted.
+            (b"message_id", amp.Unicode()),
+            (b"submit", amp.Unicode()),
+            (b"receipt", amp.Unicode()),
+            (b"receipt_due", amp.Float(optional=True)),
+        ])),
+    ]
+    errors = amp_errors(*OPERATOR_ERRORS)
+
+
+class ListDialogs(_Command):
+    """Every live dialog binding."""
+
+    arguments = _NO_ARGUMENTS
+    response = [
+        (b"total", amp.Integer()),
+        (b"bindings", amp.AmpList([
+            (b"phone", amp.Unicode()),
+            (b"letter", amp.Unicode()),
+            (b"address", amp.Unicode()),
+            (b"last_used", amp.Float()),
+            (b"idle", amp.Float()),
+        ])),
+    ]
+    errors = amp_errors(*OPERATOR_ERRORS)
+
+
+class RetireDialog(_Command):
+    """Forget one dialog binding now."""
+
+    arguments = [(b"phone", amp.Unicode()), (b"letter", amp.Unicode())]
+    response = [(b"phone", amp.Unicode()), (b"letter", amp.Unicode()),
+                (b"address", amp.Unicode())]
+    errors = amp_errors(*OPERATOR_ERRORS)
+
+
+class Reload(_Command):
+    """Read the configuration file again and apply what changed; one line per change."""
+
+    arguments = _NO_ARGUMENTS
+    response = [(b"changes", amp.ListOf(amp.Unicode()))]
+    errors = amp_errors(*OPERATOR_ERRORS)
+
+
+class Backup(_Command):
+    """Copy the store, while the gateway runs, to ``path`` (absolute, on the gateway's host)."""
+
+    arguments = [(b"path", amp.Unicode()), (b"force", amp.Boolean(optional=True))]
+    response = [(b"path", amp.Unicode()), (b"size", amp.Integer()),
+                (b"schema_version", amp.Integer())]
+    errors = amp_errors(*OPERATOR_ERRORS)

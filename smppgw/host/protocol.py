@@ -3,7 +3,8 @@ The gateway's side of the AMP contract (`smppgw.host.commands`): one
 `GatewayAMP` per host connection, built by `GatewayAMPFactory`.
 
 Responders delegate to the gateway's outbound queue; they never reach into an
-SMPP protocol.  With ``[amp] secret`` set, everything but `Login` fails with
+SMPP protocol.  The operator's commands (the ``smppgw`` command line's queue,
+lookup, dialogs, reload and backup) are answered by `smppgw.host.operating`.  With ``[amp] secret`` set, everything but `Login` fails with
 ``UNAUTHORIZED`` until the host has logged in, and a wrong secret closes the
 connection.  Only the contract's commands are answered: Twisted's built-in
 ones (StartTLS) are not, and before Login nothing but Login is.
@@ -26,12 +27,14 @@ from __future__ import annotations
 
 import hmac
 import math
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import fail
+from twisted.internet.defer import fail, maybeDeferred
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory
+from twisted.internet.threads import deferToThreadPool
 from twisted.protocols import amp
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -40,11 +43,16 @@ from smppgw.host.ampbox import BoxParser, BoxTooLarge, KeyTooLong
 from smppgw.host.commands import Login, ServerStatus, remote_error
 from smppgw.host.fastpath import SendSignalFastPath
 from smppgw.host.guard import LoginThrottle, Peer, peer_of
+from smppgw.host.operating import OPERATOR_COMMANDS, OperatorCommands
 from smppgw.host.registry import HostRegistry, IHost
 from smppgw.relay.outcomes import Unauthorized
 from smppgw.smpp.log import SmppLog
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from twisted.internet.defer import Deferred
+
     from smppgw.relay.queue import Outbound
 
 
@@ -60,7 +68,7 @@ LOGIN_TIMEOUT = 10.0
 #: Seconds between two log lines about connections refused for the limit.
 REFUSALS_LOGGED_EVERY = 60.0
 #: The commands a host sends, by wire name (SendSignal has a path of its own).
-_HOST_COMMANDS = frozenset((b"Login", b"ServerStatus"))
+_HOST_COMMANDS = frozenset((b"Login", b"ServerStatus")) | OPERATOR_COMMANDS
 
 
 @implementer(IPushProducer)
@@ -82,7 +90,7 @@ class _ReadingPause:
 
 
 @implementer(IHost)
-class GatewayAMP(SendSignalFastPath, amp.AMP):
+class GatewayAMP(SendSignalFastPath, OperatorCommands, amp.AMP):
     """One host connection."""
 
     _reading_pause: _ReadingPause | None = None
@@ -288,8 +296,19 @@ class GatewayAMPFactory(Factory):
     noisy = False
 
     def __init__(self, outbound: Outbound, registry: HostRegistry, clock: Any, secret: str = "",
-                 log: SmppLog | None = None, max_connections: int = 100) -> None:
+                 log: SmppLog | None = None, max_connections: int = 100, *,
+                 reload: Callable[[], Any] | None = None,
+                 run_in_thread: Callable[..., Deferred[Any]] | None = None) -> None:
+        """``reload`` re-reads the configuration file and applies it, one line per change
+        (the Reload command; None: this gateway cannot); ``run_in_thread`` runs a
+        blocking function (a backup) off the reactor's thread, by default on
+        ``clock``'s thread pool, or at once when ``clock`` has none (a test's Clock)."""
         self.clock = clock
+        self.reload = reload
+        if run_in_thread is None:
+            run_in_thread = (partial(deferToThreadPool, clock, clock.getThreadPool())
+                             if hasattr(clock, "getThreadPool") else maybeDeferred)
+        self.run_in_thread = run_in_thread
         self.outbound = outbound
         self.registry = registry
         self.secret = secret
@@ -308,6 +327,8 @@ class GatewayAMPFactory(Factory):
         self.connections += 1
         protocol = GatewayAMP(self.outbound, self.registry, self.secret, self.log, self.clock,
                               self.throttle)
+        protocol.reload = self.reload
+        protocol.run_in_thread = self.run_in_thread
         protocol.factory = self
         return protocol
 

@@ -61,6 +61,10 @@ class BadDialogTimeout(DialogError):
     """A dialog timeout that is not a positive number of seconds."""
 
 
+class UnknownBinding(DialogError, LookupError):
+    """A (phone, letter) that holds no live binding."""
+
+
 @dataclass(frozen=True)
 class Binding:
     """One remembered dialog: replies from ``phone`` with ``letter`` go to ``address``."""
@@ -265,6 +269,31 @@ class DialogTable:
     def size(self) -> int:
         """How many bindings the table holds (those past the timeout go at the next use)."""
         return sum(map(len, self._by_phone.values()))
+    def every_binding(self) -> list[Binding]:
+        """Every live binding, by phone and letter."""
+        self.expire()
+        return sorted((binding for letters in self._by_phone.values()
+                       for binding in letters.values()), key=lambda b: (b.phone, b.letter))
+
+    def retire(self, phone: str, letter: str) -> Binding:
+        """Forget the binding (phone, letter) now, as if it had timed out; return it.
+
+        A reply from the phone naming the letter then finds no binding; the
+        next message from its IM user to the phone binds a letter afresh.
+        """
+        phone = normalize_phone(phone)
+        key = letter.strip().lower()
+        self.expire()
+        letters = self._by_phone.get(phone, {})
+        binding = letters.get(key)
+        if binding is None:
+            raise UnknownBinding(f"{phone} has no dialog binding @{letter.strip()}")
+        # Its entry in _due stays: when it comes up, the binding is gone and it is dropped.
+        del letters[key]
+        if not letters:
+            del self._by_phone[phone]
+        self._store.delete_binding(phone, key)
+        return binding
 
     def expire(self) -> int:
         """Retire every binding unused for the timeout; return how many were retired."""

@@ -66,11 +66,26 @@ class TryLater(SignalError):
     code = "TRY_LATER"
 
 
+class NotFound(SignalError):
+    """An operator's command names a request, server or dialog binding that does not exist."""
+
+    code = "NOT_FOUND"
+
+
+class Unavailable(SignalError):
+    """An operator's command this gateway cannot carry out now (no store, no reload, a failed write)."""
+
+    code = "UNAVAILABLE"
+
+
 #: Every error a SendSignal can end with, each with its own code.
 OUTCOMES: tuple[type[SignalError], ...] = (
     UnsupportedMethod, BadRequest, BadAddressError, UnknownServerError, ServerDisabledError,
     TooLongError, NotRelayed, SmscRejected, TryLater, Unauthorized,
 )
+
+#: The errors of the operator's commands (ListQueue, LookupMessage, Reload, ...).
+OPERATOR_ERRORS: tuple[type[SignalError], ...] = (NotFound, Unavailable, BadRequest, Unauthorized)
 
 #: Final outcomes recorded in the store, by code, for answering retried request_ids.
 BY_CODE: dict[str, type[SignalError]] = {cls.code: cls for cls in OUTCOMES}

@@ -649,6 +649,14 @@ class LinkQueue:
             self._expire(job)
         self.pump()
 
+    def reject(self, request_id: str, reason: str) -> Job:
+        """End queued `request_id` with NOT_RELAYED `reason`: no more of it is sent, and
+        whoever waits hears that outcome once it is stored.  Raises KeyError if it is not queued."""
+        job = self.jobs[request_id]
+        self.log.major("{request_id}: {reason}", request_id=request_id, reason=reason)
+        self._finish(job, {"ok": False, "code": NotRelayed.code, "reason": reason})
+        return job
+
     def _reject(self, job: Job, reason: str) -> None:
         self.log.major("{request_id} rejected by the SMSC: {reason}", request_id=job.request_id,
                        reason=reason)

@@ -219,6 +219,24 @@ class OutboundTables(Database):
             if cursor.rowcount == 0:
                 raise UnknownRow(f"no stored request {request_id!r}")
 
+    def find_outbound(self, fragment: bytes, limit: int = 50) -> list[OutboundRow]:
+        """The newest requests (at most ``limit``, newest first) whose payload holds ``fragment``.
+
+        For an operator's search by phone number: a scan of the whole table,
+        which no index helps, so not for the hot path.
+        """
+        found = self._reading(
+            "SELECT request_id FROM outbound WHERE instr(payload, ?) > 0 ORDER BY seq DESC"
+            " LIMIT ?", (fragment, limit)).fetchall()
+        rows = [self.outbound(request_id) for (request_id,) in found]
+        return [row for row in rows if row is not None]
+
+    def receipt_deadlines(self, request_id: str) -> dict[int, float]:
+        """When each accepted part of ``request_id`` still awaiting its receipt gives up, by index."""
+        return {index: due for index, due in self._reading(
+            "SELECT idx, receipt_due FROM part WHERE request_id = ? AND receipt_due IS NOT NULL",
+            (request_id,))}
+
     def lookup_message(self, server: str, lookup_key: str) -> tuple[str, int] | None:
         """Return (request_id, part index) of the part ``server`` accepted as ``lookup_key``.
 

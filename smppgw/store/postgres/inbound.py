@@ -1,0 +1,120 @@
+"""The PostgreSQL store's inbox, reassembly fragments and dialog bindings."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from smppgw.relay.dialogs import Binding
+from smppgw.store.interfaces import InboxRow, UnknownRow
+from smppgw.store.postgres.database import Database, dump, one
+
+
+class InboundTables(Database):
+    """What a store keeps for inbound traffic: tables ``inbox``, ``fragment`` and ``binding``."""
+
+    # -- the inbox -----------------------------------------------------------
+
+    def add_inbox(self, kind: str, payload: dict[str, Any], created: float) -> int:
+        """Keep a message or report for a host; return its id (increasing, never given again)."""
+        text = dump(payload)
+        (row_id,) = one(self._writing(
+            "INSERT INTO inbox (kind, payload, created) VALUES (%s, %s, %s) RETURNING id",
+            (kind, text, created),
+        ).fetchone())
+        return int(row_id)
+
+    def inbox(self, limit: int = 1000, after_id: int = 0) -> list[InboxRow]:
+        """Return up to ``limit`` inbox rows with an id above ``after_id``, lowest id first."""
+        return [
+            InboxRow(row_id, kind, json.loads(payload), attempts, created)
+            for row_id, kind, payload, attempts, created in self._reading(
+                "SELECT id, kind, payload, attempts, created FROM inbox"
+                " WHERE id > %s ORDER BY id LIMIT %s",
+                (after_id, None if limit < 0 else limit),
+            )
+        ]
+
+    def bump_inbox(self, id: int) -> int:
+        """Count one more delivery attempt of inbox row ``id``; return the new count."""
+        found = self._writing(
+            "UPDATE inbox SET attempts = attempts + 1 WHERE id = %s RETURNING attempts", (id,)
+        ).fetchone()
+        if found is None:
+            raise UnknownRow(f"no inbox row {id!r}")
+        attempts: int = found[0]
+        return attempts
+
+    def remove_inbox(self, id: int) -> None:
+        """Forget inbox row ``id`` (nothing happens if it is already gone)."""
+        self._writing("DELETE FROM inbox WHERE id = %s", (id,))
+
+    # -- fragments of long inbound messages ----------------------------------
+
+    def add_fragment(
+        self, key: str, seq: int, total: int, payload: dict[str, Any], received: float
+    ) -> int:
+        """Keep part ``seq`` of the message ``key``; return how many distinct parts of it are kept.
+
+        A repeated part replaces the kept one but keeps its first arrival time.
+        """
+        text = dump(payload)
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO fragment (key, seq, total, payload, received)"
+                " VALUES (%s, %s, %s, %s, %s)"
+                " ON CONFLICT (key, seq) DO UPDATE SET total = excluded.total,"
+                " payload = excluded.payload, received = LEAST(fragment.received, excluded.received)",
+                (key, seq, total, text, received),
+            )
+            (count,) = one(db.execute(
+                "SELECT COUNT(*) FROM fragment WHERE key = %s", (key,)).fetchone())
+        return int(count)
+
+    def fragments(self, key: str) -> list[tuple[int, dict[str, Any]]]:
+        """Return the kept parts of ``key`` as (seq, payload), by seq."""
+        return [
+            (seq, json.loads(payload))
+            for seq, payload in self._reading(
+                "SELECT seq, payload FROM fragment WHERE key = %s ORDER BY seq", (key,))
+        ]
+
+    def drop_fragments(self, key: str) -> None:
+        """Forget every kept part of ``key``."""
+        self._writing("DELETE FROM fragment WHERE key = %s", (key,))
+
+    def stale_fragments(self, before: float) -> list[str]:
+        """Return the keys whose earliest kept part arrived before ``before``, sorted."""
+        return [
+            key
+            for (key,) in self._reading(
+                "SELECT key FROM fragment GROUP BY key HAVING MIN(received) < %s"
+                " ORDER BY key COLLATE \"C\"",
+                (before,),
+            )
+        ]
+
+    # -- SMS Dialogs bindings (smppgw.relay.dialogs.BindingStore) ------------
+
+    def load_bindings(self) -> list[Binding]:
+        """Return every kept dialog binding, by (phone, letter)."""
+        return [
+            Binding(phone, address, letter, last_used)
+            for phone, letter, address, last_used in self._reading(
+                "SELECT phone, letter, address, last_used FROM binding"
+                " ORDER BY phone COLLATE \"C\", letter COLLATE \"C\""
+            )
+        ]
+
+    def save_binding(self, binding: Binding) -> None:
+        """Keep ``binding``, replacing any binding of the same (phone, letter)."""
+        self._writing(
+            "INSERT INTO binding (phone, letter, address, last_used) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (phone, letter) DO UPDATE SET address = excluded.address,"
+            " last_used = excluded.last_used",
+            (binding.phone, binding.letter, binding.address, binding.last_used),
+        )
+
+    def delete_binding(self, phone: str, letter: str) -> None:
+        """Forget the binding (phone, letter), if there is one."""
+        self._writing("DELETE FROM binding WHERE phone = %s AND letter = %s", (phone, letter))

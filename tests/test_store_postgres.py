@@ -1,0 +1,227 @@
+"""The PostgreSQL store: the conformance suite, its schema version, two nodes on one database.
+
+The tests run against the server that ``SMPPGW_TEST_POSTGRES`` names (a libpq
+URL; ``.ci/postgres start`` makes a throwaway one and `.ci/run` does so for
+CI), each in a schema of its own, dropped after.  Without it they are
+skipped, except under CI=true, where they fail: CI must not hide them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from typing import Any
+
+import psycopg
+from psycopg import conninfo
+from twisted.trial.unittest import SynchronousTestCase
+
+from smppgw.relay.dialogs import Binding
+from smppgw.store.conformance import DAY, StoreConformance
+from smppgw.store.interfaces import BadStoreInput, DuplicateRequest, StoreError
+from smppgw.store.postgres import SCHEMA_VERSION, PostgresStore, schema
+from smppgw.store.postgres.database import describe
+
+URL = os.environ.get("SMPPGW_TEST_POSTGRES")
+MISSING = None if URL else (
+    "SMPPGW_TEST_POSTGRES is not set: start a server with"
+    ' eval "$(.ci/postgres start)" (see README, Development)')
+
+
+class OnPostgres(SynchronousTestCase):
+    """A test case on a schema of its own, in the database of ``SMPPGW_TEST_POSTGRES``."""
+
+    # In CI (.ci/run starts the server) a missing server fails the tests instead of hiding them.
+    skip = None if os.environ.get("CI") == "true" else MISSING
+
+    def setUp(self) -> None:
+        self.connect_admin()
+        self.schema = self.fresh_schema()
+        super().setUp()
+
+    def connect_admin(self) -> None:
+        """Open the connection that makes and drops the tests' schemas, closed after the test."""
+        if URL is None:
+            self.fail(f"CI=true but {MISSING}")
+        self.admin = psycopg.connect(URL, autocommit=True)
+        self.addCleanup(self.admin.close)
+
+    def fresh_schema(self) -> str:
+        """Make a new, empty schema, dropped after the test; return its name."""
+        schema = f"test_{uuid.uuid4().hex[:16]}"
+        self.admin.execute(f"CREATE SCHEMA {schema}")
+        self.addCleanup(self.admin.execute, f"DROP SCHEMA {schema} CASCADE")
+        return schema
+
+    def url(self, schema: str | None = None, **params: Any) -> str:
+        """The database's URL with ``schema`` (the test's) the only one in the search path."""
+        assert URL is not None
+        return conninfo.make_conninfo(
+            URL, options=f"-c search_path={schema or self.schema}", **params)
+
+    def open(self, retention: float = 7 * DAY, lock_timeout: float = 5.0, schema: str | None = None,
+             **params: Any) -> PostgresStore:
+        store = PostgresStore(self.url(schema, **params), retention=retention,
+                              lock_timeout=lock_timeout)
+        self.addCleanup(store.close)
+        return store
+
+    def meta(self) -> list[tuple[Any, ...]]:
+        return self.admin.execute(f"SELECT name, value FROM {self.schema}.meta").fetchall()
+
+
+class PostgresConformance(StoreConformance, OnPostgres):
+    """The PostgreSQL store, reopened on a new connection to play a restart."""
+
+    def setUp(self) -> None:
+        # Conformance.setUp makes the store: the admin connection must be there first.
+        self.connect_admin()
+        super().setUp()
+
+    def make_store(self, retention: float = 7 * DAY) -> PostgresStore:
+        # Each store a new, empty one: a schema of its own.
+        return self.open(retention, schema=self.fresh_schema())
+
+    def reopen(self, store: PostgresStore) -> PostgresStore:
+        store.close()
+        again = PostgresStore(store.url, retention=store.retention)
+        self.addCleanup(again.close)
+        return again
+
+
+class SchemaTests(OnPostgres):
+    """The store makes its tables on first open and refuses a schema it does not know."""
+
+    def test_first_open_creates_the_schema(self) -> None:
+        """A first open creates the tables and records the schema version; a second keeps them."""
+        self.open().add_inbox("message", {}, 1.0)
+        self.assertEqual(self.meta(), [("schema_version", str(SCHEMA_VERSION))])
+        self.assertEqual(self.open().counts()["inbox"], 1)
+
+    def test_newer_schema_refused(self) -> None:
+        """A database of a newer schema version is refused, naming both versions, and left as it is."""
+        self.open().close()
+        newer = str(SCHEMA_VERSION + 1)
+        self.admin.execute(f"UPDATE {self.schema}.meta SET value = %s", (newer,))
+        error = self.assertRaises(StoreError, PostgresStore, self.url())
+        self.assertIn(f"has schema version {newer}; this gateway knows version {SCHEMA_VERSION}",
+                      str(error))
+        self.assertEqual(self.meta(), [("schema_version", newer)])
+
+    def test_older_schema_without_upgrade_refused(self) -> None:
+        """A database of an older version that no upgrade starts from is refused, naming both."""
+        self.open().close()
+        self.admin.execute(f"UPDATE {self.schema}.meta SET value = '0'")
+        error = self.assertRaises(StoreError, PostgresStore, self.url())
+        self.assertIn(f"schema version 0, older than this gateway's {SCHEMA_VERSION}", str(error))
+
+    def test_older_schema_upgraded(self) -> None:
+        """A database of an older version is upgraded step by step on open, its rows kept,
+        and the new version recorded."""
+        self.open().add_inbox("message", {"n": 1}, 1.0)
+        self.patch(schema, "SCHEMA_VERSION", SCHEMA_VERSION + 2)
+        self.patch(schema, "UPGRADES", {
+            SCHEMA_VERSION: "ALTER TABLE inbox ADD COLUMN first_step integer",
+            SCHEMA_VERSION + 1: "ALTER TABLE inbox ADD COLUMN second_step integer"})
+        store = self.open()
+        self.assertEqual(([row.payload for row in store.inbox()], self.meta()),
+                         ([{"n": 1}], [("schema_version", str(SCHEMA_VERSION + 2))]))
+        self.assertEqual(
+            self.admin.execute(f"SELECT first_step, second_step FROM {self.schema}.inbox").fetchall(),
+            [(None, None)])
+
+    def test_foreign_meta_refused(self) -> None:
+        """A schema with a meta table that holds no version is not taken for the store's."""
+        self.admin.execute(f"CREATE TABLE {self.schema}.meta (name text, value text)")
+        error = self.assertRaises(StoreError, PostgresStore, self.url())
+        self.assertIn("without a schema version", str(error))
+
+
+class TwoNodesTests(OnPostgres):
+    """Two stores on one database, as two gateway nodes: each sees what the other wrote."""
+
+    def test_duplicate_request_across_nodes(self) -> None:
+        """A request accepted through one node is a DuplicateRequest through the other, with its row."""
+        a, b = self.open(), self.open()
+        seq = a.add_outbound("r1", "smsc1", b"\x01\x02", 2, 5.0)
+        error = self.assertRaises(DuplicateRequest, b.add_outbound, "r1", "smsc2", {}, 1, 6.0)
+        self.assertEqual(error.row, a.outbound("r1"))
+        self.assertEqual((error.row.server, error.row.payload, error.row.seq), ("smsc1", b"\x01\x02", seq))
+        self.assertEqual([row.request_id for row in b.unfinished()], ["r1"])
+
+    def test_receipt_found_through_the_other_node(self) -> None:
+        """A part accepted through one node is found by its receipt through the other, and its
+        outcome is seen there."""
+        a, b = self.open(), self.open()
+        a.add_outbound("r1", "smsc1", {}, 1, 1.0)
+        a.set_message_id("r1", 0, "00AB", "ab", receipt_due=60.0)
+        self.assertEqual((b.lookup_message("smsc1", "ab"), b.next_receipt_due()), (("r1", 0), 60.0))
+        b.receipt_came("r1", 0)
+        b.finish("r1", {"ok": True})
+        row = a.outbound("r1")
+        self.assertEqual((a.next_receipt_due(), row and row.outcome), (None, {"ok": True}))
+
+    def test_inbound_shared(self) -> None:
+        """Inbox ids from both nodes are distinct and increasing; fragments and bindings are shared."""
+        a, b = self.open(), self.open()
+        ids = [a.add_inbox("message", {}, 1.0), b.add_inbox("message", {}, 1.0), a.add_inbox("report", {}, 2.0)]
+        self.assertEqual(ids, sorted(set(ids)))
+        self.assertEqual([row.id for row in b.inbox()], ids)
+        a.add_fragment("k", 1, 2, {"t": "a"}, 1.0)
+        self.assertEqual(b.add_fragment("k", 2, 2, {"t": "b"}, 2.0), 2)
+        a.save_binding(Binding("+15550001", "ann@im", "a", 1.0))
+        self.assertEqual(b.load_bindings(), [Binding("+15550001", "ann@im", "a", 1.0)])
+
+
+class ConnectionTests(OnPostgres):
+    """A store's connection: cut, and connected again."""
+
+    def test_broken_connection_reconnects(self) -> None:
+        """A call that finds the connection cut raises StoreError; the next one connects again."""
+        store = self.open(application_name=self.schema)
+        store.add_inbox("message", {"n": 1}, 1.0)
+        self.admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                           " WHERE application_name = %s", (self.schema,))
+        self.assertRaises(StoreError, store.counts)
+        self.assertEqual([row.payload for row in store.inbox()], [{"n": 1}])
+
+
+    def test_held_row_times_out(self) -> None:
+        """A write that waits for a row another connection holds gives up with StoreError after
+        the lock timeout, changing nothing; once the row is let go, it goes through."""
+        store = self.open(lock_timeout=0.05)
+        store.add_outbound("r1", "smsc1", {}, 1, 1.0)
+        with self.admin.transaction():
+            self.admin.execute(f"SELECT 1 FROM {self.schema}.outbound WHERE request_id = 'r1'"
+                               " FOR UPDATE")
+            error = self.assertRaises(StoreError, store.finish, "r1", {"ok": True})
+        self.assertIn("lock timeout", str(error))
+        self.assertIsNone(store.unfinished()[0].outcome)
+        store.finish("r1", {"ok": True})
+        self.assertEqual(store.counts()["unfinished"], 0)
+
+
+class WithoutServerTests(SynchronousTestCase):
+    """What needs no server: naming the database, and one that cannot be reached."""
+
+    def test_path_without_password(self) -> None:
+        """The store's name for its database keeps the user, host, port and name, not the password."""
+        self.assertEqual(describe("postgresql://gw:s3cret@db.example:5433/smppgw"),
+                         "postgresql://gw@db.example:5433/smppgw")
+        self.assertEqual(describe("dbname=smppgw password=s3cret"), "postgresql://localhost/smppgw")
+
+    def test_unreachable_server(self) -> None:
+        """A server that refuses the connection is a StoreError naming the database, not its password."""
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        error = self.assertRaises(StoreError, PostgresStore,
+                                  f"postgresql://gw:s3cret@127.0.0.1:{port}/smppgw")
+        self.assertIn(f"cannot connect to the store postgresql://gw@127.0.0.1:{port}/smppgw", str(error))
+        self.assertNotIn("s3cret", str(error))
+
+    def test_bad_lock_timeout(self) -> None:
+        """A lock timeout that is not a number of seconds is refused before connecting."""
+        self.assertRaises(BadStoreInput, PostgresStore, "postgresql://gw@127.0.0.1:1/db",
+                          lock_timeout="5s")
