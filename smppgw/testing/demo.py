@@ -1,5 +1,5 @@
 """
-Demo mode's phones: an SMS from a phone to the gateway, asked for from the command line.
+Demo mode's phones: an SMS from a phone to the gateway, asked for from the command line or the web admin.
 
 With ``twistd smppgw --demo`` (``bin/demo``) the built-in SMSC simulator logs
 each SMS it gets and sends a delivery receipt for each one that asked (see
