@@ -421,6 +421,7 @@ class Soak:
             self.accepted_ids[message_id] = key
             self.accepted_keys[key] += 1
         simulator.message_ids.clear()
+        simulator.accepted_by.clear()
         simulator.accepted.clear()
         simulator.received.clear()
 

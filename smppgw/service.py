@@ -66,6 +66,8 @@ class Gateway(MultiService):
         #: The counters of every server and request, kept across links replaced.
         self.stats = GatewayStats(reactor)
         self.simulator: Any = None
+        #: In demo mode, the simulator's phones (`smppgw.testing.demo.DemoPhones`); else None.
+        self.phones: Any = None
         self.store: Store | None = None
         self.outbound: Outbound | None = None
         self.registry = HostRegistry()
@@ -341,8 +343,9 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def demo_simulator(config: Config, reactor: Any, parent: MultiService) -> Any:
-    """An SMSC simulator accepting every enabled server's credentials, listening on their loopback addresses.
+def demo_simulator(config: Config, reactor: Any, parent: MultiService) -> tuple[Any, Any]:
+    """An SMSC simulator accepting every enabled server's credentials, listening on their
+    loopback addresses, and its phones (`smppgw.testing.demo.DemoPhones`).
 
     It plays the phones too: it logs each SMS it gets, sends a receipt for
     each one that asks, and takes `DemoReply` on the demo socket (`smppgw.testing.demo`).
@@ -356,13 +359,14 @@ def demo_simulator(config: Config, reactor: Any, parent: MultiService) -> Any:
         receipt_delay=RECEIPT_DELAY,
         # Reversed: where servers share a system_id, the first one's alphabet wins.
         alphabets={s.system_id: s.default_alphabet for s in reversed(enabled)})
-    phones = _ListenAtStart(
+    phones = DemoPhones(config, simulator)
+    listener = _ListenAtStart(
         UNIXServerEndpoint(reactor, socket_path(config), mode=0o600, wantPID=True),
-        DemoPhonesFactory(DemoPhones(config, simulator)))
-    phones.setName("demo-phones")
+        DemoPhonesFactory(phones))
+    listener.setName("demo-phones")
     # Like the AMP endpoint's: a demo whose phones cannot listen says so and stops.
-    phones._raiseSynchronously = True
-    phones.setServiceParent(parent)
+    listener._raiseSynchronously = True
+    listener.setServiceParent(parent)
     parent.addService(_ReceiptsCancelled(simulator))
     seen: set[tuple[str, int]] = set()
     for server in config.servers:
@@ -378,10 +382,10 @@ def demo_simulator(config: Config, reactor: Any, parent: MultiService) -> Any:
             endpoint = TCP6ServerEndpoint(reactor, server.port, interface=host)
         else:
             endpoint = TCP4ServerEndpoint(reactor, server.port, interface=host)
-        listener = StreamServerEndpointService(endpoint, simulator)
-        listener.setName(f"simulator:{host}:{server.port}")
-        listener.setServiceParent(parent)
-    return simulator
+        smsc = StreamServerEndpointService(endpoint, simulator)
+        smsc.setName(f"simulator:{host}:{server.port}")
+        smsc.setServiceParent(parent)
+    return simulator, phones
 
 
 class _ListenAtStart(StreamServerEndpointService):
@@ -409,7 +413,7 @@ def build_gateway(config: Config, reactor: Any, *, demo: bool = False,
     """The gateway for `config` (read from `config_path`, if given), on `reactor`."""
     gateway = Gateway(config, reactor, config_path)
     if demo:
-        gateway.simulator = demo_simulator(config, reactor, gateway)
+        gateway.simulator, gateway.phones = demo_simulator(config, reactor, gateway)
     for server in config.servers:
         if server.enabled:
             gateway.add_link(gateway.new_link(server))

@@ -19,6 +19,7 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 from twisted.trial.unittest import SkipTest, TestCase
@@ -26,10 +27,13 @@ from twisted.trial.unittest import SkipTest, TestCase
 from smppgw.admin.testing import FakeGateway, synchronous
 from smppgw.admin.web import AdminSite
 from smppgw.config import load_config
+from smppgw.host.commands import SendSignal
 from smppgw.service import build_gateway
 from smppgw.testing.process import gateway_config
 from smppgw.testing.simulator import SMSCSimulator
 from tests.test_admin_auth import HASH, PASSWORD
+from tests.test_cli import free_port, turn
+from tests.test_inbound_e2e import TestHost
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -222,6 +226,70 @@ class GatewayBrowserTests(BrowserTestCase):
         self.assertEqual([s.name for s in self.gateway.config.servers], [""])
         with open(self.path) as f:
             self.assertNotIn("second", f.read())
+
+
+class DemoBrowserTests(BrowserTestCase):
+    """The Phone page of a gateway running a demo here (its own simulator), with a host on AMP."""
+
+    @inlineCallbacks
+    def setUp(self) -> Any:
+        super().setUp()
+        self.state = tempfile.mkdtemp(prefix="smppgw-")
+        self.addCleanup(shutil.rmtree, self.state, True)
+        path = os.path.join(self.state, "smppgw.toml")
+        with open(path, "w") as f:
+            f.write(gateway_config(self.state, free_port(), dialogs=True, sender="*").replace(
+                'listen = ""', f'listen = "tcp:0:interface=127.0.0.1"\npassword_hash = "{HASH}"'))
+        self.gateway = build_gateway(load_config(path), reactor, demo=True)
+        self.gateway.privilegedStartService()
+        self.gateway.startService()
+        self.addCleanup(self.stop_gateway)
+        port = yield listening_port(self.gateway.getServiceNamed("admin"))
+        self.url = f"http://127.0.0.1:{port.getHost().port}"
+        yield self.gateway.links[""].when_bound()
+        self.host = yield connectProtocol(
+            UNIXClientEndpoint(reactor, os.path.join(self.state, "amp.sock")), TestHost())
+
+    @inlineCallbacks
+    def stop_gateway(self) -> Any:
+        self.host.transport.loseConnection()
+        yield self.host.lost
+        yield self.gateway.stopService()
+        for connection in list(self.gateway.simulator.connections):
+            connection.close()
+        yield turn()
+
+    @inlineCallbacks
+    def test_reply_reaches_the_host(self) -> Any:
+        """The host's messages show on the Phone page with their dialog prefixes; the reply
+        typed there, "@a: ...", reaches the host as a DeliverSignal to the first sender."""
+        for sender, body in (("alice@example.com", "Hello"), ("bob@example.com", "Hi there")):
+            yield self.host.callRemote(SendSignal, request_id=sender, method="MESSAGE",
+                                       sender=sender, recipient="+15551234@smpp", body=body)
+
+        def reply(page: Page) -> dict[str, str]:
+            log_in(self.url)(page)
+            page.click("#demo-nav >> text=Phone")
+            shown = {"number": page.inner_text("#phone-0 .number"),
+                     "sender": page.inner_text("#phone-0 .sender"),
+                     "messages": page.inner_text("#phone-0 .messages")}
+            page.fill("input[name=text]", "@a: see you at 6")
+            page.click("button[name=send]")
+            return {**shown, "message": page.inner_text("#message"),
+                    "nav": page.inner_text("#demo-nav")}
+
+        shown = yield self.step(reply)
+        signal = yield self.host.signals.get().addTimeout(10, reactor)
+        self.assertEqual((shown["number"], shown["sender"], shown["nav"]),
+                         ("+15551234", "bob@example.com", "Demo mode: Phone"))
+        self.assertIn("@b=bob@example.com Hi there", shown["messages"])
+        self.assertIn("@a=alice@example.com Hello", shown["messages"])
+        self.assertEqual(shown["message"], '+15551234 sent "@a: see you at 6" to'
+                                           ' bob@example.com through server "": the gateway'
+                                           " took it.")
+        self.assertEqual(signal, {"method": "MESSAGE", "sender": "+15551234@smpp",
+                                  "recipient": "alice@example.com", "body": "see you at 6",
+                                  "server": ""})
 
 
 class FakeGatewayBrowserTests(BrowserTestCase):

@@ -14,7 +14,7 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from smppgw.config import parse_config
-from smppgw.relay.outcomes import BadAddressError, UnknownServerError
+from smppgw.relay.outcomes import BadAddressError, BadRequest, TooLongError, UnknownServerError
 from smppgw.smpp.codec import PDU, Framer, decode, encode
 from smppgw.smpp.constants import ESME_RX_R_APPN
 from smppgw.testing.demo import DemoPhones, NotBoundError, SmsRefused
@@ -64,13 +64,19 @@ class PhonesTests(SynchronousTestCase):
         transport.clear()
         self.sessions[system_id] = (protocol, transport)
 
-    def submit(self, system_id: str, source: bytes, ton: int, phone: bytes = b"15551234") -> None:
+    def submit(self, system_id: str, source: bytes, ton: int, phone: bytes = b"15551234",
+               text: bytes = b"hi", registered_delivery: int = 0) -> str:
+        """Submit ``text`` to ``phone`` over ``system_id``'s session; the message_id it got."""
         protocol, transport = self.sessions[system_id]
         protocol.dataReceived(encode(PDU("submit_sm", 9, 0, {
             "source_addr_ton": ton, "source_addr_npi": 0, "source_addr": source,
             "dest_addr_ton": 1, "dest_addr_npi": 1, "destination_addr": phone,
-            "short_message": b"hi"})))
+            "registered_delivery": registered_delivery, "short_message": text})))
+        [response] = [decode(frame) for frame in Framer().feed(transport.value())]
         transport.clear()
+        message_id = response.get("message_id")
+        assert isinstance(message_id, bytes)
+        return message_id.decode()
 
     def delivered(self, system_id: str, status: int = 0) -> PDU:
         """The one deliver_sm written to ``system_id``'s session, answered with ``status``."""
@@ -131,6 +137,60 @@ class PhonesTests(SynchronousTestCase):
         failure = self.failureResultOf(self.phones.reply("+15551234", "hi"), NotBoundError)
         self.assertEqual(failure.getErrorMessage(),
                          "server '' (system_id 'gw') has no receiver bound to the simulator now")
+
+    def test_seen(self) -> None:
+        """The phones that got an SMS, the last one first: each message decoded, its
+        dialog prefix shown, its sender and server; the last sender is whom a reply goes to."""
+        self.bind("gw")
+        self.bind("rx", "bind_receiver")
+        self.submit("gw", b"alice@example.com", 5, text=b"\x00a=alice\x00example.com Hello")
+        self.submit("gw", b"bob@example.com", 5, text=b"\x00b=bob\x00example.com Hi")
+        self.submit("gw", b"15550100", 1, phone=b"15559999")
+        phones = self.phones.seen()
+        self.assertEqual([(p.number, p.received, p.receipts, p.last_sender) for p in phones],
+                         [("+15559999", 1, 0, "+15550100"),
+                          ("+15551234", 2, 0, "bob@example.com")])
+        self.assertEqual([(m.message_id, m.sender, m.server, m.text, m.part, m.receipt)
+                          for m in phones[1].messages],
+                         [("00000002", "bob@example.com", "", "@b=bob@example.com Hi", None,
+                           "not asked"),
+                          ("00000001", "alice@example.com", "", "@a=alice@example.com Hello",
+                           None, "not asked")])
+        self.assertEqual(len(self.phones.seen(last=1)[1].messages), 1)
+
+    def test_seen_receipts(self) -> None:
+        """A message that asked for a receipt shows it due, then sent with the gateway's answer."""
+        self.bind("gw")
+        message_id = self.submit("gw", b"alice", 5, registered_delivery=1)
+        [message] = self.phones.seen()[0].messages
+        self.assertEqual(message.receipt, "asked, not sent yet")
+        d = self.simulator.deliver_receipt(message_id)
+        self.delivered("gw")
+        self.successResultOf(d)
+        [phone] = self.phones.seen()
+        self.assertEqual((phone.receipts, phone.messages[0].receipt),
+                         (1, "DELIVRD sent; the gateway answered ESME_ROK"))
+
+    def test_check(self) -> None:
+        """A reply without a number, without text, or longer than the server's max_parts
+        is refused, each problem named by its field, and nothing is sent."""
+        self.bind("gw")
+        problems = self.phones.check(" ", "")
+        self.assertEqual({field: (type(e), str(e)) for field, e in problems.items()}, {
+            "phone": (BadAddressError, "no phone number: pick one or type one, such as"
+                                       " +15551234"),
+            "text": (BadRequest, "the text is empty: a phone sends at least one character")})
+        long = self.phones.check("+15551234", "x" * (10 * 153 + 1))
+        self.assertEqual([(field, str(e)) for field, e in long.items()], [
+            ("text", "the text needs 11 SMS parts, more than the 10 that server '' takes"
+                     " (its max_parts)")])
+        self.assertEqual(list(self.phones.check("+15551234", "hi", "bulk")), ["server"])
+        self.assertEqual(self.phones.check("+15551234", "x" * (10 * 153)), {})
+        with self.assertRaises(TooLongError):
+            self.phones.reply("+15551234", "x" * 2000)
+        with self.assertRaises(BadRequest):
+            self.phones.reply("+15551234", "")
+        self.assertEqual(self.sessions["gw"][1].value(), b"")
 
     def test_gateway_refuses(self) -> None:
         """A deliver_sm the gateway refuses is SMS_REFUSED with the status it answered."""
@@ -199,11 +259,15 @@ class LoopTests(GatewayTestCase):
 
     @inlineCallbacks
     def test_demo_reply_error(self) -> Any:
-        """A reply the demo cannot send is one line with its code, exit status 1."""
+        """A reply the demo cannot send (no such server, no text) is one line with its code, exit status 1."""
         yield self.start_demo()
         status, out, err = yield self.run_cli("demo-reply", "+15551234", "hi", "--server", "x")
         self.assertEqual((status, out), (1, []))
         self.assertEqual(err, ["not sent: UNKNOWN_SERVER: no server is named 'x' (configured: '')"])
+        status, out, err = yield self.run_cli("demo-reply", "+15551234", "")
+        self.assertEqual((status, out), (1, []))
+        self.assertEqual(err, ["not sent: BAD_REQUEST: the text is empty: a phone sends at"
+                               " least one character"])
 
     @inlineCallbacks
     def test_demo_reply_without_demo(self) -> Any:

@@ -9,7 +9,9 @@ is C{error-} and the input's name.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from html import escape
 from typing import Any
 
@@ -19,7 +21,7 @@ from smppgw.config.schema import MODULE, SERVER, Key, Section
 
 from .forms import Fields, label
 
-__all__ = ["layout", "login_page", "no_password_page", "servers_page", "settings_page",
+__all__ = ["demo_navigation", "layout", "login_page", "no_password_page", "servers_page", "settings_page",
            "status_page"]
 
 _STYLE = """
@@ -33,6 +35,21 @@ th, td { border: 1px solid #ccc; padding: 2px 4px; vertical-align: top; text-ali
 .problem { background: #fee; padding: .5em; border: 1px solid #c88; }
 .wide { overflow-x: auto; }
 """
+
+
+#: The demo's pages (path, title) that the navigation links to while a page renders:
+#: set by the page (see L{demo_navigation}), empty unless the gateway runs a demo.
+_DEMO_LINKS: ContextVar[tuple[tuple[str, str], ...]] = ContextVar("demo_links", default=())
+
+
+@contextmanager
+def demo_navigation(links: Sequence[tuple[str, str]]) -> Iterator[None]:
+    """While in it, L{layout}'s navigation links to the demo's pages C{links} too."""
+    token = _DEMO_LINKS.set(tuple(links))
+    try:
+        yield
+    finally:
+        _DEMO_LINKS.reset(token)
 
 
 def _attributes(attributes: Mapping[str, Any]) -> str:
@@ -59,6 +76,7 @@ def layout(title: str, body: str, *, csrf: str | None = None, message: str = "",
                '<a href="/lookup">Message lookup</a><a href="/dialogs">Dialogs</a>'
                f'<form method="post" action="/logout">{csrf_input(csrf)}'
                '<button type="submit">Log out</button></form></nav>')
+        nav += _demo_nav()
     notices = ""
     if message:
         notices += f'<div class="message" id="message">{message}</div>'
@@ -68,6 +86,12 @@ def layout(title: str, body: str, *, csrf: str | None = None, message: str = "",
             f"<title>{escape(title)} - smppgw</title><style>{_STYLE}</style></head>"
             f"<body>{nav}<h1>{escape(title)}</h1>{notices}{body}"
             f"<footer><small>smppgw {escape(__version__)}</small></footer></body></html>")
+
+
+def _demo_nav() -> str:
+    links = "".join(f'<a href="{escape(path)}">{escape(title)}</a>'
+                    for path, title in _DEMO_LINKS.get())
+    return f'<nav id="demo-nav"><small>Demo mode:</small> {links}</nav>' if links else ""
 
 
 def no_password_page(config_path: str | None) -> str:

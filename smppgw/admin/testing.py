@@ -57,6 +57,8 @@ class FakeGateway:
     store: Any = None
     inbound: Any = None
     dialogs: Any = None
+    #: In demo mode, the simulator's phones (the Phone page shows them); None otherwise.
+    phones: Any = None
 
     def __post_init__(self) -> None:
         self.outbound = FakeOutbound(self)
@@ -139,7 +141,10 @@ class TestBrowser:
             lines += ["Content-Type: application/x-www-form-urlencoded",
                       f"Content-Length: {len(body)}"]
         protocol.dataReceived(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
-        return self.response(transport)
+        response = self.response(transport)
+        if response.code == 0:
+            self.pending.append(transport)
+        return response
 
     def response(self, transport: StringTransport) -> Response:
         raw = transport.value()
@@ -160,6 +165,10 @@ class TestBrowser:
             else:
                 self.cookies[name] = value
         return Response(int(status.split()[1]), headers, body.decode("utf-8"))
+
+    def finish(self) -> Response:
+        """The response to the oldest request still being answered when it was made."""
+        return self.response(self.pending.pop(0))
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> Response:
         return self.request("GET", path, headers=headers)

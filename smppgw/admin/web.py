@@ -230,6 +230,10 @@ class _Page(Resource):
         self.site = site
 
     def render(self, request: Request) -> bytes | int:
+        with pages.demo_navigation(self.site.demo_links):
+            return self.answer(request)
+
+    def answer(self, request: Request) -> bytes | int:
         for name, value in ((b"cache-control", b"no-store"), (b"x-frame-options", b"DENY"),
                             (b"x-content-type-options", b"nosniff"),
                             (b"referrer-policy", b"no-referrer"),
@@ -471,6 +475,10 @@ class AdminSite(Site):
         self.heartbeat = Heartbeat(clock, gateway, StoreWatch())
         root.putChild(b"metrics", Metrics(gateway))
         root.putChild(b"healthz", Health(gateway, self.heartbeat))
+        #: The demo's pages the navigation links to: the Phone page, in demo mode.
+        self.demo_links: tuple[tuple[str, str], ...] = ()
+        from .phone import add_phone_page  # builds on _Page: imported once this module is whole
+        add_phone_page(self, root)
         self.root = root
         super().__init__(root)
         self.displayTracebacks = False

@@ -1,5 +1,5 @@
 """
-Demo mode's phones: an SMS from a phone to the gateway, asked for from the command line.
+Demo mode's phones: an SMS from a phone to the gateway, asked for from the command line or the web admin.
 
 With ``twistd smppgw --demo`` (``bin/demo``) the built-in SMSC simulator logs
 each SMS it gets and sends a delivery receipt for each one that asked (see
@@ -14,6 +14,11 @@ contract (`smppgw.host.commands`) carries no command that only a demo answers, a
 run for real has no demo code on its endpoint to refuse or to secure, and the
 socket's absence is itself the answer "not in demo mode".
 
+The web admin's Phone page (`smppgw.admin.phone`) offers the same: it shows what
+the phones got (`seen`), checks a reply as `reply` does (`check`) and sends it with
+`reply`.  A reply needs a number and some text, no more parts than the server's
+``max_parts``, and a server that receives.
+
 Whom a phone answers: the address that last sent it an SMS over the server (as
 a phone's reply goes to the number it came from), else the server's fixed
 ``sender``.  Which server: the one named, else the one that last sent to the
@@ -23,7 +28,7 @@ phone, else the first enabled one that receives.
 from __future__ import annotations
 
 import os
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory
@@ -31,10 +36,18 @@ from twisted.protocols import amp
 from twisted.python.failure import Failure
 
 from smppgw.config import Config, ServerConfig
-from smppgw.relay.outcomes import BadAddressError, SignalError, UnknownServerError
+from smppgw.relay.outcomes import (
+    BadAddressError,
+    BadRequest,
+    SignalError,
+    TooLongError,
+    UnknownServerError,
+)
 from smppgw.smpp.codec import PDU
 from smppgw.smpp.constants import STATUS_NAMES
-from smppgw.sms.address import BadAddress, compose_sender, parse_number
+from smppgw.sms.address import BadAddress, SmppAddress, compose_sender, parse_number
+from smppgw.sms.textcodec import TooLong, encode_message
+from smppgw.testing.phonebook import LAST_MESSAGES, Phone, phones_seen, shown_address
 from smppgw.testing.simulator import NotBound, SMSCSimulator
 
 #: The demo socket's file name, in the state folder (that of the store).
@@ -74,6 +87,8 @@ class DemoReply(amp.Command):
     ]
     errors: ClassVar[dict[type[Exception], bytes]] = {
         BadAddressError: b"BAD_ADDRESS",
+        BadRequest: b"BAD_REQUEST",
+        TooLongError: b"TOO_LONG",
         UnknownServerError: b"UNKNOWN_SERVER",
         NotBoundError: b"NOT_BOUND",
         SmsRefused: b"SMS_REFUSED",
@@ -85,33 +100,41 @@ def socket_path(config: Config) -> str:
     return os.path.join(os.path.dirname(config.store.path) or ".", SOCKET_NAME)
 
 
-def _shown(addr: str, ton: int) -> str:
-    return "+" + addr if ton == 1 and addr.isdigit() else addr
+class _Route(NamedTuple):
+    """Where a reply goes: from `number`, through `server`, to (address, TON, NPI)."""
+
+    number: SmppAddress
+    server: ServerConfig
+    destination: tuple[str, int, int]
 
 
 class DemoPhones:
-    """The phones of a demo: `reply` sends an SMS from one of them through `simulator`."""
+    """The phones of a demo: `reply` sends an SMS from one of them through `simulator`,
+    `seen` tells what they got."""
 
     def __init__(self, config: Config, simulator: SMSCSimulator) -> None:
         self.config = config
         self.simulator = simulator
         self._references = 0
 
+    def seen(self, last: int = LAST_MESSAGES) -> list[Phone]:
+        """The phones that got an SMS, the one that got one last first (see `phones_seen`)."""
+        return phones_seen(self.simulator, self.config, last)
+
+    def check(self, phone: str, body: str, server: str | None = None) -> dict[str, SignalError]:
+        """What stops `reply` sending ``body`` from ``phone``, by what it is about
+        ("phone", "text" or "server"); empty when nothing does."""
+        return self._route(phone, body, server)[1]
+
     def reply(self, phone: str, body: str, server: str | None = None) -> Deferred[dict[str, str]]:
-        """Send ``body`` from ``phone``; fires once the gateway has answered it (see `DemoReply`)."""
-        try:
-            number = parse_number(phone)
-        except BadAddress as error:
-            raise BadAddressError(f"phone {phone!r}: {error}") from None
-        if server is not None:
-            chosen = self._server(server)
-            last = self._last_submit(number.addr, chosen)
-        else:
-            last = self._last_submit(number.addr, None)
-            chosen = self._default_server(last)
-            if last is not None and last[0] != chosen.system_id:
-                last = self._last_submit(number.addr, chosen)
-        destination, dest_ton, dest_npi = last[1:] if last else self._fixed_sender(chosen)
+        """Send ``body`` from ``phone``; fires once the gateway has answered it (see `DemoReply`).
+
+        @raise SignalError: the first of `check`'s problems; nothing was sent.
+        """
+        route, problems = self._route(phone, body, server)
+        if route is None:
+            raise next(iter(problems.values()))
+        number, chosen, (destination, dest_ton, dest_npi) = route
         self._references = (self._references + 1) % 256
         d = self.simulator.deliver_text(
             number.addr, destination, body, source_ton=number.ton, source_npi=number.npi,
@@ -124,8 +147,8 @@ class DemoPhones:
                 names = ", ".join(STATUS_NAMES.get(s, f"0x{s:08X}") for s in refused)
                 raise SmsRefused(f"the gateway answered the deliver_sm with {names}:"
                                  " its log says why")
-            return {"server": chosen.name, "source": _shown(number.addr, number.ton),
-                    "destination": _shown(destination, dest_ton)}
+            return {"server": chosen.name, "source": shown_address(number.addr, number.ton),
+                    "destination": shown_address(destination, dest_ton)}
 
         def not_bound(failure: Failure) -> dict[str, str]:
             failure.trap(NotBound)
@@ -133,6 +156,47 @@ class DemoPhones:
                                 " no receiver bound to the simulator now")
 
         return d.addCallbacks(answered, not_bound)
+
+    def _route(self, phone: str, body: str, server: str | None
+               ) -> tuple[_Route | None, dict[str, SignalError]]:
+        """The number, server and destination of a reply, or None and what is wrong with it."""
+        problems: dict[str, SignalError] = {}
+        number: SmppAddress | None = None
+        if not phone.strip():
+            problems["phone"] = BadAddressError("no phone number: pick one or type one, such"
+                                                " as +15551234")
+        else:
+            try:
+                number = parse_number(phone.strip())
+            except BadAddress as error:
+                problems["phone"] = BadAddressError(f"phone {phone!r}: {error}")
+        chosen: ServerConfig | None = None
+        last: tuple[str, str, int, int] | None = None
+        try:
+            chosen = self._server(server) if server is not None else None
+            last = self._last_submit(number.addr, chosen) if number is not None else None
+            if chosen is None:
+                chosen = self._default_server(last)
+                if number is not None and last is not None and last[0] != chosen.system_id:
+                    last = self._last_submit(number.addr, chosen)
+        except UnknownServerError as error:
+            problems["server"] = error
+        if not body.strip():
+            problems["text"] = BadRequest("the text is empty: a phone sends at least one"
+                                          " character")
+        elif chosen is not None:
+            try:
+                encode_message(body, "gsm", "udh", max_parts=chosen.max_parts,
+                               default_alphabet=self.simulator.alphabets.get(
+                                   chosen.system_id, "gsm"))
+            except TooLong as error:
+                problems["text"] = TooLongError(
+                    f"the text needs {error.parts_needed} SMS parts, more than the"
+                    f" {error.max_parts} that server {chosen.name!r} takes (its max_parts)")
+        if problems or number is None or chosen is None:
+            return None, problems
+        destination = last[1:] if last else self._fixed_sender(chosen)
+        return _Route(number, chosen, destination), problems
 
     def _server(self, name: str) -> ServerConfig:
         try:

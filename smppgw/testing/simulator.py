@@ -33,7 +33,14 @@ import sys
 
 from smppgw.testing.smsc.command import SimulatorOptions, main, parse_args
 from smppgw.testing.smsc.deliveries import RECEIPT_STATES
-from smppgw.testing.smsc.faults import Drop, Faults, NotBound, Received, UnknownMessageId
+from smppgw.testing.smsc.faults import (
+    Drop,
+    Faults,
+    NotBound,
+    Received,
+    SentReceipt,
+    UnknownMessageId,
+)
 from smppgw.testing.smsc.server import SMSCSimulator
 from smppgw.testing.smsc.session import INTERFACE_VERSION, MAX_SEQUENCE, SMSCProtocol
 
@@ -47,6 +54,7 @@ __all__ = [
     "Received",
     "SMSCProtocol",
     "SMSCSimulator",
+    "SentReceipt",
     "SimulatorOptions",
     "UnknownMessageId",
     "main",

@@ -21,6 +21,7 @@ from twisted.python.failure import Failure
 from smppgw.smpp.codec import PDU
 from smppgw.smpp.constants import STATUS_NAMES
 from smppgw.sms.textcodec import (
+    Concat,
     TooLong,
     UndecodableText,
     concat_info,
@@ -28,7 +29,7 @@ from smppgw.sms.textcodec import (
     encode_message,
     split_udh,
 )
-from smppgw.testing.smsc.faults import NotBound, UnknownMessageId
+from smppgw.testing.smsc.faults import NotBound, SentReceipt, UnknownMessageId
 from smppgw.testing.smsc.session import _BOUND, _CAN_RECEIVE, SMSCProtocol, _text
 
 # One namespace for the simulator's log lines, whichever of its modules writes them.
@@ -54,6 +55,7 @@ class Deliveries:
     clock: IReactorTime
     connections: list[SMSCProtocol]
     message_ids: dict[str, PDU]
+    receipts_sent: dict[str, SentReceipt]
     alphabets: dict[str, str]
     log_messages: bool
     receipt_delay: float | None
@@ -127,6 +129,7 @@ class Deliveries:
         submit date:YYMMDDhhmm done date:YYMMDDhhmm stat:DELIVRD err:000
         text:<first 20 octets>``.  It fails with `UnknownMessageId` for an id
         never accepted and ValueError for a `stat` not in `RECEIPT_STATES`.
+        Once answered, it is in `receipts_sent`.
         """
         submit = self.message_ids.get(message_id)
         if submit is None:
@@ -148,7 +151,7 @@ class Deliveries:
                 "receipted_message_id": message_id.encode("ascii"),
                 "message_state": RECEIPT_STATES[stat],
             }
-        return self.deliver(
+        sent = self.deliver(
             _text(submit.get("destination_addr")),
             _text(submit.get("source_addr")),
             text,
@@ -160,6 +163,12 @@ class Deliveries:
             tlvs=tlvs,
             system_id=system_id,
         )
+
+        def answered(response: PDU) -> PDU:
+            self.receipts_sent[message_id] = SentReceipt(stat, response.command_status)
+            return response
+
+        return sent.addCallback(answered)
 
     def deliver_text(
         self,
@@ -297,22 +306,30 @@ def _shown_address(addr: str, ton: int) -> str:
     return "+" + addr if ton == 1 and addr.isdigit() else addr
 
 
-def _shown_text(pdu: PDU, alphabet: str) -> tuple[str, str]:
-    """The text of a submit as the demo's log shows it (quoted), and which part it is."""
+def submit_text(pdu: PDU, alphabet: str) -> tuple[str, Concat | None]:
+    """The text of a submit (of the part it is, with its concatenation facts, if one),
+    reading data_coding 0 in `alphabet`.
+
+    @raise UndecodableText: its octets are no text of its data_coding.
+    """
     data = pdu.get("short_message") or pdu.get("message_payload") or b""
     assert isinstance(data, bytes)
-    params = pdu.params
-    data_coding = _int(pdu.get("data_coding"))
+    concat = concat_info(_int(pdu.get("esm_class")), data, pdu.params)
+    body = concat.body if concat is not None else data
+    if concat is None and _int(pdu.get("esm_class")) & 0x40:
+        body = split_udh(data)[1]
+    return decode_text(_int(pdu.get("data_coding")), body, alphabet), concat
+
+
+def _shown_text(pdu: PDU, alphabet: str) -> tuple[str, str]:
+    """The text of a submit as the demo's log shows it (quoted), and which part it is."""
     try:
-        concat = concat_info(_int(pdu.get("esm_class")), data, params)
-        body = concat.body if concat is not None else data
-        if concat is None and _int(pdu.get("esm_class")) & 0x40:
-            body = split_udh(data)[1]
-        text = json.dumps(decode_text(data_coding, body, alphabet), ensure_ascii=False)
+        text, concat = submit_text(pdu, alphabet)
     except UndecodableText as error:
-        return f"<{len(data)} octets: {error}>", ""
+        data = pdu.get("short_message") or pdu.get("message_payload") or b""
+        return f"<{len(data) if isinstance(data, bytes) else 0} octets: {error}>", ""
     part = "" if concat is None else f" (part {concat.sequence} of {concat.total})"
-    return text, part
+    return json.dumps(text, ensure_ascii=False), part
 
 
 # -- running it alone -----------------------------------------------------------

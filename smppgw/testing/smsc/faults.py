@@ -72,3 +72,11 @@ class Received:
     system_id: str | None
     pdu: PDU
 
+
+
+@dataclass(frozen=True)
+class SentReceipt:
+    """A delivery receipt the simulator sent and the ESME answered: its ``stat:`` word and that answer's status."""
+
+    stat: str
+    status: int

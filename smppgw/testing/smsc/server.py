@@ -13,7 +13,7 @@ from twisted.internet.protocol import ServerFactory
 from smppgw.smpp.codec import PDU
 from smppgw.smpp.constants import COMMAND_IDS, ESME_ROK
 from smppgw.testing.smsc.deliveries import Deliveries
-from smppgw.testing.smsc.faults import Drop, Faults, NotBound, Received
+from smppgw.testing.smsc.faults import Drop, Faults, NotBound, Received, SentReceipt
 from smppgw.testing.smsc.session import (
     _BOUND,
     ESME_RINVPASWD,
@@ -77,6 +77,10 @@ class SMSCSimulator(Deliveries, ServerFactory):
         self.accepted: list[PDU] = []
         #: message_id -> the accepted submit.
         self.message_ids: dict[str, PDU] = {}
+        #: message_id -> the system_id of the session whose submit it was.
+        self.accepted_by: dict[str, str | None] = {}
+        #: message_id -> the delivery receipt sent for that submit, as the ESME answered it.
+        self.receipts_sent: dict[str, SentReceipt] = {}
         #: The live connections.
         self.connections: list[SMSCProtocol] = []
         #: Every connection the drop_after fault closed, in order.

@@ -346,6 +346,7 @@ class SMSCProtocol(Protocol):
         else:
             simulator = self.simulator
             message_id = simulator._accept(pdu)
+            simulator.accepted_by[message_id] = self.system_id
             self._send(response_to(pdu, ESME_ROK, message_id=message_id.encode("ascii")))
             if simulator.log_messages or simulator.receipt_delay is not None:
                 simulator._accepted_for_demo(self.system_id, message_id, pdu)
