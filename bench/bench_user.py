@@ -30,10 +30,13 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from statistics import mean
 from typing import Any
 
@@ -79,15 +82,53 @@ def start_smsc(state: str, started: list[Child], log_pdus: bool) -> tuple[Child,
     return smsc, port
 
 
+class Scraper(threading.Thread):
+    """GET /metrics (and /healthz) on the admin listener every second, as Prometheus would."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.port = port
+        self.done = threading.Event()
+        self.scrapes = 0
+        self.last = ""
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            try:
+                for path in ("/metrics", "/healthz"):
+                    with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}",
+                                                timeout=5) as answer:
+                        body = answer.read().decode()
+                    if path == "/metrics":
+                        self.last = body
+                self.scrapes += 1
+            except OSError as error:
+                self.errors.append(str(error))
+            self.done.wait(1.0)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def measure_gateway(state: str, started: list[Child], smsc: Child, port: int, level: str,
-                    args: argparse.Namespace, run: int) -> dict[str, Any]:
-    config_path = os.path.join(state, f"gateway-{level}-{run}.toml")
-    folder = os.path.join(state, f"gw-{level}-{run}")
+                    args: argparse.Namespace, run: int, admin: bool = False) -> dict[str, Any]:
+    name = f"{level}-admin" if admin else level
+    config_path = os.path.join(state, f"gateway-{name}-{run}.toml")
+    folder = os.path.join(state, f"gw-{name}-{run}")
     os.makedirs(folder)
+    text = testing.gateway_config(folder, port, module={"log_level": level},
+                                  mode="send-and-receive", sender="+15550100",
+                                  dialogs=False, window=args.window)
+    admin_port = free_port() if admin else 0
+    if admin:
+        # The web admin on, scraped every second: what an operator's set-up adds.
+        text = text.replace('[admin]\nlisten = ""', f'[admin]\nlisten = "tcp:{admin_port}:interface=127.0.0.1"')
     with open(config_path, "w") as f:
-        f.write(testing.gateway_config(folder, port, module={"log_level": level},
-                                       mode="send-and-receive", sender="+15550100",
-                                       dialogs=False, window=args.window))
+        f.write(text)
     profile = args.cprofile if level == args.cprofile_level and run == 0 else None
     gateway = Child(f"gateway ({level})", bench_e2e.gateway_argv(config_path, profile),
                     os.path.join(folder, "gateway.log"))
@@ -108,12 +149,21 @@ def measure_gateway(state: str, started: list[Child], smsc: Child, port: int, le
                     os.path.join(folder, "py-spy.log"))
         started.append(spy)
         time.sleep(1.0)  # let py-spy attach before the load starts
+    scraper = Scraper(admin_port) if admin else None
+    if scraper is not None:
+        scraper.start()
     host = run_json("the AMP host", [
         os.path.join(ROOT, ".venv", "bin", "python"), os.path.join(BENCH, "_amp_host.py"),
         "--connect", f"unix:{amp_socket}", "--messages", str(args.messages),
         "--concurrency", str(args.concurrency), "--prefix", f"{level}{run}-",
         "--watch", f"gateway:{gateway.pid}", "--watch", f"smsc:{smsc.pid}",
     ], timeout=args.timeout)
+    if scraper is not None:
+        scraper.done.set()
+        scraper.join(10)
+        host["scrapes"] = scraper.scrapes
+        if scraper.errors or "smppgw_submitted_parts_total" not in scraper.last:
+            raise BenchError(f"the /metrics scrapes failed: {scraper.errors[:3]}")
     code = gateway.stop()
     if code not in (0, -signal.SIGTERM):
         raise BenchError(f"the gateway exited {code}:\n{gateway.output()}")
@@ -145,6 +195,9 @@ def run_once(args: argparse.Namespace, peer_python: str, run: int) -> dict[str, 
             result: dict[str, Any] = {}
             for level in ("problems", "none"):
                 result[level] = measure_gateway(state, started, smsc, port, level, args, run)
+            if args.admin:
+                result["admin"] = measure_gateway(state, started, smsc, port, "problems", args,
+                                                  run, admin=True)
             result["smpp.twisted3"] = run_json("the smpp.twisted3 peer", [
                 peer_python, os.path.join(BENCH, "_peer_smpptwisted.py"), "--port", str(port),
                 "--messages", str(args.messages), "--window", str(args.window),
@@ -194,14 +247,23 @@ def report(cond: dict[str, Any], runs: list[dict[str, Any]], args: argparse.Name
     for index, result in enumerate(runs, 1):
         print(f"run {index}: {args.messages:,} messages, window {args.window}, "
               f"{args.concurrency} SendSignals outstanding")
-        rows = [row(label, result[key], args.messages) for key, label in names]
+        shown = names + ((("admin", "gateway, problems, admin on, /metrics every 1 s"),)
+                         if "admin" in result else ())
+        rows = [row(label, result[key], args.messages) for key, label in shown]
         bench_e2e_table(columns, rows)
         gw, none, peer = (result[k]["rate"] for k in ("problems", "none", "smpp.twisted3"))
         errors = {k: result[k]["errors"] for k in ("problems", "none") if result[k]["errors"]}
         print(f"  gateway/smpp.twisted3 {gw / peer:.2f}; default level costs "
               f"{100 * (1 - gw / none):.1f}% of throughput vs none; relay lines logged "
               f"{result['problems']['log_lines']:,}" + (f"; ERRORS {errors}" if errors else ""))
+        if "admin" in result:
+            print(f"  the admin and its scrapes ({result['admin']['scrapes']}) cost "
+                  f"{100 * (1 - result['admin']['rate'] / gw):.1f}% of throughput")
         print()
+    if len(runs) > 1 and "admin" in runs[0]:
+        costs = [100 * (1 - r["admin"]["rate"] / r["problems"]["rate"]) for r in runs]
+        print(f"over {len(runs)} runs: the admin with /metrics scraped every second costs "
+              f"{min(costs):.1f} to {max(costs):.1f}% (mean {mean(costs):.1f}%)")
     if len(runs) > 1:
         ratios = [r["problems"]["rate"] / r["smpp.twisted3"]["rate"] for r in runs]
         cpu = [per_message_us(r["problems"]["cpu_seconds"]["gateway"], args.messages) for r in runs]
@@ -237,6 +299,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1, help="how many times to run the four")
     parser.add_argument("--smsc-log", action="store_true",
                         help="the SMSC logs every PDU, as a test SMSC does")
+    parser.add_argument("--admin", action="store_true",
+                        help="add a run with the web admin on and /metrics scraped every second")
     parser.add_argument("--peer-venv", default=PEER_VENV, help="the peers' virtualenv")
     parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the state folders and logs")

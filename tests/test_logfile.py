@@ -21,7 +21,7 @@ from twisted.logger import (
 from twisted.python import logfile
 from twisted.trial.unittest import SynchronousTestCase
 
-from smppgw.logfile import TurnBufferedLogObserver, observer_for, rotate_on_usr1
+from smppgw.logfile import FLUSH_DELAY, TurnBufferedLogObserver, observer_for, rotate_on_usr1
 from smppgw.smpp import log as smpplog
 from smppgw.smpp.log import SmppLog
 from smppgw.tap import Options, makeService
@@ -82,16 +82,24 @@ class ObserverTests(SynchronousTestCase):
         for event in events:
             reference(event)
             self.observer(event)
-        self.clock.advance(0)
+        self.clock.advance(FLUSH_DELAY)
         self.assertEqual(self.out.getvalue(), twistd.getvalue())
         self.assertIn("SMPP [smsc1] r1 relayed in 2 part(s)", self.out.getvalue())
 
-    def test_one_write_per_turn(self) -> None:
-        """The lines of one reactor turn reach the file in one write and one flush, at the turn's end."""
-        for event in events_of(lambda log: [log.major("m{n}", n=n) for n in range(50)]):
+    def test_one_write_per_flush_delay(self) -> None:
+        """The lines of the turns within FLUSH_DELAY reach the file in one write and one flush,
+        FLUSH_DELAY after the first: never a call for "now", which would make the reactor
+        poll again at once."""
+        events = events_of(lambda log: [log.major("m{n}", n=n) for n in range(50)])
+        for event in events[:30]:
+            self.observer(event)
+        self.assertEqual([call.getTime() for call in self.clock.getDelayedCalls()], [FLUSH_DELAY])
+        self.clock.advance(0)
+        self.clock.advance(FLUSH_DELAY / 2)
+        for event in events[30:]:
             self.observer(event)
         self.assertEqual((self.out.writes, self.out.getvalue()), (0, ""))
-        self.clock.advance(0)
+        self.clock.advance(FLUSH_DELAY / 2)
         self.assertEqual((self.out.writes, self.out.flushes), (1, 1))
         lines = self.out.getvalue().splitlines()
         self.assertEqual([line.split("] ", 1)[1] for line in lines],
@@ -116,7 +124,7 @@ class ObserverTests(SynchronousTestCase):
         for text in ("GatewayAMPFactory starting on '/var/amp.sock'", "(UNIX Port /var/amp.sock Closed)",
                      "SMSCSimulator starting on 2775", "(TCP Port 2775 Closed)", "a library's own line"):
             self.observer(legacy(text))
-        self.clock.advance(0)
+        self.clock.advance(FLUSH_DELAY)
         self.assertEqual([line.split("] ", 1)[1] for line in self.out.getvalue().splitlines()],
                          ["a library's own line"])
 
@@ -140,7 +148,7 @@ class ObserverTests(SynchronousTestCase):
         observer = TurnBufferedLogObserver(self.out, self.clock, errors)
         self.out.close()
         observer(events_of(lambda log: log.major("lost"))[0])
-        self.clock.advance(0)  # must not raise
+        self.clock.advance(FLUSH_DELAY)  # must not raise
         self.assertIn("cannot write the log", errors.getvalue())
 
     def test_reopen_after_rotation(self) -> None:
