@@ -41,6 +41,7 @@ from statistics import mean
 from typing import Any
 
 import bench_e2e
+from _cpustat import process_cpu_seconds as process_cpu
 from bench_e2e import BENCH, ROOT, BenchError, Child, children, run_json, wait_for
 
 from smppgw.testing import process as testing
@@ -93,19 +94,29 @@ class Scraper(threading.Thread):
         self.last = ""
         self.errors: list[str] = []
 
+    def scrape(self) -> None:
+        for path in ("/metrics", "/healthz"):
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as answer:
+                body = answer.read().decode()
+            if path == "/metrics":
+                self.last = body
+
     def run(self) -> None:
         while not self.done.is_set():
             try:
-                for path in ("/metrics", "/healthz"):
-                    with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}",
-                                                timeout=5) as answer:
-                        body = answer.read().decode()
-                    if path == "/metrics":
-                        self.last = body
+                self.scrape()
                 self.scrapes += 1
             except OSError as error:
                 self.errors.append(str(error))
             self.done.wait(1.0)
+
+    def cpu_per_scrape(self, pid: int, count: int = 200) -> float:
+        """The gateway's CPU seconds per scrape (both pages), over `count` scrapes in a row:
+        a figure of CPU time, which other load on the machine does not change."""
+        before = process_cpu(pid)
+        for _ in range(count):
+            self.scrape()
+        return (process_cpu(pid) - before) / count
 
 
 def free_port() -> int:
@@ -162,6 +173,7 @@ def measure_gateway(state: str, started: list[Child], smsc: Child, port: int, le
         scraper.done.set()
         scraper.join(10)
         host["scrapes"] = scraper.scrapes
+        host["scrape_cpu_s"] = scraper.cpu_per_scrape(gateway.pid)
         if scraper.errors or "smppgw_submitted_parts_total" not in scraper.last:
             raise BenchError(f"the /metrics scrapes failed: {scraper.errors[:3]}")
     code = gateway.stop()
@@ -257,13 +269,21 @@ def report(cond: dict[str, Any], runs: list[dict[str, Any]], args: argparse.Name
               f"{100 * (1 - gw / none):.1f}% of throughput vs none; relay lines logged "
               f"{result['problems']['log_lines']:,}" + (f"; ERRORS {errors}" if errors else ""))
         if "admin" in result:
-            print(f"  the admin and its scrapes ({result['admin']['scrapes']}) cost "
-                  f"{100 * (1 - result['admin']['rate'] / gw):.1f}% of throughput")
+            admin = result["admin"]
+            busy = per_message_us(admin["cpu_seconds"]["gateway"], args.messages) * admin["rate"]
+            scrape = 1e6 * admin["scrape_cpu_s"]
+            print(f"  the admin and its scrapes ({admin['scrapes']}): "
+                  f"{100 * (1 - admin['rate'] / gw):.1f}% of throughput against the run without it;"
+                  f" a scrape of /metrics and /healthz costs the gateway {scrape:,.0f} µs of CPU:"
+                  f" once a second, {100 * scrape / busy:.2f}% of its CPU at this load")
         print()
     if len(runs) > 1 and "admin" in runs[0]:
         costs = [100 * (1 - r["admin"]["rate"] / r["problems"]["rate"]) for r in runs]
-        print(f"over {len(runs)} runs: the admin with /metrics scraped every second costs "
-              f"{min(costs):.1f} to {max(costs):.1f}% (mean {mean(costs):.1f}%)")
+        scrapes = [1e6 * r["admin"]["scrape_cpu_s"] for r in runs]
+        print(f"over {len(runs)} runs: with the admin on and /metrics scraped every second, "
+              f"throughput {min(costs):.1f} to {max(costs):.1f}% below the run without it "
+              f"(mean {mean(costs):.1f}%); a scrape costs {min(scrapes):,.0f} to "
+              f"{max(scrapes):,.0f} µs of gateway CPU")
     if len(runs) > 1:
         ratios = [r["problems"]["rate"] / r["smpp.twisted3"]["rate"] for r in runs]
         cpu = [per_message_us(r["problems"]["cpu_seconds"]["gateway"], args.messages) for r in runs]
