@@ -12,7 +12,6 @@ from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
-from smppgw.smpp.codec import PDU
 from smppgw.smpp.log import SmppLog
 from smppgw.smpp.protocol import FLUSH_EVERY, QUIET, ESMEProtocol
 from smppgw.smpp.session import SessionSettings
@@ -113,29 +112,6 @@ class FlushTests(TestCase):
         self.esme.transport.loseConnection()
         self.esme.dataReceived(enquire_link(1))
         self.assertEqual(self.received(), [])
-
-    def test_before_flush_runs_first(self) -> None:
-        """The hook runs before anything of the burst is sent; what it writes goes in the same send."""
-        esme = self.esme
-        esme.dataReceived(enquire_link(1))  # after this the connection is busy: one send per burst
-        self.received()
-        readable_at_hook: list[list[tuple[int, int]]] = []
-
-        def hook() -> None:
-            readable_at_hook.append(self.received())
-            esme._write_pdu(PDU("enquire_link_resp", 99))
-
-        esme.before_flush = hook
-        esme.dataReceived(b"".join(enquire_link(n) for n in range(2, 5)))
-        self.assertEqual(readable_at_hook, [[]])
-        self.assertEqual(self.received(), [(ENQUIRE_LINK_RESP, n) for n in (2, 3, 4, 99)])
-
-    def test_before_flush_only_when_sending_early(self) -> None:
-        """Nothing written, nothing sent early: the hook is not called."""
-        calls: list[None] = []
-        self.esme.before_flush = lambda: calls.append(None)
-        self.esme.flush()
-        self.assertEqual(calls, [])
 
     def test_answer_before_close_is_sent(self) -> Deferred[None]:
         """An unbind in a burst: its unbind_resp, written just before the session closes, still goes out."""

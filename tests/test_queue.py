@@ -93,10 +93,6 @@ class FakeLink:
         for _, d in pending:
             d.errback(ConnectionLost(reason))
 
-    def drop_unsent(self, reason: str) -> None:
-        """As reset: what is written goes nowhere (see BufferedLink)."""
-        self.reset(reason)
-
     def set_state(self, state: str) -> None:
         self.state = state
         for o in self._observers:
@@ -132,14 +128,13 @@ def destination_octets(pdu: PDU) -> bytes:
 
 class BufferedLink(FakeLink):
     """A FakeLink whose submits written while it reads a burst of answers leave only at
-    `flush`, after its before_send hook, as an ESMEProtocol's do; `wire` is what the SMSC saw."""
+    `flush`, as an ESMEProtocol's do; `wire` is what the SMSC saw."""
 
     def __init__(self, server: Any) -> None:
         super().__init__(server)
         self.log = SmppLog(server.name, "problems")
         self.buffer: list[tuple[PDU, Deferred[PDU]]] = []
         self.wire: list[PDU] = []
-        self.before_send: Any = None
         self.reading = False
 
     def submit(self, pdu: PDU, answer: Any = None) -> Any:
@@ -153,17 +148,9 @@ class BufferedLink(FakeLink):
         return answer
 
     def flush(self) -> None:
-        if self.before_send is not None:
-            self.before_send()
         self.wire.extend(pdu for pdu, _ in self.buffer)
         self.submits.extend(self.buffer)
         self.buffer = []
-
-    def drop_unsent(self, reason: str) -> None:
-        dropped, self.buffer = self.buffer, []
-        self.reset(reason)
-        for _, d in dropped:
-            d.errback(ConnectionLost(reason))
 
     def burst(self) -> None:
         """The SMSC accepts every submit on the wire; the answers are read in one burst."""
@@ -289,6 +276,7 @@ class QueueTests(SynchronousTestCase):
         self.assertEqual([p.params["destination_addr"] for p, _ in link.submits],
                          [b"1555000", b"1555001", b"1555002"])
         link.answer(0)
+        clock.advance(0)  # r0's acceptance is durable: its slot is free
         self.assertEqual(link.submits[-1][0].params["destination_addr"], b"1555003")
 
     def test_queued_while_down(self) -> None:
@@ -592,9 +580,9 @@ class QueueTests(SynchronousTestCase):
         first = self.send(outbound, clock, rid="r")
         real_finish = store.finish
 
-        def refusing(request_id: str, outcome: dict[str, Any]) -> None:
+        def refusing(request_id: str, outcome: dict[str, Any]) -> Deferred[None]:
             store.finish = real_finish  # type: ignore[method-assign]
-            raise StoreError("the store is closed")
+            return fail(StoreError("the store is closed"))
 
         store.finish = refusing  # type: ignore[method-assign]
         links[""].answer(message_id="M")
@@ -651,20 +639,28 @@ class QueueTests(SynchronousTestCase):
         self.successResultOf(self.send(outbound, clock, rid="d1"))
         self.assertEqual(outbound.dialogs.bindings("+15551234"), [binding])
 
-    def test_acceptance_committed_before_the_next_submit_leaves_early(self) -> None:
-        """The link's before_send hook commits the acceptances recorded so far."""
+    def test_acceptance_durable_before_its_slot_is_used_again(self) -> None:
+        """When the submit_sm that takes a freed slot leaves, the acceptance that held the
+        slot is already in the store for any other reader (a restart) to see."""
         path = os.path.join(self.mktemp(), "s.sqlite")
         outbound, links, clock, store = self.make(path)
         link = links[""]
-        self.send(outbound, clock, rid="r1")
-        self.send(outbound, clock, rid="r2")
-        link.answer(message_id="A")  # r1 accepted; r2's slot refilled by nothing yet
+        for i in range(4):
+            self.send(outbound, clock, rid=f"r{i}")
         other = Store(path, Clock())
         self.addCleanup(other.close)
-        self.assertEqual(other.outbound("r1").message_ids, (None,))  # type: ignore[union-attr]
-        assert link.before_send is not None
-        link.before_send()
-        self.assertEqual(other.outbound("r1").message_ids, ("A",))  # type: ignore[union-attr]
+        seen: list[tuple[str | None, ...]] = []
+        submit = link.submit
+
+        def watching(pdu: PDU, answer: Any = None) -> Any:
+            seen.append(other.outbound("r0").message_ids)  # type: ignore[union-attr]
+            return submit(pdu, answer)
+
+        link.submit = watching  # type: ignore[method-assign]
+        link.answer(message_id="A")  # r0 accepted: r3 waits for its record
+        self.assertEqual(seen, [])
+        clock.advance(0)
+        self.assertEqual(seen, [("A",)])
 
     def test_answer_objects(self) -> None:
         """send_signal(answer=...) tells any object with callback/errback, on every path."""
@@ -728,11 +724,11 @@ class QueueTests(SynchronousTestCase):
         real = store.set_message_id
         calls: list[str] = []
 
-        def broken(request_id: str, *args: Any) -> None:
+        def broken(request_id: str, *args: Any) -> Deferred[None]:
             calls.append(request_id)
             if request_id == "r1":
                 raise RuntimeError("bookkeeping bug")
-            real(request_id, *args)
+            return real(request_id, *args)
 
         store.set_message_id = broken  # type: ignore[method-assign]
         waiting = [self.send(outbound, clock, rid=rid) for rid in ("r3", "r4")]
@@ -868,10 +864,10 @@ class FailingStoreTests(SynchronousTestCase):
         real = store._db
         store._db = FailingCommit(real)  # type: ignore[assignment]
         with capturedLogs() as events:
-            link.burst()  # three accepted, three written into their slots: dropped unsent
-            self.assertEqual(link.resets, ["the store cannot record what the SMSC accepted"])
+            link.burst()  # three accepted: their slots stay taken until they are recorded
+            clock.advance(0)  # and that commit fails
+            self.assertEqual(link.resets, [])
             self.assertEqual(len(link.wire), 3)
-            link.set_state("bound")
             for _ in range(5):
                 clock.advance(PROBE_MAX)
             self.assertEqual(len(link.wire) - self.recorded(path), 3)
@@ -899,12 +895,11 @@ class FailingStoreTests(SynchronousTestCase):
         """An acceptance whose write itself fails pauses the link like a failed commit."""
         outbound, links, clock, store = self.make(link_class=BufferedLink)
         link = links[""]
-        for i in range(5):
-            self.send(outbound, clock, rid=f"r{i}", body=f"m{i}")
+        answers = [self.send(outbound, clock, rid=f"r{i}", body=f"m{i}") for i in range(5)]
         real = store.set_message_id
 
-        def refusing(*args: Any, **kw: Any) -> None:
-            raise StoreError("the store is closed")
+        def refusing(*args: Any, **kw: Any) -> Deferred[None]:
+            return fail(StoreError("the store is closed"))
 
         store.set_message_id = refusing  # type: ignore[method-assign]
         link.reading = True
@@ -915,23 +910,27 @@ class FailingStoreTests(SynchronousTestCase):
         self.assertIn("paused", outbound.status()[0]["last_error"])
         store.set_message_id = real  # type: ignore[method-assign]
         clock.advance(PROBE_FIRST)
+        clock.advance(0)  # the probe's write is durable
         self.assertEqual(len(link.wire), 4)
         self.assertEqual(link.resets, [])  # the parts in flight and r0 fit in the window
         self.assertEqual(outbound.status()[0]["last_error"], "")
+        # r0's outcome could not be stored whole while its part's record was refused.
+        self.failureResultOf(answers[0], TryLater)
 
     def test_acceptance_holds_its_slot_until_committed(self) -> None:
-        """Outside the answer that freed it, a window slot is taken again only once the
-        acceptance it held is committed: a temporary failure's resend waits for that commit."""
+        """A window slot is taken again only once the store says the acceptance it held is
+        durable; then a temporary failure's resend goes before anything newer."""
         outbound, links, clock, store = self.make(link_class=BufferedLink)
         link = links[""]
         for i in range(4):
             self.send(outbound, clock, rid=f"r{i}", body=f"m{i}")
-        link.answer(0)  # r0 accepted, its commit still to come; r3 takes its slot
-        link.answer(0, status=STATUSES["ESME_RSYSERR"])  # r1 to be sent again
-        self.assertEqual(len(link.wire), 4)
+        link.answer(0)  # r0 accepted, its record not durable yet: r3 waits
+        link.answer(0, status=STATUSES["ESME_RSYSERR"])  # r1 to be sent again: its slot is free
+        self.assertEqual([p.params["short_message"][-2:] for p in link.wire],
+                         [b"m0", b"m1", b"m2", b"m1"])
         clock.advance(0)
         self.assertEqual([p.params["short_message"][-2:] for p in link.wire],
-                         [b"m0", b"m1", b"m2", b"m3", b"m1"])
+                         [b"m0", b"m1", b"m2", b"m1", b"m3"])
 
 
 class FairnessTests(SynchronousTestCase):
@@ -1010,9 +1009,10 @@ class LoopbackFailingStoreTests(TestCase):
     timeout = 20
 
     @inlineCallbacks
-    def test_refills_of_a_failed_burst_never_reach_the_smsc(self) -> Any:
-        """Submits written into the slots of acceptances whose commit failed never reach the
-        SMSC; once the store writes again every message arrives, at most `window` twice."""
+    def test_slots_of_a_failed_burst_stay_taken(self) -> Any:
+        """While the acceptances of a burst are not recorded (their commit failed), their
+        slots stay taken: the SMSC gets nothing more; once the store writes again every
+        message arrives, at most `window` twice."""
         import smppgw.relay.recorder
         from smppgw.smpp.link import Link, build_endpoint
         from smppgw.testing.simulator import SMSCSimulator
@@ -1041,21 +1041,15 @@ class LoopbackFailingStoreTests(TestCase):
         yield store.durable()
         real = store._db
         store._db = FailingCommit(real)  # type: ignore[assignment]
-        rebound: Deferred[None] = Deferred()
-        binds: list[str] = []
-
-        def bound(state: str) -> None:
-            if state == "bound":
-                binds.append(state)
-            if len(binds) == 2 and not rebound.called:
-                reactor.callLater(0.2, rebound.callback, None)  # probes go on meanwhile
-
-        link.observe(bound)
         link.startService()
-        yield DeferredList([rebound, simulator.when_received(4)], fireOnOneCallback=True)
+        yield simulator.when_received(3)
+        probes: Deferred[None] = Deferred()
+        reactor.callLater(0.2, probes.callback, None)  # the commit fails; probes go on meanwhile
+        yield DeferredList([probes, simulator.when_received(4)], fireOnOneCallback=True)
         self.assertEqual(simulator.received_count("submit_sm"), 3)
         self.assertIn("paused", outbound.status()[0]["last_error"])
-        self.assertGreaterEqual(simulator.received_count("bind_transceiver"), 2)
+        # Nothing was written into the slots of those acceptances: no connection dropped.
+        self.assertEqual(simulator.received_count("bind_transceiver"), 1)
         store._db = real
         results = yield gatherResults([
             outbound.send_signal(f"r{i}", "MESSAGE", "a@example.com", "+15551234@smpp", f"m{i}")

@@ -88,20 +88,22 @@ class OutboundTests(StoreTestCase):
 
     def test_add_returns_the_seq(self) -> None:
         """add_outbound answers with the new row's seq, which counts up in insertion order."""
-        first = self.store.add_outbound("r1", "smsc1", {"n": [1, "x"]}, 3, 5.0)
-        second = self.store.add_outbound("r2", "smsc1", b"\x01", 1, 4.0)
+        adding = [self.store.add_outbound("r1", "smsc1", {"n": [1, "x"]}, 3, 5.0),
+                  self.store.add_outbound("r2", "smsc1", b"\x01", 1, 4.0)]
+        self.assertNoResult(adding[0])  # not before it is durable
+        self.clock.advance(0)
+        first, second = (self.successResultOf(d) for d in adding)
         self.assertEqual(self.store.outbound("r1"),
                          OutboundRow("r1", "smsc1", {"n": [1, "x"]}, 3, (None, None, None), 5.0, None, first))
         self.assertEqual(self.store.outbound("r2").seq, second)  # type: ignore[union-attr]
         self.assertGreater(second, first)
 
     def test_duplicate_unfinished_request(self) -> None:
-        """A second add with a known request_id raises DuplicateRequest carrying the stored row."""
+        """A second add with a known request_id fails with DuplicateRequest carrying the stored row."""
         self.store.add_outbound("r1", "smsc1", {"body": "aa"}, 1, 1.0)
         first = self.store.outbound("r1")
-        error = self.assertRaises(
-            DuplicateRequest, self.store.add_outbound, "r1", "smsc2", {"body": "bb"}, 1, 2.0
-        )
+        error = self.failureResultOf(
+            self.store.add_outbound("r1", "smsc2", {"body": "bb"}, 1, 2.0), DuplicateRequest).value
         self.assertEqual(error.row, first)
 
     def test_duplicate_finished_request(self) -> None:
@@ -109,9 +111,8 @@ class OutboundTests(StoreTestCase):
         self.store.add_outbound("r1", "smsc1", {}, 1, 1.0)
         self.store.set_message_id("r1", 0, "M1", "m1")
         self.store.finish("r1", {"message_ids": ["M1"]})
-        error = self.assertRaises(
-            DuplicateRequest, self.restart().add_outbound, "r1", "smsc1", {}, 1, 2.0
-        )
+        error = self.failureResultOf(
+            self.restart().add_outbound("r1", "smsc1", {}, 1, 2.0), DuplicateRequest).value
         self.assertEqual(
             (error.row.outcome, error.row.message_ids), ({"message_ids": ["M1"]}, ("M1",))
         )
@@ -155,8 +156,8 @@ class OutboundTests(StoreTestCase):
     def test_unknown_request(self) -> None:
         """An unknown request_id reads as None and cannot be finished or given message ids."""
         self.assertIsNone(self.store.outbound("nope"))
-        self.assertRaises(UnknownRow, self.store.finish, "nope", {})
-        self.assertRaises(UnknownRow, self.store.set_message_id, "nope", 0, "M", "m")
+        self.failureResultOf(self.store.finish("nope", {}), UnknownRow)
+        self.failureResultOf(self.store.set_message_id("nope", 0, "M", "m"), UnknownRow)
 
     def test_bad_input(self) -> None:
         """A part index out of range, a zero part count or a payload that is not JSON is refused."""
@@ -404,12 +405,14 @@ class GroupCommitTests(StoreTestCase):
         self.assertEqual(len(other.inbox()), 1)
 
     def test_failing_commit(self) -> None:
-        """A commit that fails errbacks the waiters with StoreError and rolls the writes back."""
-        self.store.add_outbound("r1", "smsc1", {}, 1, 1.0)
+        """A commit that fails errbacks the writes and waiters with StoreError and rolls the
+        writes back."""
+        written = self.store.add_outbound("r1", "smsc1", {}, 1, 1.0)
         waiting = self.store.durable()
         real = self.store._db
         self.store._db = FailingCommit(real)  # type: ignore[assignment]
         self.assertRaises(StoreError, self.store.commit)
+        self.failureResultOf(written, StoreError)
         self.failureResultOf(waiting, StoreError)
         self.store._db = real
         self.assertIsNone(self.store.outbound("r1"))
@@ -418,8 +421,8 @@ class GroupCommitTests(StoreTestCase):
 
     def test_write_error_that_abandons_the_transaction(self) -> None:
         """A write error after which SQLite has abandoned the transaction (a full disk, say)
-        fails the waiters of the writes before it and counts as a lost transaction."""
-        self.store.add_outbound("r1", "smsc1", {}, 1, 1.0)
+        fails the writes before it and counts as a lost transaction."""
+        written = self.store.add_outbound("r1", "smsc1", {}, 1, 1.0)
         waiting = self.store.durable()
         real = self.store._db
 
@@ -431,8 +434,9 @@ class GroupCommitTests(StoreTestCase):
                 return self.db.execute(*args)
 
         self.store._db = AbandoningWrite(real)  # type: ignore[assignment]
-        self.assertRaises(StoreError, self.store.add_outbound, "r2", "smsc1", {}, 1, 2.0)
+        self.failureResultOf(self.store.add_outbound("r2", "smsc1", {}, 1, 2.0), StoreError)
         self.store._db = real
+        self.failureResultOf(written, StoreError)
         self.failureResultOf(waiting, StoreError)
         self.assertEqual(self.store.failed_commits, 1)
         self.assertIsNone(self.store.outbound("r1"))

@@ -144,8 +144,9 @@ class TwoNodesTests(OnPostgres):
     def test_duplicate_request_across_nodes(self) -> None:
         """A request accepted through one node is a DuplicateRequest through the other, with its row."""
         a, b = self.open(), self.open()
-        seq = a.add_outbound("r1", "smsc1", b"\x01\x02", 2, 5.0)
-        error = self.assertRaises(DuplicateRequest, b.add_outbound, "r1", "smsc2", {}, 1, 6.0)
+        seq = self.successResultOf(a.add_outbound("r1", "smsc1", b"\x01\x02", 2, 5.0))
+        error = self.failureResultOf(b.add_outbound("r1", "smsc2", {}, 1, 6.0),
+                                     DuplicateRequest).value
         self.assertEqual(error.row, a.outbound("r1"))
         self.assertEqual((error.row.server, error.row.payload, error.row.seq), ("smsc1", b"\x01\x02", seq))
         self.assertEqual([row.request_id for row in b.unfinished()], ["r1"])
@@ -195,7 +196,7 @@ class ConnectionTests(OnPostgres):
         with self.admin.transaction():
             self.admin.execute(f"SELECT 1 FROM {self.schema}.outbound WHERE request_id = 'r1'"
                                " FOR UPDATE")
-            error = self.assertRaises(StoreError, store.finish, "r1", {"ok": True})
+            error = self.failureResultOf(store.finish("r1", {"ok": True}), StoreError).value
         self.assertIn("lock timeout", str(error))
         self.assertIsNone(store.unfinished()[0].outcome)
         store.finish("r1", {"ok": True})

@@ -44,7 +44,8 @@ class Job:
     """
 
     __slots__ = ("request_id", "server", "payload", "message_ids", "expires", "seq",
-                 "in_flight", "waiters", "done", "expired", "attempts", "host", "accepted")
+                 "in_flight", "waiters", "done", "expired", "attempts", "host", "accepted",
+                 "unsure")
 
     def __init__(self, request_id: str, server: str,
                  payload: bytes | list[bytes] | None,
@@ -68,6 +69,9 @@ class Job:
         self.done = False
         self.expired = False
         self.attempts: dict[int, int] | None = None
+        #: Whether the record of one of its parts' acceptance was lost once (a
+        #: failed write): its outcome is then written whole, with every part again.
+        self.unsure = False
 
     def wait(self, answer: Answer | None = None) -> Any:
         """Have `answer` (a new Deferred if None) hear the outcome; returns it.
@@ -127,13 +131,18 @@ def outcome_answer(outcome: dict[str, Any]) -> dict[str, Any] | SignalError:
     return cls(outcome.get("reason", ""))
 
 
-def outcome_result(row: OutboundRow) -> Deferred[dict[str, Any]]:
-    """A finished request's stored outcome as the Deferred an answer is built from."""
+def row_answer(row: OutboundRow) -> dict[str, Any] | SignalError:
+    """A finished request's stored outcome as its answer: the result, or the error to fail with."""
     outcome = row.outcome
     assert outcome is not None
     if outcome.get("ok") and "message_ids" not in outcome:
-        # Stored as OK_OUTCOME (whole only after a failed commit: see _write_outcome).
+        # Stored as OK_OUTCOME (whole only after a lost record: see Recorder._write_outcome).
         outcome = {"ok": True, "server": row.server, "parts": row.parts,
                    "message_ids": list(row.message_ids)}
-    answer = outcome_answer(outcome)
+    return outcome_answer(outcome)
+
+
+def outcome_result(row: OutboundRow) -> Deferred[dict[str, Any]]:
+    """A finished request's stored outcome as the Deferred an answer is built from."""
+    answer = row_answer(row)
     return fail(answer) if isinstance(answer, SignalError) else succeed(answer)

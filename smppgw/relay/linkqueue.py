@@ -42,7 +42,6 @@ from smppgw.smpp.session import (
     RequestFailed,
     ResponseTimeout,
 )
-from smppgw.sms.receipts import receipt_due, submit_key
 from smppgw.stats import ServerStats
 from smppgw.store.interfaces import StoreError
 
@@ -121,9 +120,6 @@ class NoLink:
     def reset(self, reason: str) -> None:
         pass
 
-    def drop_unsent(self, reason: str) -> None:
-        pass
-
 
 class LinkQueue(Recorder):
     """The outbound queue of one server: FIFO per host, windowed, rate-limited, durable.
@@ -144,14 +140,10 @@ class LinkQueue(Recorder):
         self.clock = clock
         self.log = log
         self._finished = finished
-        # A part's window slot is taken again only once the SMSC's acceptance
-        # of the part before is committed: a submit_sm written while the
-        # answers of a burst are read leaves with the link's next flush, and
-        # the store commits first (before_send); any other submit_sm waits
-        # for its slot's acceptance to be committed.  Should that commit
-        # fail, what was written in the burst is dropped unsent (see
-        # `_hold`).  So the parts sent but not recorded as accepted are
-        # never more than the window, which is what a crash can send twice.
+        # A part's window slot is taken again only once the store says the
+        # SMSC's acceptance of the part before is durable (see `_record_part`):
+        # so the parts sent but not recorded as accepted are never more than
+        # the window, which is what a crash can send twice.
         # Unfinished jobs in FIFO order (dicts keep insertion order).
         self.jobs: dict[str, Job] = {}
         # Parts never sent, in order, per host: a job stands for its only
@@ -179,8 +171,8 @@ class LinkQueue(Recorder):
         self._rewrite: Any = None
         # Acceptances written into the store's open transaction, and whether
         # the queue waits to hear of its commit.
-        self._uncommitted: list[tuple[Job, int]] = []
-        self._watching = False
+        self._uncommitted = 0
+        self._probing = False
         # Acceptances whose record was lost (a failed write or commit): while
         # there are any, the link is paused and the store probed.
         self._lost: list[tuple[Job, int]] = []
@@ -204,7 +196,6 @@ class LinkQueue(Recorder):
         self.server = link.server
         if isinstance(link, NoLink):
             return
-        link.before_send = self.store.commit_pending
         link.observe(lambda state: self._link_state(link, state))
 
     def detach(self) -> None:
@@ -291,13 +282,8 @@ class LinkQueue(Recorder):
                 return job, index
         return None
 
-    def pump(self, refill: bool = False) -> None:
-        """Send what the window, the rate, the link and the store allow.
-
-        `refill` is for the handler of an SMSC's answer: it may take the slot
-        of an acceptance not committed yet, as the link's flush commits
-        before what it writes leaves.
-        """
+    def pump(self) -> None:
+        """Send what the window, the rate, the link and the store allow."""
         if self._wakeup is not None and self._wakeup.active():
             return
         if self._pumping:
@@ -307,18 +293,17 @@ class LinkQueue(Recorder):
         self._wakeup = None
         self._pumping = True
         try:
-            self._pump(refill)
+            self._pump()
         finally:
             self._pumping = False
 
-    def _pump(self, refill: bool) -> None:
+    def _pump(self) -> None:
         link = self.link
         window = self.server.window
         pacer = self.pacer
         self._stalled = False
         while link.ready and not self._stalled and not self._lost:
-            held = 0 if refill else len(self._uncommitted)
-            if self.in_flight + held >= window:
+            if self.in_flight + self._uncommitted >= window:
                 return
             now = self.clock.seconds()
             if now < pacer.next_send:
@@ -393,26 +378,10 @@ class LinkQueue(Recorder):
             return
         raw = response.params.get("message_id", b"")
         message_id = raw.decode("ascii", "replace") if isinstance(raw, bytes) else str(raw)
-        # Recorded at once: what the SMSC accepted must be in the next
-        # commit, or a crash now would send it again.
+        # Recorded at once: what the SMSC accepted must be durable before its
+        # slot is used again, or a crash would send more than the window twice.
         job.message_ids[index] = message_id
-        server = self.server
-        try:
-            self.store.set_message_id(job.request_id, index, message_id, submit_key(message_id),
-                                      (job.server, len(job.message_ids)),
-                                      receipt_due(server.registered_delivery,
-                                                  server.receipt_timeout, self.clock.seconds()))
-        except StoreError as error:
-            self._lost.append((job, index))
-            self._hold(error)
-        else:
-            self._uncommitted.append((job, index))
-            if not self._watching:
-                self._watching = True
-                self.store.when_durable(self._committed, self._commit_failed)
-        # The freed window slot is refilled before the rest of the
-        # bookkeeping, so the next submit_sm leaves with the next flush.
-        self.pump(refill=True)
+        self._record_part(job, index, message_id)
         if self.log.shows_low:
             self.log.low("part {part}/{parts} of {request_id} accepted as {message_id}",
                          part=index + 1, parts=len(job.message_ids),

@@ -15,10 +15,11 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import fail
+from twisted.python.failure import Failure
 
 from smppgw.relay import router
 from smppgw.relay.compose import Composer
-from smppgw.relay.jobs import Job, outcome_result, success
+from smppgw.relay.jobs import Job, outcome_result, row_answer, success
 from smppgw.relay.linkqueue import LinkQueue, NoLink
 from smppgw.relay.outcomes import (
     BadAddressError,
@@ -36,8 +37,7 @@ from smppgw.smpp.session import (
 )
 from smppgw.sms import address
 from smppgw.stats import GatewayStats
-from smppgw.store.interfaces import StoreError
-from smppgw.store.sqlite import DuplicateRequest
+from smppgw.store.interfaces import DuplicateRequest
 
 if TYPE_CHECKING:
     from smppgw.config import Config, ServerConfig
@@ -129,7 +129,8 @@ class Outbound:
                 if config is None:
                     self.store.finish(request_id, {
                         "ok": False, "code": ServerDisabledError.code,
-                        "reason": f"server {server!r} is no longer configured"})
+                        "reason": f"server {server!r} is no longer configured"}).addErrback(
+                        self._not_ended, request_id)
                     continue
                 queue = self._queue_for(NoLink(config))
             job = Job(request_id, server, None, list(message_ids), self._next_seq(),
@@ -205,36 +206,50 @@ class Outbound:
                              code=e.code, reason=e.reason[:300])
             self.stats.request_finished(e.code, None)
             return fail(e)
+        now = self.clock.seconds()
         try:
-            self.store.add_outbound(request_id, server.name, payload, parts, self.clock.seconds())
-        except DuplicateRequest as e:
-            # Finished before (this process or an earlier one): the same outcome again.
-            if e.row.outcome is not None:
-                return outcome_result(e.row)
-            return fail(TryLater(f"request {request_id!r} is being restored; ask again"))
+            written = self.store.add_outbound(request_id, server.name, payload, parts, now)
         except Exception as e:
             self.log.problem("cannot store {request_id}: {error}", request_id=request_id, error=e)
             return fail(TryLater(f"the gateway cannot store the message: {e}"))
-        now = self.clock.seconds()
         job = Job(request_id, server.name, payload, [None] * parts, self._next_seq(),
                   now + self.config.module.reject_if_not_relayed_in, host, now)
         self._accepting[request_id] = job
         waiting = job.wait(answer)
-        queue = self.queues[server.name]
-
-        def durable() -> None:
-            self._accepting.pop(request_id, None)
-            if not job.done:
-                queue.add(job)
-
-        def not_durable(error: StoreError) -> None:
-            self._accepting.pop(request_id, None)
-            job.done = True
-            for w in job.take_waiters():
-                w.errback(TryLater(f"the gateway cannot store the message: {error}"))
-
-        self.store.when_durable(durable, not_durable)
+        written.addCallbacks(self._stored, self._not_stored, callbackArgs=(job,),
+                             errbackArgs=(job,))
         return waiting
+
+    def _stored(self, _: object, job: Job) -> None:
+        """The request is durable: it joins its server's queue (the answer comes from there)."""
+        self._accepting.pop(job.request_id, None)
+        queue = self.queues.get(job.server)
+        if not job.done and queue is not None:
+            queue.add(job)
+
+    def _not_stored(self, failure: Failure, job: Job) -> None:
+        self._accepting.pop(job.request_id, None)
+        job.done = True
+        error = failure.value
+        answer: dict[str, Any] | SignalError
+        if isinstance(error, DuplicateRequest):
+            # Finished before (this process or an earlier one): the same outcome again.
+            if error.row.outcome is not None:
+                answer = row_answer(error.row)
+            else:
+                answer = TryLater(f"request {job.request_id!r} is being restored; ask again")
+        else:
+            answer = TryLater(f"the gateway cannot store the message: {error}")
+        for w in job.take_waiters():
+            if isinstance(answer, SignalError):
+                w.errback(answer)
+            else:
+                w.callback(answer)
+
+    def _not_ended(self, failure: Failure, request_id: str) -> None:
+        self.log.problem("cannot record the outcome of {request_id}: {error}; it is restored"
+                         " again at the next start", request_id=request_id,
+                         error=failure.getErrorMessage())
 
     def _prepare(self, method: str, sender: str, recipient: str, body: str,
                  gateway: str | None) -> tuple[ServerConfig, bytes, int]:

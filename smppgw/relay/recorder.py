@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from twisted.internet.defer import Deferred, FirstError, gatherResults
+from twisted.python.failure import Failure
+
 from smppgw.relay.jobs import Job, outcome_answer
 from smppgw.relay.outcomes import (
     NotRelayed,
@@ -55,8 +58,10 @@ class Recorder:
     unrecorded: dict[str, Job]
     _rewrites: dict[str, tuple[Job, dict[str, Any]]]
     _rewrite: Any
-    _uncommitted: list[tuple[Job, int]]
-    _watching: bool
+    #: Acceptances written whose write is not durable yet: their slots stay taken.
+    _uncommitted: int
+    #: Whether the lost acceptances are being written again.
+    _probing: bool
     _lost: list[tuple[Job, int]]
     _paused_since: float | None
     _store_error: str
@@ -66,67 +71,101 @@ class Recorder:
 
     pump: Callable[..., None]
 
-    # -- a store that cannot record acceptances -------------------------------------
+    # -- what the SMSC accepted -------------------------------------------------------
 
-    def _committed(self) -> None:
-        self._uncommitted = []
-        self._watching = False
+    def _record_part(self, job: Job, index: int, message_id: str) -> None:
+        """Write that the SMSC accepted part `index` of `job` as `message_id`.
+
+        Until that write is durable the part's window slot stays taken
+        (`_uncommitted`), so that the parts sent but not recorded as accepted
+        are never more than the window: what a crash can send twice.
+        """
+        server = self.server
+        written = self.store.set_message_id(
+            job.request_id, index, message_id, submit_key(message_id),
+            (job.server, len(job.message_ids)),
+            receipt_due(server.registered_delivery, server.receipt_timeout, self.clock.seconds()))
+        self._uncommitted += 1
+        written.addCallbacks(self._part_recorded, self._part_not_recorded,
+                             errbackArgs=(job, index))
+
+    def _part_recorded(self, _: object) -> None:
+        self._uncommitted -= 1
         if self._lost:
             # The store writes again: record the lost acceptances now.
             if self._probe is not None and self._probe.active():
                 self._probe.cancel()
             self._probe = self.clock.callLater(0, self._record_lost)
         else:
-            self.pump()  # the slots of those acceptances are free now
+            self.pump()  # that acceptance's slot is free now
 
-    def _commit_failed(self, error: StoreError) -> None:
-        lost, self._uncommitted = self._uncommitted, []
-        self._watching = False
-        self._lost.extend(lost)
-        self._hold(error)
+    def _part_not_recorded(self, failure: Failure, job: Job, index: int) -> None:
+        self._uncommitted -= 1
+        # Its outcome, when it comes, is written whole, with every part again.
+        job.unsure = True
+        self._lost.append((job, index))
+        error = failure.value
+        self._hold(error if isinstance(error, StoreError) else StoreError(str(error)))
+
+    # -- a store that cannot record acceptances -------------------------------------
 
     def _hold(self, error: StoreError) -> None:
         """Pause the link: acceptances are not recorded, and each would be sent again after a crash.
 
-        Submits written since the commit failed to record them may take the
-        window slots of those acceptances; if they would exceed the window,
-        the connection is dropped before they leave (they go again, like any
-        part in flight when a link drops, once the store writes again).
+        The slots of those acceptances stay taken: nothing more is sent until
+        they are recorded, which the probe tries at growing intervals.
         """
         self._store_error = str(error)
         if self._paused_since is None:
             self._paused_since = self.clock.seconds()
             self.log.problem("paused: the store cannot record what the SMSC accepted ({error}); "
                              "no submit_sm until it can", error=error)
-        if self.in_flight + len(self._lost) > self.server.window:
-            self.link.drop_unsent("the store cannot record what the SMSC accepted")
-        if self._probe is None:
+        if self._probe is None and not self._probing:
             self._probe = self.clock.callLater(self._probe_delay, self._record_lost)
 
     def _record_lost(self) -> None:
-        """Write the lost acceptances again and commit: the probe of a paused link."""
+        """Write the lost acceptances again: the probe of a paused link."""
         self._probe = None
-        if not self._lost:
+        if not self._lost or self._probing:
             return
         self._probe_delay = min(self._probe_delay * 2, PROBE_MAX)
-        try:
-            for job, index in self._lost:
-                message_id = job.message_ids[index]
-                assert message_id is not None
-                self.store.set_message_id(job.request_id, index, message_id,
-                                          submit_key(message_id), (job.server, len(job.message_ids)))
-            self.store.commit()
-        except StoreError as error:
-            self.log.low("the store still cannot record acceptances: {error}", error=error)
-            self._hold(error)
+        lost = list(self._lost)
+        # A part whose record was lost awaits its receipt from now.
+        due = receipt_due(self.server.registered_delivery, self.server.receipt_timeout,
+                          self.clock.seconds())
+        writes = []
+        for job, index in lost:
+            message_id = job.message_ids[index]
+            assert message_id is not None
+            writes.append(self.store.set_message_id(
+                job.request_id, index, message_id, submit_key(message_id),
+                (job.server, len(job.message_ids)), due))
+        self._probing = True
+        gatherResults(writes, consumeErrors=True).addCallbacks(
+            self._lost_recorded, self._lost_not_recorded, callbackArgs=(lost,))
+
+    def _lost_not_recorded(self, failure: Failure) -> None:
+        self._probing = False
+        error = failure.value
+        if isinstance(error, FirstError):
+            error = error.subFailure.value
+        self.log.low("the store still cannot record acceptances: {error}", error=error)
+        self._hold(error if isinstance(error, StoreError) else StoreError(str(error)))
+
+    def _lost_recorded(self, _: object, lost: list[tuple[Job, int]]) -> None:
+        self._probing = False
+        recorded = set(map(id, lost))
+        self._lost = [item for item in self._lost if id(item) not in recorded]
+        if self._lost:
+            # Lost meanwhile (answers still in flight when the store failed): again.
+            self._probe = self.clock.callLater(0, self._record_lost)
             return
         if self._probe is not None and self._probe.active():
             self._probe.cancel()
         self._probe = None
         paused = self.clock.seconds() - (self._paused_since or 0.0)
         self.log.problem("the store records again: {count} acceptance(s) recorded, resuming "
-                         "after {seconds}s paused", count=len(self._lost), seconds=round(paused, 1))
-        self._lost = []
+                         "after {seconds}s paused", count=len(lost), seconds=round(paused, 1))
         self._paused_since = None
         self._store_error = ""
         self._probe_delay = PROBE_FIRST
@@ -145,42 +184,51 @@ class Recorder:
         self._record(job, outcome)
 
     def _record(self, job: Job, outcome: dict[str, Any]) -> None:
-        """Write the outcome of finished `job`; its waiters hear it once that is committed.
+        """Write the outcome of finished `job`; its waiters hear it once that is durable.
 
         Until then the job stays in `unrecorded`, where a host asking again
         finds it and waits for the same outcome.  Answering only a durable
         outcome is what keeps a retry after a crash from sending the message
-        again.  Should the write or its commit fail, the waiters are told
-        TRY_LATER and the outcome is written again shortly, until it is stored.
+        again.  Should the write fail, the waiters are told TRY_LATER and the
+        outcome is written again shortly, until it is stored.
         """
         self.unrecorded[job.request_id] = job
-        try:
-            self._write_outcome(job, outcome)
-        except StoreError as error:
-            self._not_recorded(job, outcome, error)
-            return
-        self.store.when_durable(lambda: self._recorded(job, outcome),
-                                lambda error: self._not_recorded(job, outcome, error))
+        self._write_outcome(job, outcome).addCallbacks(
+            self._outcome_recorded, self._outcome_not_recorded,
+            callbackArgs=(job, outcome), errbackArgs=(job, outcome))
 
-    def _write_outcome(self, job: Job, outcome: dict[str, Any]) -> None:
+    def _outcome_recorded(self, _: object, job: Job, outcome: dict[str, Any]) -> None:
+        self._recorded(job, outcome)
+
+    def _outcome_not_recorded(self, failure: Failure, job: Job, outcome: dict[str, Any]) -> None:
+        error = failure.value
+        if isinstance(error, FirstError):
+            error = error.subFailure.value
+        self._not_recorded(job, outcome,
+                           error if isinstance(error, StoreError) else StoreError(str(error)))
+
+    def _write_outcome(self, job: Job, outcome: dict[str, Any]) -> Deferred[Any]:
         stored = outcome
+        writes = []
         if outcome.get("ok"):
-            if self.store.failed_commits:
-                # A failed commit may have rolled back the record of a part
-                # accepted earlier: write them all again, and keep the whole
-                # answer, so that neither a receipt nor a host asking again
-                # depends on what was lost.
+            if job.unsure:
+                # The record of a part of it was lost once: write them all again,
+                # and keep the whole answer, so that neither a receipt nor a host
+                # asking again depends on what was lost.
                 known = (job.server, len(job.message_ids))
                 # A part still stored keeps its deadline; one that was lost waits from now.
                 due = receipt_due(self.server.registered_delivery, self.server.receipt_timeout,
                                   self.clock.seconds())
                 for index, message_id in enumerate(job.message_ids):
                     if message_id is not None:
-                        self.store.set_message_id(job.request_id, index, message_id,
-                                                  submit_key(message_id), known, due)
+                        writes.append(self.store.set_message_id(
+                            job.request_id, index, message_id, submit_key(message_id), known, due))
             else:
                 stored = OK_OUTCOME
-        self.store.finish(job.request_id, stored)
+        finished = self.store.finish(job.request_id, stored)
+        if not writes:
+            return finished
+        return gatherResults([*writes, finished], consumeErrors=True)
 
     def _recorded(self, job: Job, outcome: dict[str, Any]) -> None:
         if self.unrecorded.get(job.request_id) is job:

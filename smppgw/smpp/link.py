@@ -237,13 +237,7 @@ class Link(Service):
         self._sent_before = 0
         self.received = 0
         self.deliver: DeliverHook = refuse_for_now
-        #: Called before what was written is sent early, while the SMSC's
-        #: answers are read (see `ESMEProtocol.flush`); writes sent at the
-        #: reactor's next turn go after everything scheduled for it.  What
-        #: was written stays unsent if the hook calls `drop_unsent`.
-        self.before_send: Callable[[], None] | None = None
         self._protocol: ESMEProtocol | None = None
-        self._dropping: ESMEProtocol | None = None
         self._observers: list[Callable[[str], None]] = []
         self._bound_waiters: list[Deferred[Link]] = []
         self._stopping = False
@@ -297,21 +291,6 @@ class Link(Service):
             esme.session.close_reason = reason
             esme.transport.loseConnection()
 
-    def drop_unsent(self, reason: str) -> None:
-        """Close the current connection at once, dropping what was written but not sent yet.
-
-        For writes that must not leave after all (the store could not record
-        what they depend on); the link reconnects as after any loss.
-        """
-        esme = self._protocol
-        transport: Any = esme.transport if esme is not None else None
-        if esme is not None and transport is not None and self._dropping is not esme:
-            self._dropping = esme  # once per connection, however many writes it had
-            self.log.problem("dropping the connection and the submit_sm not sent yet: {reason}",
-                             reason=reason)
-            esme.session.close_reason = reason
-            transport.abortConnection()
-
     @property
     def last_error(self) -> str:
         """What ended the last attempt or connection; "" once bound again."""
@@ -363,11 +342,6 @@ class Link(Service):
             self._lost(protocol, reason)
 
         protocol.on_lost(lost)
-        protocol.before_flush = self._before_flush
-
-    def _before_flush(self) -> None:
-        if self.before_send is not None:
-            self.before_send()
 
     @property
     def sent(self) -> int:

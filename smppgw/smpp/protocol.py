@@ -65,9 +65,6 @@ class ESMEProtocol(Protocol):
         # transport in one write per flush, not one per PDU.
         self._reading = False
         self._out: list[bytes] = []
-        #: Called just before a flush sends: the link commits the store there
-        #: (see `Link.before_send`).
-        self.before_flush: Callable[[], None] | None = None
         # When the last burst was handled: the clock's time and the thread's CPU time.
         self._read_at = float("-inf")
         self._cpu_at = 0.0
@@ -112,9 +109,6 @@ class ESMEProtocol(Protocol):
         socket = writable_socket(self.transport)
         if socket is not None:
             self._push()
-            if self.before_flush is not None:
-                self.before_flush()  # may write more: it goes in this flush
-                self._push()
             self._unflushed = False
             write_now(socket)
         else:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import wraps
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import Attribute, Interface
 
 if TYPE_CHECKING:
@@ -122,14 +123,15 @@ class IStore(Interface):
 
     def add_outbound(
         request_id: str, server: str, payload: OutboundPayload, parts: int, created: float
-    ) -> int:
-        """Keep a new request of ``parts`` parts for ``server``, unfinished; return its seq.
+    ) -> Deferred[int]:
+        """Keep a new request of ``parts`` parts for ``server``, unfinished; fires with its
+        seq once that is durable (fails with :class:`StoreError` if it cannot be).
 
         Idempotent by ``request_id``: a request_id already kept (finished or
-        not, until `prune` forgets it) raises :class:`DuplicateRequest`
+        not, until `prune` forgets it) fails with :class:`DuplicateRequest`
         carrying the kept row, and changes nothing.  Seqs count up in the
         order requests are added.  ``parts`` below 1 or a payload that is not
-        bytes nor JSON raises :class:`BadStoreInput`.
+        bytes nor JSON raises :class:`BadStoreInput` (the caller's mistake).
         """
 
     def outbound(request_id: str) -> OutboundRow | None:
@@ -155,8 +157,9 @@ class IStore(Interface):
         lookup_key: str,
         known: tuple[str, int] | None = None,
         receipt_due: float | None = None,
-    ) -> None:
-        """Record that the SMSC accepted part ``index`` (from 0) of ``request_id`` as ``message_id``.
+    ) -> Deferred[None]:
+        """Record that the SMSC accepted part ``index`` (from 0) of ``request_id`` as
+        ``message_id``; fires once that is durable.
 
         ``lookup_key`` is the id as receipts name it (normalised by the
         caller), found by `lookup_message`.  ``known`` is the request's
@@ -165,14 +168,15 @@ class IStore(Interface):
         (None: none is awaited).  A part recorded again takes the new id and
         key and keeps the deadline it had, so a receipt that came meanwhile
         is not awaited again.  An unknown request (with ``known`` None)
-        raises :class:`UnknownRow`; an index outside the parts,
+        fails with :class:`UnknownRow`; an index outside the parts raises
         :class:`BadStoreInput`.
         """
 
-    def finish(request_id: str, outcome: dict[str, Any]) -> None:
-        """Record the final outcome of ``request_id``; a second call replaces the first.
+    def finish(request_id: str, outcome: dict[str, Any]) -> Deferred[None]:
+        """Record the final outcome of ``request_id``, firing once that is durable; a second
+        call replaces the first.
 
-        The request is then no longer unfinished.  An unknown request raises
+        The request is then no longer unfinished.  An unknown request fails with
         :class:`UnknownRow`.
         """
 
@@ -311,3 +315,19 @@ class IGroupCommit(Interface):
     def commit_pending() -> None:
         """Make pending writes durable now, if there are any: `commit` that logs a failure
         rather than raising it (its waiters are told), for a socket's flush."""
+
+
+def durable_when_done(write: Callable[..., Any]) -> Callable[..., Deferred[Any]]:
+    """Make a write of a store whose writes are durable when they return (each its own
+    transaction, or kept in memory) return what `IStore` says: a Deferred, fired with the
+    write's value, or failed with the store's error (`StoreError`, `DuplicateRequest`,
+    `UnknownRow`).  `BadStoreInput`, the caller's mistake, is raised."""
+
+    @wraps(write)
+    def written(*args: Any, **kw: Any) -> Deferred[Any]:
+        try:
+            return succeed(write(*args, **kw))
+        except (StoreError, DuplicateRequest, UnknownRow) as error:
+            return fail(error)
+
+    return written

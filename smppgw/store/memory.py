@@ -31,6 +31,7 @@ from smppgw.store.interfaces import (
     OutboundRow,
     StoreError,
     UnknownRow,
+    durable_when_done,
 )
 
 _encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
@@ -117,6 +118,7 @@ class MemoryStore:
 
     # -- outbound requests and their parts ------------------------------------
 
+    @durable_when_done
     def add_outbound(
         self, request_id: str, server: str, payload: OutboundPayload, parts: int, created: float
     ) -> int:
@@ -179,6 +181,7 @@ class MemoryStore:
             if request_id in self._requests
         }
 
+    @durable_when_done
     def set_message_id(
         self,
         request_id: str,
@@ -215,6 +218,7 @@ class MemoryStore:
             if not named:
                 del self._lookup[(part.server, part.lookup_key)]
 
+    @durable_when_done
     def finish(self, request_id: str, outcome: dict[str, Any]) -> None:
         self._open()
         text = _dump(outcome)

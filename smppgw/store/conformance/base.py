@@ -32,6 +32,16 @@ class Conformance(_TestCase):
     def turn(self) -> None:
         """Let the reactor turn once, so that a store committing per turn commits."""
 
+    def written(self, write: Any) -> Any:
+        """The value a write's Deferred fires with once durable (after a turn)."""
+        self.turn()
+        return self.successResultOf(write)
+
+    def refused(self, write: Any, *errors: type[BaseException]) -> Any:
+        """The error a write's Deferred fails with (one of `errors`)."""
+        self.turn()
+        return self.failureResultOf(write, *errors).value
+
     def setUp(self) -> None:
         self.store = self.make_store()
 

@@ -94,10 +94,10 @@ class UpkeepConformance(Conformance):
     def test_seq_after_prune(self) -> None:
         """Requests added after a prune come after those still kept, in every reader."""
         self.store.add_outbound("done", "smsc1", {}, 1, 0.0)
-        kept = self.store.add_outbound("kept", "smsc1", {}, 1, 0.0)
+        kept = self.written(self.store.add_outbound("kept", "smsc1", {}, 1, 0.0))
         self.store.finish("done", {"ok": True})
         self.assertEqual(self.store.prune(30 * DAY), 1)
-        later = self.store.add_outbound("later", "smsc1", {}, 1, 30 * DAY)
+        later = self.written(self.store.add_outbound("later", "smsc1", {}, 1, 30 * DAY))
         self.assertGreater(later, kept)
         self.assertEqual([row.request_id for row in self.store.unfinished()], ["kept", "later"])
 
@@ -117,7 +117,7 @@ class UpkeepConformance(Conformance):
         self.store.close()
         self.store.close()
         self.assertRaises(StoreError, self.store.add_inbox, "message", {}, 1.0)
-        self.assertRaises(StoreError, self.store.add_outbound, "r", "smsc1", {}, 1, 1.0)
+        self.refused(self.store.add_outbound("r", "smsc1", {}, 1, 1.0), StoreError)
         self.assertRaises(StoreError, self.store.inbox)
         self.assertRaises(StoreError, self.store.counts)
         self.assertRaises(StoreError, lambda: list(self.store.unfinished_brief()))
@@ -134,10 +134,11 @@ class UpkeepConformance(Conformance):
         store = self.restart()
         self.assertEqual([(row.request_id, row.payload, row.message_ids) for row in store.unfinished()],
                          [("a", {"body": "6869"}, ("0A1B", None))])
-        error = self.assertRaises(DuplicateRequest, store.add_outbound, "b", "smsc1", b"", 1, 2.0)
+        error = self.refused(store.add_outbound("b", "smsc1", b"", 1, 2.0), DuplicateRequest)
         self.assertEqual((error.row.payload, error.row.outcome), (b"\x01", {"message_ids": ["M1"]}))
         self.assertEqual((store.lookup_message("smsc1", "a1b"), store.next_receipt_due()), (("a", 0), 60.0))
-        self.assertGreater(store.add_outbound("c", "smsc1", {}, 1, 11.0), store.outbound("a").seq)
+        self.assertGreater(self.written(store.add_outbound("c", "smsc1", {}, 1, 11.0)),
+                           store.outbound("a").seq)
 
     def test_inbound_survives_a_restart(self) -> None:
         """Inbox rows with their attempts, fragments and bindings come back after a restart."""

@@ -14,6 +14,7 @@ from smppgw.store.interfaces import (
     OutboundPayload,
     OutboundRow,
     UnknownRow,
+    durable_when_done,
 )
 from smppgw.store.postgres.database import Database, dump, one
 
@@ -47,7 +48,7 @@ def _row(found: tuple[Any, ...]) -> OutboundRow:
 class OutboundTables(Database):
     """The outbound queue of a store: tables ``outbound`` and ``part``."""
 
-    def add_outbound(
+    def _add_outbound(
         self, request_id: str, server: str, payload: OutboundPayload, parts: int, created: float
     ) -> int:
         """Keep a new request and return its seq; :class:`DuplicateRequest` if its
@@ -67,7 +68,7 @@ class OutboundTables(Database):
         if found is None:
             existing = self.outbound(request_id)
             if existing is None:  # pruned between the two statements: so rare, ask again
-                return self.add_outbound(request_id, server, payload, parts, created)
+                return self._add_outbound(request_id, server, payload, parts, created)
             raise DuplicateRequest(existing)
         seq: int = found[0]
         return seq
@@ -130,6 +131,14 @@ class OutboundTables(Database):
             )
         }
 
+    @durable_when_done
+    def add_outbound(
+        self, request_id: str, server: str, payload: OutboundPayload, parts: int, created: float
+    ) -> int:
+        """`IStore.add_outbound`: each write is its own transaction, durable when it returns."""
+        return self._add_outbound(request_id, server, payload, parts, created)
+
+    @durable_when_done
     def set_message_id(
         self,
         request_id: str,
@@ -152,6 +161,7 @@ class OutboundTables(Database):
                 f"part index {index!r} is out of range for request {request_id!r} of {parts} parts")
         self._writing(_RECORD_PART, (request_id, index, message_id, server, lookup_key, receipt_due))
 
+    @durable_when_done
     def finish(self, request_id: str, outcome: dict[str, Any]) -> None:
         """Record the final outcome of ``request_id``; a second call replaces the first."""
         text = dump(outcome)

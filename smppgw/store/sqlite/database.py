@@ -1,11 +1,13 @@
 """The SQLite store's connection and its group commit.
 
 There is one connection and one writer, the reactor thread. Writes go into
-an open transaction and return at once; the first write of a batch schedules
-one commit for the next reactor turn, so a burst of writes costs a single
-commit. :meth:`Database.durable` gives a Deferred that fires once everything
-written so far is committed: callers wait on it before they acknowledge
-anything to the outside world. ``synchronous=NORMAL`` with WAL means a
+an open transaction; the first write of a batch schedules one commit for the
+next reactor turn, so a burst of writes costs a single commit. Each write
+returns a Deferred that fires once the commit that holds it succeeded (or
+errbacks with :class:`StoreError`): callers wait on it before they
+acknowledge anything to the outside world, and need to know nothing of
+commits. (:meth:`Database.durable` and the rest of `IGroupCommit` remain for
+the writes of inbound traffic, until those return Deferreds too.) ``synchronous=NORMAL`` with WAL means a
 committed transaction survives the gateway process being killed (not a
 power cut), which is the guarantee the gateway makes.
 """
@@ -16,6 +18,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, succeed
@@ -174,6 +177,13 @@ class Database:
         waiter: Deferred[None] = Deferred()
         self._waiters.append((lambda: waiter.callback(None), waiter.errback))
         return waiter
+
+    def _written(self, value: Any = None) -> Deferred[Any]:
+        """What a write returns: a Deferred that fires with `value` once the write just
+        made is committed, or errbacks with :class:`StoreError` if its commit fails."""
+        written: Deferred[Any] = Deferred()
+        self._waiters.append((partial(written.callback, value), written.errback))
+        return written
 
     def when_durable(self, done: Callable[[], object], failed: Callable[[StoreError], object]) -> None:
         """Call ``done()`` once every write made so far is committed, or ``failed(error)``

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from twisted.internet.defer import Deferred, fail
+
 from smppgw.store.interfaces import (
     OK_OUTCOME,
     BadStoreInput,
@@ -15,6 +17,7 @@ from smppgw.store.interfaces import (
     DuplicateRequest,
     OutboundPayload,
     OutboundRow,
+    StoreError,
     UnknownRow,
 )
 from smppgw.store.sqlite.database import OK_TEXT, Database, dump
@@ -51,28 +54,31 @@ class OutboundTables(Database):
 
     def add_outbound(
         self, request_id: str, server: str, payload: OutboundPayload, parts: int, created: float
-    ) -> int:
-        """Store a new request and return its seq (insertion order); raise
-        :class:`DuplicateRequest` if ``request_id`` is known.
+    ) -> Deferred[int]:
+        """Store a new request; fires with its seq (insertion order) once durable, or fails
+        with :class:`DuplicateRequest` (at once) if ``request_id`` is known.
 
         A bytes payload is stored as it is (a BLOB); anything else as JSON.
         """
         if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1:
             raise BadStoreInput(f"parts must be a positive integer: {parts!r}")
         text = payload if isinstance(payload, bytes) else dump(payload)
-        with self._writing() as db:
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO outbound (request_id, server, payload, parts, created)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (request_id, server, text, parts, created),
-            )
-            if cursor.rowcount == 0:
-                existing = self.outbound(request_id)
-                assert existing is not None
-                raise DuplicateRequest(existing)
-            seq = cursor.lastrowid
+        try:
+            with self._writing() as db:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO outbound (request_id, server, payload, parts, created)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (request_id, server, text, parts, created),
+                )
+                if cursor.rowcount == 0:
+                    existing = self.outbound(request_id)
+                    assert existing is not None
+                    return fail(DuplicateRequest(existing))
+                seq = cursor.lastrowid
+        except StoreError as error:
+            return fail(error)
         assert seq is not None
-        return seq
+        return self._written(seq)
 
     def outbound(self, request_id: str) -> OutboundRow | None:
         """Return the stored request ``request_id``, finished or not, or None."""
@@ -179,7 +185,7 @@ class OutboundTables(Database):
         lookup_key: str,
         known: tuple[str, int] | None = None,
         receipt_due: float | None = None,
-    ) -> None:
+    ) -> Deferred[None]:
         """Record the SMSC's message id for part ``index`` (from 0) of ``request_id``.
 
         ``lookup_key`` is the id as receipts will name it (normalised by the caller).
@@ -187,37 +193,46 @@ class OutboundTables(Database):
         saves a query on the hot path.  ``receipt_due`` is when the part's
         delivery receipt is given up on (None: no receipt is awaited); a part
         recorded again keeps the deadline it has, so that a receipt that came
-        meanwhile is not awaited again.
+        meanwhile is not awaited again.  Fires once durable.
         """
-        with self._writing() as db:
-            if known is None:
-                found = db.execute(
-                    "SELECT server, parts FROM outbound WHERE request_id = ?", (request_id,)
-                ).fetchone()
-                if found is None:
-                    raise UnknownRow(f"no stored request {request_id!r}")
-                known = found
-            server, parts = known
-            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < parts:
-                raise BadStoreInput(
-                    f"part index {index!r} is out of range for request {request_id!r}"
-                    f" of {parts} parts"
-                )
-            if receipt_due is None:
-                db.execute(RECORD_PART, (request_id, index, message_id, server, lookup_key))
-            else:
-                db.execute(RECORD_PART_DUE,
-                           (request_id, index, message_id, server, lookup_key, receipt_due))
+        try:
+            with self._writing() as db:
+                if known is None:
+                    found = db.execute(
+                        "SELECT server, parts FROM outbound WHERE request_id = ?", (request_id,)
+                    ).fetchone()
+                    if found is None:
+                        return fail(UnknownRow(f"no stored request {request_id!r}"))
+                    known = found
+                server, parts = known
+                if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < parts:
+                    raise BadStoreInput(
+                        f"part index {index!r} is out of range for request {request_id!r}"
+                        f" of {parts} parts"
+                    )
+                if receipt_due is None:
+                    db.execute(RECORD_PART, (request_id, index, message_id, server, lookup_key))
+                else:
+                    db.execute(RECORD_PART_DUE,
+                               (request_id, index, message_id, server, lookup_key, receipt_due))
+        except StoreError as error:
+            return fail(error)
+        return self._written()
 
-    def finish(self, request_id: str, outcome: dict[str, Any]) -> None:
-        """Record the final outcome of ``request_id`` (a second call replaces the first)."""
+    def finish(self, request_id: str, outcome: dict[str, Any]) -> Deferred[None]:
+        """Record the final outcome of ``request_id`` (a second call replaces the first);
+        fires once durable."""
         text = OK_TEXT if outcome is OK_OUTCOME else dump(outcome)
-        with self._writing() as db:
-            cursor = db.execute(
-                "UPDATE outbound SET outcome = ? WHERE request_id = ?", (text, request_id)
-            )
-            if cursor.rowcount == 0:
-                raise UnknownRow(f"no stored request {request_id!r}")
+        try:
+            with self._writing() as db:
+                cursor = db.execute(
+                    "UPDATE outbound SET outcome = ? WHERE request_id = ?", (text, request_id)
+                )
+                if cursor.rowcount == 0:
+                    return fail(UnknownRow(f"no stored request {request_id!r}"))
+        except StoreError as error:
+            return fail(error)
+        return self._written()
 
     def find_outbound(self, fragment: bytes, limit: int = 50) -> list[OutboundRow]:
         """The newest requests (at most ``limit``, newest first) whose payload holds ``fragment``.
