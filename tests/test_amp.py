@@ -395,6 +395,7 @@ class ReportPartTests(SynchronousTestCase):
         self.addCleanup(inbound.stop)
         store.add_inbox("report", {**self.REPORT, **({"part": 2, "parts": 3} if part is None else part)},
                         0.0)
+        clock.advance(0)  # durable: the dispatcher hands it out
         inbound.start()
         factory = GatewayAMPFactory(None, registry, clock)  # type: ignore[arg-type]
         client, _server, pump = iosim.connectedServerAndClient(

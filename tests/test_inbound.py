@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import ConnectionLost
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs, formatEvent
@@ -757,6 +757,7 @@ class ReceiptTests(InboundTestCase):
         old = {"request_id": "req-1", "message_id": "7", "state": "DELIVERED", "error": "000",
                "server": "sim"}
         self.store.add_inbox("report", old, 0.0)
+        self.clock.advance(0)  # durable: then a host gets it
         host = self.host()
         self.assertEqual(host.reports(), [old])
 
@@ -883,6 +884,7 @@ class DispatchTests(InboundTestCase):
         sent_at = [self.clock.seconds()]
         for delay in (1, 2, 4):
             host.calls[-1].deferred.errback(HostTryLater("busy"))
+            self.clock.advance(0)  # the attempt is recorded: the backoff starts
             self.clock.advance(delay - 0.5)
             self.assertEqual(len(host.calls), len(sent_at))
             self.clock.advance(0.5)
@@ -924,6 +926,7 @@ class DispatchTests(InboundTestCase):
         first = self.host(auto=False)
         self.deliver("hello")
         first.calls[0].deferred.errback(HostTryLater("busy"))
+        self.clock.advance(0)  # the attempt is recorded: the backoff starts
         self.registry.remove(first)  # type: ignore[arg-type]
         self.clock.advance(10)
         self.assertEqual(self.store.inbox()[0].attempts, 1)
@@ -1112,7 +1115,7 @@ class AcknowledgementTests(InboundTestCase):
         self.assertEqual(self.deliver("one ", udh=udh8(4, 2, 1)), ESME_ROK)
 
         def broken(*args: Any, **kw: Any) -> Any:
-            raise StoreError("disk full")
+            return fail(StoreError("disk full"))
 
         patched = self.patch(self.store, "add_inbox", broken)
         self.assertEqual(self.deliver("two", udh=udh8(4, 2, 2)), ESME_RX_T_APPN)
@@ -1146,7 +1149,7 @@ class AcknowledgementTests(InboundTestCase):
     def test_unexpected_error_is_temporary(self) -> None:
         """Any unexpected failure answers ESME_RX_T_APPN rather than losing the message."""
         self.make(recipient="sms@example.com")
-        self.patch(self.store, "add_inbox", lambda *a: 1 / 0)
+        self.patch(self.store, "add_inbox", lambda *a, **kw: 1 / 0)
         self.assertEqual(self.deliver("hi"), ESME_RX_T_APPN)
         self.assertIn("ZeroDivisionError", self.problems()[0])
 

@@ -175,6 +175,7 @@ class LookupTests(OperatorTestCase):
                                         "message_id": "M1", "state": "DELIVRD", "error": "000",
                                         "server": ""}, 1001.0)
         self.store.receipt_came("r1", 0)
+        self.clock.advance(0)  # durable: the inbox lists it
         [message] = self.operator.lookup("r1")
         self.assertEqual(message.parts[0].receipt, "DELIVRD (error 000), waiting for a host")
 

@@ -44,6 +44,11 @@ class StoreTestCase(SynchronousTestCase):
         self.addCleanup(store.close)
         return store
 
+    def written(self, write: Any) -> Any:
+        """What a write's Deferred fires with, once its commit has run."""
+        self.clock.advance(0)
+        return self.successResultOf(write)
+
     def restart(self) -> Store:
         """Close the store and open the file again, as a restarted gateway does."""
         self.store.close()
@@ -257,14 +262,14 @@ class InboxTests(StoreTestCase):
 
     def test_inbox_survives_restart(self) -> None:
         """An inbox row is read back whole after a restart."""
-        row_id = self.store.add_inbox("report", {"state": "DELIVERED"}, 42.0)
+        row_id = self.written(self.store.add_inbox("report", {"state": "DELIVERED"}, 42.0))
         self.assertEqual(
             self.restart().inbox(), [InboxRow(row_id, "report", {"state": "DELIVERED"}, 0, 42.0)]
         )
 
     def test_inbox_oldest_first_in_pages(self) -> None:
         """inbox() gives rows oldest first, limit rows at a time after a given id."""
-        ids = [self.store.add_inbox("message", {"n": n}, float(n)) for n in range(5)]
+        ids = [self.written(self.store.add_inbox("message", {"n": n}, float(n))) for n in range(5)]
         first = self.store.inbox(limit=2)
         rest = self.store.inbox(limit=10, after_id=first[-1].id)
         self.assertEqual([row.id for row in first + rest], ids)
@@ -272,24 +277,25 @@ class InboxTests(StoreTestCase):
 
     def test_bump_inbox(self) -> None:
         """bump_inbox() counts attempts, and the count survives a restart."""
-        row_id = self.store.add_inbox("message", {}, 1.0)
-        self.assertEqual(self.store.bump_inbox(row_id), 1)
-        self.assertEqual(self.store.bump_inbox(row_id), 2)
+        row_id = self.written(self.store.add_inbox("message", {}, 1.0))
+        self.assertEqual(self.written(self.store.bump_inbox(row_id)), 1)
+        self.assertEqual(self.written(self.store.bump_inbox(row_id)), 2)
         self.assertEqual(self.restart().inbox()[0].attempts, 2)
 
     def test_bump_unknown_inbox_row(self) -> None:
-        """Bumping an inbox id that is not stored raises UnknownRow."""
-        self.assertRaises(UnknownRow, self.store.bump_inbox, 99)
+        """Bumping an inbox id that is not stored fails with UnknownRow."""
+        self.failureResultOf(self.store.bump_inbox(99), UnknownRow)
+        self.clock.advance(0)
 
     def test_remove_inbox(self) -> None:
         """A removed row is gone after a restart, and its id is never given to a new row."""
-        first = self.store.add_inbox("message", {}, 1.0)
-        second = self.store.add_inbox("message", {}, 2.0)
+        first = self.written(self.store.add_inbox("message", {}, 1.0))
+        second = self.written(self.store.add_inbox("message", {}, 2.0))
         self.store.remove_inbox(second)
         self.store.remove_inbox(second)
         store = self.restart()
         self.assertEqual([row.id for row in store.inbox()], [first])
-        self.assertGreater(store.add_inbox("message", {}, 3.0), second)
+        self.assertGreater(self.written(store.add_inbox("message", {}, 3.0)), second)
 
 
 class FragmentTests(StoreTestCase):
@@ -297,15 +303,15 @@ class FragmentTests(StoreTestCase):
 
     def test_fragments_survive_restart_sorted(self) -> None:
         """Parts stored in any order come back after a restart sorted by sequence number."""
-        self.assertEqual(self.store.add_fragment("k", 3, 3, {"t": "c"}, 1.0), 1)
-        self.assertEqual(self.store.add_fragment("k", 1, 3, {"t": "a"}, 2.0), 2)
+        self.assertEqual(self.written(self.store.add_fragment("k", 3, 3, {"t": "c"}, 1.0)), 1)
+        self.assertEqual(self.written(self.store.add_fragment("k", 1, 3, {"t": "a"}, 2.0)), 2)
         self.store.add_fragment("other", 1, 2, {"t": "x"}, 2.0)
         self.assertEqual(self.restart().fragments("k"), [(1, {"t": "a"}), (3, {"t": "c"})])
 
     def test_repeated_part_replaces(self) -> None:
         """A part received twice is stored once, with the later payload."""
         self.store.add_fragment("k", 1, 2, {"t": "old"}, 1.0)
-        self.assertEqual(self.store.add_fragment("k", 1, 2, {"t": "new"}, 2.0), 1)
+        self.assertEqual(self.written(self.store.add_fragment("k", 1, 2, {"t": "new"}, 2.0)), 1)
         self.assertEqual(self.store.fragments("k"), [(1, {"t": "new"})])
 
     def test_stale_fragments(self) -> None:
@@ -323,7 +329,7 @@ class FragmentTests(StoreTestCase):
         self.store.add_fragment("other", 1, 2, {}, 1.0)
         self.store.drop_fragments("k")
         self.assertEqual(self.store.fragments("k"), [])
-        self.assertEqual(self.store.add_fragment("k", 2, 2, {}, 5.0), 1)
+        self.assertEqual(self.written(self.store.add_fragment("k", 2, 2, {}, 5.0)), 1)
         self.assertEqual(len(self.store.fragments("other")), 1)
 
 
@@ -442,12 +448,14 @@ class GroupCommitTests(StoreTestCase):
         self.assertIsNone(self.store.outbound("r1"))
 
     def test_scheduled_commit_on_lost_connection(self) -> None:
-        """When the connection is gone, the scheduled commit errbacks the waiters and logs why."""
-        self.store.add_inbox("message", {}, 1.0)
+        """When the connection is gone, the scheduled commit errbacks the writes and waiters
+        and logs why."""
+        written = self.store.add_inbox("message", {}, 1.0)
         waiting = self.store.durable()
         self.store._db.close()
         with capturedLogs() as events:
             self.clock.advance(0)
+        self.failureResultOf(written, StoreError)
         self.failureResultOf(waiting, StoreError)
         self.assertEqual([event["log_level"] for event in events], [LogLevel.error])
         self.assertIn("commit failed", formatEvent(events[0]))
@@ -456,7 +464,7 @@ class GroupCommitTests(StoreTestCase):
         """A closed store answers StoreError, and closing twice is harmless."""
         self.store.close()
         self.store.close()
-        self.assertRaises(StoreError, self.store.add_inbox, "message", {}, 1.0)
+        self.failureResultOf(self.store.add_inbox("message", {}, 1.0), StoreError)
         self.assertRaises(StoreError, self.store.inbox)
 
 
@@ -479,13 +487,14 @@ class CommitPendingTests(StoreTestCase):
         self.assertEqual(self.store.commits, commits)
 
     def test_failure_logged_not_raised(self) -> None:
-        self.store.add_inbox("message", {}, 1.0)
+        written = self.store.add_inbox("message", {}, 1.0)
         waiting = self.store.durable()
         real = self.store._db
         self.store._db = FailingCommit(real)  # type: ignore[assignment]
         with capturedLogs() as events:
             self.store.commit_pending()
         self.store._db = real
+        self.failureResultOf(written, StoreError)
         self.failureResultOf(waiting, StoreError)
         self.assertIn("store commit failed", formatEvent(events[0]))
 
@@ -494,9 +503,10 @@ class CommitPendingTests(StoreTestCase):
         """Commits that keep failing log one error, and the first that succeeds again says so."""
         real = self.store._db
         self.store._db = FailingCommit(real)  # type: ignore[assignment]
+        lost = []
         with capturedLogs() as events:
             for i in range(5):
-                self.store.add_inbox("message", {}, float(i))
+                lost.append(self.store.add_inbox("message", {}, float(i)))
                 self.store.commit_pending() if i % 2 else self.clock.advance(0)
             self.store._db = real
             self.store.add_inbox("message", {}, 9.0)
@@ -505,6 +515,8 @@ class CommitPendingTests(StoreTestCase):
             (LogLevel.error, "store commit failed: commit failed, the writes are rolled back: "
              "database or disk is full; further failures are not logged until a commit succeeds"),
             (LogLevel.info, "store commits again after 5 failed commit(s)")])
+        for write in lost:
+            self.failureResultOf(write, StoreError)
 
 
 class WhenDurableTests(StoreTestCase):
@@ -527,11 +539,12 @@ class WhenDurableTests(StoreTestCase):
     def test_failed_commit(self) -> None:
         """A failing commit calls failed with the StoreError, never done."""
         calls: list[Any] = []
-        self.store.add_inbox("message", {}, 1.0)
+        written = self.store.add_inbox("message", {}, 1.0)
         self.store.when_durable(lambda: calls.append("done"), calls.append)
         real = self.store._db
         self.store._db = FailingCommit(real)  # type: ignore[assignment]
         self.assertRaises(StoreError, self.store.commit)
+        self.failureResultOf(written, StoreError)
         self.store._db = real
         self.assertEqual(len(calls), 1)
         self.assertIsInstance(calls[0], StoreError)

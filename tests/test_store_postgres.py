@@ -166,11 +166,12 @@ class TwoNodesTests(OnPostgres):
     def test_inbound_shared(self) -> None:
         """Inbox ids from both nodes are distinct and increasing; fragments and bindings are shared."""
         a, b = self.open(), self.open()
-        ids = [a.add_inbox("message", {}, 1.0), b.add_inbox("message", {}, 1.0), a.add_inbox("report", {}, 2.0)]
+        ids = [self.successResultOf(store.add_inbox(kind, {}, 1.0))
+               for store, kind in ((a, "message"), (b, "message"), (a, "report"))]
         self.assertEqual(ids, sorted(set(ids)))
         self.assertEqual([row.id for row in b.inbox()], ids)
         a.add_fragment("k", 1, 2, {"t": "a"}, 1.0)
-        self.assertEqual(b.add_fragment("k", 2, 2, {"t": "b"}, 2.0), 2)
+        self.assertEqual(self.successResultOf(b.add_fragment("k", 2, 2, {"t": "b"}, 2.0)), 2)
         a.save_binding(Binding("+15550001", "ann@im", "a", 1.0))
         self.assertEqual(b.load_bindings(), [Binding("+15550001", "ann@im", "a", 1.0)])
 

@@ -24,7 +24,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
 from smppgw.sms.address import number_key
+
+_log = Logger()
 
 LETTERS = string.ascii_lowercase
 
@@ -80,10 +85,19 @@ class BindingStore(Protocol):
 
     def load_bindings(self) -> Iterable[Binding]: ...
 
-    def save_binding(self, binding: Binding) -> None:
-        """Insert ``binding``, replacing any binding with the same (phone, letter)."""
+    def save_binding(self, binding: Binding) -> Deferred[None] | None:
+        """Insert ``binding``, replacing any binding with the same (phone, letter); a store
+        returns a Deferred that fires once that is durable."""
 
-    def delete_binding(self, phone: str, letter: str) -> None: ...
+    def delete_binding(self, phone: str, letter: str) -> Deferred[None] | None: ...
+
+
+def _kept(written: Deferred[None] | None) -> None:
+    """A binding's write: one that fails is said once, and the table goes on (the binding
+    lives on in memory; a restart before it is written again forgets it)."""
+    if written is not None:
+        written.addErrback(lambda failure: _log.warn(
+            "cannot store a dialog binding: {error}", error=failure.getErrorMessage()))
 
 
 class MemoryBindingStore:
@@ -292,7 +306,7 @@ class DialogTable:
         del letters[key]
         if not letters:
             del self._by_phone[phone]
-        self._store.delete_binding(phone, key)
+        _kept(self._store.delete_binding(phone, key))
         return binding
 
     def expire(self) -> int:
@@ -313,7 +327,7 @@ class DialogTable:
             del letters[letter]
             if not letters:
                 del self._by_phone[phone]
-            self._store.delete_binding(phone, letter)
+            _kept(self._store.delete_binding(phone, letter))
             retired += 1
         return retired
 
@@ -327,7 +341,7 @@ class DialogTable:
         if (binding.phone, binding.letter) not in self._queued:
             self._queue(binding)
         if save:
-            self._store.save_binding(binding)
+            _kept(self._store.save_binding(binding))
 
     def _queue(self, binding: Binding) -> None:
         heapq.heappush(self._due, (binding.last_used, binding.phone, binding.letter))

@@ -91,16 +91,15 @@ class Dispatch:
     # -- the host side -------------------------------------------------------------
 
     def _wake(self) -> None:
-        """Hand out what can go now, once everything written so far is committed.
+        """Hand out what can go now.
 
-        Reading only committed rows means a row whose commit then fails (and so
-        was answered ESME_RX_T_APPN) never reaches a host.
+        The store lists only durable rows, so a row whose write then fails (and
+        so was answered ESME_RX_T_APPN) never reaches a host.
         """
         if not self._running or self._pump_waiting or self._pumping:
             # While pumping, the running loop re-checks hosts, rows and room itself.
             return
-        self._pump_waiting = True
-        self._store.durable().addBoth(self._pump)
+        self._pump()
 
     def _pump(self, _: object = None) -> None:
         self._pump_waiting = False
@@ -249,12 +248,18 @@ class Dispatch:
             error = f"no answer within {HOST_ANSWER_TIMEOUT:g}s"
         else:
             error = failure.getErrorMessage()
-        try:
-            attempts = self._store.bump_inbox(row.id)
-        except UnknownRow:
-            return  # gone already (a rolled-back commit): nothing left to deliver
-        except StoreError:
-            attempts = row.attempts + 1
+        self._store.bump_inbox(row.id).addCallbacks(
+            self._retry_later, self._not_bumped, callbackArgs=(row, log, error),
+            errbackArgs=(row, log, error))
+
+    def _not_bumped(self, failure: Failure, row: InboxRow, log: SmppLog, error: str) -> None:
+        if failure.check(UnknownRow):
+            return  # gone already (a rolled-back write): nothing left to deliver
+        failure.trap(StoreError)
+        self._retry_later(row.attempts + 1, row, log, error)
+
+    def _retry_later(self, attempts: int, row: InboxRow, log: SmppLog, error: str) -> None:
+        """A row not taken, `attempts` times now: again after a backoff, or dropped."""
         if attempts >= self._max_attempts:
             log.problem("{what} not taken by a host after {attempts} attempts ({error}): dropped",
                         what=_describe(row), attempts=attempts, error=error)
@@ -272,14 +277,14 @@ class Dispatch:
         self._wake()
 
     def _forget(self, row: InboxRow) -> None:
-        try:
-            self._store.remove_inbox(row.id)
-        except StoreError as error:
-            # It stays in the store and goes to a host again after a restart.
-            self._module_log.problem("cannot remove inbox row {id}: {error}", id=row.id,
-                                     error=error)
-            return
         self._inbox_size = max(0, self._inbox_size - 1)
+        self._store.remove_inbox(row.id).addErrback(self._not_forgotten, row)
+
+    def _not_forgotten(self, failure: Failure, row: InboxRow) -> None:
+        # It stays in the store and goes to a host again after a restart.
+        self._inbox_size += 1
+        self._module_log.problem("cannot remove inbox row {id}: {error}", id=row.id,
+                                 error=failure.getErrorMessage())
 
     def _schedule_retry(self, due: float | None = None) -> None:
         """Wake the dispatcher at ``due``, or when the first row in backoff is due."""

@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, FirstError, gatherResults
 from twisted.internet.task import LoopingCall
 from twisted.protocols.amp import MAX_VALUE_LENGTH
 from twisted.python.failure import Failure
@@ -29,6 +29,7 @@ from smppgw.smpp.log import SmppLog
 from smppgw.sms.address import inbound_number, number_key, phone_address
 from smppgw.sms.receipts import NO_RECEIPT, ends_wait, is_receipt, parse_receipt, receipt_keys
 from smppgw.sms.textcodec import (
+    Concat,
     UndecodableText,
     alphabet_hint,
     at_signs,
@@ -169,16 +170,15 @@ class Intake:
                 payload = {"part": index + 1, "parts": row.parts}
             payload.update(request_id=request_id, message_id=message_id, state=receipt.state,
                            error=receipt.error, server=server.name)
-            self._store.add_inbox("report", payload, self._clock.seconds())
-            if ends_wait(receipt, _int(params, "esm_class")):
-                # In the same transaction as the report: neither is kept without the other.
-                self._store.receipt_came(request_id, index)
         except StoreError as error:
             log.problem("cannot store the delivery receipt for {message_id}: {error}",
                         message_id=receipt.message_id, error=error)
             return ESME_RX_T_APPN
+        # The end of the wait goes with the report: neither is kept without the other.
+        ends = (request_id, index) if ends_wait(receipt, _int(params, "esm_class")) else None
+        written = self._store.add_inbox("report", payload, self._clock.seconds(), receipt=ends)
         self._inbox_size += 1
-        return self._when_durable(log, f"the delivery receipt for {receipt.message_id}", lambda: log.major(
+        return self._when_durable(written, log, f"the delivery receipt for {receipt.message_id}", lambda: log.major(
             "delivery receipt: {request_id} message {message_id} is {state}",
             request_id=request_id, message_id=message_id, state=receipt.state),
             (server.name, "receipt"))
@@ -214,25 +214,54 @@ class Intake:
         key = fragment_key(server.name, source, destination, concat.ref_bits, concat.reference,
                            concat.total)
         part = {"body": concat.body.hex(), "data_coding": data_coding}
-        try:
-            previous = self._parts_stored.get(key, 0)
-            stored = self._store.add_fragment(key, concat.sequence, concat.total, part,
-                                              self._clock.seconds())
-            # A resent part replaces its row.  Unseen keys (stored before a
-            # restart) count this part as new: at worst back-pressure starts early.
-            self._fragment_rows += stored - previous if previous else 1
+        written = self._store.add_fragment(key, concat.sequence, concat.total, part,
+                                           self._clock.seconds())
+        if key not in self._parts_stored:
+            # Counted at once against the inbox limit (a burst of parts of new messages
+            # must meet it before any is durable); `_part_kept` counts the rest.
+            self._fragment_rows += 1
+            self._parts_stored[key] = 1
+        return written.addCallbacks(
+            self._part_kept, self._part_not_kept,
+            callbackArgs=(server, log, key, concat, source, destination, numbers),
+            errbackArgs=(log, concat, source))
+
+    def _part_not_kept(self, failure: Failure, log: SmppLog, concat: Concat, source: str) -> int:
+        log.problem("cannot store part {sequence} of an SMS from {source}: {error}",
+                    sequence=concat.sequence, source=source, error=failure.getErrorMessage())
+        self._recount()
+        return ESME_RX_T_APPN
+
+    def _part_kept(self, stored: int, server: ServerConfig, log: SmppLog, key: str,
+                   concat: Concat, source: str, destination: str,
+                   numbers: tuple[str, str]) -> Deferred[int] | int:
+        """Part `concat` of a message is durable, `stored` parts of it with it: acknowledge
+        it, or join the message once every part is there."""
+        previous = self._parts_stored.get(key, 0)
+        # A resent part replaces its row.  Keys unseen before this part (stored
+        # before a restart) count it as new: at worst back-pressure starts early.
+        if previous:
+            self._fragment_rows += max(0, stored - previous)
+            self._parts_stored[key] = max(stored, previous)
+        else:
+            self._fragment_rows += 1
             self._parts_stored[key] = stored
-            if stored < concat.total:
-                log.low("part {sequence} of {total} (reference {reference}) from {source} stored",
-                        sequence=concat.sequence, total=concat.total, reference=concat.reference,
-                        source=source)
-                return self._when_durable(log, f"part {concat.sequence} of an SMS from {source}",
-                                          received=(server.name, "part"))
+        if stored < concat.total:
+            log.low("part {sequence} of {total} (reference {reference}) from {source} stored",
+                    sequence=concat.sequence, total=concat.total, reference=concat.reference,
+                    source=source)
+            if self._stats is not None:
+                self._stats.received(server.name, "part")
+            return ESME_ROK
+        try:
             parts = [payload for _, payload in self._store.fragments(key)]
         except StoreError as error:
-            log.problem("cannot store part {sequence} of an SMS from {source}: {error}",
-                        sequence=concat.sequence, source=source, error=error)
+            log.problem("cannot read the parts of an SMS from {source}: {error}", source=source,
+                        error=error)
             return ESME_RX_T_APPN
+        if len(parts) < concat.total:
+            # A copy of this part, come with it, has joined the message already.
+            return ESME_ROK
         try:
             text = _join(parts, server.default_alphabet)
         except UndecodableText as error:
@@ -263,14 +292,12 @@ class Intake:
                         ' (said once per link)', hint=hint)
 
     def _drop_parts(self, log: SmppLog, key: str, rows: int) -> None:
-        """Forget the ``rows`` stored parts of ``key``, whose whole message is stored or refused."""
-        try:
-            self._store.drop_fragments(key)
-        except StoreError as error:
-            # The message itself is settled: the parts go at the reassembly timeout.
-            log.problem("cannot drop the parts of a reassembled SMS: {error}", error=error)
-            return
+        """Forget the ``rows`` stored parts of ``key``, whose whole message is refused."""
         self._forget_parts(key, rows)
+        self._store.drop_fragments(key).addErrback(
+            # The message itself is settled: the parts go at the reassembly timeout.
+            lambda failure: log.problem("cannot drop the parts of a refused SMS: {error}",
+                                        error=failure.getErrorMessage()))
 
     def _route(self, server: ServerConfig, log: SmppLog, source: str, destination: str,
                numbers: tuple[str, str], text: str, at: str = "@",
@@ -320,28 +347,27 @@ class Intake:
                             source=source, destination=destination, name=name, size=size,
                             limit=MAX_VALUE_LENGTH)
                 return refused()
-        try:
-            self._store.add_inbox("deliver", payload, self._clock.seconds())
-        except StoreError as error:
-            log.problem("cannot store the SMS from {sender}: {error}", sender=sender, error=error)
-            return ESME_RX_T_APPN
+        # The parts go with the row: a failed write keeps both.
+        written = self._store.add_inbox("deliver", payload, self._clock.seconds(),
+                                        drop_fragments=parts_of[0] if parts_of else None)
         self._inbox_size += 1
-        if parts_of is not None:
-            # In the same transaction as the row: a failed commit keeps both.
-            self._drop_parts(log, *parts_of)
-        return self._when_durable(log, f"the SMS from {sender}", lambda: log.major(
+        return self._when_durable(written, log, f"the SMS from {sender}", lambda: log.major(
             "SMS from {sender} for {recipient} accepted: {reason}", sender=sender,
-            recipient=recipient, reason=delivery.reason), (server.name, "message"))
+            recipient=recipient, reason=delivery.reason), (server.name, "message"), parts_of)
 
-    def _when_durable(self, log: SmppLog, what: str,
+    def _when_durable(self, written: Deferred[Any], log: SmppLog, what: str,
                       on_stored: Callable[[], None] | None = None,
-                      received: tuple[str, str] | None = None) -> Deferred[int]:
-        """ESME_ROK once everything written so far is committed; ESME_RX_T_APPN if the commit fails.
+                      received: tuple[str, str] | None = None,
+                      parts_of: tuple[str, int] | None = None) -> Deferred[int]:
+        """ESME_ROK once `written` is durable; ESME_RX_T_APPN if it fails.
 
-        ``received`` is the (server, kind) the stats count once it is stored.
+        ``received`` is the (server, kind) the stats count once it is stored;
+        ``parts_of`` the (key, rows) of the parts that went with it.
         """
 
         def stored(_: object) -> int:
+            if parts_of is not None:
+                self._forget_parts(*parts_of)
             if received is not None and self._stats is not None:
                 self._stats.received(*received)
             if on_stored is not None:
@@ -355,7 +381,7 @@ class Intake:
             self._recount()
             return ESME_RX_T_APPN
 
-        return self._store.durable().addCallbacks(stored, failed)
+        return written.addCallbacks(stored, failed)
 
     def _recount(self) -> None:
         """Read the inbox size again after a rolled-back commit took rows with it."""
@@ -383,7 +409,7 @@ class Intake:
             keys = self._store.stale_fragments(self._clock.seconds() - timeout)
             for key in keys:
                 got = len(self._store.fragments(key))
-                self._store.drop_fragments(key)
+                self._store.drop_fragments(key).addErrback(self._not_expired)
                 self._forget_parts(key, got)
                 try:
                     server, source, destination, _bits, reference, total = json.loads(key)
@@ -399,6 +425,12 @@ class Intake:
             self._module_log.problem("cannot expire incomplete SMS: {error}", error=error)
             return 0
         return len(keys)
+
+    def _not_expired(self, failure: Failure) -> None:
+        # The parts stay: the next expiry drops them.
+        self._module_log.problem("cannot expire incomplete SMS: {error}",
+                                 error=failure.getErrorMessage())
+        self._recount()
 
     # -- receipts that never come ---------------------------------------------------
 
@@ -436,29 +468,34 @@ class Intake:
         servers = {server.name: server for server in self._config.servers}
         due = self._store.due_receipts(now, _RECEIPT_BATCH)
         done = 0
+        writes: list[Deferred[Any]] = []
         for part in due:
             if self._inbox_size + self._fragment_rows >= self._max_inbox:
                 break
             done += 1
-            # The report and the end of the wait go in one transaction.
-            self._store.receipt_came(part.request_id, part.index)
             server = servers.get(part.server)
             if server is not None and not (server.registered_delivery and server.receipt_timeout):
-                continue  # that server now waits for ever (or asks for no receipts)
-            self._store.add_inbox("report", {
+                # That server now waits for ever (or asks for no receipts).
+                writes.append(self._store.receipt_came(part.request_id, part.index))
+                continue
+            # The report and the end of the wait go in one transaction.
+            writes.append(self._store.add_inbox("report", {
                 "part": part.index + 1, "parts": part.parts, "request_id": part.request_id,
                 "message_id": part.message_id, "state": "UNKNOWN", "error": NO_RECEIPT,
-                "server": part.server}, now)
+                "server": part.server}, now, receipt=(part.request_id, part.index)))
             self._inbox_size += 1
             self._log(part.server).major(
                 "no delivery receipt for {request_id} part {part}/{parts} ({message_id}):"
                 " reported UNKNOWN", request_id=part.request_id, part=part.index + 1,
                 parts=part.parts, message_id=part.message_id)
         if done:
-            self._store.when_durable(self._wake, self._lost_reports)
+            gatherResults(writes, consumeErrors=True).addCallbacks(
+                lambda _: self._wake(), self._lost_reports)
         return done
 
-    def _lost_reports(self, error: StoreError) -> None:
+    def _lost_reports(self, failure: Failure) -> None:
+        error = failure.value.subFailure.getErrorMessage() if isinstance(
+            failure.value, FirstError) else failure.getErrorMessage()
         # Their deadlines were rolled back with them: the next look finds them again.
         self._module_log.problem("cannot store the reports of missing delivery receipts: {error}",
                                  error=error)

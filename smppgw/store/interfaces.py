@@ -188,8 +188,9 @@ class IStore(Interface):
         Should an SMSC reuse an id, the part of the newest request wins.
         """
 
-    def receipt_came(request_id: str, index: int) -> None:
-        """Part ``index`` of ``request_id`` has its final receipt: no longer await it.
+    def receipt_came(request_id: str, index: int) -> Deferred[None]:
+        """Part ``index`` of ``request_id`` has its final receipt: no longer await it (fires
+        once that is durable).
 
         A part that awaits nothing, or is unknown, is left as it is.
         """
@@ -206,29 +207,38 @@ class IStore(Interface):
 
     # -- the inbox, for the hosts ---------------------------------------------
 
-    def add_inbox(kind: str, payload: dict[str, Any], created: float) -> int:
-        """Keep a message or report (``kind``) for a host; return its id.
+    def add_inbox(kind: str, payload: dict[str, Any], created: float, *,
+                  receipt: tuple[str, int] | None = None,
+                  drop_fragments: str | None = None) -> Deferred[int]:
+        """Keep a message or report (``kind``) for a host; fires with its id once durable.
 
-        Ids increase, and are never given again, even once removed, so that
-        a host's late answer about a removed row cannot touch a newer one.
+        With it, in one transaction (neither is kept without the row):
+        ``receipt`` (request_id, part index) is `receipt_came` of that part,
+        ``drop_fragments`` is `drop_fragments` of the message's parts.  Ids
+        increase, and are never given again, even once removed, so that a
+        host's late answer about a removed row cannot touch a newer one.
         """
 
     def inbox(limit: int = 1000, after_id: int = 0) -> list[InboxRow]:
-        """Return up to ``limit`` inbox rows with an id above ``after_id``, lowest id first."""
+        """Return up to ``limit`` durable inbox rows with an id above ``after_id``, lowest id
+        first (a row whose write may still be rolled back is not listed)."""
 
-    def bump_inbox(id: int) -> int:
-        """Count one more delivery attempt of inbox row ``id``; return the new count.
+    def bump_inbox(id: int) -> Deferred[int]:
+        """Count one more delivery attempt of inbox row ``id``; fires with the new count once
+        durable.
 
-        An id not kept raises :class:`UnknownRow`.
+        An id not kept fails with :class:`UnknownRow`.
         """
 
-    def remove_inbox(id: int) -> None:
-        """Forget inbox row ``id`` (nothing happens if it is already gone)."""
+    def remove_inbox(id: int) -> Deferred[None]:
+        """Forget inbox row ``id`` (nothing happens if it is already gone); fires once durable."""
 
     # -- fragments of long inbound messages -----------------------------------
 
-    def add_fragment(key: str, seq: int, total: int, payload: dict[str, Any], received: float) -> int:
-        """Keep part ``seq`` of the message ``key``; return how many distinct parts of it are kept.
+    def add_fragment(key: str, seq: int, total: int, payload: dict[str, Any],
+                     received: float) -> Deferred[int]:
+        """Keep part ``seq`` of the message ``key``; fires, once durable, with how many
+        distinct parts of it were kept then.
 
         A repeated part replaces the kept one (its total and payload) but
         keeps its first arrival time, so a resending SMSC cannot postpone
@@ -238,8 +248,8 @@ class IStore(Interface):
     def fragments(key: str) -> list[tuple[int, dict[str, Any]]]:
         """Return the kept parts of ``key`` as (seq, payload), by seq."""
 
-    def drop_fragments(key: str) -> None:
-        """Forget every kept part of ``key``."""
+    def drop_fragments(key: str) -> Deferred[None]:
+        """Forget every kept part of ``key``; fires once durable."""
 
     def stale_fragments(before: float) -> list[str]:
         """Return the keys whose earliest kept part arrived before ``before``, sorted."""
@@ -249,11 +259,11 @@ class IStore(Interface):
     def load_bindings() -> list[Binding]:
         """Return every kept dialog binding, by (phone, letter)."""
 
-    def save_binding(binding: Binding) -> None:
-        """Keep ``binding``, replacing any binding of the same (phone, letter)."""
+    def save_binding(binding: Binding) -> Deferred[None]:
+        """Keep ``binding``, replacing any binding of the same (phone, letter); fires once durable."""
 
-    def delete_binding(phone: str, letter: str) -> None:
-        """Forget the binding (phone, letter), if there is one."""
+    def delete_binding(phone: str, letter: str) -> Deferred[None]:
+        """Forget the binding (phone, letter), if there is one; fires once durable."""
 
     # -- maintenance ----------------------------------------------------------
 

@@ -241,6 +241,7 @@ class MemoryStore:
         _seq, index, request_id = max(found)
         return request_id, index
 
+    @durable_when_done
     def receipt_came(self, request_id: str, index: int) -> None:
         self._open()
         part = self._parts.get(request_id, {}).get(index)
@@ -274,11 +275,20 @@ class MemoryStore:
 
     # -- the inbox, for the hosts ---------------------------------------------
 
-    def add_inbox(self, kind: str, payload: dict[str, Any], created: float) -> int:
+    @durable_when_done
+    def add_inbox(self, kind: str, payload: dict[str, Any], created: float, *,
+                  receipt: tuple[str, int] | None = None,
+                  drop_fragments: str | None = None) -> int:
         self._open()
         text = _dump(payload)
         self._last_inbox_id += 1
         self._inbox[self._last_inbox_id] = _Inbox(kind, text, 0, created)
+        if receipt is not None:
+            part = self._parts.get(receipt[0], {}).get(receipt[1])
+            if part is not None:
+                part.due = None
+        if drop_fragments is not None:
+            self._fragments.pop(drop_fragments, None)
         return self._last_inbox_id
 
     def inbox(self, limit: int = 1000, after_id: int = 0) -> list[InboxRow]:
@@ -289,6 +299,7 @@ class MemoryStore:
             limit,
         )
 
+    @durable_when_done
     def bump_inbox(self, id: int) -> int:
         self._open()
         row = self._inbox.get(id)
@@ -297,12 +308,14 @@ class MemoryStore:
         row.attempts += 1
         return row.attempts
 
+    @durable_when_done
     def remove_inbox(self, id: int) -> None:
         self._open()
         self._inbox.pop(id, None)
 
     # -- fragments of long inbound messages -----------------------------------
 
+    @durable_when_done
     def add_fragment(
         self, key: str, seq: int, total: int, payload: dict[str, Any], received: float
     ) -> int:
@@ -319,6 +332,7 @@ class MemoryStore:
         parts = self._fragments.get(key, {})
         return [(seq, json.loads(parts[seq].payload)) for seq in sorted(parts)]
 
+    @durable_when_done
     def drop_fragments(self, key: str) -> None:
         self._open()
         self._fragments.pop(key, None)
@@ -336,10 +350,12 @@ class MemoryStore:
         self._open()
         return [self._bindings[key] for key in sorted(self._bindings)]
 
+    @durable_when_done
     def save_binding(self, binding: Binding) -> None:
         self._open()
         self._bindings[(binding.phone, binding.letter)] = binding
 
+    @durable_when_done
     def delete_binding(self, phone: str, letter: str) -> None:
         self._open()
         self._bindings.pop((phone, letter), None)

@@ -14,7 +14,7 @@ class InboundConformance(Conformance):
 
     def test_inbox_in_id_order_in_pages(self) -> None:
         """inbox() gives rows lowest id first, limit rows at a time after a given id."""
-        ids = [self.store.add_inbox("message", {"n": n}, float(n)) for n in range(5)]
+        ids = [self.written(self.store.add_inbox("message", {"n": n}, float(n))) for n in range(5)]
         self.assertEqual(ids, sorted(set(ids)))
         first = self.store.inbox(limit=2)
         rest = self.store.inbox(limit=10, after_id=first[-1].id)
@@ -24,36 +24,37 @@ class InboundConformance(Conformance):
         self.assertEqual(self.store.inbox(after_id=ids[-1]), [])
 
     def test_bump_inbox(self) -> None:
-        """bump_inbox() counts attempts, shown in the row; an id not kept raises UnknownRow."""
-        row_id = self.store.add_inbox("report", {"state": "DELIVERED"}, 42.0)
-        self.assertEqual((self.store.bump_inbox(row_id), self.store.bump_inbox(row_id)), (1, 2))
+        """bump_inbox() counts attempts, shown in the row; an id not kept fails with UnknownRow."""
+        row_id = self.written(self.store.add_inbox("report", {"state": "DELIVERED"}, 42.0))
+        self.assertEqual((self.written(self.store.bump_inbox(row_id)),
+                          self.written(self.store.bump_inbox(row_id))), (1, 2))
         self.assertEqual(self.store.inbox(), [InboxRow(row_id, "report", {"state": "DELIVERED"}, 2, 42.0)])
-        self.assertRaises(UnknownRow, self.store.bump_inbox, row_id + 1)
+        self.refused(self.store.bump_inbox(row_id + 1), UnknownRow)
 
     def test_remove_inbox(self) -> None:
         """A removed row is gone, removing it again is harmless, and its id is never given again."""
-        first = self.store.add_inbox("message", {}, 1.0)
-        second = self.store.add_inbox("message", {}, 2.0)
-        self.store.remove_inbox(second)
-        self.store.remove_inbox(second)
+        first = self.written(self.store.add_inbox("message", {}, 1.0))
+        second = self.written(self.store.add_inbox("message", {}, 2.0))
+        self.written(self.store.remove_inbox(second))
+        self.written(self.store.remove_inbox(second))
         self.assertEqual([row.id for row in self.store.inbox()], [first])
-        self.assertGreater(self.store.add_inbox("message", {}, 3.0), second)
-        self.assertRaises(UnknownRow, self.store.bump_inbox, second)
+        self.assertGreater(self.written(self.store.add_inbox("message", {}, 3.0)), second)
+        self.refused(self.store.bump_inbox(second), UnknownRow)
 
     # -- fragments -------------------------------------------------------------
 
     def test_fragments_sorted(self) -> None:
         """Parts stored in any order come back sorted by seq, counted per message."""
-        self.assertEqual(self.store.add_fragment("k", 3, 3, {"t": "c"}, 1.0), 1)
-        self.assertEqual(self.store.add_fragment("k", 1, 3, {"t": "a"}, 2.0), 2)
-        self.assertEqual(self.store.add_fragment("other", 1, 2, {"t": "x"}, 2.0), 1)
+        self.assertEqual(self.written(self.store.add_fragment("k", 3, 3, {"t": "c"}, 1.0)), 1)
+        self.assertEqual(self.written(self.store.add_fragment("k", 1, 3, {"t": "a"}, 2.0)), 2)
+        self.assertEqual(self.written(self.store.add_fragment("other", 1, 2, {"t": "x"}, 2.0)), 1)
         self.assertEqual(self.store.fragments("k"), [(1, {"t": "a"}), (3, {"t": "c"})])
         self.assertEqual(self.store.fragments("none"), [])
 
     def test_repeated_part_replaces(self) -> None:
         """A part received twice is kept once, with the later payload and its first arrival time."""
         self.store.add_fragment("k", 1, 2, {"t": "old"}, 10.0)
-        self.assertEqual(self.store.add_fragment("k", 1, 2, {"t": "new"}, 500.0), 1)
+        self.assertEqual(self.written(self.store.add_fragment("k", 1, 2, {"t": "new"}, 500.0)), 1)
         self.assertEqual(self.store.fragments("k"), [(1, {"t": "new"})])
         self.assertEqual(self.store.stale_fragments(100.0), ["k"])
 
@@ -73,7 +74,7 @@ class InboundConformance(Conformance):
         self.store.drop_fragments("k")
         self.store.drop_fragments("never")
         self.assertEqual(self.store.fragments("k"), [])
-        self.assertEqual(self.store.add_fragment("k", 2, 2, {}, 5.0), 1)
+        self.assertEqual(self.written(self.store.add_fragment("k", 2, 2, {}, 5.0)), 1)
         self.assertEqual(len(self.store.fragments("other")), 1)
 
     # -- dialog bindings -------------------------------------------------------

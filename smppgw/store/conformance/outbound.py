@@ -49,7 +49,7 @@ class OutboundConformance(Conformance):
         row.payload["list"].append(3)
         self.store.finish("r1", {"ok": True})
         self.store.outbound("r1").outcome["ok"] = False
-        row_id = self.store.add_inbox("message", {"a": 1}, 1.0)
+        row_id = self.written(self.store.add_inbox("message", {"a": 1}, 1.0))
         self.store.inbox()[0].payload["a"] = 2
         self.assertEqual(
             (self.store.outbound("r1").payload, self.store.outbound("r1").outcome,

@@ -116,7 +116,7 @@ class UpkeepConformance(Conformance):
         """A closed store answers StoreError to writes and reads, and closing twice is harmless."""
         self.store.close()
         self.store.close()
-        self.assertRaises(StoreError, self.store.add_inbox, "message", {}, 1.0)
+        self.refused(self.store.add_inbox("message", {}, 1.0), StoreError)
         self.refused(self.store.add_outbound("r", "smsc1", {}, 1, 1.0), StoreError)
         self.assertRaises(StoreError, self.store.inbox)
         self.assertRaises(StoreError, self.store.counts)
@@ -142,8 +142,8 @@ class UpkeepConformance(Conformance):
 
     def test_inbound_survives_a_restart(self) -> None:
         """Inbox rows with their attempts, fragments and bindings come back after a restart."""
-        row_id = self.store.add_inbox("report", {"state": "DELIVERED"}, 42.0)
-        gone = self.store.add_inbox("message", {}, 43.0)
+        row_id = self.written(self.store.add_inbox("report", {"state": "DELIVERED"}, 42.0))
+        gone = self.written(self.store.add_inbox("message", {}, 43.0))
         self.store.remove_inbox(gone)
         self.store.bump_inbox(row_id)
         self.store.add_fragment("k", 2, 2, {"t": "b"}, 5.0)
@@ -151,7 +151,7 @@ class UpkeepConformance(Conformance):
         self.store.save_binding(Binding("+15550001", "ann@im", "a", 1.0))
         store = self.restart()
         self.assertEqual(store.inbox(), [InboxRow(row_id, "report", {"state": "DELIVERED"}, 1, 42.0)])
-        self.assertGreater(store.add_inbox("message", {}, 44.0), gone)
+        self.assertGreater(self.written(store.add_inbox("message", {}, 44.0)), gone)
         self.assertEqual((store.fragments("k"), store.stale_fragments(6.0)),
                          ([(1, {"t": "a"}), (2, {"t": "b"})], ["k"]))
         self.assertEqual(store.load_bindings(), [Binding("+15550001", "ann@im", "a", 1.0)])

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from smppgw.relay.dialogs import Binding
-from smppgw.store.interfaces import InboxRow, UnknownRow
+from smppgw.store.interfaces import InboxRow, UnknownRow, durable_when_done
 from smppgw.store.postgres.database import Database, dump, one
 
 
@@ -15,13 +15,27 @@ class InboundTables(Database):
 
     # -- the inbox -----------------------------------------------------------
 
-    def add_inbox(self, kind: str, payload: dict[str, Any], created: float) -> int:
-        """Keep a message or report for a host; return its id (increasing, never given again)."""
+    @durable_when_done
+    def add_inbox(self, kind: str, payload: dict[str, Any], created: float, *,
+                  receipt: tuple[str, int] | None = None,
+                  drop_fragments: str | None = None) -> int:
+        """Keep a message or report for a host; return its id (increasing, never given again).
+
+        In the same transaction: ``receipt`` ends that part's wait for its receipt,
+        ``drop_fragments`` forgets the parts the message was joined from.
+        """
         text = dump(payload)
-        (row_id,) = one(self._writing(
-            "INSERT INTO inbox (kind, payload, created) VALUES (%s, %s, %s) RETURNING id",
-            (kind, text, created),
-        ).fetchone())
+        with self._transaction() as db:
+            (row_id,) = one(db.execute(
+                "INSERT INTO inbox (kind, payload, created) VALUES (%s, %s, %s) RETURNING id",
+                (kind, text, created),
+            ).fetchone())
+            if receipt is not None:
+                db.execute("UPDATE part SET receipt_due = NULL"
+                           " WHERE request_id = %s AND idx = %s AND receipt_due IS NOT NULL",
+                           receipt)
+            if drop_fragments is not None:
+                db.execute("DELETE FROM fragment WHERE key = %s", (drop_fragments,))
         return int(row_id)
 
     def inbox(self, limit: int = 1000, after_id: int = 0) -> list[InboxRow]:
@@ -35,6 +49,7 @@ class InboundTables(Database):
             )
         ]
 
+    @durable_when_done
     def bump_inbox(self, id: int) -> int:
         """Count one more delivery attempt of inbox row ``id``; return the new count."""
         found = self._writing(
@@ -45,12 +60,14 @@ class InboundTables(Database):
         attempts: int = found[0]
         return attempts
 
+    @durable_when_done
     def remove_inbox(self, id: int) -> None:
         """Forget inbox row ``id`` (nothing happens if it is already gone)."""
         self._writing("DELETE FROM inbox WHERE id = %s", (id,))
 
     # -- fragments of long inbound messages ----------------------------------
 
+    @durable_when_done
     def add_fragment(
         self, key: str, seq: int, total: int, payload: dict[str, Any], received: float
     ) -> int:
@@ -79,6 +96,7 @@ class InboundTables(Database):
                 "SELECT seq, payload FROM fragment WHERE key = %s ORDER BY seq", (key,))
         ]
 
+    @durable_when_done
     def drop_fragments(self, key: str) -> None:
         """Forget every kept part of ``key``."""
         self._writing("DELETE FROM fragment WHERE key = %s", (key,))
@@ -106,6 +124,7 @@ class InboundTables(Database):
             )
         ]
 
+    @durable_when_done
     def save_binding(self, binding: Binding) -> None:
         """Keep ``binding``, replacing any binding of the same (phone, letter)."""
         self._writing(
@@ -115,6 +134,7 @@ class InboundTables(Database):
             (binding.phone, binding.letter, binding.address, binding.last_used),
         )
 
+    @durable_when_done
     def delete_binding(self, phone: str, letter: str) -> None:
         """Forget the binding (phone, letter), if there is one."""
         self._writing("DELETE FROM binding WHERE phone = %s AND letter = %s", (phone, letter))

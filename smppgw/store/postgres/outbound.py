@@ -183,6 +183,7 @@ class OutboundTables(Database):
         )
         return (found[0][0], found[0][1]) if found else None
 
+    @durable_when_done
     def receipt_came(self, request_id: str, index: int) -> None:
         """Part ``index`` of ``request_id`` has its final receipt: no longer await it."""
         self._writing(

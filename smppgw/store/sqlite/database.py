@@ -7,7 +7,7 @@ returns a Deferred that fires once the commit that holds it succeeded (or
 errbacks with :class:`StoreError`): callers wait on it before they
 acknowledge anything to the outside world, and need to know nothing of
 commits. (:meth:`Database.durable` and the rest of `IGroupCommit` remain for
-the writes of inbound traffic, until those return Deferreds too.) ``synchronous=NORMAL`` with WAL means a
+tests, maintenance and the store's own close.) ``synchronous=NORMAL`` with WAL means a
 committed transaction survives the gateway process being killed (not a
 power cut), which is the guarantee the gateway makes.
 """

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from twisted.internet.defer import Deferred, fail
+
 from smppgw.relay.dialogs import Binding
-from smppgw.store.interfaces import InboxRow, UnknownRow
+from smppgw.store.interfaces import InboxRow, StoreError, UnknownRow
 from smppgw.store.sqlite.database import Database, dump
+from smppgw.store.sqlite.outbound import end_receipt_wait
 
 
 class InboundTables(Database):
@@ -15,20 +18,53 @@ class InboundTables(Database):
 
     # -- inbox -------------------------------------------------------------
 
-    def add_inbox(self, kind: str, payload: dict[str, Any], created: float) -> int:
-        """Store a message or report for the host; return its id."""
+    def add_inbox(self, kind: str, payload: dict[str, Any], created: float, *,
+                  receipt: tuple[str, int] | None = None,
+                  drop_fragments: str | None = None) -> Deferred[int]:
+        """Store a message or report for the host; fires with its id once durable.
+
+        In the same transaction: ``receipt`` (request_id, part index) ends that
+        part's wait for its receipt, ``drop_fragments`` forgets the stored parts
+        the message was joined from; neither is kept without the row.
+        """
         text = dump(payload)
-        with self._writing() as db:
-            cursor = db.execute(
-                "INSERT INTO inbox (kind, payload, created) VALUES (?, ?, ?)",
-                (kind, text, created),
-            )
-            row_id = cursor.lastrowid
+        try:
+            with self._writing() as db:
+                cursor = db.execute(
+                    "INSERT INTO inbox (kind, payload, created) VALUES (?, ?, ?)",
+                    (kind, text, created),
+                )
+                row_id = cursor.lastrowid
+                if receipt is not None:
+                    end_receipt_wait(db, *receipt)
+                if drop_fragments is not None:
+                    db.execute("DELETE FROM fragment WHERE key = ?", (drop_fragments,))
+        except StoreError as error:
+            return fail(error)
         assert row_id is not None
-        return row_id
+        # Listed by inbox() once its fate is known: committed (or rolled back, and gone).
+        self._inbox_pending.add(row_id)
+        return self._written(row_id).addBoth(self._inbox_settled, row_id)
+
+    @property
+    def _inbox_pending(self) -> set[int]:
+        """The ids of inbox rows written in the open transaction."""
+        pending: set[int] | None = getattr(self, "_pending_inbox", None)
+        if pending is None:
+            pending = set()
+            self._pending_inbox: set[int] = pending
+        return pending
+
+    def _inbox_settled(self, result: Any, row_id: int) -> Any:
+        self._inbox_pending.discard(row_id)
+        return result
 
     def inbox(self, limit: int = 1000, after_id: int = 0) -> list[InboxRow]:
-        """Return up to ``limit`` inbox rows with an id above ``after_id``, oldest first."""
+        """Return up to ``limit`` durable inbox rows with an id above ``after_id``, oldest first.
+
+        A row written but not committed yet is not listed: it may still be rolled back.
+        """
+        pending = self._inbox_pending
         return [
             InboxRow(row_id, kind, json.loads(payload), attempts, created)
             for row_id, kind, payload, attempts, created in self._reading(
@@ -36,45 +72,59 @@ class InboundTables(Database):
                 " WHERE id > ? ORDER BY id LIMIT ?",
                 (after_id, limit),
             )
+            if row_id not in pending
         ]
 
-    def bump_inbox(self, id: int) -> int:
-        """Count one more delivery attempt of inbox row ``id``; return the new count."""
-        with self._writing() as db:
-            found = db.execute(
-                "UPDATE inbox SET attempts = attempts + 1 WHERE id = ? RETURNING attempts", (id,)
-            ).fetchone()
+    def bump_inbox(self, id: int) -> Deferred[int]:
+        """Count one more delivery attempt of inbox row ``id``; fires with the new count once
+        durable (fails with UnknownRow if the row is gone)."""
+        try:
+            with self._writing() as db:
+                found = db.execute(
+                    "UPDATE inbox SET attempts = attempts + 1 WHERE id = ? RETURNING attempts",
+                    (id,),
+                ).fetchone()
+        except StoreError as error:
+            return fail(error)
         if found is None:
-            raise UnknownRow(f"no inbox row {id!r}")
-        attempts: int = found[0]
-        return attempts
+            return fail(UnknownRow(f"no inbox row {id!r}"))
+        return self._written(int(found[0]))
 
-    def remove_inbox(self, id: int) -> None:
-        """Remove inbox row ``id`` (nothing happens if it is already gone)."""
-        with self._writing() as db:
-            db.execute("DELETE FROM inbox WHERE id = ?", (id,))
+    def remove_inbox(self, id: int) -> Deferred[None]:
+        """Remove inbox row ``id`` (nothing happens if it is already gone); fires once durable."""
+        try:
+            with self._writing() as db:
+                db.execute("DELETE FROM inbox WHERE id = ?", (id,))
+        except StoreError as error:
+            return fail(error)
+        return self._written()
 
     # -- reassembly fragments ----------------------------------------------
 
     def add_fragment(
         self, key: str, seq: int, total: int, payload: dict[str, Any], received: float
-    ) -> int:
-        """Store part ``seq`` of message ``key``; return how many distinct parts of it are stored.
+    ) -> Deferred[int]:
+        """Store part ``seq`` of message ``key``; fires, once durable, with how many distinct
+        parts of it were stored then.
 
         A repeated part replaces the stored one but keeps its first arrival
         time, so a resending SMSC cannot postpone :meth:`stale_fragments`.
         """
         text = dump(payload)
-        with self._writing() as db:
-            db.execute(
-                "INSERT INTO fragment (key, seq, total, payload, received) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT (key, seq) DO UPDATE SET total = excluded.total,"
-                " payload = excluded.payload, received = MIN(received, excluded.received)",
-                (key, seq, total, text, received),
-            )
-            (count,) = db.execute("SELECT COUNT(*) FROM fragment WHERE key = ?", (key,)).fetchone()
-        stored: int = count
-        return stored
+        try:
+            with self._writing() as db:
+                db.execute(
+                    "INSERT INTO fragment (key, seq, total, payload, received)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (key, seq) DO UPDATE SET"
+                    " total = excluded.total, payload = excluded.payload,"
+                    " received = MIN(received, excluded.received)",
+                    (key, seq, total, text, received),
+                )
+                (count,) = db.execute(
+                    "SELECT COUNT(*) FROM fragment WHERE key = ?", (key,)).fetchone()
+        except StoreError as error:
+            return fail(error)
+        return self._written(int(count))
 
     def fragments(self, key: str) -> list[tuple[int, dict[str, Any]]]:
         """Return the stored parts of ``key`` as (seq, payload), sorted by seq."""
@@ -85,10 +135,14 @@ class InboundTables(Database):
             )
         ]
 
-    def drop_fragments(self, key: str) -> None:
-        """Forget every stored part of ``key``."""
-        with self._writing() as db:
-            db.execute("DELETE FROM fragment WHERE key = ?", (key,))
+    def drop_fragments(self, key: str) -> Deferred[None]:
+        """Forget every stored part of ``key``; fires once durable."""
+        try:
+            with self._writing() as db:
+                db.execute("DELETE FROM fragment WHERE key = ?", (key,))
+        except StoreError as error:
+            return fail(error)
+        return self._written()
 
     def stale_fragments(self, before: float) -> list[str]:
         """Return the keys whose first stored part arrived before ``before``."""
@@ -111,17 +165,25 @@ class InboundTables(Database):
             )
         ]
 
-    def save_binding(self, binding: Binding) -> None:
-        """Insert ``binding``, replacing any binding with the same (phone, letter)."""
-        with self._writing() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO binding (phone, letter, address, last_used)"
-                " VALUES (?, ?, ?, ?)",
-                (binding.phone, binding.letter, binding.address, binding.last_used),
-            )
+    def save_binding(self, binding: Binding) -> Deferred[None]:
+        """Insert ``binding``, replacing any binding with the same (phone, letter); fires once durable."""
+        try:
+            with self._writing() as db:
+                db.execute(
+                    "INSERT OR REPLACE INTO binding (phone, letter, address, last_used)"
+                    " VALUES (?, ?, ?, ?)",
+                    (binding.phone, binding.letter, binding.address, binding.last_used),
+                )
+        except StoreError as error:
+            return fail(error)
+        return self._written()
 
-    def delete_binding(self, phone: str, letter: str) -> None:
-        """Forget the binding (phone, letter), if there is one."""
-        with self._writing() as db:
-            db.execute("DELETE FROM binding WHERE phone = ? AND letter = ?", (phone, letter))
+    def delete_binding(self, phone: str, letter: str) -> Deferred[None]:
+        """Forget the binding (phone, letter), if there is one; fires once durable."""
+        try:
+            with self._writing() as db:
+                db.execute("DELETE FROM binding WHERE phone = ? AND letter = ?", (phone, letter))
+        except StoreError as error:
+            return fail(error)
+        return self._written()
 

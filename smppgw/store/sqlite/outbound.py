@@ -47,6 +47,15 @@ def _cyclic_gc_paused() -> Iterator[None]:
 
 
 
+def end_receipt_wait(db: Any, request_id: str, index: int) -> None:
+    """In the open transaction: part ``index`` of ``request_id`` awaits no receipt now."""
+    db.execute(
+        "UPDATE part SET receipt_due = NULL"
+        " WHERE request_id = ? AND idx = ? AND receipt_due IS NOT NULL",
+        (request_id, index),
+    )
+
+
 class OutboundTables(Database):
     """The outbound queue of a store: tables ``outbound`` and ``part``."""
 
@@ -267,14 +276,17 @@ class OutboundTables(Database):
 
     # -- receipt deadlines -------------------------------------------------
 
-    def receipt_came(self, request_id: str, index: int) -> None:
-        """Part ``index`` of ``request_id`` has its final receipt: forget its deadline."""
-        with self._writing() as db:
-            db.execute(
-                "UPDATE part SET receipt_due = NULL"
-                " WHERE request_id = ? AND idx = ? AND receipt_due IS NOT NULL",
-                (request_id, index),
-            )
+    def receipt_came(self, request_id: str, index: int) -> Deferred[None]:
+        """Part ``index`` of ``request_id`` has its final receipt: forget its deadline; fires
+        once durable."""
+        try:
+            with self._writing() as db:
+                end_receipt_wait(db, request_id, index)
+        except StoreError as error:
+            return fail(error)
+        return self._written()
+
+
 
     def next_receipt_due(self) -> float | None:
         """The earliest deadline of a part still awaiting its receipt, or None."""
