@@ -23,8 +23,8 @@ from twisted.internet.protocol import connectionDone
 from twisted.protocols import amp
 from twisted.python.failure import Failure
 
+from smppgw.errors import SignalError, TryLater
 from smppgw.host.commands import SendSignal
-from smppgw.relay.outcomes import SignalError, TryLater
 
 #: Call errors that mean "the connection went away, the answer with it": send again.
 CONNECTION_ERRORS = (ConnectionClosed, ConnectionDone, ConnectionLost)

@@ -54,7 +54,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.protocol import connectionDone
 from twisted.internet.task import LoopingCall, deferLater
 
-from smppgw.relay.outcomes import BY_CODE
+from smppgw.errors import BY_CODE
 from smppgw.testing.simulator import SMSCSimulator
 
 #: The memory check: RSS at the end may exceed the baseline by this fraction.

@@ -21,7 +21,7 @@ import sqlite3
 import tempfile
 from dataclasses import dataclass
 
-from smppgw.relay.outcomes import BadRequest, Unavailable
+from smppgw.errors import BadRequest, Unavailable
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from twisted.internet.defer import Deferred
 
 from smppgw.admin.testing import Response
 from smppgw.config import parse_config
+from smppgw.errors import NotRelayed
 from smppgw.relay.dialogs import DialogTable
 from smppgw.relay.outbound import Outbound
-from smppgw.relay.outcomes import NotRelayed
 from smppgw.store.sqlite import Store
 from tests.test_admin_auth import PASSWORD, AdminTestCase
 

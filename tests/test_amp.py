@@ -11,11 +11,11 @@ from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
 from smppgw.config import parse_config
+from smppgw.errors import Unauthorized
 from smppgw.host.commands import Login, SendSignal, ServerStatus, SignalReport
 from smppgw.host.protocol import GatewayAMPFactory
 from smppgw.host.registry import HostRegistry
 from smppgw.relay.inbound import Inbound
-from smppgw.relay.outcomes import Unauthorized
 from smppgw.store.sqlite import Store
 
 from . import test_queue
@@ -277,8 +277,8 @@ class ContractTests(SynchronousTestCase):
 
     def test_error_codes_from_one_table(self) -> None:
         """Every command's errors are the codes the outcome classes declare, and SendSignal's are the contract's ten."""
+        from smppgw.errors import HOST_ERRORS, OUTCOMES
         from smppgw.host.commands import DeliverSignal
-        from smppgw.relay.outcomes import HOST_ERRORS, OUTCOMES
 
         self.assertEqual(sorted(SendSignal.errors.values()), sorted(CODES))
         self.assertEqual(SendSignal.errors, {cls: cls.code.encode() for cls in OUTCOMES})

@@ -14,6 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from smppgw import backup as backup_module
 from smppgw.config import ConfigError
+from smppgw.errors import BadRequest, NotFound, NotRelayed, Unauthorized, Unavailable
 from smppgw.host.commands import (
     Backup,
     ListDialogs,
@@ -29,7 +30,6 @@ from smppgw.host.operating import LIST_BUDGET, fit
 from smppgw.host.protocol import GatewayAMPFactory
 from smppgw.host.registry import HostRegistry
 from smppgw.relay.dialogs import Binding
-from smppgw.relay.outcomes import BadRequest, NotFound, NotRelayed, Unauthorized, Unavailable
 from smppgw.store.sqlite import Store
 from smppgw.store.sqlite.schema import SCHEMA_VERSION
 

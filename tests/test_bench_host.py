@@ -16,8 +16,8 @@ from twisted.python.failure import Failure
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
+from smppgw.errors import NotRelayed, TryLater, Unauthorized
 from smppgw.host.commands import SendSignal, ServerStatus, SignalReport
-from smppgw.relay.outcomes import NotRelayed, TryLater, Unauthorized
 
 BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
 

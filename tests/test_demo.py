@@ -14,7 +14,7 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from smppgw.config import parse_config
-from smppgw.relay.outcomes import BadAddressError, BadRequest, TooLongError, UnknownServerError
+from smppgw.errors import BadAddressError, BadRequest, TooLongError, UnknownServerError
 from smppgw.smpp.codec import PDU, Framer, decode, encode
 from smppgw.smpp.constants import ESME_RX_R_APPN
 from smppgw.testing.demo import DemoPhones, NotBoundError, SmsRefused

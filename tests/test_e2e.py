@@ -16,8 +16,8 @@ from twisted.protocols import amp
 from twisted.trial.unittest import TestCase
 
 from smppgw.config import parse_config
+from smppgw.errors import NotRelayed
 from smppgw.host.commands import DeliverSignal, SendSignal, ServerStatus, SignalReport
-from smppgw.relay.outcomes import NotRelayed
 from smppgw.service import build_gateway
 from smppgw.testing.process import gateway_config
 from smppgw.testing.simulator import SMSCSimulator

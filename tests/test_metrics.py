@@ -23,7 +23,7 @@ from smppgw.admin.health import STALE_AFTER
 from smppgw.admin.testing import FakeGateway, TestBrowser, synchronous
 from smppgw.admin.web import AdminSite
 from smppgw.config import parse_config
-from smppgw.relay.outcomes import SmscRejected, TryLater
+from smppgw.errors import SmscRejected, TryLater
 from smppgw.service import build_gateway
 from smppgw.smpp.constants import STATUSES
 from smppgw.store.sqlite import Store

@@ -9,10 +9,10 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from smppgw.config import parse_config
+from smppgw.errors import BadRequest, NotFound, NotRelayed
 from smppgw.relay.dialogs import DialogTable
 from smppgw.relay.operator import Operator, Part, phone_digits
 from smppgw.relay.outbound import Outbound
-from smppgw.relay.outcomes import BadRequest, NotFound, NotRelayed
 from smppgw.store.sqlite import Store
 
 from .test_queue import CONFIG, FakeLink

@@ -13,9 +13,7 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from smppgw.config import parse_config
-from smppgw.relay.dialogs import DialogTable
-from smppgw.relay.outbound import Outbound
-from smppgw.relay.outcomes import (
+from smppgw.errors import (
     BadAddressError,
     BadRequest,
     NotRelayed,
@@ -26,6 +24,8 @@ from smppgw.relay.outcomes import (
     UnknownServerError,
     UnsupportedMethod,
 )
+from smppgw.relay.dialogs import DialogTable
+from smppgw.relay.outbound import Outbound
 from smppgw.relay.recorder import PROBE_FIRST, REWRITE_PAUSE
 from smppgw.smpp.codec import PDU, PreparedPDU
 from smppgw.smpp.constants import STATUSES

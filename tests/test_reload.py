@@ -16,8 +16,8 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import TestCase
 
 from smppgw.config import load_config
+from smppgw.errors import ServerDisabledError
 from smppgw.host.commands import SendSignal, ServerStatus
-from smppgw.relay.outcomes import ServerDisabledError
 from smppgw.service import ReloadRefused, build_gateway
 from smppgw.testing.simulator import SMSCSimulator
 

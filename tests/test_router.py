@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from smppgw.relay.router import ServerDisabled, UnknownServer, route
+from smppgw.errors import ServerDisabledError, UnknownServerError
+from smppgw.relay.router import route
 from smppgw.sms.address import BadAddress, Recipient
 
 
@@ -48,13 +49,13 @@ class SmppDomainTests(SynchronousTestCase):
         self.assertIs(server, MASSLIST)
 
     def test_no_sending_server(self) -> None:
-        """With no server able to send, the signal is refused as ServerDisabled."""
-        error = self.assertRaises(ServerDisabled, route, "+1@smpp", [INBOX, SPARE])
+        """With no server able to send, the signal is refused as ServerDisabledError."""
+        error = self.assertRaises(ServerDisabledError, route, "+1@smpp", [INBOX, SPARE])
         self.assertIn("no server", str(error))
 
     def test_no_servers(self) -> None:
-        """An empty configuration refuses with ServerDisabled."""
-        self.assertRaises(ServerDisabled, route, "+1@smpp", [])
+        """An empty configuration refuses with ServerDisabledError."""
+        self.assertRaises(ServerDisabledError, route, "+1@smpp", [])
 
 
 class NamedDomainTests(SynchronousTestCase):
@@ -80,7 +81,7 @@ class NamedDomainTests(SynchronousTestCase):
     def test_ambiguous_folded_name(self) -> None:
         """A name matching several servers only case-insensitively is refused."""
         servers = [FakeServer("eu"), FakeServer("EU")]
-        error = self.assertRaises(UnknownServer, route, "+1@Eu._smpp", servers)
+        error = self.assertRaises(UnknownServerError, route, "+1@Eu._smpp", servers)
         self.assertIn("several", str(error))
 
     def test_empty_name(self) -> None:
@@ -88,19 +89,19 @@ class NamedDomainTests(SynchronousTestCase):
         self.assertIs(route("+1@._smpp", [PROVIDER1, UNNAMED])[0], UNNAMED)
 
     def test_unknown(self) -> None:
-        """An unconfigured name is UnknownServer naming it."""
-        error = self.assertRaises(UnknownServer, route, "+1@nowhere._smpp", [PROVIDER1])
+        """An unconfigured name is UnknownServerError naming it."""
+        error = self.assertRaises(UnknownServerError, route, "+1@nowhere._smpp", [PROVIDER1])
         self.assertIn("'nowhere'", str(error))
 
     def test_off(self) -> None:
-        """A server that is off is ServerDisabled naming it and its mode."""
-        error = self.assertRaises(ServerDisabled, route, "+1@spare._smpp", [PROVIDER1, SPARE])
+        """A server that is off is ServerDisabledError naming it and its mode."""
+        error = self.assertRaises(ServerDisabledError, route, "+1@spare._smpp", [PROVIDER1, SPARE])
         self.assertIn("'spare'", str(error))
         self.assertIn("off", str(error))
 
     def test_receive_only(self) -> None:
-        """A receive-only server is ServerDisabled naming it and its mode."""
-        error = self.assertRaises(ServerDisabled, route, "+1@inbox._smpp", [INBOX, PROVIDER1])
+        """A receive-only server is ServerDisabledError naming it and its mode."""
+        error = self.assertRaises(ServerDisabledError, route, "+1@inbox._smpp", [INBOX, PROVIDER1])
         self.assertIn("'inbox'", str(error))
         self.assertIn("receive-only", str(error))
 
@@ -132,14 +133,14 @@ class TelnumDomainTests(SynchronousTestCase):
         self.assertIs(route("+1555@telnum", [INBOX, MASSLIST])[0], MASSLIST)
 
     def test_unknown_gateway(self) -> None:
-        """A gateway naming no server is UnknownServer."""
-        self.assertRaises(UnknownServer, route, "+1@telnum", [PROVIDER1], gateway="other")
-        self.assertRaises(UnknownServer, route, "+1@telnum", [PROVIDER1], default_gateway="other")
+        """A gateway naming no server is UnknownServerError."""
+        self.assertRaises(UnknownServerError, route, "+1@telnum", [PROVIDER1], gateway="other")
+        self.assertRaises(UnknownServerError, route, "+1@telnum", [PROVIDER1], default_gateway="other")
 
     def test_disabled_gateway(self) -> None:
-        """A gateway that cannot send is ServerDisabled, with no fallback to another server."""
+        """A gateway that cannot send is ServerDisabledError, with no fallback to another server."""
         error = self.assertRaises(
-            ServerDisabled, route, "+1@telnum", [PROVIDER1, SPARE], default_gateway="spare"
+            ServerDisabledError, route, "+1@telnum", [PROVIDER1, SPARE], default_gateway="spare"
         )
         self.assertIn("'spare'", str(error))
 

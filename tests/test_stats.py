@@ -9,8 +9,8 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
+from smppgw.errors import SmscRejected, UnknownServerError
 from smppgw.host.commands import ServerStatus
-from smppgw.relay.outcomes import SmscRejected, UnknownServerError
 from smppgw.smpp.codec import PDU
 from smppgw.smpp.constants import STATUSES
 from smppgw.smpp.link import BINDING, BOUND, DISCONNECTED, Link

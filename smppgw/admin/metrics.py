@@ -32,7 +32,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from smppgw import __version__
-from smppgw.relay.outcomes import OUTCOMES, Unauthorized
+from smppgw.errors import OUTCOMES, Unauthorized
 from smppgw.stats import RECEIVED_KINDS, GatewayStats
 
 __all__ = ["GatewayCollector", "Metrics"]

@@ -22,8 +22,8 @@ from typing import Any
 
 from twisted.web.server import Request
 
+from smppgw.errors import SignalError
 from smppgw.relay.operator import DialogBinding, Message, Operator, ServerQueue, age, when
-from smppgw.relay.outcomes import SignalError
 
 from .auth import Session
 from .pages import csrf_input, layout

@@ -22,7 +22,7 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from smppgw.relay.outcomes import SignalError
+from smppgw.errors import SignalError
 from smppgw.testing.phonebook import Phone
 
 from . import pages

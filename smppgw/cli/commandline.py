@@ -16,7 +16,7 @@ from twisted.internet.error import ConnectionClosed
 from twisted.protocols import amp
 from twisted.python.failure import Failure
 
-from smppgw.relay.outcomes import SignalError
+from smppgw.errors import SignalError
 
 from . import local, messages, operations
 from .reach import DEFAULT_CONFIG, FAILED, INTERRUPTED, CommandFailed, Output, refusal, say, text

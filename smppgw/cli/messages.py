@@ -14,8 +14,8 @@ from twisted.internet.error import ConnectError, ConnectionClosed
 from twisted.protocols import amp
 from twisted.python.failure import Failure
 
+from smppgw.errors import SignalError
 from smppgw.host.commands import DeliverSignal, SendSignal, ServerStatus, SignalReport
-from smppgw.relay.outcomes import SignalError
 from smppgw.testing.demo import DemoReply, socket_path
 
 from .reach import (

@@ -20,8 +20,8 @@ from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.protocols import amp
 
 from smppgw.config import Config, ConfigError, listen_arguments, load_config
+from smppgw.errors import SignalError
 from smppgw.host.commands import Login
-from smppgw.relay.outcomes import SignalError
 
 DEFAULT_CONFIG = "etc/smppgw.toml"
 #: The exit status of a command that failed (a usage error exits 2, as argparse does).

@@ -12,7 +12,7 @@ A list too long for one AMP value (64 KiB) is cut short: each answer says how
 many there are in all.  Times are seconds since the epoch.
 
 A Python host imports these classes to speak to the gateway.  Each command's
-``errors`` comes from the one table of codes in `smppgw.relay.outcomes`: a
+``errors`` comes from the one table of codes in `smppgw.errors`: a
 host gets the same exception classes back that the gateway raised.
 """
 
@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 from twisted.protocols import amp
 
-from smppgw.relay.outcomes import (
+from smppgw.errors import (
     HOST_ERRORS,
     OPERATOR_ERRORS,
     OUTCOMES,

@@ -28,8 +28,8 @@ from twisted.logger import Logger
 from twisted.protocols import amp
 from twisted.python.failure import Failure
 
+from smppgw.errors import BadRequest, SignalError, Unauthorized
 from smppgw.host.commands import SendSignal, remote_error
-from smppgw.relay.outcomes import BadRequest, SignalError, Unauthorized
 from smppgw.smpp.log import SmppLog
 
 if TYPE_CHECKING:
@@ -173,8 +173,8 @@ class SendSignalFastPath:
         error: Any = clipped(failure).value
         if isinstance(error, amp.RemoteAmpError):
             code, description = error.errorCode, error.description
-        elif type(error) in SendSignal.errors:
-            code, description = SendSignal.errors[type(error)], str(error)
+        elif isinstance(error, SignalError):
+            code, description = error.code.encode("ascii"), str(error)
         else:
             self.log.problem("SendSignal failed: {error}", error=failure.getTraceback())
             code, description = amp.UNKNOWN_ERROR_CODE, "internal error"

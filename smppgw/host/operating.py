@@ -19,6 +19,7 @@ from twisted.protocols import amp
 from twisted.python.failure import Failure
 
 from smppgw.backup import BackupDone, backup
+from smppgw.errors import BadRequest, SignalError, Unavailable
 from smppgw.host.commands import (
     Backup,
     ListDialogs,
@@ -29,7 +30,6 @@ from smppgw.host.commands import (
     RetireDialog,
 )
 from smppgw.relay.operator import Operator
-from smppgw.relay.outcomes import BadRequest, SignalError, Unavailable
 
 if TYPE_CHECKING:
     from smppgw.relay.outbound import Outbound

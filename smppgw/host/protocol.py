@@ -39,13 +39,13 @@ from twisted.protocols import amp
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from smppgw.errors import Unauthorized
 from smppgw.host.ampbox import BoxParser, BoxTooLarge, KeyTooLong
 from smppgw.host.commands import Login, ServerStatus, remote_error
 from smppgw.host.fastpath import SendSignalFastPath
 from smppgw.host.guard import LoginThrottle, Peer, peer_of
 from smppgw.host.operating import OPERATOR_COMMANDS, OperatorCommands
 from smppgw.host.registry import HostRegistry, IHost
-from smppgw.relay.outcomes import Unauthorized
 from smppgw.smpp.log import SmppLog
 
 if TYPE_CHECKING:

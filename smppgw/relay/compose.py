@@ -9,8 +9,7 @@ import random
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from smppgw.relay.outcomes import (
-    BadAddressError,
+from smppgw.errors import (
     BadRequest,
     TooLongError,
 )
@@ -61,11 +60,8 @@ class Composer:
               dialogs: DialogTable | None) -> tuple[bytes, int]:
         """The submit_sm PDUs of `body` from IM `sender` to `target` through `server`,
         encoded back to back, and their count; raises the `SignalError` that refuses it."""
-        try:
-            source = address.compose_sender(server.sender, sender, server.source_ton,
-                                            server.source_npi)
-        except address.BadAddress as e:
-            raise BadAddressError(str(e)) from None
+        source = address.compose_sender(server.sender, sender, server.source_ton,
+                                        server.source_npi)
         if len(body) > MAX_TEXT_CHARS:
             raise TooLongError(f"body of {len(body)} characters cannot fit in {server.max_parts} parts")
         text = body
@@ -81,8 +77,6 @@ class Composer:
                     text, server.encoding, server.long_messages, server.max_parts,
                     self._reference(target.number, server.long_messages),
                     server.default_alphabet)
-        except textcodec.TooLong as e:
-            raise TooLongError(str(e)) from None
         except (ValueError, textcodec.UnencodableText) as e:
             raise BadRequest(f"body cannot be encoded: {e}") from None
         registered_delivery = 1 if server.registered_delivery else 0

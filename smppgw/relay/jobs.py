@@ -6,7 +6,7 @@ kept in the store and in memory near the queue's head), the SMSC's message id
 of each part once accepted, when it expires, and who waits for its outcome.
 An outcome is a dict: ``{"ok": True, ...}`` with the parts' message ids, or
 ``{"ok": False, "code": ..., "reason": ...}`` with the code of an
-`smppgw.relay.outcomes` error; `outcome_answer` turns it into what the host
+`smppgw.errors` error; `outcome_answer` turns it into what the host
 gets.
 """
 
@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, fail, succeed
 
-from smppgw.relay.outcomes import (
-    BY_CODE,
+from smppgw.errors import (
     SignalError,
     TryLater,
+    error_of,
 )
 from smppgw.smpp.codec import PDU, PreparedPDU, split_prepared
 from smppgw.smpp.session import (
@@ -127,8 +127,7 @@ def outcome_answer(outcome: dict[str, Any]) -> dict[str, Any] | SignalError:
     if outcome.get("ok"):
         return {"server": outcome["server"], "parts": outcome["parts"],
                 "message_ids": outcome["message_ids"]}
-    cls = BY_CODE.get(outcome.get("code", ""), SignalError)
-    return cls(outcome.get("reason", ""))
+    return error_of(outcome)
 
 
 def row_answer(row: OutboundRow) -> dict[str, Any] | SignalError:

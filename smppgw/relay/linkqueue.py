@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Any
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from smppgw.relay.jobs import Job, success
-from smppgw.relay.outcomes import (
+from smppgw.errors import (
     BadRequest,
     NotRelayed,
     SmscRejected,
     TryLater,
+    failed,
 )
+from smppgw.relay.jobs import Job, success
 from smppgw.relay.recorder import PROBE_FIRST, Recorder
 from smppgw.smpp.codec import PDU
 from smppgw.smpp.constants import TEMPORARY_STATUSES, THROTTLE_STATUSES, status_text
@@ -354,14 +355,14 @@ class LinkQueue(Recorder):
                 return
             if not loaded:
                 self.log.problem("{request_id} has no stored payload", request_id=job.request_id)
-                self._finish(job, {"ok": False, "code": TryLater.code, "reason": "payload lost"})
+                self._finish(job, failed(TryLater("payload lost")))
                 return
         try:
             pdu = job.pdu(index)
         except ValueError as e:
             self.log.problem("{request_id}: stored payload unreadable: {error}",
                              request_id=job.request_id, error=e)
-            self._finish(job, {"ok": False, "code": TryLater.code, "reason": "payload unreadable"})
+            self._finish(job, failed(TryLater("payload unreadable")))
             return
         self.in_flight += 1
         job.in_flight += 1
@@ -449,8 +450,7 @@ class LinkQueue(Recorder):
             self.log.problem("part {part} of {request_id} failed: {error}", part=index + 1,
                              request_id=job.request_id, error=failure.getErrorMessage())
             # Not the SMSC's refusal: a PDU this gateway cannot build or encode.
-            self._finish(job, {"ok": False, "code": BadRequest.code,
-                               "reason": f"cannot submit: {failure.getErrorMessage()}"})
+            self._finish(job, failed(BadRequest(f"cannot submit: {failure.getErrorMessage()}")))
         if job.expired and job.in_flight == 0 and not job.done:
             self._expire(job)
         self.pump()
@@ -460,13 +460,13 @@ class LinkQueue(Recorder):
         whoever waits hears that outcome once it is stored.  Raises KeyError if it is not queued."""
         job = self.jobs[request_id]
         self.log.major("{request_id}: {reason}", request_id=request_id, reason=reason)
-        self._finish(job, {"ok": False, "code": NotRelayed.code, "reason": reason})
+        self._finish(job, failed(NotRelayed(reason)))
         return job
 
     def _reject(self, job: Job, reason: str) -> None:
         self.log.major("{request_id} rejected by the SMSC: {reason}", request_id=job.request_id,
                        reason=reason)
-        self._finish(job, {"ok": False, "code": SmscRejected.code, "reason": reason})
+        self._finish(job, failed(SmscRejected(reason)))
 
     def stop(self) -> None:
         for call in (self._wakeup, self._expiry, self._rewrite, self._probe):

@@ -9,7 +9,7 @@ AMP commands (`smppgw.host.protocol`) and the web admin's pages both use it,
 so that they say the same things.  It keeps nothing of its own: each call
 reads the live parts again, so it follows a reload.
 
-Bad input is an `OperatorError` (`smppgw.relay.outcomes`): the request,
+Bad input is an `OperatorError` (`smppgw.errors`): the request,
 server or binding asked for does not exist, or cannot be acted on.
 """
 
@@ -21,8 +21,8 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from smppgw.errors import BadRequest, NotFound, Unavailable
 from smppgw.relay.dialogs import DialogError, UnknownBinding
-from smppgw.relay.outcomes import BadRequest, NotFound, Unavailable
 from smppgw.smpp.codec import DecodeError, decode, split_prepared
 from smppgw.store.interfaces import StoreError
 

@@ -17,25 +17,23 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet.defer import fail
 from twisted.python.failure import Failure
 
-from smppgw.relay import router
-from smppgw.relay.compose import Composer
-from smppgw.relay.jobs import Job, outcome_result, row_answer, success
-from smppgw.relay.linkqueue import LinkQueue, NoLink
-from smppgw.relay.outcomes import (
-    BadAddressError,
+from smppgw.errors import (
     BadRequest,
     ServerDisabledError,
     SignalError,
     TryLater,
-    UnknownServerError,
     UnsupportedMethod,
+    failed,
 )
+from smppgw.relay import router
+from smppgw.relay.compose import Composer
+from smppgw.relay.jobs import Job, outcome_result, row_answer, success
+from smppgw.relay.linkqueue import LinkQueue, NoLink
 from smppgw.relay.servers import LiveServers
 from smppgw.smpp.log import SmppLog
 from smppgw.smpp.session import (
     Answer,
 )
-from smppgw.sms import address
 from smppgw.stats import GatewayStats
 from smppgw.store.interfaces import DuplicateRequest
 
@@ -127,9 +125,8 @@ class Outbound:
                     # then they are the returning server's.
                     config = replace(self.config.servers[0], name=server)
                 if config is None:
-                    self.store.finish(request_id, {
-                        "ok": False, "code": ServerDisabledError.code,
-                        "reason": f"server {server!r} is no longer configured"}).addErrback(
+                    self.store.finish(request_id, failed(ServerDisabledError(
+                        f"server {server!r} is no longer configured"))).addErrback(
                         self._not_ended, request_id)
                     continue
                 queue = self._queue_for(NoLink(config))
@@ -256,15 +253,8 @@ class Outbound:
         """The server for a request, its parts' submit_sm PDUs encoded back to back, and their count."""
         if method.upper() != "MESSAGE":
             raise UnsupportedMethod(f"only MESSAGE signals are relayed, not {method!r}")
-        try:
-            server, target = router.route(recipient, self.config.servers,
-                                          self.config.module.default_gateway, gateway or None)
-        except address.BadAddress as e:
-            raise BadAddressError(str(e)) from None
-        except router.UnknownServer as e:
-            raise UnknownServerError(str(e)) from None
-        except router.ServerDisabled as e:
-            raise ServerDisabledError(str(e)) from None
+        server, target = router.route(recipient, self.config.servers,
+                                      self.config.module.default_gateway, gateway or None)
         queue = self.queues.get(server.name)
         if queue is None or isinstance(queue.link, NoLink):
             raise ServerDisabledError(f"server {server.name!r} has no link")

@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet.defer import Deferred, FirstError, gatherResults
 from twisted.python.failure import Failure
 
-from smppgw.relay.jobs import Job, outcome_answer
-from smppgw.relay.outcomes import (
+from smppgw.errors import (
     NotRelayed,
     SignalError,
     TryLater,
+    failed,
 )
+from smppgw.relay.jobs import Job, outcome_answer
 from smppgw.sms.receipts import receipt_due, submit_key
 from smppgw.store.interfaces import OK_OUTCOME, StoreError
 
@@ -290,4 +291,4 @@ class Recorder:
         reason = (f"not relayed within {self.reject_after:g}s"
                   + (f" ({sent} of {len(job.message_ids)} parts sent)" if sent else ""))
         self.log.major("{request_id}: {reason}", request_id=job.request_id, reason=reason)
-        self._finish(job, {"ok": False, "code": NotRelayed.code, "reason": reason})
+        self._finish(job, failed(NotRelayed(reason)))

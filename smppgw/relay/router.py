@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, TypeVar
 
+from smppgw.errors import ServerDisabledError, UnknownServerError
 from smppgw.sms.address import Recipient, parse_recipient
 
 
@@ -33,14 +34,6 @@ class ServerLike(Protocol):
 Server = TypeVar("Server", bound=ServerLike)
 
 
-class UnknownServer(Exception):
-    """The address names a server that is not configured."""
-
-
-class ServerDisabled(Exception):
-    """The server chosen cannot send: it is off or receive-only, or none is enabled."""
-
-
 def _by_name(name: str, servers: Sequence[Server]) -> Server:
     """The server called ``name``, matched exactly, else case-insensitively."""
     for server in servers:
@@ -49,17 +42,17 @@ def _by_name(name: str, servers: Sequence[Server]) -> Server:
     folded = name.casefold()
     matches = [server for server in servers if server.name.casefold() == folded]
     if not matches:
-        raise UnknownServer(f"no server named {name!r} is configured")
+        raise UnknownServerError(f"no server named {name!r} is configured")
     if len(matches) > 1:
         # Which one the sender meant is a guess; refusing is safer than picking.
         names = ", ".join(repr(server.name) for server in matches)
-        raise UnknownServer(f"server name {name!r} matches several servers: {names}")
+        raise UnknownServerError(f"server name {name!r} matches several servers: {names}")
     return _sending(matches[0])
 
 
 def _sending(server: Server) -> Server:
     if not server.can_send:
-        raise ServerDisabled(f"server {server.name!r} is {server.mode}, so it cannot send")
+        raise ServerDisabledError(f"server {server.name!r} is {server.mode}, so it cannot send")
     return server
 
 
@@ -67,7 +60,7 @@ def _first_sending(servers: Sequence[Server]) -> Server:
     """The sending server with the empty name, else the first sending server."""
     sending = [server for server in servers if server.can_send]
     if not sending:
-        raise ServerDisabled("no server is enabled for sending")
+        raise ServerDisabledError("no server is enabled for sending")
     for server in sending:
         if server.name == "":
             return server
@@ -84,7 +77,8 @@ def route(
 
     ``gateway`` is the host's per-message choice for ``@telnum`` addresses (the
     sender's PSTNSMSGateway setting), ``default_gateway`` the module's. Raises
-    ``BadAddress``, ``UnknownServer`` or ``ServerDisabled``.
+    the `smppgw.errors` a host gets: ``BadAddressError``
+    (as `smppgw.sms.address.BadAddress`), ``UnknownServerError`` or ``ServerDisabledError``.
     """
     recipient = parse_recipient(address)
     if recipient.kind == "named":

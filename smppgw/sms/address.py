@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from smppgw.config import SMPP_NPI_VALUES
+from smppgw.errors import BadAddressError
 
 # SMPP TON / NPI values (SMPP 3.4 section 5.2.5 and 5.2.6).
 TON_UNKNOWN = 0
@@ -44,8 +45,8 @@ _PARAMETER_VALUE = re.compile(r"[0-9]{1,2}")
 _NAMED_SUFFIX = "._smpp"
 
 
-class BadAddress(Exception):
-    """An address that cannot be used, with the reason."""
+class BadAddress(BadAddressError):
+    """An address that cannot be used, with the reason: the host gets it as ``BAD_ADDRESS``."""
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ import codecs
 
 import gsm0338  # noqa: F401  (importing it registers the "gsm03.38" codec)
 
+from smppgw.errors import TooLongError
+
 DC_GSM = 0x00
 DC_ASCII = 0x01
 DC_LATIN1 = 0x03
@@ -50,8 +52,8 @@ _SINGLE_CAPACITY = {DC_GSM: 160, DC_ASCII: 140, DC_LATIN1: 140, DC_UCS2: 140}
 _PART_CAPACITY = {DC_GSM: 153, DC_ASCII: 134, DC_LATIN1: 134, DC_UCS2: 134}
 
 
-class TooLong(Exception):
-    """The text needs more SMS parts than the server allows."""
+class TooLong(TooLongError):
+    """The text needs more SMS parts than the server allows: the host gets it as ``TOO_LONG``."""
 
     def __init__(self, parts_needed: int, max_parts: int) -> None:
         super().__init__(f"text needs {parts_needed} SMS parts, more than the {max_parts} allowed")

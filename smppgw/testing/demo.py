@@ -36,12 +36,13 @@ from twisted.protocols import amp
 from twisted.python.failure import Failure
 
 from smppgw.config import Config, ServerConfig
-from smppgw.relay.outcomes import (
+from smppgw.errors import (
     BadAddressError,
     BadRequest,
     SignalError,
     TooLongError,
     UnknownServerError,
+    amp_errors,
 )
 from smppgw.smpp.codec import PDU
 from smppgw.smpp.constants import STATUS_NAMES
@@ -85,14 +86,8 @@ class DemoReply(amp.Command):
         (b"source", amp.Unicode()),
         (b"destination", amp.Unicode()),
     ]
-    errors: ClassVar[dict[type[Exception], bytes]] = {
-        BadAddressError: b"BAD_ADDRESS",
-        BadRequest: b"BAD_REQUEST",
-        TooLongError: b"TOO_LONG",
-        UnknownServerError: b"UNKNOWN_SERVER",
-        NotBoundError: b"NOT_BOUND",
-        SmsRefused: b"SMS_REFUSED",
-    }
+    errors: ClassVar[dict[type[Exception], bytes]] = amp_errors(
+        BadAddressError, BadRequest, TooLongError, UnknownServerError, NotBoundError, SmsRefused)
 
 
 def socket_path(config: Config) -> str:

@@ -1,15 +1,25 @@
 """
-The errors of the AMP contract, one class per error code: the one table of codes.
+The gateway's errors: one class per AMP error code, the one table of codes.
 
-`SignalError` and its subclasses are what a host's SendSignal, ServerStatus or
-Login can end with: the outbound queue raises them, and each class's ``code``
-is the AMP error code the host sees (`smppgw.host.commands` builds the
-commands' ``errors`` from `OUTCOMES`); the exception's text is the
-human-readable reason.  `HostError` and its subclasses are the answers a host
-may give a DeliverSignal or SignalReport (`HOST_ERRORS`).
+Every refusal and failure a host can see has one shape, from where it arises
+to the AMP answer: a `SignalError` whose class's ``code`` is the AMP error
+code and whose text is the reason.  The layers below the relay raise them
+themselves (`smppgw.sms.address.BadAddress` is a ``BadAddressError``,
+`smppgw.sms.alphabet.TooLong` a ``TooLongError``, the router's refusals are
+``UnknownServerError`` and ``ServerDisabledError``); the SMSC's refusal of a
+part (`smppgw.smpp.failures.CommandStatusError`) becomes ``SmscRejected``
+naming the status.  A finished request's outcome is stored as the dict
+`failed` makes of its error and read back into it by `error_of`, so a retried
+request_id ends with the same class and text.  The AMP commands
+(`smppgw.host.commands`) declare their ``errors`` from `OUTCOMES` and
+`OPERATOR_ERRORS`; the operator's pages and command line show the same
+code and text.  `HostError` and its subclasses are the answers a host may
+give a DeliverSignal or SignalReport (`HOST_ERRORS`).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class SignalError(Exception):
@@ -89,6 +99,16 @@ OPERATOR_ERRORS: tuple[type[SignalError], ...] = (NotFound, Unavailable, BadRequ
 
 #: Final outcomes recorded in the store, by code, for answering retried request_ids.
 BY_CODE: dict[str, type[SignalError]] = {cls.code: cls for cls in OUTCOMES}
+
+
+def failed(error: SignalError) -> dict[str, Any]:
+    """The outcome a request that ends with ``error`` is stored with (see `smppgw.relay.jobs`)."""
+    return {"ok": False, "code": error.code, "reason": error.reason}
+
+
+def error_of(outcome: dict[str, Any]) -> SignalError:
+    """The error a failed ``outcome`` (a `failed` one) answers the host with."""
+    return BY_CODE.get(outcome.get("code", ""), SignalError)(outcome.get("reason", ""))
 
 
 class HostError(Exception):
