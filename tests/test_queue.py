@@ -11,6 +11,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface import implementer
 
 from smppgw.config import parse_config
 from smppgw.errors import (
@@ -29,6 +30,7 @@ from smppgw.relay.outbound import Outbound
 from smppgw.relay.recorder import PROBE_FIRST, REWRITE_PAUSE
 from smppgw.smpp.codec import PDU, PreparedPDU
 from smppgw.smpp.constants import STATUSES
+from smppgw.smpp.interfaces import ILink
 from smppgw.smpp.log import SmppLog
 from smppgw.smpp.session import CommandStatusError, ConnectionLost, NotBound, ResponseTimeout
 from smppgw.store.interfaces import StoreError
@@ -65,6 +67,7 @@ mode = "off"
 """
 
 
+@implementer(ILink)
 class FakeLink:
     """Stands in for a Link: records submits and lets the test answer them."""
 

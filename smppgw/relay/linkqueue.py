@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from smppgw.errors import (
     BadRequest,
@@ -33,6 +34,7 @@ from smppgw.relay.jobs import Job, success
 from smppgw.relay.recorder import PROBE_FIRST, Recorder
 from smppgw.smpp.codec import PDU
 from smppgw.smpp.constants import TEMPORARY_STATUSES, THROTTLE_STATUSES, status_text
+from smppgw.smpp.interfaces import ILink
 from smppgw.smpp.log import SmppLog
 from smppgw.smpp.pacing import Pacer
 from smppgw.smpp.session import (
@@ -101,6 +103,7 @@ class _PartAnswer:
                              request_id=self.job.request_id)
 
 
+@implementer(ILink)
 class NoLink:
     """The link of a server that is off or removed: never ready.  Its queue keeps what
     waits, until the server has a link again or the messages expire."""
@@ -120,6 +123,9 @@ class NoLink:
 
     def reset(self, reason: str) -> None:
         pass
+
+    def observe(self, observer: Callable[[str], None]) -> None:
+        pass  # it stays off: a server that comes back gets a new link
 
 
 class LinkQueue(Recorder):

@@ -45,6 +45,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer, provider
 
 from smppgw.smpp.codec import PDU
+from smppgw.smpp.interfaces import ILink
 from smppgw.smpp.log import SmppLog
 from smppgw.smpp.protocol import ESMEFactory, ESMEProtocol
 from smppgw.smpp.session import Answer, DeliverHook, NotBound, SessionSettings, refuse_for_now
@@ -205,6 +206,7 @@ def settings_for(server: ServerConfig) -> SessionSettings:
     )
 
 
+@implementer(ILink)
 class Link(Service):
     """One SMSC: connects, binds, reconnects with jittered backoff, and submits."""
 
