@@ -57,12 +57,13 @@ if TYPE_CHECKING:
     from smppgw.store.sqlite import Store
 
 from smppgw.relay.dispatch import Dispatch, _Call
-from smppgw.relay.intake import _MAX_EXPIRY_INTERVAL, Intake, fragment_key
+from smppgw.relay.expiry import _MAX_EXPIRY_INTERVAL, Expiry
+from smppgw.relay.intake import Intake, fragment_key
 
 __all__ = ["Inbound", "fragment_key"]
 
 
-class Inbound(Intake, Dispatch):
+class Inbound(Intake, Expiry, Dispatch):
     """Turns deliver_sm into inbox rows, and inbox rows into DeliverSignal / SignalReport."""
 
     def __init__(
