@@ -8,8 +8,8 @@ connect.  Two traps of ClientService (Twisted 26.10) are handled here:
 - a connection lost while the bind is pending must fail the bind (the session
   does that in ``connectionLost``), and the service must not hear of the loss
   of a connection it never saw as made: its state machine has no transition
-  for that and logs an error.  `_GuardedEndpoint` passes loss notifications
-  on only for connections that bound.
+  for that and logs an error.  `smppgw.smpp.endpoint.GuardedEndpoint` passes
+  loss notifications on only for connections that bound.
 - ``stopService()`` called synchronously from a callback of the connection
   being made raises inside the state machine, so the link always leaves the
   current call stack (``callLater(0)``) before stopping it or telling its
@@ -29,28 +29,22 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
-from twisted.internet import endpoints
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.error import (
-    ConnectionDone,
-    ConnectionRefusedError,
-    DNSLookupError,
-    TCPTimedOutError,
-    TimeoutError,
-)
-from twisted.internet.interfaces import IStreamClientEndpoint
-from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import ILogObserver, Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer, provider
 
 from smppgw.smpp.codec import PDU
+from smppgw.smpp.endpoint import GuardedEndpoint, build_endpoint, connect_error
 from smppgw.smpp.interfaces import ILink
 from smppgw.smpp.log import SmppLog
 from smppgw.smpp.protocol import ESMEFactory, ESMEProtocol
 from smppgw.smpp.session import Answer, DeliverHook, NotBound, SessionSettings, refuse_for_now
-from smppgw.smpp.tls import CertificateRefused, VerifyingClientTLS
+from smppgw.smpp.tls import CertificateRefused
 from smppgw.stats import ServerStats
+
+__all__ = ["BINDING", "BOUND", "CONNECTING", "DISCONNECTED", "UNBINDING", "Link",
+           "build_endpoint", "settings_for"]
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
@@ -74,124 +68,6 @@ class _QuietClientService(ClientService):
     """A ClientService that writes no log lines of its own (the link writes them)."""
 
     _log = Logger(observer=_discard)
-
-
-def _connect_error(failure: Failure) -> str:
-    """A failed connect in a few words."""
-    if failure.check(ConnectionRefusedError):
-        return "connection refused"
-    if failure.check(TimeoutError, TCPTimedOutError):
-        return "connection timed out"
-    if failure.check(DNSLookupError):
-        return "host name not found"
-    return failure.getErrorMessage()
-
-
-class _LossGuard(Protocol):
-    """Forwards everything to the wrapped protocol, but hides from ClientService
-    the loss of a connection whose bind never succeeded."""
-
-    def __init__(self, wrapped: Any, esme: ESMEProtocol) -> None:
-        self.wrapped = wrapped
-        self.esme = esme
-
-    def makeConnection(self, transport: Any) -> None:
-        Protocol.makeConnection(self, transport)
-        self.wrapped.makeConnection(transport)
-
-    def dataReceived(self, data: bytes) -> None:
-        self.wrapped.dataReceived(data)
-
-    def connectionLost(self, reason: Failure | None = None) -> None:
-        if reason is None:
-            reason = Failure(ConnectionDone("connection lost"))
-        if self.esme.ever_bound:
-            self.wrapped.connectionLost(reason)
-        else:
-            self.esme.connectionLost(reason)
-
-
-class _GuardFactory(Factory):
-    def __init__(self, wrapped: Any, esme_factory: ESMEFactory) -> None:
-        self.wrapped = wrapped
-        self.esme_factory = esme_factory
-
-    def buildProtocol(self, addr: Any) -> Protocol | None:
-        proxy = self.wrapped.buildProtocol(addr)
-        if proxy is None:
-            return None
-        esme = self.esme_factory.last_built
-        assert esme is not None  # built by the call just above
-        return _LossGuard(proxy, esme)
-
-    def doStart(self) -> None:
-        self.wrapped.doStart()
-
-    def doStop(self) -> None:
-        self.wrapped.doStop()
-
-
-@implementer(IStreamClientEndpoint)
-class _GuardedEndpoint:
-    def __init__(
-        self,
-        endpoint: Any,
-        esme_factory: ESMEFactory,
-        on_connect: Callable[[], None],
-        on_failed: Callable[[Failure], None],
-    ) -> None:
-        self.endpoint = endpoint
-        self.esme_factory = esme_factory
-        self.on_connect = on_connect
-        self.on_failed = on_failed
-
-    def connect(self, factory: Any) -> Deferred[Any]:
-        self.on_connect()
-        d = self.endpoint.connect(_GuardFactory(factory, self.esme_factory))
-
-        def failed(failure: Failure) -> Failure:
-            self.on_failed(failure)
-            return failure
-
-        return d.addCallbacks(lambda guard: guard.wrapped, failed)
-
-    def __repr__(self) -> str:
-        return repr(self.endpoint)
-
-
-def load_ca_bundle(path: str) -> Any:
-    """A trust root holding every certificate of a PEM bundle (not only the first)."""
-    from twisted.internet import ssl
-
-    with open(path, "rb") as f:
-        data = f.read()
-    marker = b"-----BEGIN CERTIFICATE-----"
-    chunks = [marker + rest for rest in data.split(marker)[1:]]
-    if not chunks:
-        raise ValueError(f"{path} holds no PEM certificate")
-    return ssl.trustRootFromCertificates([ssl.Certificate.loadPEM(c) for c in chunks])
-
-
-def build_endpoint(reactor: Any, server: ServerConfig, source_address: str = "", log: SmppLog | None = None) -> Any:
-    """The client endpoint for ``[tls:]host[:port]``, bound to ``source_address`` if set."""
-    bind = (source_address, 0) if source_address else None
-    tcp = endpoints.HostnameEndpoint(reactor, server.host, server.port, timeout=30, bindAddress=bind)
-    if not server.tls:
-        return tcp
-    from twisted.internet import ssl
-
-    if not server.verify:
-        if log is not None:
-            log.problem("TLS certificate verification is OFF for {address}: for test SMSCs only",
-                        address=server.address)
-        options: Any = ssl.CertificateOptions(verify=False)
-        return endpoints.wrapClientTLS(options, tcp)
-    trust = load_ca_bundle(server.ca_file) if server.ca_file else None
-    client = None
-    if server.client_cert:
-        with open(server.client_cert, "rb") as f:
-            client = ssl.PrivateCertificate.loadPEM(f.read())
-    return endpoints.wrapClientTLS(VerifyingClientTLS(server.host, trust, client), tcp)
 
 
 def settings_for(server: ServerConfig) -> SessionSettings:
@@ -245,7 +121,7 @@ class Link(Service):
         self._stopping = False
         self.factory = ESMEFactory(settings_for(server), clock, self.log, self._deliver,
                                    on_protocol=self._built)
-        self.endpoint = _GuardedEndpoint(endpoint, self.factory, self._connecting,
+        self.endpoint = GuardedEndpoint(endpoint, self.factory, self._connecting,
                                          self._connect_failed)
         self._backoff = backoffPolicy(initial_delay, max_delay, jitter=jitter)
         self.clientService = _QuietClientService(
@@ -316,7 +192,7 @@ class Link(Service):
         self.log.major("connecting to {address}", address=self.server.address)
 
     def _connect_failed(self, failure: Failure) -> None:
-        error = _connect_error(failure)
+        error = connect_error(failure)
         self._failed(f"cannot connect to {self.server.address}: {error}", f"cannot connect: {error}")
         self._set_state(DISCONNECTED)
 
