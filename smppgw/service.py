@@ -322,7 +322,7 @@ def on_signal(reactor: Any, name: str, act: Callable[[], object]) -> Callable[[]
 
 
 def state_dir(config: Config) -> str:
-    return os.path.dirname(config.store.path) or "."
+    return config.store.state_dir or "."
 
 
 def amp_endpoint(config: Config) -> str:
