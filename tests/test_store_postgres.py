@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import uuid
 from typing import Any
 
@@ -21,12 +22,19 @@ from smppgw.relay.dialogs import Binding
 from smppgw.store.conformance import DAY, StoreConformance
 from smppgw.store.interfaces import BadStoreInput, DuplicateRequest, StoreError
 from smppgw.store.postgres import SCHEMA_VERSION, PostgresStore, schema
-from smppgw.store.postgres.database import describe
+from smppgw.store.postgres.database import describe, statement
 
 URL = os.environ.get("SMPPGW_TEST_POSTGRES")
 MISSING = None if URL else (
     "SMPPGW_TEST_POSTGRES is not set: start a server with"
     ' eval "$(.ci/postgres start)" (see README, Development)')
+
+
+class Unturned:
+    """A reactor that never turns: the writes' Deferreds fire in `PostgresStore.settle`."""
+
+    def callFromThread(self, f: Any, *args: Any) -> None:
+        pass
 
 
 class OnPostgres(SynchronousTestCase):
@@ -62,10 +70,20 @@ class OnPostgres(SynchronousTestCase):
 
     def open(self, retention: float = 7 * DAY, lock_timeout: float = 5.0, schema: str | None = None,
              **params: Any) -> PostgresStore:
-        store = PostgresStore(self.url(schema, **params), retention=retention,
+        store = PostgresStore(self.url(schema, **params), Unturned(), retention=retention,
                               lock_timeout=lock_timeout)
         self.addCleanup(store.close)
         return store
+
+    def written(self, store: PostgresStore, write: Any) -> Any:
+        """The value of a write, once committed."""
+        store.settle()
+        return self.successResultOf(write)
+
+    def refused(self, store: PostgresStore, write: Any, *errors: type[BaseException]) -> Any:
+        """The error a write fails with."""
+        store.settle()
+        return self.failureResultOf(write, *errors).value
 
     def meta(self) -> list[tuple[Any, ...]]:
         return self.admin.execute(f"SELECT name, value FROM {self.schema}.meta").fetchall()
@@ -85,9 +103,12 @@ class PostgresConformance(StoreConformance, OnPostgres):
 
     def reopen(self, store: PostgresStore) -> PostgresStore:
         store.close()
-        again = PostgresStore(store.url, retention=store.retention)
+        again = PostgresStore(store.url, Unturned(), retention=store.retention)
         self.addCleanup(again.close)
         return again
+
+    def turn(self) -> None:
+        self.store.settle()
 
 
 class SchemaTests(OnPostgres):
@@ -104,7 +125,7 @@ class SchemaTests(OnPostgres):
         self.open().close()
         newer = str(SCHEMA_VERSION + 1)
         self.admin.execute(f"UPDATE {self.schema}.meta SET value = %s", (newer,))
-        error = self.assertRaises(StoreError, PostgresStore, self.url())
+        error = self.assertRaises(StoreError, PostgresStore, self.url(), Unturned())
         self.assertIn(f"has schema version {newer}; this gateway knows version {SCHEMA_VERSION}",
                       str(error))
         self.assertEqual(self.meta(), [("schema_version", newer)])
@@ -113,7 +134,7 @@ class SchemaTests(OnPostgres):
         """A database of an older version that no upgrade starts from is refused, naming both."""
         self.open().close()
         self.admin.execute(f"UPDATE {self.schema}.meta SET value = '0'")
-        error = self.assertRaises(StoreError, PostgresStore, self.url())
+        error = self.assertRaises(StoreError, PostgresStore, self.url(), Unturned())
         self.assertIn(f"schema version 0, older than this gateway's {SCHEMA_VERSION}", str(error))
 
     def test_older_schema_upgraded(self) -> None:
@@ -134,7 +155,7 @@ class SchemaTests(OnPostgres):
     def test_foreign_meta_refused(self) -> None:
         """A schema with a meta table that holds no version is not taken for the store's."""
         self.admin.execute(f"CREATE TABLE {self.schema}.meta (name text, value text)")
-        error = self.assertRaises(StoreError, PostgresStore, self.url())
+        error = self.assertRaises(StoreError, PostgresStore, self.url(), Unturned())
         self.assertIn("without a schema version", str(error))
 
 
@@ -144,9 +165,8 @@ class TwoNodesTests(OnPostgres):
     def test_duplicate_request_across_nodes(self) -> None:
         """A request accepted through one node is a DuplicateRequest through the other, with its row."""
         a, b = self.open(), self.open()
-        seq = self.successResultOf(a.add_outbound("r1", "smsc1", b"\x01\x02", 2, 5.0))
-        error = self.failureResultOf(b.add_outbound("r1", "smsc2", {}, 1, 6.0),
-                                     DuplicateRequest).value
+        seq = self.written(a, a.add_outbound("r1", "smsc1", b"\x01\x02", 2, 5.0))
+        error = self.refused(b, b.add_outbound("r1", "smsc2", {}, 1, 6.0), DuplicateRequest)
         self.assertEqual(error.row, a.outbound("r1"))
         self.assertEqual((error.row.server, error.row.payload, error.row.seq), ("smsc1", b"\x01\x02", seq))
         self.assertEqual([row.request_id for row in b.unfinished()], ["r1"])
@@ -157,22 +177,24 @@ class TwoNodesTests(OnPostgres):
         a, b = self.open(), self.open()
         a.add_outbound("r1", "smsc1", {}, 1, 1.0)
         a.set_message_id("r1", 0, "00AB", "ab", receipt_due=60.0)
+        a.settle()  # what one node wrote, the other sees once it is committed
         self.assertEqual((b.lookup_message("smsc1", "ab"), b.next_receipt_due()), (("r1", 0), 60.0))
         b.receipt_came("r1", 0)
         b.finish("r1", {"ok": True})
+        b.settle()
         row = a.outbound("r1")
         self.assertEqual((a.next_receipt_due(), row and row.outcome), (None, {"ok": True}))
 
     def test_inbound_shared(self) -> None:
         """Inbox ids from both nodes are distinct and increasing; fragments and bindings are shared."""
         a, b = self.open(), self.open()
-        ids = [self.successResultOf(store.add_inbox(kind, {}, 1.0))
+        ids = [self.written(store, store.add_inbox(kind, {}, 1.0))
                for store, kind in ((a, "message"), (b, "message"), (a, "report"))]
         self.assertEqual(ids, sorted(set(ids)))
         self.assertEqual([row.id for row in b.inbox()], ids)
-        a.add_fragment("k", 1, 2, {"t": "a"}, 1.0)
-        self.assertEqual(self.successResultOf(b.add_fragment("k", 2, 2, {"t": "b"}, 2.0)), 2)
-        a.save_binding(Binding("+15550001", "ann@im", "a", 1.0))
+        self.written(a, a.add_fragment("k", 1, 2, {"t": "a"}, 1.0))
+        self.assertEqual(self.written(b, b.add_fragment("k", 2, 2, {"t": "b"}, 2.0)), 2)
+        self.written(a, a.save_binding(Binding("+15550001", "ann@im", "a", 1.0)))
         self.assertEqual(b.load_bindings(), [Binding("+15550001", "ann@im", "a", 1.0)])
 
 
@@ -193,15 +215,87 @@ class ConnectionTests(OnPostgres):
         """A write that waits for a row another connection holds gives up with StoreError after
         the lock timeout, changing nothing; once the row is let go, it goes through."""
         store = self.open(lock_timeout=0.05)
-        store.add_outbound("r1", "smsc1", {}, 1, 1.0)
+        self.written(store, store.add_outbound("r1", "smsc1", {}, 1, 1.0))
         with self.admin.transaction():
             self.admin.execute(f"SELECT 1 FROM {self.schema}.outbound WHERE request_id = 'r1'"
                                " FOR UPDATE")
-            error = self.failureResultOf(store.finish("r1", {"ok": True}), StoreError).value
+            error = self.refused(store, store.finish("r1", {"ok": True}), StoreError)
         self.assertIn("lock timeout", str(error))
         self.assertIsNone(store.unfinished()[0].outcome)
         store.finish("r1", {"ok": True})
         self.assertEqual(store.counts()["unfinished"], 0)
+
+
+class WriterTests(OnPostgres):
+    """The writes run off the reactor's thread, several in one transaction, each failing alone."""
+
+    def hold_writer(self, store: PostgresStore) -> threading.Event:
+        """Keep the writer's thread busy until the event is set: what is given meanwhile
+        waits, and goes in one transaction."""
+        go = threading.Event()
+        started = threading.Event()
+
+        def held(db: Any) -> None:
+            started.set()
+            go.wait(10)
+
+        store._write(held)
+        started.wait(10)
+        return go
+
+    def test_fires_after_commit_on_the_reactor(self) -> None:
+        """A write's Deferred fires only once committed, from the reactor's callFromThread."""
+        calls: list[Any] = []
+
+        class Reactor:
+            def callFromThread(self, f: Any, *args: Any) -> None:
+                calls.append((f, args))
+
+        store = PostgresStore(self.url(), Reactor())
+        self.addCleanup(store.close)
+        go = self.hold_writer(store)
+        written = store.add_inbox("message", {"n": 1}, 1.0)
+        self.assertNoResult(written)
+        self.assertEqual(self.admin.execute(f"SELECT COUNT(*) FROM {self.schema}.inbox").fetchone(),
+                         (0,))
+        go.set()
+        store._writer.wait()
+        self.assertNoResult(written)  # committed, not yet handed to the reactor
+        self.assertEqual(self.admin.execute(f"SELECT COUNT(*) FROM {self.schema}.inbox").fetchone(),
+                         (1,))
+        for f, args in list(calls):
+            f(*args)
+        self.assertEqual([row.payload for row in store.inbox()],
+                         [{"n": 1}])
+        self.assertIsInstance(self.successResultOf(written), int)
+
+    def test_writes_in_flight_share_a_commit(self) -> None:
+        """The writes given while a transaction runs are committed together in the next one."""
+        store = self.open()
+        go = self.hold_writer(store)
+        commits = store.commits
+        writes = [store.add_inbox("message", {"n": n}, 1.0) for n in range(5)]
+        go.set()
+        ids = [self.written(store, write) for write in writes]
+        self.assertEqual((ids, store.commits), (sorted(ids), commits + 2))
+
+    def test_failed_statement_fails_its_write_only(self) -> None:
+        """A statement that fails in a shared transaction fails its own write with StoreError;
+        the others of the transaction are committed, a refused one stays refused."""
+        store = self.open()
+        self.written(store, store.add_outbound("r1", "smsc1", {}, 1, 1.0))
+        go = self.hold_writer(store)
+        before = store.add_inbox("message", {"n": 1}, 1.0)
+        broken = store._write(statement("INSERT INTO inbox (kind) VALUES ('no payload')", ()))
+        duplicate = store.add_outbound("r1", "smsc1", {}, 1, 2.0)
+        after = store.finish("r1", {"ok": True})
+        go.set()
+        self.assertIn("null value", str(self.refused(store, broken, StoreError)))
+        self.refused(store, duplicate, DuplicateRequest)
+        self.written(store, before)
+        self.written(store, after)
+        self.assertEqual(([row.payload for row in store.inbox()], store.counts()["unfinished"],
+                          store.failed_commits), ([{"n": 1}], 0, 0))
 
 
 class WithoutServerTests(SynchronousTestCase):
@@ -219,11 +313,11 @@ class WithoutServerTests(SynchronousTestCase):
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         error = self.assertRaises(StoreError, PostgresStore,
-                                  f"postgresql://gw:s3cret@127.0.0.1:{port}/smppgw")
+                                  f"postgresql://gw:s3cret@127.0.0.1:{port}/smppgw", Unturned())
         self.assertIn(f"cannot connect to the store postgresql://gw@127.0.0.1:{port}/smppgw", str(error))
         self.assertNotIn("s3cret", str(error))
 
     def test_bad_lock_timeout(self) -> None:
         """A lock timeout that is not a number of seconds is refused before connecting."""
         self.assertRaises(BadStoreInput, PostgresStore, "postgresql://gw@127.0.0.1:1/db",
-                          lock_timeout="5s")
+                          Unturned(), lock_timeout="5s")

@@ -6,6 +6,9 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from psycopg import Connection
+from twisted.internet.defer import Deferred, fail
+
 from smppgw.store.interfaces import (
     BadStoreInput,
     BriefRow,
@@ -14,9 +17,8 @@ from smppgw.store.interfaces import (
     OutboundPayload,
     OutboundRow,
     UnknownRow,
-    durable_when_done,
 )
-from smppgw.store.postgres.database import Database, dump, one
+from smppgw.store.postgres.database import Database, dump, one, statement
 
 # A request's columns after its seq, o.parts last (it sizes the message ids).
 _FIELDS = "o.request_id, o.server, o.wire, o.json, o.created, o.outcome, o.parts"
@@ -38,6 +40,16 @@ _RECORD_PART = (
 )
 
 
+_ADD = ("INSERT INTO outbound (request_id, server, wire, json, parts, created)"
+        " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (request_id) DO NOTHING RETURNING seq")
+
+_OUTBOUND = f"SELECT o.seq, {_FIELDS}, {_MESSAGE_IDS} FROM outbound AS o WHERE o.request_id = %s"
+
+
+def _outbound(found: list[tuple[Any, ...]]) -> OutboundRow | None:
+    return _row(found[0]) if found else None
+
+
 def _row(found: tuple[Any, ...]) -> OutboundRow:
     seq, request_id, server, wire, text, created, outcome, parts, message_ids = found
     return OutboundRow(
@@ -48,38 +60,36 @@ def _row(found: tuple[Any, ...]) -> OutboundRow:
 class OutboundTables(Database):
     """The outbound queue of a store: tables ``outbound`` and ``part``."""
 
-    def _add_outbound(
+    def add_outbound(
         self, request_id: str, server: str, payload: OutboundPayload, parts: int, created: float
-    ) -> int:
-        """Keep a new request and return its seq; :class:`DuplicateRequest` if its
-        request_id is kept already, through this node or another."""
+    ) -> Deferred[int]:
+        """Keep a new request; fires with its seq once committed, or fails with
+        :class:`DuplicateRequest` if its request_id is kept already, through this node or another."""
         if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1:
             raise BadStoreInput(f"parts must be a positive integer: {parts!r}")
         wire, text = (payload, None) if isinstance(payload, bytes) else (None, dump(payload))
-        # A request_id kept already (through any node) gives no row rather than
-        # a unique violation (an error in the server's log); then the kept row
-        # is read.  Should another node be adding the same request_id at that
-        # moment, the insert waits for its commit and sees its row.
-        found = self._writing(
-            "INSERT INTO outbound (request_id, server, wire, json, parts, created)"
-            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (request_id) DO NOTHING RETURNING seq",
-            (request_id, server, wire, text, parts, created),
-        ).fetchone()
-        if found is None:
-            existing = self.outbound(request_id)
-            if existing is None:  # pruned between the two statements: so rare, ask again
-                return self._add_outbound(request_id, server, payload, parts, created)
-            raise DuplicateRequest(existing)
-        seq: int = found[0]
-        return seq
+        params = (request_id, server, wire, text, parts, created)
+
+        def write(db: Connection) -> int:
+            # A request_id kept already (through any node) gives no row rather than
+            # a unique violation (an error in the server's log); then the kept row
+            # is read.  Should another node be adding the same request_id at that
+            # moment, the insert waits for its commit and sees its row.
+            while True:
+                found = db.execute(_ADD, params).fetchone()
+                if found is not None:
+                    seq: int = found[0]
+                    return seq
+                existing = _outbound(db.execute(_OUTBOUND, (request_id,)).fetchall())
+                if existing is not None:
+                    raise DuplicateRequest(existing)
+                # pruned between the two statements: so rare, ask again
+
+        return self._write(write)
 
     def outbound(self, request_id: str) -> OutboundRow | None:
         """Return the kept request ``request_id``, finished or not, or None."""
-        found = self._reading(
-            f"SELECT o.seq, {_FIELDS}, {_MESSAGE_IDS} FROM outbound AS o WHERE o.request_id = %s",
-            (request_id,),
-        )
-        return _row(found[0]) if found else None
+        return _outbound(self._reading(_OUTBOUND, (request_id,)))
 
     def _unfinished(self, columns: str, server: str | None) -> Iterator[tuple[Any, ...]]:
         """Each unfinished request's ``columns`` (the last of them o.parts) and its message ids.
@@ -131,14 +141,6 @@ class OutboundTables(Database):
             )
         }
 
-    @durable_when_done
-    def add_outbound(
-        self, request_id: str, server: str, payload: OutboundPayload, parts: int, created: float
-    ) -> int:
-        """`IStore.add_outbound`: each write is its own transaction, durable when it returns."""
-        return self._add_outbound(request_id, server, payload, parts, created)
-
-    @durable_when_done
     def set_message_id(
         self,
         request_id: str,
@@ -147,28 +149,32 @@ class OutboundTables(Database):
         lookup_key: str,
         known: tuple[str, int] | None = None,
         receipt_due: float | None = None,
-    ) -> None:
+    ) -> Deferred[None]:
         """Record that the SMSC accepted part ``index`` (from 0) of ``request_id`` as ``message_id``."""
         if known is None:
             found = self._reading(
                 "SELECT server, parts FROM outbound WHERE request_id = %s", (request_id,))
             if not found:
-                raise UnknownRow(f"no stored request {request_id!r}")
+                return fail(UnknownRow(f"no stored request {request_id!r}"))
             known = (found[0][0], found[0][1])
         server, parts = known
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < parts:
             raise BadStoreInput(
                 f"part index {index!r} is out of range for request {request_id!r} of {parts} parts")
-        self._writing(_RECORD_PART, (request_id, index, message_id, server, lookup_key, receipt_due))
+        params = (request_id, index, message_id, server, lookup_key, receipt_due)
+        return self._write(statement(_RECORD_PART, params))
 
-    @durable_when_done
-    def finish(self, request_id: str, outcome: dict[str, Any]) -> None:
+    def finish(self, request_id: str, outcome: dict[str, Any]) -> Deferred[None]:
         """Record the final outcome of ``request_id``; a second call replaces the first."""
         text = dump(outcome)
-        cursor = self._writing(
-            "UPDATE outbound SET outcome = %s WHERE request_id = %s", (text, request_id))
-        if cursor.rowcount == 0:
-            raise UnknownRow(f"no stored request {request_id!r}")
+
+        def write(db: Connection) -> None:
+            cursor = db.execute(
+                "UPDATE outbound SET outcome = %s WHERE request_id = %s", (text, request_id))
+            if cursor.rowcount == 0:
+                raise UnknownRow(f"no stored request {request_id!r}")
+
+        return self._write(write)
 
     # -- delivery receipts ---------------------------------------------------
 
@@ -183,14 +189,12 @@ class OutboundTables(Database):
         )
         return (found[0][0], found[0][1]) if found else None
 
-    @durable_when_done
-    def receipt_came(self, request_id: str, index: int) -> None:
+    def receipt_came(self, request_id: str, index: int) -> Deferred[None]:
         """Part ``index`` of ``request_id`` has its final receipt: no longer await it."""
-        self._writing(
+        return self._write(statement(
             "UPDATE part SET receipt_due = NULL"
             " WHERE request_id = %s AND idx = %s AND receipt_due IS NOT NULL",
-            (request_id, index),
-        )
+            (request_id, index)))
 
     def next_receipt_due(self) -> float | None:
         """Return the earliest deadline of a part still awaiting its receipt, or None."""
@@ -216,7 +220,8 @@ class OutboundTables(Database):
         """Forget finished requests created more than `retention` before ``now``, with their
         parts, walking them in the order they were added; return how many."""
         before = now - self.retention
-        with self._transaction() as db:
+
+        def write(db: Connection) -> int:
             # The first request kept by its time bounds the walk (a clock set
             # back leaves the finished rows after it for a later prune).
             (limit,) = one(db.execute(
@@ -229,4 +234,7 @@ class OutboundTables(Database):
                 (limit,),
             )]
             db.execute("DELETE FROM part WHERE request_id = ANY(%s)", (gone,))
-        return len(gone)
+            return len(gone)
+
+        removed: int = self._write_now(write)
+        return removed
