@@ -30,6 +30,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python.failure import Failure
 
 from smppgw.store.interfaces import BadStoreInput, StoreError
+from smppgw.store.postgres.nodelock import NodeLock
 from smppgw.store.postgres.schema import prepare
 from smppgw.store.postgres.writer import Write, Writer
 
@@ -89,12 +90,14 @@ class Database:
     """The connections to one PostgreSQL database, and the store's transactions on them.
 
     ``password`` is the database's, when neither the URL nor libpq's environment
-    gives it.  ``reactor`` (by default Twisted's) fires the writes' Deferreds
+    gives it.  With ``node`` (this gateway node's name), the store is this node's
+    alone while it is open: another node opening it is refused (see `nodelock`).  ``reactor`` (by default Twisted's) fires the writes' Deferreds
     through its ``callFromThread``; `settle` fires them without it.
     """
 
     def __init__(self, url: str, reactor: Any = None, *, password: str | None = None,
-                 retention: float = 7 * 86400, lock_timeout: float = LOCK_TIMEOUT) -> None:
+                 retention: float = 7 * 86400, lock_timeout: float = LOCK_TIMEOUT,
+                 node: str | None = None) -> None:
         for name, value in (("retention", retention), ("lock_timeout", lock_timeout)):
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise BadStoreInput(f"{name} must be a number of seconds >= 0: {value!r}")
@@ -115,6 +118,13 @@ class Database:
         except StoreError:
             self._db.close()
             raise
+        self._node_lock: NodeLock | None = None
+        if node is not None:
+            try:
+                self._node_lock = NodeLock(self._connect(), self.path, node)
+            except StoreError:
+                self._db.close()
+                raise
         if reactor is None:
             from twisted.internet import reactor
         self._writer = Writer(self._connect, self.path, reactor.callFromThread)
@@ -211,6 +221,13 @@ class Database:
     def commit_pending(self) -> None:
         """Nothing to do: the writer commits as soon as it can."""
 
+    def probe(self) -> None:
+        """Have the writer commit an empty transaction if it has nothing else to do: what a
+        health check calls, so that `commits` and `failed_commits` say whether the store
+        can write even while nothing is written."""
+        if not self._closed and self._writer.idle:
+            self._writer.submit(statement("SELECT 1", ())).addErrback(lambda _: None)
+
     def close(self) -> None:
         """Wait for the writes in flight, fire their Deferreds and close the connections;
         later calls raise :class:`StoreError`."""
@@ -219,3 +236,5 @@ class Database:
         self._closed = True
         self._writer.stop()
         self._db.close()
+        if self._node_lock is not None:
+            self._node_lock.release()
