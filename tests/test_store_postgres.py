@@ -116,7 +116,8 @@ class SchemaTests(OnPostgres):
 
     def test_first_open_creates_the_schema(self) -> None:
         """A first open creates the tables and records the schema version; a second keeps them."""
-        self.open().add_inbox("message", {}, 1.0)
+        first = self.open()
+        self.written(first, first.add_inbox("message", {}, 1.0))
         self.assertEqual(self.meta(), [("schema_version", str(SCHEMA_VERSION))])
         self.assertEqual(self.open().counts()["inbox"], 1)
 
@@ -140,7 +141,8 @@ class SchemaTests(OnPostgres):
     def test_older_schema_upgraded(self) -> None:
         """A database of an older version is upgraded step by step on open, its rows kept,
         and the new version recorded."""
-        self.open().add_inbox("message", {"n": 1}, 1.0)
+        first = self.open()
+        self.written(first, first.add_inbox("message", {"n": 1}, 1.0))
         self.patch(schema, "SCHEMA_VERSION", SCHEMA_VERSION + 2)
         self.patch(schema, "UPGRADES", {
             SCHEMA_VERSION: "ALTER TABLE inbox ADD COLUMN first_step integer",

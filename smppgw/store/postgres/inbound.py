@@ -11,6 +11,7 @@ from twisted.internet.defer import Deferred
 from smppgw.relay.dialogs import Binding
 from smppgw.store.interfaces import InboxRow, UnknownRow
 from smppgw.store.postgres.database import Database, dump, one, statement
+from smppgw.store.postgres.writer import Later
 
 
 class InboundTables(Database):
@@ -28,18 +29,17 @@ class InboundTables(Database):
         """
         text = dump(payload)
 
-        def write(db: Connection) -> int:
-            (row_id,) = one(db.execute(
+        def write(db: Connection) -> Later:
+            added = db.execute(
                 "INSERT INTO inbox (kind, payload, created) VALUES (%s, %s, %s) RETURNING id",
-                (kind, text, created),
-            ).fetchone())
+                (kind, text, created))
             if receipt is not None:
                 db.execute("UPDATE part SET receipt_due = NULL"
                            " WHERE request_id = %s AND idx = %s AND receipt_due IS NOT NULL",
                            receipt)
             if drop_fragments is not None:
                 db.execute("DELETE FROM fragment WHERE key = %s", (drop_fragments,))
-            return int(row_id)
+            return Later(lambda: int(one(added.fetchone())[0]))
 
         return self._write(write)
 
@@ -57,14 +57,18 @@ class InboundTables(Database):
     def bump_inbox(self, id: int) -> Deferred[int]:
         """Count one more delivery attempt of inbox row ``id``; fires with the new count."""
 
-        def write(db: Connection) -> int:
-            found = db.execute(
-                "UPDATE inbox SET attempts = attempts + 1 WHERE id = %s RETURNING attempts", (id,)
-            ).fetchone()
-            if found is None:
-                raise UnknownRow(f"no inbox row {id!r}")
-            attempts: int = found[0]
-            return attempts
+        def write(db: Connection) -> Later:
+            cursor = db.execute(
+                "UPDATE inbox SET attempts = attempts + 1 WHERE id = %s RETURNING attempts", (id,))
+
+            def finish() -> int:
+                found = cursor.fetchone()
+                if found is None:
+                    raise UnknownRow(f"no inbox row {id!r}")
+                attempts: int = found[0]
+                return attempts
+
+            return Later(finish)
 
         return self._write(write)
 
@@ -83,7 +87,7 @@ class InboundTables(Database):
         """
         text = dump(payload)
 
-        def write(db: Connection) -> int:
+        def write(db: Connection) -> Later:
             db.execute(
                 "INSERT INTO fragment (key, seq, total, payload, received)"
                 " VALUES (%s, %s, %s, %s, %s)"
@@ -91,9 +95,8 @@ class InboundTables(Database):
                 " payload = excluded.payload, received = LEAST(fragment.received, excluded.received)",
                 (key, seq, total, text, received),
             )
-            (count,) = one(db.execute(
-                "SELECT COUNT(*) FROM fragment WHERE key = %s", (key,)).fetchone())
-            return int(count)
+            counted = db.execute("SELECT COUNT(*) FROM fragment WHERE key = %s", (key,))
+            return Later(lambda: int(one(counted.fetchone())[0]))
 
         return self._write(write)
 

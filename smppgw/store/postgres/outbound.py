@@ -19,6 +19,7 @@ from smppgw.store.interfaces import (
     UnknownRow,
 )
 from smppgw.store.postgres.database import Database, dump, one, statement
+from smppgw.store.postgres.writer import Later
 
 # A request's columns after its seq, o.parts last (it sizes the message ids).
 _FIELDS = "o.request_id, o.server, o.wire, o.json, o.created, o.outcome, o.parts"
@@ -70,20 +71,25 @@ class OutboundTables(Database):
         wire, text = (payload, None) if isinstance(payload, bytes) else (None, dump(payload))
         params = (request_id, server, wire, text, parts, created)
 
-        def write(db: Connection) -> int:
+        def write(db: Connection) -> Later:
             # A request_id kept already (through any node) gives no row rather than
             # a unique violation (an error in the server's log); then the kept row
             # is read.  Should another node be adding the same request_id at that
             # moment, the insert waits for its commit and sees its row.
-            while True:
-                found = db.execute(_ADD, params).fetchone()
-                if found is not None:
-                    seq: int = found[0]
-                    return seq
-                existing = _outbound(db.execute(_OUTBOUND, (request_id,)).fetchall())
-                if existing is not None:
-                    raise DuplicateRequest(existing)
-                # pruned between the two statements: so rare, ask again
+            added = db.execute(_ADD, params)
+
+            def finish() -> int:
+                found = added.fetchone()
+                while found is None:
+                    existing = _outbound(db.execute(_OUTBOUND, (request_id,)).fetchall())
+                    if existing is not None:
+                        raise DuplicateRequest(existing)
+                    # pruned between the two statements: so rare, ask again
+                    found = db.execute(_ADD, params).fetchone()
+                seq: int = found[0]
+                return seq
+
+            return Later(finish)
 
         return self._write(write)
 
@@ -168,11 +174,15 @@ class OutboundTables(Database):
         """Record the final outcome of ``request_id``; a second call replaces the first."""
         text = dump(outcome)
 
-        def write(db: Connection) -> None:
+        def write(db: Connection) -> Later:
             cursor = db.execute(
                 "UPDATE outbound SET outcome = %s WHERE request_id = %s", (text, request_id))
-            if cursor.rowcount == 0:
-                raise UnknownRow(f"no stored request {request_id!r}")
+
+            def finish() -> None:
+                if cursor.rowcount == 0:
+                    raise UnknownRow(f"no stored request {request_id!r}")
+
+            return Later(finish)
 
         return self._write(write)
 

@@ -31,8 +31,23 @@ from twisted.python.failure import Failure
 
 from smppgw.store.interfaces import DuplicateRequest, StoreError, UnknownRow
 
-#: A write: what it does on the writer's connection, inside the batch's transaction.
+#: A write: what it does on the writer's connection, inside the batch's transaction; its
+#: value, or a `Later` giving it once the statements sent are answered.
 Write = Callable[[psycopg.Connection[Any]], Any]
+
+
+class Later:
+    """What a write gives when its value needs its statements' answers: ``finish()`` reads
+    them (and raises the write's own error, DuplicateRequest or UnknownRow)."""
+
+    __slots__ = ("finish",)
+
+    def __init__(self, finish: Callable[[], Any]) -> None:
+        self.finish = finish
+
+
+def _value(result: Any) -> Any:
+    return result.finish() if isinstance(result, Later) else result
 
 #: The most writes one transaction holds: a longer queue is several commits.
 MAX_BATCH = 1000
@@ -60,6 +75,8 @@ class Writer:
         # Outcomes not yet handed to their Deferreds, filled by the thread.
         self._outcomes: deque[tuple[Deferred[Any], bool, Any]] = deque()
         self._delivery = threading.Lock()
+        #: Whether a batch's statements are sent together (see `_commit`).
+        self.pipelined = True
         #: Transactions committed, and batches of writes lost (rolled back), since the start.
         self.commits = 0
         self.failed_commits = 0
@@ -137,7 +154,36 @@ class Writer:
 
     def _commit(self, batch: list[tuple[Write, Deferred[Any]]]
                 ) -> list[tuple[Deferred[Any], bool, Any]]:
-        """Run ``batch`` in one transaction; each write's (Deferred, ok, value or error)."""
+        """Run ``batch`` in one transaction; each write's (Deferred, ok, value or error).
+
+        Its statements are pipelined: sent together, then answered together, so that
+        a batch costs a few round trips, not one per statement.  Should one of them
+        fail, the transaction is rolled back and the batch run again a statement at
+        a time (`_commit_each`), which tells the write that failed from the others.
+        """
+        if not self.pipelined or len(batch) == 1:  # one write: nothing to send together
+            return self._commit_each(batch)
+        outcomes: list[tuple[Deferred[Any], bool, Any]] = []
+        try:
+            db = self._connection()
+            with db.pipeline() as pipeline, db.transaction():
+                results = [write(db) for write, _ in batch]
+                pipeline.sync()
+                for result, (_, done) in zip(results, batch, strict=True):
+                    try:
+                        outcomes.append((done, True, _value(result)))
+                    except (DuplicateRequest, UnknownRow, StoreError) as error:
+                        outcomes.append((done, False, error))
+        except (DuplicateRequest, UnknownRow, StoreError, psycopg.Error, Exception) as error:
+            if self._db is None or self._db.closed or self._db.broken:
+                return self._lost(batch, self._error(error))
+            return self._commit_each(batch)
+        self.commits += 1
+        return outcomes
+
+    def _commit_each(self, batch: list[tuple[Write, Deferred[Any]]]
+                     ) -> list[tuple[Deferred[Any], bool, Any]]:
+        """`_commit`, a statement at a time: a statement that fails fails its own write."""
         refused: dict[int, BaseException] = {}
         while True:
             outcomes: list[tuple[Deferred[Any], bool, Any]] = []
@@ -150,7 +196,7 @@ class Writer:
                             outcomes.append((done, False, refused[index]))
                             continue
                         try:
-                            outcomes.append((done, True, write(db)))
+                            outcomes.append((done, True, _value(write(db))))
                         except (DuplicateRequest, UnknownRow, StoreError) as error:
                             outcomes.append((done, False, error))
                         except Exception as error:  # noqa: BLE001 - it fails its own write only
