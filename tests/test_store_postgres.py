@@ -20,7 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from smppgw.relay.dialogs import Binding
 from smppgw.store.conformance import DAY, StoreConformance
-from smppgw.store.interfaces import BadStoreInput, DuplicateRequest, StoreError
+from smppgw.store.interfaces import BadStoreInput, DuplicateRequest, StoreError, UnknownRow
 from smppgw.store.postgres import SCHEMA_VERSION, PostgresStore, schema
 from smppgw.store.postgres.database import describe, statement
 
@@ -298,6 +298,49 @@ class WriterTests(OnPostgres):
         self.written(store, after)
         self.assertEqual(([row.payload for row in store.inbox()], store.counts()["unfinished"],
                           store.failed_commits), ([{"n": 1}], 0, 0))
+
+
+    def test_like_writes_share_a_statement(self) -> None:
+        """Requests added, parts accepted and requests finished together go as a statement of
+        each kind, and each write gets its own answer: seqs in the order given, a request_id
+        kept already (or twice in the batch) a DuplicateRequest, an unknown one UnknownRow."""
+        from smppgw.store.postgres import outbound
+
+        statements: list[tuple[str, int]] = []
+        for name in ("_add_many", "_record_parts", "_finish_many"):
+            def counted(db: Any, rows: list[Any], _name: str = name,
+                        _many: Any = getattr(outbound, name)) -> Any:
+                statements.append((_name, len(rows)))
+                return _many(db, rows)
+            self.patch(outbound, name, counted)
+        store = self.open()
+        self.written(store, store.add_outbound("old", "smsc1", {}, 1, 1.0))
+        go = self.hold_writer(store)
+        added = [store.add_outbound(rid, "smsc1", {"n": rid}, 2, 2.0)
+                 for rid in ("r1", "r2", "old", "r3")]
+        again = store.add_outbound("r1", "smsc2", {}, 1, 3.0)
+        parts = [store.set_message_id(rid, 1, f"M-{rid}", f"m-{rid}", ("smsc1", 2))
+                 for rid in ("r2", "r3")]
+        finished = [store.finish(rid, {"ok": rid}) for rid in ("r2", "nope", "r3")]
+        go.set()
+        store.settle()
+        seqs = [self.successResultOf(added[i]) for i in (0, 1, 3)]
+        self.assertEqual(seqs, sorted(seqs))
+        self.assertEqual(self.failureResultOf(added[2], DuplicateRequest).value.row.request_id,
+                         "old")
+        self.assertEqual(self.failureResultOf(again, DuplicateRequest).value.row.server, "smsc1")
+        for write in [*parts, finished[0], finished[2]]:
+            self.assertIsNone(self.successResultOf(write))
+        self.failureResultOf(finished[1], UnknownRow)
+        # The second r1 starts a new stretch: it must see the first.
+        self.assertEqual(statements, [("_add_many", 4), ("_record_parts", 2), ("_finish_many", 3)])
+        self.assertEqual(
+            [(row.request_id, row.message_ids, row.outcome) for row in store.unfinished()],
+            [("old", (None,), None), ("r1", (None, None), None)])
+        self.assertEqual([(r.request_id, r.message_ids, r.outcome)
+                          for r in map(store.outbound, ("r2", "r3"))],
+                         [("r2", (None, "M-r2"), {"ok": "r2"}), ("r3", (None, "M-r3"), {"ok": "r3"})])
+        self.assertEqual(store.failed_commits, 0)
 
 
 class WithoutServerTests(SynchronousTestCase):

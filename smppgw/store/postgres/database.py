@@ -30,9 +30,10 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python.failure import Failure
 
 from smppgw.store.interfaces import BadStoreInput, StoreError
+from smppgw.store.postgres.bulk import Write
 from smppgw.store.postgres.nodelock import NodeLock
 from smppgw.store.postgres.schema import prepare
-from smppgw.store.postgres.writer import Write, Writer
+from smppgw.store.postgres.writer import Writer
 
 #: One encoder for every write: ``json.dumps`` with options builds a new one per call.
 _encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode

@@ -10,8 +10,8 @@ from twisted.internet.defer import Deferred
 
 from smppgw.relay.dialogs import Binding
 from smppgw.store.interfaces import InboxRow, UnknownRow
+from smppgw.store.postgres.bulk import Later
 from smppgw.store.postgres.database import Database, dump, one, statement
-from smppgw.store.postgres.writer import Later
 
 
 class InboundTables(Database):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 from psycopg import Connection
@@ -18,8 +19,8 @@ from smppgw.store.interfaces import (
     OutboundRow,
     UnknownRow,
 )
+from smppgw.store.postgres.bulk import Bulk, Later
 from smppgw.store.postgres.database import Database, dump, one, statement
-from smppgw.store.postgres.writer import Later
 
 # A request's columns after its seq, o.parts last (it sizes the message ids).
 _FIELDS = "o.request_id, o.server, o.wire, o.json, o.created, o.outcome, o.parts"
@@ -58,6 +59,95 @@ def _row(found: tuple[Any, ...]) -> OutboundRow:
         tuple(message_ids), created, None if outcome is None else json.loads(outcome), seq)
 
 
+def _add_one(params: tuple[Any, ...], db: Connection) -> Later:
+    """Add one request.  A request_id kept already (through any node) gives no row rather
+    than a unique violation (an error in the server's log); then the kept row is read.
+    Should another node be adding the same request_id at that moment, the insert waits
+    for its commit and sees its row."""
+    added = db.execute(_ADD, params)
+    return Later(lambda: _added(db, params, added.fetchone()))
+
+
+def _added(db: Connection, params: tuple[Any, ...], found: tuple[Any, ...] | None) -> int:
+    """The seq of the request added (``found``), or DuplicateRequest with the kept row."""
+    while found is None:
+        existing = _outbound(db.execute(_OUTBOUND, (params[0],)).fetchall())
+        if existing is not None:
+            raise DuplicateRequest(existing)
+        # pruned between the two statements: so rare, ask again
+        found = db.execute(_ADD, params).fetchone()
+    seq: int = found[0]
+    return seq
+
+
+# Many requests in one statement, their seqs counting up in the order given.
+_ADD_MANY = (
+    "INSERT INTO outbound (request_id, server, wire, json, parts, created)"
+    " SELECT r, s, w, j, p, c FROM unnest(%s::text[], %s::text[], %s::bytea[], %s::text[],"
+    " %s::integer[], %s::double precision[]) WITH ORDINALITY AS v(r, s, w, j, p, c, n)"
+    " ORDER BY n ON CONFLICT (request_id) DO NOTHING RETURNING request_id, seq"
+)
+
+
+def _add_many(db: Connection, rows: list[tuple[Any, ...]]) -> Later:
+    added = db.execute(_ADD_MANY, tuple(list(column) for column in zip(*rows, strict=True)))
+
+    def finish() -> list[Any]:
+        seqs: dict[str, int] = dict(added.fetchall())
+        values: list[Any] = []
+        for params in rows:
+            seq = seqs.get(params[0])
+            try:
+                values.append(seq if seq is not None else _added(db, params, None))
+            except DuplicateRequest as error:
+                values.append(error)
+        return values
+
+    return Later(finish)
+
+
+_RECORD_PARTS = (
+    "INSERT INTO part (request_id, idx, message_id, server, lookup_key, receipt_due)"
+    " SELECT * FROM unnest(%s::text[], %s::integer[], %s::text[], %s::text[], %s::text[],"
+    " %s::double precision[])"
+    " ON CONFLICT (request_id, idx) DO UPDATE SET message_id = excluded.message_id,"
+    " server = excluded.server, lookup_key = excluded.lookup_key"
+)
+
+
+def _record_parts(db: Connection, rows: list[tuple[Any, ...]]) -> Later:
+    db.execute(_RECORD_PARTS, tuple(list(column) for column in zip(*rows, strict=True)))
+    return Later(lambda: [None] * len(rows))
+
+
+def _finish_one(params: tuple[str, str], db: Connection) -> Later:
+    cursor = db.execute("UPDATE outbound SET outcome = %s WHERE request_id = %s", params)
+
+    def finish() -> None:
+        if cursor.rowcount == 0:
+            raise UnknownRow(f"no stored request {params[1]!r}")
+
+    return Later(finish)
+
+
+_FINISH_MANY = (
+    "UPDATE outbound AS o SET outcome = v.outcome"
+    " FROM unnest(%s::text[], %s::text[]) AS v(outcome, request_id)"
+    " WHERE o.request_id = v.request_id RETURNING o.request_id"
+)
+
+
+def _finish_many(db: Connection, rows: list[tuple[str, str]]) -> Later:
+    cursor = db.execute(_FINISH_MANY, tuple(list(column) for column in zip(*rows, strict=True)))
+
+    def finish() -> list[Any]:
+        found = {request_id for (request_id,) in cursor.fetchall()}
+        return [None if request_id in found else UnknownRow(f"no stored request {request_id!r}")
+                for _, request_id in rows]
+
+    return Later(finish)
+
+
 class OutboundTables(Database):
     """The outbound queue of a store: tables ``outbound`` and ``part``."""
 
@@ -71,27 +161,8 @@ class OutboundTables(Database):
         wire, text = (payload, None) if isinstance(payload, bytes) else (None, dump(payload))
         params = (request_id, server, wire, text, parts, created)
 
-        def write(db: Connection) -> Later:
-            # A request_id kept already (through any node) gives no row rather than
-            # a unique violation (an error in the server's log); then the kept row
-            # is read.  Should another node be adding the same request_id at that
-            # moment, the insert waits for its commit and sees its row.
-            added = db.execute(_ADD, params)
-
-            def finish() -> int:
-                found = added.fetchone()
-                while found is None:
-                    existing = _outbound(db.execute(_OUTBOUND, (request_id,)).fetchall())
-                    if existing is not None:
-                        raise DuplicateRequest(existing)
-                    # pruned between the two statements: so rare, ask again
-                    found = db.execute(_ADD, params).fetchone()
-                seq: int = found[0]
-                return seq
-
-            return Later(finish)
-
-        return self._write(write)
+        return self._write(Bulk(partial(_add_one, params), _add_many, ("outbound", request_id),
+                                params))
 
     def outbound(self, request_id: str) -> OutboundRow | None:
         """Return the kept request ``request_id``, finished or not, or None."""
@@ -168,23 +239,15 @@ class OutboundTables(Database):
             raise BadStoreInput(
                 f"part index {index!r} is out of range for request {request_id!r} of {parts} parts")
         params = (request_id, index, message_id, server, lookup_key, receipt_due)
-        return self._write(statement(_RECORD_PART, params))
+        return self._write(Bulk(statement(_RECORD_PART, params), _record_parts,
+                                ("part", request_id, index), params))
 
     def finish(self, request_id: str, outcome: dict[str, Any]) -> Deferred[None]:
         """Record the final outcome of ``request_id``; a second call replaces the first."""
         text = dump(outcome)
 
-        def write(db: Connection) -> Later:
-            cursor = db.execute(
-                "UPDATE outbound SET outcome = %s WHERE request_id = %s", (text, request_id))
-
-            def finish() -> None:
-                if cursor.rowcount == 0:
-                    raise UnknownRow(f"no stored request {request_id!r}")
-
-            return Later(finish)
-
-        return self._write(write)
+        return self._write(Bulk(partial(_finish_one, (text, request_id)), _finish_many,
+                                ("outbound", request_id), (text, request_id)))
 
     # -- delivery receipts ---------------------------------------------------
 

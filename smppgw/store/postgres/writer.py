@@ -7,7 +7,9 @@ commits once: a burst of writes costs one commit, as the SQLite store's group
 commit does.  Only once the commit succeeded are their Deferreds fired, on
 the reactor's thread (``callFromThread``), in the order the writes came.
 
-A write's own error changes nothing else.  `DuplicateRequest` and
+Like writes in a batch (requests added, parts accepted, requests finished)
+go as one statement of many rows (see `bulk`): a batch costs a few
+statements, not one per write.  A write's own error changes nothing else.  `DuplicateRequest` and
 `UnknownRow` are raised by writes that changed nothing, so the transaction
 goes on; a statement that fails (a lock timeout, a constraint) spoils the
 transaction, which is rolled back and run again without that write, whose
@@ -30,24 +32,21 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from smppgw.store.interfaces import DuplicateRequest, StoreError, UnknownRow
-
-#: A write: what it does on the writer's connection, inside the batch's transaction; its
-#: value, or a `Later` giving it once the statements sent are answered.
-Write = Callable[[psycopg.Connection[Any]], Any]
-
-
-class Later:
-    """What a write gives when its value needs its statements' answers: ``finish()`` reads
-    them (and raises the write's own error, DuplicateRequest or UnknownRow)."""
-
-    __slots__ = ("finish",)
-
-    def __init__(self, finish: Callable[[], Any]) -> None:
-        self.finish = finish
+from smppgw.store.postgres.bulk import Later, Write, send
 
 
 def _value(result: Any) -> Any:
     return result.finish() if isinstance(result, Later) else result
+
+
+class Done:
+    """A write's value, told apart from an error (an exception, as a bulk write gives it)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
 
 #: The most writes one transaction holds: a longer queue is several commits.
 MAX_BATCH = 1000
@@ -167,13 +166,25 @@ class Writer:
         try:
             db = self._connection()
             with db.pipeline() as pipeline, db.transaction():
-                results = [write(db) for write, _ in batch]
+                sent = send(db, [write for write, _ in batch])
                 pipeline.sync()
-                for result, (_, done) in zip(results, batch, strict=True):
+                values: dict[int, Any] = {}
+                for indices, result in sent:
                     try:
-                        outcomes.append((done, True, _value(result)))
+                        value = _value(result)
                     except (DuplicateRequest, UnknownRow, StoreError) as error:
-                        outcomes.append((done, False, error))
+                        values[indices[0]] = error
+                        continue
+                    if len(indices) == 1:
+                        values[indices[0]] = Done(value)
+                    else:
+                        values.update(zip(indices, map(Done, value), strict=True))
+                for index, (_, done) in enumerate(batch):
+                    value = values[index]
+                    if isinstance(value, Done):
+                        value = value.value
+                    ok = not isinstance(value, BaseException)
+                    outcomes.append((done, ok, value))
         except (DuplicateRequest, UnknownRow, StoreError, psycopg.Error, Exception) as error:
             if self._db is None or self._db.closed or self._db.broken:
                 return self._lost(batch, self._error(error))
