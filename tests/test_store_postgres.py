@@ -307,12 +307,18 @@ class WriterTests(OnPostgres):
         from smppgw.store.postgres import outbound
 
         statements: list[tuple[str, int]] = []
+
+        def counting(name: str) -> Any:
+            many = getattr(outbound, name)
+
+            def counted(db: Any, rows: list[Any]) -> Any:
+                statements.append((name, len(rows)))
+                return many(db, rows)
+
+            return counted
+
         for name in ("_add_many", "_record_parts", "_finish_many"):
-            def counted(db: Any, rows: list[Any], _name: str = name,
-                        _many: Any = getattr(outbound, name)) -> Any:
-                statements.append((_name, len(rows)))
-                return _many(db, rows)
-            self.patch(outbound, name, counted)
+            self.patch(outbound, name, counting(name))
         store = self.open()
         self.written(store, store.add_outbound("old", "smsc1", {}, 1, 1.0))
         go = self.hold_writer(store)
