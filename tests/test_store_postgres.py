@@ -200,6 +200,27 @@ class TwoNodesTests(OnPostgres):
         self.assertEqual(b.load_bindings(), [Binding("+15550001", "ann@im", "a", 1.0)])
 
 
+class OperatorTests(OnPostgres):
+    """What an operator's lookup reads, beyond IStore: as the SQLite store answers it."""
+
+    def test_find_outbound_and_receipt_deadlines(self) -> None:
+        """Requests whose PDUs hold a number come newest first, at most limit of them; a
+        request's parts awaiting a receipt give their deadlines by index."""
+        store = self.open()
+        for request_id, wire in (("a", b"x15551234\0y"), ("b", b"15559999\0"),
+                                 ("c", b"z15551234\0")):
+            store.add_outbound(request_id, "smsc1", wire, 2, 1.0)
+        store.add_outbound("j", "smsc1", {"to": "15551234"}, 1, 1.0)
+        store.set_message_id("c", 0, "C1", "c1", ("smsc1", 2), receipt_due=90.0)
+        store.set_message_id("c", 1, "C2", "c2", ("smsc1", 2))
+        self.assertEqual([row.request_id for row in store.find_outbound(b"15551234\0")],
+                         ["c", "a"])
+        self.assertEqual([row.message_ids for row in store.find_outbound(b"15551234\0", 1)],
+                         [("C1", "C2")])
+        self.assertEqual((store.receipt_deadlines("c"), store.receipt_deadlines("a")),
+                         ({0: 90.0}, {}))
+
+
 class ConnectionTests(OnPostgres):
     """A store's connection: cut, and connected again."""
 

@@ -249,6 +249,20 @@ class OutboundTables(Database):
         return self._write(Bulk(partial(_finish_one, (text, request_id)), _finish_many,
                                 ("outbound", request_id), (text, request_id)))
 
+    def find_outbound(self, fragment: bytes, limit: int = 50) -> list[OutboundRow]:
+        """The newest requests (at most ``limit``, newest first) whose encoded PDUs hold
+        ``fragment``: for an operator's search by phone number (a scan of the table)."""
+        return [_row(found) for found in self._reading(
+            f"SELECT o.seq, {_FIELDS}, {_MESSAGE_IDS} FROM outbound AS o"
+            " WHERE o.wire IS NOT NULL AND position(%s::bytea in o.wire) > 0"
+            " ORDER BY o.seq DESC LIMIT %s", (fragment, limit))]
+
+    def receipt_deadlines(self, request_id: str) -> dict[int, float]:
+        """When each accepted part of ``request_id`` still awaiting its receipt gives up, by index."""
+        return {index: due for index, due in self._reading(
+            "SELECT idx, receipt_due FROM part WHERE request_id = %s AND receipt_due IS NOT NULL",
+            (request_id,))}
+
     # -- delivery receipts ---------------------------------------------------
 
     def lookup_message(self, server: str, lookup_key: str) -> tuple[str, int] | None:
