@@ -21,6 +21,10 @@ The peers run in ``bench/.peer-venv`` (created on first use, with the pinned
 requirements below), so that the project's environment never sees them.
 Each run prints messages per second and the CPU of every process per message
 (gateway, host, SMSC, peer), since they all share the machine's cores.
+
+With ``--store postgres`` a fifth run is the first one on the PostgreSQL
+store: a throwaway cluster started with ``.ci/postgres`` (``--pg-fsync on``,
+PostgreSQL's default, unless told otherwise), each run in a schema of its own.
 """
 
 from __future__ import annotations
@@ -119,6 +123,43 @@ class Scraper(threading.Thread):
         return (process_cpu(pid) - before) / count
 
 
+class Cluster:
+    """A throwaway PostgreSQL cluster (``.ci/postgres``) with ``fsync`` on or off."""
+
+    SCRIPT = os.path.join(ROOT, ".ci", "postgres")
+
+    def __init__(self, fsync: str) -> None:
+        self.fsync = fsync
+        done = subprocess.run([self.SCRIPT, "start"], capture_output=True, text=True,
+                              env={**os.environ, "PG_FSYNC": fsync}, timeout=120)
+        if done.returncode:
+            raise BenchError(f"cannot start PostgreSQL: {done.stderr.strip()}")
+        found = dict(line.removeprefix("export ").split("=", 1)
+                     for line in done.stdout.splitlines() if line.startswith("export "))
+        self.url, self.folder = found["SMPPGW_TEST_POSTGRES"], found["SMPPGW_TEST_POSTGRES_DIR"]
+
+    def schema(self, run: int) -> str:
+        """The URL of a new, empty schema for run ``run``."""
+        import psycopg
+
+        name = f"bench_{run}"
+        with psycopg.connect(self.url, autocommit=True) as db:
+            db.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+            db.execute(f"CREATE SCHEMA {name}")
+        return f"{self.url}?options=-csearch_path%3D{name}"
+
+    def describe(self) -> str:
+        import psycopg
+
+        with psycopg.connect(self.url) as db:
+            version = db.execute("SHOW server_version").fetchone()
+        return (f"{version[0] if version else '?'} on 127.0.0.1 (TCP), fsync={self.fsync},"
+                " synchronous_commit=on")
+
+    def stop(self) -> None:
+        subprocess.run([self.SCRIPT, "stop", self.folder], capture_output=True, timeout=120)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -126,14 +167,18 @@ def free_port() -> int:
 
 
 def measure_gateway(state: str, started: list[Child], smsc: Child, port: int, level: str,
-                    args: argparse.Namespace, run: int, admin: bool = False) -> dict[str, Any]:
-    name = f"{level}-admin" if admin else level
+                    args: argparse.Namespace, run: int, admin: bool = False,
+                    store_url: str | None = None) -> dict[str, Any]:
+    name = f"{level}-admin" if admin else f"{level}-postgres" if store_url else level
     config_path = os.path.join(state, f"gateway-{name}-{run}.toml")
     folder = os.path.join(state, f"gw-{name}-{run}")
     os.makedirs(folder)
     text = testing.gateway_config(folder, port, module={"log_level": level},
                                   mode="send-and-receive", sender="+15550100",
                                   dialogs=False, window=args.window)
+    if store_url is not None:
+        text = text.replace(f'[store]\npath = "{folder}/smppgw.sqlite"',
+                            f'[store]\nurl = "{store_url}"')
     admin_port = free_port() if admin else 0
     if admin:
         # The web admin on, scraped every second: what an operator's set-up adds.
@@ -210,6 +255,9 @@ def run_once(args: argparse.Namespace, peer_python: str, run: int) -> dict[str, 
             if args.admin:
                 result["admin"] = measure_gateway(state, started, smsc, port, "problems", args,
                                                   run, admin=True)
+            if args.postgres is not None:
+                result["postgres"] = measure_gateway(state, started, smsc, port, "problems", args,
+                                                     run, store_url=args.postgres.schema(run))
             result["smpp.twisted3"] = run_json("the smpp.twisted3 peer", [
                 peer_python, os.path.join(BENCH, "_peer_smpptwisted.py"), "--port", str(port),
                 "--messages", str(args.messages), "--window", str(args.window),
@@ -260,7 +308,9 @@ def report(cond: dict[str, Any], runs: list[dict[str, Any]], args: argparse.Name
         print(f"run {index}: {args.messages:,} messages, window {args.window}, "
               f"{args.concurrency} SendSignals outstanding")
         shown = names + ((("admin", "gateway, problems, admin on, /metrics every 1 s"),)
-                         if "admin" in result else ())
+                         if "admin" in result else ()) + (
+                         (("postgres", "gateway, problems, PostgreSQL store"),)
+                         if "postgres" in result else ())
         rows = [row(label, result[key], args.messages) for key, label in shown]
         bench_e2e_table(columns, rows)
         gw, none, peer = (result[k]["rate"] for k in ("problems", "none", "smpp.twisted3"))
@@ -268,6 +318,9 @@ def report(cond: dict[str, Any], runs: list[dict[str, Any]], args: argparse.Name
         print(f"  gateway/smpp.twisted3 {gw / peer:.2f}; default level costs "
               f"{100 * (1 - gw / none):.1f}% of throughput vs none; relay lines logged "
               f"{result['problems']['log_lines']:,}" + (f"; ERRORS {errors}" if errors else ""))
+        if "postgres" in result:
+            print(f"  one node on PostgreSQL: {result['postgres']['rate'] / gw:.2f} of the"
+                  " throughput on SQLite")
         if "admin" in result:
             admin = result["admin"]
             busy = per_message_us(admin["cpu_seconds"]["gateway"], args.messages) * admin["rate"]
@@ -284,6 +337,13 @@ def report(cond: dict[str, Any], runs: list[dict[str, Any]], args: argparse.Name
               f"throughput {min(costs):.1f} to {max(costs):.1f}% below the run without it "
               f"(mean {mean(costs):.1f}%); a scrape costs {min(scrapes):,.0f} to "
               f"{max(scrapes):,.0f} µs of gateway CPU")
+    if len(runs) > 1 and "postgres" in runs[0]:
+        sqlite = [r["problems"]["rate"] for r in runs]
+        postgres = [r["postgres"]["rate"] for r in runs]
+        cpu = [per_message_us(r["postgres"]["cpu_seconds"]["gateway"], args.messages) for r in runs]
+        print(f"over {len(runs)} runs: one node on SQLite {min(sqlite):,.0f} to {max(sqlite):,.0f}"
+              f" msg/s, on PostgreSQL {min(postgres):,.0f} to {max(postgres):,.0f} msg/s"
+              f" (gateway CPU {min(cpu):.0f} to {max(cpu):.0f} µs/msg)")
     if len(runs) > 1:
         ratios = [r["problems"]["rate"] / r["smpp.twisted3"]["rate"] for r in runs]
         cpu = [per_message_us(r["problems"]["cpu_seconds"]["gateway"], args.messages) for r in runs]
@@ -321,6 +381,10 @@ def main() -> int:
                         help="the SMSC logs every PDU, as a test SMSC does")
     parser.add_argument("--admin", action="store_true",
                         help="add a run with the web admin on and /metrics scraped every second")
+    parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite",
+                        help="postgres: add a run of the gateway on the PostgreSQL store")
+    parser.add_argument("--pg-fsync", choices=("on", "off"), default="on",
+                        help="the throwaway PostgreSQL cluster's fsync (on: as a user runs it)")
     parser.add_argument("--peer-venv", default=PEER_VENV, help="the peers' virtualenv")
     parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the state folders and logs")
@@ -337,10 +401,14 @@ def main() -> int:
     args.timeout = max(120.0, args.messages / 20)
 
     signal.signal(signal.SIGTERM, lambda sig, frame: sys.exit(128 + sig))
+    args.postgres = None
     try:
         peer_python = ensure_peer_venv(os.path.abspath(args.peer_venv))
         args.mix = "gsm160"
         cond = bench_e2e.conditions(args)
+        if args.store == "postgres":
+            args.postgres = Cluster(args.pg_fsync)
+            cond["PostgreSQL"] = args.postgres.describe()
         runs = []
         for run in range(args.runs):
             runs.append(run_once(args, peer_python, run))
@@ -348,6 +416,9 @@ def main() -> int:
     except (BenchError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
         print(f"bench_user: {e}", file=sys.stderr)
         return 1
+    finally:
+        if args.postgres is not None:
+            args.postgres.stop()
     report(cond, runs, args)
     if args.json:
         with open(args.json, "w") as f:

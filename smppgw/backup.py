@@ -38,8 +38,13 @@ def backup(source: str, target: str, force: bool = False) -> BackupDone:
 
     :raise BadRequest: the target is not absolute, exists (without ``force``),
         is the store itself, or its folder is missing.
-    :raise Unavailable: the store is in memory, or the copy failed.
+    :raise Unavailable: the store is in memory or a PostgreSQL database (``source`` is
+        then its name, without a password), or the copy failed.
     """
+    if source.startswith("postgresql://"):
+        raise Unavailable(f"the store is the PostgreSQL database {source}: back it up with"
+                          " PostgreSQL's own tools (pg_dump, or a base backup with"
+                          " pg_basebackup); smppgw backup copies an SQLite store")
     if source == ":memory:":
         raise Unavailable("the store is in memory ([store] path = \":memory:\"): there is no file"
                           " to back up")

@@ -16,8 +16,9 @@ Live changes: a new configuration applied to the running gateway, without a rest
    of what waits, the dialog table's timeout, routing's default gateway);
  - ``[amp]``: a new secret or connection limit applies to the next connections, a new
    ``listen`` opens the new listener before the old one closes;
- - ``[store]`` cannot change while running: the store in use is kept, with a line that
-   says a restart applies it.
+ - ``[store]`` and ``[node]`` cannot change while running: the store in use (the
+   file, or the database and its password) and the node's name are kept, with a line
+   that says a restart applies them.
 
 Each change is one line of the list returned, and each is logged (at ``major``).
 """
@@ -48,6 +49,10 @@ def apply(gateway: Gateway, new: Config) -> list[str]:
     if change.store:
         lines.append("[store] changed: the store in use is kept; a restart applies the new one")
         new = replace(new, store=old.store)
+    if change.node:
+        lines.append("[node] changed: this node keeps its name and lease; a restart applies"
+                     " the new ones")
+        new = replace(new, node=old.node)
     gateway.config = new
     if "log_level" in change.module:
         smpplog.set_level(new.module.log_level)

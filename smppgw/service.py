@@ -1,7 +1,8 @@
 """
 Wiring: the gateway's MultiService.
 
-One `Link` per enabled server (named ``smsc:<name>``), the store, the
+One `Link` per enabled server (named ``smsc:<name>``), the store (an SQLite
+file, or with ``[store] url`` a PostgreSQL database: `open_store`), the
 outbound queue and the AMP endpoint; with ``demo``, an SMSC simulator listening
 where the configured plain-TCP loopback servers connect, started first so the
 links find it.  While it runs, SIGHUP never stops it: `Gateway.hangup` says
@@ -68,7 +69,8 @@ class Gateway(MultiService):
         self.simulator: Any = None
         #: In demo mode, the simulator's phones (`smppgw.testing.demo.DemoPhones`); else None.
         self.phones: Any = None
-        self.store: Store | None = None
+        #: The SQLite `Store`, or the `PostgresStore` when ``[store] url`` is set.
+        self.store: Any = None
         self.outbound: Outbound | None = None
         self.registry = HostRegistry()
         self.dialogs: DialogTable | None = None
@@ -168,8 +170,11 @@ class Gateway(MultiService):
             raise StartupError(f"smppgw cannot start: no folder for the store: {describe(error)}"
                                ) from error
         try:
-            self.store = Store(self.config.store.path, self.reactor)
-            if self.config.store.path != ":memory:":
+            self.store = open_store(self.config, self.reactor)
+            if self.config.store.postgres:
+                self.log.major("using the store {path} as node {node}", path=self.store.path,
+                               node=self.config.node.name)
+            elif self.config.store.path != ":memory:":
                 self.log.major("using the store {path}", path=os.path.abspath(self.store.path))
                 self.checkpointer = Checkpointer(self.store, self.reactor)
                 self.checkpointer.start()
@@ -321,8 +326,22 @@ def on_signal(reactor: Any, name: str, act: Callable[[], object]) -> Callable[[]
     return lambda: signal.signal(number, signal.SIG_DFL if previous is None else previous)
 
 
+def open_store(config: Config, reactor: Any) -> Any:
+    """The store ``config`` names: the PostgreSQL database of ``[store] url``, this node's
+    alone while it runs, or the SQLite file of ``[store] path``.
+
+    :raise StoreError: it cannot be opened, or another gateway (node) holds it.
+    """
+    if config.store.postgres:
+        from smppgw.store.postgres import PostgresStore
+
+        return PostgresStore(config.store.url, reactor, password=config.store.password or None,
+                             node=config.node.name)
+    return Store(config.store.path, reactor)
+
+
 def state_dir(config: Config) -> str:
-    return os.path.dirname(config.store.path) or "."
+    return config.store.state_dir or "."
 
 
 def amp_endpoint(config: Config) -> str:

@@ -293,6 +293,23 @@ class LocalCommandTests(SynchronousTestCase):
         [line] = err
         self.assertTrue(line.startswith(f"{path}: server[0].window: 0 "), line)
 
+    def test_check_config_store_errors(self) -> None:
+        """check-config reports a [store] error like any other key's: path and url together,
+        a password file that cannot be read (never showing the URL's password)."""
+        path = os.path.abspath(self.mktemp())
+        for table, start in [
+                ('url = "postgresql://gw:s3cret@db/gw"\npath = "gw.sqlite"\n',
+                 f"{path}: store.path, store.url: give one of them"),
+                ('url = "postgresql://gw@db/gw"\npassword_file = "none"\n',
+                 f"{path}: store.password_file: cannot read ")]:
+            with open(path, "w") as f:
+                f.write("[store]\n" + table)
+            status, out, err = self.run_cli("check-config", path)
+            [line] = err
+            self.assertEqual((status, out), (1, []))
+            self.assertTrue(line.startswith(start), line)
+            self.assertNotIn("s3cret", line)
+
     def test_version(self) -> None:
         """version prints the package's version."""
         self.assertEqual(self.run_cli("version"), (0, [f"smppgw {__version__}"], []))

@@ -752,3 +752,121 @@ class ConfigObjectTests(SynchronousTestCase):
         self.assertEqual(first, second)
         self.assertEqual(hash(first), hash(second))
         self.assertIsInstance(first, Config)
+
+
+class StoreTests(ConfigErrorAssertions):
+    """The [store] table: the SQLite file, or a PostgreSQL URL and its password."""
+
+    URL = "postgresql://gw@db.example:5433/smppgw"
+
+    def folder(self) -> str:
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        return folder
+
+    def write(self, folder: str, name: str, text: str) -> str:
+        path = os.path.join(folder, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_sqlite_by_default(self) -> None:
+        """Without url the store is the SQLite file, and has no URL nor password."""
+        store = parse_config("").store
+        self.assertEqual((store.postgres, store.url, store.password, store.path, store.state_dir),
+                         (False, "", "", "var/smppgw.sqlite", "var"))
+
+    def test_url_selects_postgres(self) -> None:
+        """A url selects the PostgreSQL store: no SQLite file, the state folder var/ beside the
+        config file, where the default AMP socket goes."""
+        folder = self.folder()
+        path = self.write(folder, "smppgw.toml", f'[store]\nurl = "{self.URL}"\n')
+        config = load_config(path)
+        self.assertEqual((config.store.postgres, config.store.url, config.store.path,
+                          config.store.state_dir, config.amp.listen),
+                         (True, self.URL, "", f"{folder}/var",
+                          f"unix:{folder}/var/amp.sock:mode=600"))
+
+    def test_path_and_url_refused(self) -> None:
+        """path and url together are refused, naming both keys."""
+        self.assertRefused(f'[store]\nurl = "{self.URL}"\npath = "gw.sqlite"',
+                           "store.path, store.url: give one of them")
+
+    def test_bad_url_refused_without_showing_it(self) -> None:
+        """A URL that is not PostgreSQL's, libpq cannot read, or names no database is refused,
+        and the message never shows the password."""
+        for url in ["mysql://gw:s3cret@db/x", "postgresql://gw:s3cret@db/x?nosuch=1",
+                    "postgresql://gw:s3cret@db"]:
+            message = self.assertRefused(f'[store]\nurl = "{url}"', "store.url")
+            self.assertNotIn("s3cret", message)
+        self.assertRefused('[store]\nurl = "postgresql://gw:s3cret@db"',
+                           "postgresql://gw@db/ names no database")
+
+    def test_password_file(self) -> None:
+        """password_file, relative to the config file's folder, gives the password (its line,
+        without the newline); the password is kept out of repr()."""
+        folder = self.folder()
+        self.write(folder, "pg.pass", "s3cret\n")
+        path = self.write(folder, "smppgw.toml",
+                          f'[store]\nurl = "{self.URL}"\npassword_file = "pg.pass"\n')
+        store = load_config(path).store
+        self.assertEqual((store.password_file, store.password), (f"{folder}/pg.pass", "s3cret"))
+        self.assertNotIn("s3cret", repr(store))
+        self.assertNotIn("gw@db", repr(load_config(path)))
+
+    def test_password_file_missing(self) -> None:
+        """A password file that cannot be read is refused, naming the key and the file."""
+        folder = self.folder()
+        path = self.write(folder, "smppgw.toml",
+                          f'[store]\nurl = "{self.URL}"\npassword_file = "none.pass"\n')
+        error = self.assertRaises(ConfigError, load_config, path)
+        self.assertIn(f"store.password_file: cannot read '{folder}/none.pass'", str(error))
+
+    def test_password_file_refused(self) -> None:
+        """A password file without a url, beside a URL holding a password, or empty is refused."""
+        folder = self.folder()
+        self.write(folder, "pg.pass", "\n")
+        self.assertRefused(f'[store]\npassword_file = "{folder}/pg.pass"',
+                           "store.password_file: only the PostgreSQL store has a password")
+        self.assertRefused(
+            f'[store]\nurl = "postgresql://gw:x@db/gw"\npassword_file = "{folder}/pg.pass"',
+            "store.password_file: store.url holds a password already")
+        message = self.assertRefused(
+            f'[store]\nurl = "{self.URL}"\npassword_file = "{folder}/pg.pass"',
+            "store.password_file:", "must hold the password on its one line")
+        self.assertNotIn("s3cret", message)
+
+
+class NodeTests(ConfigErrorAssertions):
+    """The [node] table: this node's name and its lease."""
+
+    def test_defaults(self) -> None:
+        """The node is named after the host, with a lease of 10 seconds."""
+        import socket
+
+        node = parse_config("").node
+        self.assertEqual((node.name, node.lease), (socket.gethostname(), 10.0))
+
+    def test_given(self) -> None:
+        node = parse_config('[node]\nname = "gw-1"\nlease = "30s"').node
+        self.assertEqual((node.name, node.lease), ("gw-1", 30.0))
+
+    def test_bad_name(self) -> None:
+        """An empty, unprintable or over-long name is refused."""
+        self.assertRefused('[node]\nname = ""', "node.name: '' is empty")
+        self.assertRefused('[node]\nname = "gw\\u0007"', "node.name:", "printable")
+        self.assertRefused('[node]\nname = " gw"', "node.name:", "no space at either end")
+        self.assertRefused(f'[node]\nname = "{"n" * 65}"', "node.name:", "at most 64")
+
+    def test_bad_host_name_with_postgres(self) -> None:
+        """With the PostgreSQL store, a host name that cannot name the node must be replaced."""
+        import socket
+
+        self.patch(socket, "gethostname", lambda: "h" * 70)
+        self.assertEqual(parse_config("").node.name, "h" * 70)
+        self.assertRefused('[store]\nurl = "postgresql://gw@db/gw"',
+                           "node.name: the host name", "set it")
+
+    def test_short_lease(self) -> None:
+        self.assertRefused('[node]\nlease = "2s"', "node.lease: '2s' is too short", '"3s"')
+        self.assertRefused('[node]\nlease = "soon"', "node.lease:", "not a duration")

@@ -42,7 +42,7 @@ def server(name: str = "a", **keys: Any) -> dict[str, Any]:
 def config(*servers: dict[str, Any], **sections: dict[str, Any]) -> Config:
     """A configuration of C{servers} and the [module], [amp] and [store] keys given."""
     lines = []
-    for section in ("module", "amp", "store"):
+    for section in ("module", "amp", "store", "node"):
         lines.append(f"[{section}]")
         lines += [f"{k} = {toml(v)}" for k, v in sections.get(section, {}).items()]
     for table in servers:
@@ -195,6 +195,16 @@ class DiffTests(SynchronousTestCase):
         """A changed [store] path is flagged, and moves the default AMP socket with it."""
         change = diff(config(), config(store={"path": "elsewhere/gw.sqlite"}))
         self.assertEqual((change.store, change.amp, change.relisten), (True, ("listen",), True))
+
+    def test_store_url_and_node(self) -> None:
+        """A changed [store] url, or [node] name, is flagged, for a restart to apply."""
+        url = {"url": "postgresql://gw@db/gw"}
+        self.assertTrue(diff(config(store=url),
+                             config(store={"url": "postgresql://gw@db2/gw"})).store)
+        change = diff(config(store=url, node={"name": "a"}),
+                      config(store=url, node={"name": "b"}))
+        self.assertEqual((change.store, change.node, bool(change)), (False, True, True))
+        self.assertFalse(diff(config(node={"name": "a"}), config(node={"name": "a"})))
 
     def test_several_at_once(self) -> None:
         """Changes of every kind at once are each reported, servers in the new file's order then the removed."""

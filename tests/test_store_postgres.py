@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import uuid
 from typing import Any
 
@@ -19,14 +20,21 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from smppgw.relay.dialogs import Binding
 from smppgw.store.conformance import DAY, StoreConformance
-from smppgw.store.interfaces import BadStoreInput, DuplicateRequest, StoreError
+from smppgw.store.interfaces import BadStoreInput, DuplicateRequest, StoreError, UnknownRow
 from smppgw.store.postgres import SCHEMA_VERSION, PostgresStore, schema
-from smppgw.store.postgres.database import describe
+from smppgw.store.postgres.database import describe, statement
 
 URL = os.environ.get("SMPPGW_TEST_POSTGRES")
 MISSING = None if URL else (
     "SMPPGW_TEST_POSTGRES is not set: start a server with"
     ' eval "$(.ci/postgres start)" (see README, Development)')
+
+
+class Unturned:
+    """A reactor that never turns: the writes' Deferreds fire in `PostgresStore.settle`."""
+
+    def callFromThread(self, f: Any, *args: Any) -> None:
+        pass
 
 
 class OnPostgres(SynchronousTestCase):
@@ -62,10 +70,20 @@ class OnPostgres(SynchronousTestCase):
 
     def open(self, retention: float = 7 * DAY, lock_timeout: float = 5.0, schema: str | None = None,
              **params: Any) -> PostgresStore:
-        store = PostgresStore(self.url(schema, **params), retention=retention,
+        store = PostgresStore(self.url(schema, **params), Unturned(), retention=retention,
                               lock_timeout=lock_timeout)
         self.addCleanup(store.close)
         return store
+
+    def written(self, store: PostgresStore, write: Any) -> Any:
+        """The value of a write, once committed."""
+        store.settle()
+        return self.successResultOf(write)
+
+    def refused(self, store: PostgresStore, write: Any, *errors: type[BaseException]) -> Any:
+        """The error a write fails with."""
+        store.settle()
+        return self.failureResultOf(write, *errors).value
 
     def meta(self) -> list[tuple[Any, ...]]:
         return self.admin.execute(f"SELECT name, value FROM {self.schema}.meta").fetchall()
@@ -85,9 +103,12 @@ class PostgresConformance(StoreConformance, OnPostgres):
 
     def reopen(self, store: PostgresStore) -> PostgresStore:
         store.close()
-        again = PostgresStore(store.url, retention=store.retention)
+        again = PostgresStore(store.url, Unturned(), retention=store.retention)
         self.addCleanup(again.close)
         return again
+
+    def turn(self) -> None:
+        self.store.settle()
 
 
 class SchemaTests(OnPostgres):
@@ -95,7 +116,8 @@ class SchemaTests(OnPostgres):
 
     def test_first_open_creates_the_schema(self) -> None:
         """A first open creates the tables and records the schema version; a second keeps them."""
-        self.open().add_inbox("message", {}, 1.0)
+        first = self.open()
+        self.written(first, first.add_inbox("message", {}, 1.0))
         self.assertEqual(self.meta(), [("schema_version", str(SCHEMA_VERSION))])
         self.assertEqual(self.open().counts()["inbox"], 1)
 
@@ -104,7 +126,7 @@ class SchemaTests(OnPostgres):
         self.open().close()
         newer = str(SCHEMA_VERSION + 1)
         self.admin.execute(f"UPDATE {self.schema}.meta SET value = %s", (newer,))
-        error = self.assertRaises(StoreError, PostgresStore, self.url())
+        error = self.assertRaises(StoreError, PostgresStore, self.url(), Unturned())
         self.assertIn(f"has schema version {newer}; this gateway knows version {SCHEMA_VERSION}",
                       str(error))
         self.assertEqual(self.meta(), [("schema_version", newer)])
@@ -113,13 +135,14 @@ class SchemaTests(OnPostgres):
         """A database of an older version that no upgrade starts from is refused, naming both."""
         self.open().close()
         self.admin.execute(f"UPDATE {self.schema}.meta SET value = '0'")
-        error = self.assertRaises(StoreError, PostgresStore, self.url())
+        error = self.assertRaises(StoreError, PostgresStore, self.url(), Unturned())
         self.assertIn(f"schema version 0, older than this gateway's {SCHEMA_VERSION}", str(error))
 
     def test_older_schema_upgraded(self) -> None:
         """A database of an older version is upgraded step by step on open, its rows kept,
         and the new version recorded."""
-        self.open().add_inbox("message", {"n": 1}, 1.0)
+        first = self.open()
+        self.written(first, first.add_inbox("message", {"n": 1}, 1.0))
         self.patch(schema, "SCHEMA_VERSION", SCHEMA_VERSION + 2)
         self.patch(schema, "UPGRADES", {
             SCHEMA_VERSION: "ALTER TABLE inbox ADD COLUMN first_step integer",
@@ -134,7 +157,7 @@ class SchemaTests(OnPostgres):
     def test_foreign_meta_refused(self) -> None:
         """A schema with a meta table that holds no version is not taken for the store's."""
         self.admin.execute(f"CREATE TABLE {self.schema}.meta (name text, value text)")
-        error = self.assertRaises(StoreError, PostgresStore, self.url())
+        error = self.assertRaises(StoreError, PostgresStore, self.url(), Unturned())
         self.assertIn("without a schema version", str(error))
 
 
@@ -144,9 +167,8 @@ class TwoNodesTests(OnPostgres):
     def test_duplicate_request_across_nodes(self) -> None:
         """A request accepted through one node is a DuplicateRequest through the other, with its row."""
         a, b = self.open(), self.open()
-        seq = self.successResultOf(a.add_outbound("r1", "smsc1", b"\x01\x02", 2, 5.0))
-        error = self.failureResultOf(b.add_outbound("r1", "smsc2", {}, 1, 6.0),
-                                     DuplicateRequest).value
+        seq = self.written(a, a.add_outbound("r1", "smsc1", b"\x01\x02", 2, 5.0))
+        error = self.refused(b, b.add_outbound("r1", "smsc2", {}, 1, 6.0), DuplicateRequest)
         self.assertEqual(error.row, a.outbound("r1"))
         self.assertEqual((error.row.server, error.row.payload, error.row.seq), ("smsc1", b"\x01\x02", seq))
         self.assertEqual([row.request_id for row in b.unfinished()], ["r1"])
@@ -157,23 +179,46 @@ class TwoNodesTests(OnPostgres):
         a, b = self.open(), self.open()
         a.add_outbound("r1", "smsc1", {}, 1, 1.0)
         a.set_message_id("r1", 0, "00AB", "ab", receipt_due=60.0)
+        a.settle()  # what one node wrote, the other sees once it is committed
         self.assertEqual((b.lookup_message("smsc1", "ab"), b.next_receipt_due()), (("r1", 0), 60.0))
         b.receipt_came("r1", 0)
         b.finish("r1", {"ok": True})
+        b.settle()
         row = a.outbound("r1")
         self.assertEqual((a.next_receipt_due(), row and row.outcome), (None, {"ok": True}))
 
     def test_inbound_shared(self) -> None:
         """Inbox ids from both nodes are distinct and increasing; fragments and bindings are shared."""
         a, b = self.open(), self.open()
-        ids = [self.successResultOf(store.add_inbox(kind, {}, 1.0))
+        ids = [self.written(store, store.add_inbox(kind, {}, 1.0))
                for store, kind in ((a, "message"), (b, "message"), (a, "report"))]
         self.assertEqual(ids, sorted(set(ids)))
         self.assertEqual([row.id for row in b.inbox()], ids)
-        a.add_fragment("k", 1, 2, {"t": "a"}, 1.0)
-        self.assertEqual(self.successResultOf(b.add_fragment("k", 2, 2, {"t": "b"}, 2.0)), 2)
-        a.save_binding(Binding("+15550001", "ann@im", "a", 1.0))
+        self.written(a, a.add_fragment("k", 1, 2, {"t": "a"}, 1.0))
+        self.assertEqual(self.written(b, b.add_fragment("k", 2, 2, {"t": "b"}, 2.0)), 2)
+        self.written(a, a.save_binding(Binding("+15550001", "ann@im", "a", 1.0)))
         self.assertEqual(b.load_bindings(), [Binding("+15550001", "ann@im", "a", 1.0)])
+
+
+class OperatorTests(OnPostgres):
+    """What an operator's lookup reads, beyond IStore: as the SQLite store answers it."""
+
+    def test_find_outbound_and_receipt_deadlines(self) -> None:
+        """Requests whose PDUs hold a number come newest first, at most limit of them; a
+        request's parts awaiting a receipt give their deadlines by index."""
+        store = self.open()
+        for request_id, wire in (("a", b"x15551234\0y"), ("b", b"15559999\0"),
+                                 ("c", b"z15551234\0")):
+            store.add_outbound(request_id, "smsc1", wire, 2, 1.0)
+        store.add_outbound("j", "smsc1", {"to": "15551234"}, 1, 1.0)
+        store.set_message_id("c", 0, "C1", "c1", ("smsc1", 2), receipt_due=90.0)
+        store.set_message_id("c", 1, "C2", "c2", ("smsc1", 2))
+        self.assertEqual([row.request_id for row in store.find_outbound(b"15551234\0")],
+                         ["c", "a"])
+        self.assertEqual([row.message_ids for row in store.find_outbound(b"15551234\0", 1)],
+                         [("C1", "C2")])
+        self.assertEqual((store.receipt_deadlines("c"), store.receipt_deadlines("a")),
+                         ({0: 90.0}, {}))
 
 
 class ConnectionTests(OnPostgres):
@@ -193,15 +238,136 @@ class ConnectionTests(OnPostgres):
         """A write that waits for a row another connection holds gives up with StoreError after
         the lock timeout, changing nothing; once the row is let go, it goes through."""
         store = self.open(lock_timeout=0.05)
-        store.add_outbound("r1", "smsc1", {}, 1, 1.0)
+        self.written(store, store.add_outbound("r1", "smsc1", {}, 1, 1.0))
         with self.admin.transaction():
             self.admin.execute(f"SELECT 1 FROM {self.schema}.outbound WHERE request_id = 'r1'"
                                " FOR UPDATE")
-            error = self.failureResultOf(store.finish("r1", {"ok": True}), StoreError).value
+            error = self.refused(store, store.finish("r1", {"ok": True}), StoreError)
         self.assertIn("lock timeout", str(error))
         self.assertIsNone(store.unfinished()[0].outcome)
         store.finish("r1", {"ok": True})
         self.assertEqual(store.counts()["unfinished"], 0)
+
+
+class WriterTests(OnPostgres):
+    """The writes run off the reactor's thread, several in one transaction, each failing alone."""
+
+    def hold_writer(self, store: PostgresStore) -> threading.Event:
+        """Keep the writer's thread busy until the event is set: what is given meanwhile
+        waits, and goes in one transaction."""
+        go = threading.Event()
+        started = threading.Event()
+
+        def held(db: Any) -> None:
+            started.set()
+            go.wait(10)
+
+        store._write(held)
+        started.wait(10)
+        return go
+
+    def test_fires_after_commit_on_the_reactor(self) -> None:
+        """A write's Deferred fires only once committed, from the reactor's callFromThread."""
+        calls: list[Any] = []
+
+        class Reactor:
+            def callFromThread(self, f: Any, *args: Any) -> None:
+                calls.append((f, args))
+
+        store = PostgresStore(self.url(), Reactor())
+        self.addCleanup(store.close)
+        go = self.hold_writer(store)
+        written = store.add_inbox("message", {"n": 1}, 1.0)
+        self.assertNoResult(written)
+        self.assertEqual(self.admin.execute(f"SELECT COUNT(*) FROM {self.schema}.inbox").fetchone(),
+                         (0,))
+        go.set()
+        store._writer.wait()
+        self.assertNoResult(written)  # committed, not yet handed to the reactor
+        self.assertEqual(self.admin.execute(f"SELECT COUNT(*) FROM {self.schema}.inbox").fetchone(),
+                         (1,))
+        for f, args in list(calls):
+            f(*args)
+        self.assertEqual([row.payload for row in store.inbox()],
+                         [{"n": 1}])
+        self.assertIsInstance(self.successResultOf(written), int)
+
+    def test_writes_in_flight_share_a_commit(self) -> None:
+        """The writes given while a transaction runs are committed together in the next one."""
+        store = self.open()
+        go = self.hold_writer(store)
+        commits = store.commits
+        writes = [store.add_inbox("message", {"n": n}, 1.0) for n in range(5)]
+        go.set()
+        ids = [self.written(store, write) for write in writes]
+        self.assertEqual((ids, store.commits), (sorted(ids), commits + 2))
+
+    def test_failed_statement_fails_its_write_only(self) -> None:
+        """A statement that fails in a shared transaction fails its own write with StoreError;
+        the others of the transaction are committed, a refused one stays refused."""
+        store = self.open()
+        self.written(store, store.add_outbound("r1", "smsc1", {}, 1, 1.0))
+        go = self.hold_writer(store)
+        before = store.add_inbox("message", {"n": 1}, 1.0)
+        broken = store._write(statement("INSERT INTO inbox (kind) VALUES ('no payload')", ()))
+        duplicate = store.add_outbound("r1", "smsc1", {}, 1, 2.0)
+        after = store.finish("r1", {"ok": True})
+        go.set()
+        self.assertIn("null value", str(self.refused(store, broken, StoreError)))
+        self.refused(store, duplicate, DuplicateRequest)
+        self.written(store, before)
+        self.written(store, after)
+        self.assertEqual(([row.payload for row in store.inbox()], store.counts()["unfinished"],
+                          store.failed_commits), ([{"n": 1}], 0, 0))
+
+
+    def test_like_writes_share_a_statement(self) -> None:
+        """Requests added, parts accepted and requests finished together go as a statement of
+        each kind, and each write gets its own answer: seqs in the order given, a request_id
+        kept already (or twice in the batch) a DuplicateRequest, an unknown one UnknownRow."""
+        from smppgw.store.postgres import outbound
+
+        statements: list[tuple[str, int]] = []
+
+        def counting(name: str) -> Any:
+            many = getattr(outbound, name)
+
+            def counted(db: Any, rows: list[Any]) -> Any:
+                statements.append((name, len(rows)))
+                return many(db, rows)
+
+            return counted
+
+        for name in ("_add_many", "_record_parts", "_finish_many"):
+            self.patch(outbound, name, counting(name))
+        store = self.open()
+        self.written(store, store.add_outbound("old", "smsc1", {}, 1, 1.0))
+        go = self.hold_writer(store)
+        added = [store.add_outbound(rid, "smsc1", {"n": rid}, 2, 2.0)
+                 for rid in ("r1", "r2", "old", "r3")]
+        again = store.add_outbound("r1", "smsc2", {}, 1, 3.0)
+        parts = [store.set_message_id(rid, 1, f"M-{rid}", f"m-{rid}", ("smsc1", 2))
+                 for rid in ("r2", "r3")]
+        finished = [store.finish(rid, {"ok": rid}) for rid in ("r2", "nope", "r3")]
+        go.set()
+        store.settle()
+        seqs = [self.successResultOf(added[i]) for i in (0, 1, 3)]
+        self.assertEqual(seqs, sorted(seqs))
+        self.assertEqual(self.failureResultOf(added[2], DuplicateRequest).value.row.request_id,
+                         "old")
+        self.assertEqual(self.failureResultOf(again, DuplicateRequest).value.row.server, "smsc1")
+        for write in [*parts, finished[0], finished[2]]:
+            self.assertIsNone(self.successResultOf(write))
+        self.failureResultOf(finished[1], UnknownRow)
+        # The second r1 starts a new stretch: it must see the first.
+        self.assertEqual(statements, [("_add_many", 4), ("_record_parts", 2), ("_finish_many", 3)])
+        self.assertEqual(
+            [(row.request_id, row.message_ids, row.outcome) for row in store.unfinished()],
+            [("old", (None,), None), ("r1", (None, None), None)])
+        self.assertEqual([(r.request_id, r.message_ids, r.outcome)
+                          for r in map(store.outbound, ("r2", "r3"))],
+                         [("r2", (None, "M-r2"), {"ok": "r2"}), ("r3", (None, "M-r3"), {"ok": "r3"})])
+        self.assertEqual(store.failed_commits, 0)
 
 
 class WithoutServerTests(SynchronousTestCase):
@@ -219,11 +385,11 @@ class WithoutServerTests(SynchronousTestCase):
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         error = self.assertRaises(StoreError, PostgresStore,
-                                  f"postgresql://gw:s3cret@127.0.0.1:{port}/smppgw")
+                                  f"postgresql://gw:s3cret@127.0.0.1:{port}/smppgw", Unturned())
         self.assertIn(f"cannot connect to the store postgresql://gw@127.0.0.1:{port}/smppgw", str(error))
         self.assertNotIn("s3cret", str(error))
 
     def test_bad_lock_timeout(self) -> None:
         """A lock timeout that is not a number of seconds is refused before connecting."""
         self.assertRaises(BadStoreInput, PostgresStore, "postgresql://gw@127.0.0.1:1/db",
-                          lock_timeout="5s")
+                          Unturned(), lock_timeout="5s")

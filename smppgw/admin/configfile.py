@@ -25,7 +25,7 @@ from tomlkit.items import AoT, Table
 from tomlkit.toml_document import TOMLDocument
 
 from smppgw.config import Config, ConfigError, ServerConfig, parse_config
-from smppgw.config.schema import ADMIN, AMP, MODULE, SERVER, STORE, Section
+from smppgw.config.schema import ADMIN, AMP, MODULE, NODE, SERVER, STORE, Section
 
 __all__ = [
     "FileChanged",
@@ -223,7 +223,7 @@ def document_from_config(config: Config) -> TOMLDocument:
     """A document that parses to C{config}: for a gateway started without a file."""
     document = tomlkit.document()
     for section, obj in ((MODULE, config.module), (AMP, config.amp), (STORE, config.store),
-                         (ADMIN, config.admin)):
+                         (NODE, config.node), (ADMIN, config.admin)):
         document.add(section.name, _values(section, obj))  # type: ignore[arg-type]
     servers = tomlkit.aot()
     for server in config.servers:

@@ -7,7 +7,10 @@ one-line body.  Two things make the gateway unhealthy:
 - The store cannot write.  A link pauses while the store cannot record what
   the SMSC accepted (C{LinkQueue.paused}); and a commit that failed with none
   succeeding since (the store's C{commits} and C{failed_commits}, sampled at
-  every heartbeat) means nothing new can be kept, whatever the links do.
+  every heartbeat) means nothing new can be kept, whatever the links do.  A
+  store with a C{probe} (the PostgreSQL one, whose database may go away while
+  nothing is written) is asked at each beat to commit an empty transaction
+  when idle, so that its counters move even then.
 - The reactor does not turn.  A L{Heartbeat} beats every second on the
   reactor; a beat older than L{STALE_AFTER} seconds means the reactor was held
   up (a blocking call, a busy loop) for that long.
@@ -67,6 +70,9 @@ class Heartbeat:
         store = getattr(self.gateway, "store", None)
         if store is not None:
             self.watch.sample(store)
+            probe = getattr(store, "probe", None)
+            if probe is not None:
+                probe()
 
     def start(self) -> None:
         if not self._loop.running:

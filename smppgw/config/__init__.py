@@ -14,9 +14,9 @@ Passwords and the AMP secret are kept out of C{repr()} and out of every error me
 config objects end up in logs and tracebacks.
 
 The package, by concern: L{model} (the objects the gateway reads), L{schema} (every
-key, declared once), L{kinds} (how a key's value is read), L{values} (the checks of
-single values), L{endpoints} (the AMP listener's description), L{load} (file to
-objects) and L{diff} (what changed between two configurations).
+key, declared once), L{kinds} and L{storekinds} (how a key's value is read), L{values}
+(the checks of single values), L{endpoints} (the AMP listener's description), L{load}
+(file to objects) and L{diff} (what changed between two configurations).
 """
 
 from .diff import ConfigChange, ServerChange, diff
@@ -35,10 +35,11 @@ from .model import (
     AmpConfig,
     Config,
     ModuleConfig,
+    NodeConfig,
     ServerConfig,
     StoreConfig,
 )
-from .schema import ADMIN, AMP, MODULE, SERVER, STORE
+from .schema import ADMIN, AMP, MODULE, NODE, SERVER, STORE
 from .values import DEFAULT_SMPP_PORT, SMPP_NPI_VALUES, ConfigError, parse_duration
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "ConfigChange",
     "ConfigError",
     "ModuleConfig",
+    "NodeConfig",
     "ServerChange",
     "ServerConfig",
     "StoreConfig",
@@ -73,5 +75,6 @@ __all__ = [
 _MODULE_KEYS = MODULE.names
 _AMP_KEYS = AMP.names
 _STORE_KEYS = STORE.names
+_NODE_KEYS = NODE.names
 _SERVER_KEYS = SERVER.names
 _ADMIN_KEYS = ADMIN.names

@@ -21,7 +21,8 @@ A server whose keys are all equal is not listed.  Server order matters (a recipi
 without a server goes to the first that can send), so a new order of the servers kept
 is reported as C{reordered}.  The changed C{[module]} and C{[amp]} keys are listed by
 name (an C{[amp] listen} change needs a new listening port: C{relisten}), and a change
-of C{[store]} is flagged, for a reload to refuse: the store is opened once.
+of C{[store]} or C{[node]} is flagged, for a reload to refuse: the store is opened
+once, by the node of that name.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from .model import Config, ServerConfig
-from .schema import AMP, MODULE, SERVER, STORE, Section
+from .schema import AMP, MODULE, NODE, SERVER, STORE, Section
 
 __all__ = ["ADDED", "REBIND", "REMOVED", "UPDATE", "ConfigChange", "ServerChange", "diff"]
 
@@ -68,9 +69,12 @@ class ConfigChange:
     amp: tuple[str, ...] = ()
     #: Whether [store] changed, which only a restart can apply.
     store: bool = False
+    #: Whether [node] changed, which only a restart can apply too.
+    node: bool = False
 
     def __bool__(self) -> bool:
-        return bool(self.servers or self.reordered or self.module or self.amp or self.store)
+        return bool(self.servers or self.reordered or self.module or self.amp or self.store
+                    or self.node)
 
     def _names(self, kind: str) -> tuple[str, ...]:
         return tuple(change.name for change in self.servers if change.kind == kind)
@@ -134,4 +138,5 @@ def diff(old: Config, new: Config) -> ConfigChange:
         module=module,
         amp=changed_keys(AMP, old.amp, new.amp),
         store=bool(changed_keys(STORE, old.store, new.store)),
+        node=bool(changed_keys(NODE, old.node, new.node)),
     )

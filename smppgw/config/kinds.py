@@ -10,7 +10,6 @@ at once (C{address} gives tls, host and port) returns a tuple of them.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -253,5 +252,5 @@ class Listen:
         if table.has(name):
             listen = table.typed(name, "", str, "a string")
         else:
-            listen = default_listen(os.path.dirname(table.config["store"].path))
+            listen = default_listen(table.config["store"].state_dir)
         return parse_listen(listen, table.key(name), table.base)

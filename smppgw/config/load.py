@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .endpoints import check_listen_secret
 from .kinds import Table
 from .model import Config, ModuleConfig, ServerConfig
-from .schema import ADMIN, AMP, MODULE, SECTIONS, SERVER, STORE, Section
+from .schema import ADMIN, AMP, MODULE, NODE, SECTIONS, SERVER, STORE, Section
 from .values import ConfigError, did_you_mean, english_list, toml_type
 
 __all__ = ["load_config", "parse_config", "read_table"]
@@ -94,7 +94,8 @@ def _build_config(document: Mapping[str, Any], base: str | None) -> Config:
     amp = _read(AMP, _table(document, AMP.name), AMP.name, base, {"store": store})
     check_listen_secret(amp.listen, amp.secret, "amp.listen")
     admin = _read(ADMIN, _table(document, ADMIN.name), ADMIN.name, base, {})
-    return Config(module=module, amp=amp, store=store, servers=servers, admin=admin)
+    node = _read(NODE, _table(document, NODE.name), NODE.name, base, {"store": store})
+    return Config(module=module, amp=amp, store=store, servers=servers, admin=admin, node=node)
 
 
 def _read(section: Section[_T], values: Mapping[str, Any], prefix: str, base: str | None,

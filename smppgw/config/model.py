@@ -24,6 +24,7 @@ __all__ = [
     "AmpConfig",
     "Config",
     "ModuleConfig",
+    "NodeConfig",
     "ServerConfig",
     "StoreConfig",
 ]
@@ -77,9 +78,31 @@ class AdminConfig:
 
 @dataclass(frozen=True)
 class StoreConfig:
-    """Where the gateway keeps its state (the C{[store]} table)."""
+    """Where the gateway keeps its state (the C{[store]} table).
 
+    C{url} (a libpq URL) selects the PostgreSQL store, C{path} (the SQLite file) is
+    empty then; C{password} is the one C{password_file} held.  C{state_dir} is where the
+    default AMP socket lives: the SQLite file's folder, else C{var/} by the config file.
+    """
+
+    url: str = field(repr=False)
+    password_file: str
+    password: str = field(repr=False)
     path: str
+    state_dir: str
+
+    @property
+    def postgres(self) -> bool:
+        """Whether the store is a PostgreSQL database (else an SQLite file)."""
+        return bool(self.url)
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """This gateway node (the C{[node]} table): its name, and how long its lease runs."""
+
+    name: str
+    lease: float
 
 
 @dataclass(frozen=True)
@@ -169,6 +192,7 @@ class Config:
     store: StoreConfig
     servers: tuple[ServerConfig, ...]
     admin: AdminConfig
+    node: NodeConfig
 
     def server(self, name: str) -> ServerConfig:
         """

@@ -46,11 +46,13 @@ from .model import (
     AdminConfig,
     AmpConfig,
     ModuleConfig,
+    NodeConfig,
     ServerConfig,
     StoreConfig,
 )
+from .storekinds import Lease, NodeName, PasswordFile, StorePath, StoreUrl
 
-__all__ = ["ADMIN", "AMP", "MODULE", "SECTIONS", "SERVER", "STORE", "Key", "Section"]
+__all__ = ["ADMIN", "AMP", "MODULE", "NODE", "SECTIONS", "SERVER", "STORE", "Key", "Section"]
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,16 @@ AMP = Section("amp", "[amp]", AmpConfig, (
 ))
 
 STORE = Section("store", "[store]", StoreConfig, (
-    Key("path", Path(values.check_store_path), "var/smppgw.sqlite", doc="the SQLite file"),
+    Key("url", StoreUrl(), "", doc="postgresql://user@host/db: the PostgreSQL store"),
+    Key("password_file", PasswordFile(), ("", ""), fields=("password_file", "password"),
+        doc="the file holding the PostgreSQL password, if not in the URL or libpq's environment"),
+    Key("path", StorePath(), "var/smppgw.sqlite", fields=("path", "state_dir"),
+        doc="the SQLite file, unless url is set"),
+))
+
+NODE = Section("node", "[node]", NodeConfig, (
+    Key("name", NodeName(), "", doc="this gateway node's name; by default the host name"),
+    Key("lease", Lease(), 10.0, doc="how long this node's lease runs, at least 3s"),
 ))
 
 SERVER = Section("server", "[[server]]", ServerConfig, (
@@ -194,4 +205,4 @@ ADMIN = Section("admin", "[admin]", AdminConfig, (
 ))
 
 #: The sections, in the order the file's documentation shows them.
-SECTIONS = (MODULE, AMP, STORE, SERVER, ADMIN)
+SECTIONS = (MODULE, AMP, STORE, NODE, SERVER, ADMIN)

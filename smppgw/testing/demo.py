@@ -92,7 +92,7 @@ class DemoReply(amp.Command):
 
 def socket_path(config: Config) -> str:
     """Where a demo with ``config`` listens for `DemoReply`: ``demo.sock`` beside the store."""
-    return os.path.join(os.path.dirname(config.store.path) or ".", SOCKET_NAME)
+    return os.path.join(config.store.state_dir or ".", SOCKET_NAME)
 
 
 class _Route(NamedTuple):

@@ -1,40 +1,39 @@
-"""The PostgreSQL store's connection: one write, one transaction, committed before it returns.
+"""The PostgreSQL store's connections: writes committed off the reactor's thread, reads on it.
 
-Each write of the store is a transaction of its own, committed before the
-method returns (several statements in one ``BEGIN``/``COMMIT`` where a write
-needs them): what a call wrote is durable, and seen by every other node on
-the database, once it returns.  So `IGroupCommit` has nothing to wait for:
-`durable` has fired already, ``commit`` and ``commit_pending`` do nothing, and
-``failed_commits`` stays 0 (a write that fails raises :class:`StoreError` to
-its caller, and nothing else written is lost with it).  This is the
-conformance suite's contract, and the one that suits several nodes: no
-transaction stays open across a reactor turn, so a node that is paused or
-slow holds no row lock another node would wait on.  It costs a commit per
-write; batching many writes in one round trip is for the step that makes the
-writes return Deferreds.
+Writes go to the store's `Writer` (see `writer`): a thread with a connection
+of its own that commits the writes in flight together, one transaction per
+round of them, and fires each write's Deferred once its transaction is
+committed (or fails it with :class:`StoreError`, changing nothing else).  So
+`IGroupCommit` is the writer's: ``durable`` fires once every write made so
+far is committed; ``commits`` and ``failed_commits`` count its transactions.
+No transaction stays open across a round, so a node that is paused or slow
+holds no row lock another node would wait on long.
 
-The calls block the reactor's thread while the database answers, like the
-SQLite store's; a statement that waits for a row another connection holds
-gives up after ``lock_timeout`` seconds.  A connection that breaks (the
-server restarted, the network cut) fails the call that finds it broken with
-:class:`StoreError`; the next call connects again.  A write whose connection
-broke during its commit may have been committed or not: the caller learns
-which by reading (``add_outbound`` again answers DuplicateRequest if it was).
+Reads run on the reactor's thread, on a second connection, and see every
+write made before them: a read first waits for the writes in flight to be
+committed (blocking, as a read of the SQLite store does).  A statement that
+waits for a row another connection holds gives up after ``lock_timeout``
+seconds.  A connection that breaks (the server restarted, the network cut)
+fails the call that finds it broken with :class:`StoreError`; the next call
+connects again.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 from psycopg import conninfo
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.python.failure import Failure
 
 from smppgw.store.interfaces import BadStoreInput, StoreError
+from smppgw.store.postgres.bulk import Write
+from smppgw.store.postgres.nodelock import NodeLock
 from smppgw.store.postgres.schema import prepare
+from smppgw.store.postgres.writer import Writer
 
 #: One encoder for every write: ``json.dumps`` with options builds a new one per call.
 _encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
@@ -73,6 +72,15 @@ def describe(url: str) -> str:
     return f"postgresql://{f'{user}@' if user else ''}{where}/{params.get('dbname') or ''}"
 
 
+def statement(sql: str, params: tuple[Any, ...]) -> Write:
+    """A write of one statement, with no value."""
+
+    def write(db: psycopg.Connection[Any]) -> None:
+        db.execute(sql, params)
+
+    return write
+
+
 def one(row: tuple[Any, ...] | None) -> tuple[Any, ...]:
     """The row of a statement that always gives one (an aggregate, ``RETURNING``)."""
     assert row is not None
@@ -80,21 +88,27 @@ def one(row: tuple[Any, ...] | None) -> tuple[Any, ...]:
 
 
 class Database:
-    """The connection to one PostgreSQL database, and the store's transactions on it."""
+    """The connections to one PostgreSQL database, and the store's transactions on them.
 
-    def __init__(self, url: str, *, retention: float = 7 * 86400,
-                 lock_timeout: float = LOCK_TIMEOUT) -> None:
+    ``password`` is the database's, when neither the URL nor libpq's environment
+    gives it.  With ``node`` (this gateway node's name), the store is this node's
+    alone while it is open: another node opening it is refused (see `nodelock`).  ``reactor`` (by default Twisted's) fires the writes' Deferreds
+    through its ``callFromThread``; `settle` fires them without it.
+    """
+
+    def __init__(self, url: str, reactor: Any = None, *, password: str | None = None,
+                 retention: float = 7 * 86400, lock_timeout: float = LOCK_TIMEOUT,
+                 node: str | None = None) -> None:
         for name, value in (("retention", retention), ("lock_timeout", lock_timeout)):
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise BadStoreInput(f"{name} must be a number of seconds >= 0: {value!r}")
         self.url = url
+        self.password = password
         #: Seconds a statement waits for a row another connection holds, then fails.
         self.lock_timeout = float(lock_timeout)
         #: The database, without a password: what log lines and errors name.
         self.path = describe(url)
         self.retention = float(retention)
-        #: Never grows: each write is committed (or fails, raising) before it returns.
-        self.failed_commits = 0
         self._closed = False
         self._db = self._connect()
         try:
@@ -105,13 +119,25 @@ class Database:
         except StoreError:
             self._db.close()
             raise
+        self._node_lock: NodeLock | None = None
+        if node is not None:
+            try:
+                self._node_lock = NodeLock(self._connect(), self.path, node)
+            except StoreError:
+                self._db.close()
+                raise
+        if reactor is None:
+            from twisted.internet import reactor
+        self._writer = Writer(self._connect, self.path, reactor.callFromThread)
 
     def _connect(self) -> psycopg.Connection[Any]:
         try:
             given = conninfo.conninfo_to_dict(self.url)
-            timeout: dict[str, Any] = (
+            extra: dict[str, Any] = (
                 {} if "connect_timeout" in given else {"connect_timeout": CONNECT_TIMEOUT})
-            db = psycopg.connect(self.url, autocommit=True, **timeout)
+            if self.password:
+                extra["password"] = self.password
+            db = psycopg.connect(self.url, autocommit=True, **extra)
             try:
                 db.execute(
                     "SELECT set_config('lock_timeout', %s, false),"
@@ -134,48 +160,82 @@ class Database:
     # -- statements ----------------------------------------------------------
 
     def _reading(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        """The rows ``sql`` selects."""
+        """The rows ``sql`` selects, once every write made before is committed."""
+        db = self._connection()
+        self._writer.wait()
         try:
-            return self._connection().execute(sql, params).fetchall()
+            return db.execute(sql, params).fetchall()
         except psycopg.Error as error:
             raise StoreError(f"cannot read the store {self.path}: {error}") from error
 
-    def _writing(self, sql: str, params: tuple[Any, ...] = ()) -> psycopg.Cursor[Any]:
-        """Run the one statement of a write, committed before this returns; its cursor."""
-        try:
-            return self._connection().execute(sql, params)
-        except psycopg.Error as error:
-            raise StoreError(f"cannot write to the store {self.path}: {error}") from error
+    def _write(self, write: Write) -> Deferred[Any]:
+        """Run ``write`` (a function of the writer's connection) in the writer's next
+        transaction; a Deferred of its value, fired once that is committed."""
+        if self._closed:
+            return fail(StoreError(f"the store {self.path} is closed"))
+        return self._writer.submit(write)
 
-    @contextmanager
-    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
-        """A write of several statements: committed at the end of the block, or not at all."""
-        db = self._connection()
-        try:
-            with db.transaction():
-                yield db
-        except psycopg.Error as error:
-            raise StoreError(f"cannot write to the store {self.path}: {error}") from error
+    def _write_now(self, write: Write) -> Any:
+        """`_write`, waited for: its value, or its error raised (maintenance, not the hot path)."""
+        done = self._write(write)
+        self._writer.wait()
+        self._writer.deliver()
+        outcome: list[Any] = []
+        done.addBoth(outcome.append)
+        [value] = outcome
+        if isinstance(value, Failure):
+            value.raiseException()
+        return value
 
-    # -- IGroupCommit: every write is durable once it returns ----------------
+    # -- IGroupCommit: the writer's transactions -----------------------------
+
+    @property
+    def commits(self) -> int:
+        """How many of the writer's transactions were committed since the store was opened."""
+        return self._writer.commits
+
+    @property
+    def failed_commits(self) -> int:
+        """How many batches of writes were lost (rolled back) since the store was opened."""
+        return self._writer.failed_commits
+
+    def settle(self) -> None:
+        """Wait until every write made so far is committed (or failed), and fire their
+        Deferreds now, on this thread."""
+        self._writer.wait()
+        self._writer.deliver()
 
     def durable(self) -> Deferred[None]:
-        """Fired already: every write was committed before it returned."""
-        return succeed(None)
+        """A Deferred that fires once every write made so far is committed."""
+        if self._closed or self._writer.idle:
+            return succeed(None)
+        return self._writer.submit(lambda db: None)
 
     def when_durable(self, done: Callable[[], object], failed: Callable[[StoreError], object]) -> None:
-        """Call ``done()`` at once: nothing is pending."""
-        done()
+        """Call ``done()`` once every write made so far is committed, ``failed(error)`` if lost."""
+        self.durable().addCallbacks(lambda _: done(), lambda f: failed(f.value))
 
     def commit(self) -> None:
-        """Nothing is pending."""
+        """Wait until every write made so far is committed (`settle`)."""
+        self.settle()
 
     def commit_pending(self) -> None:
-        """Nothing is pending."""
+        """Nothing to do: the writer commits as soon as it can."""
+
+    def probe(self) -> None:
+        """Have the writer commit an empty transaction if it has nothing else to do: what a
+        health check calls, so that `commits` and `failed_commits` say whether the store
+        can write even while nothing is written."""
+        if not self._closed and self._writer.idle:
+            self._writer.submit(statement("SELECT 1", ())).addErrback(lambda _: None)
 
     def close(self) -> None:
-        """Close the connection; later calls raise :class:`StoreError`."""
+        """Wait for the writes in flight, fire their Deferreds and close the connections;
+        later calls raise :class:`StoreError`."""
         if self._closed:
             return
         self._closed = True
+        self._writer.stop()
         self._db.close()
+        if self._node_lock is not None:
+            self._node_lock.release()

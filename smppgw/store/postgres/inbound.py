@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from psycopg import Connection
+from twisted.internet.defer import Deferred
+
 from smppgw.relay.dialogs import Binding
-from smppgw.store.interfaces import InboxRow, UnknownRow, durable_when_done
-from smppgw.store.postgres.database import Database, dump, one
+from smppgw.store.interfaces import InboxRow, UnknownRow
+from smppgw.store.postgres.bulk import Later
+from smppgw.store.postgres.database import Database, dump, one, statement
 
 
 class InboundTables(Database):
@@ -15,28 +19,29 @@ class InboundTables(Database):
 
     # -- the inbox -----------------------------------------------------------
 
-    @durable_when_done
     def add_inbox(self, kind: str, payload: dict[str, Any], created: float, *,
                   receipt: tuple[str, int] | None = None,
-                  drop_fragments: str | None = None) -> int:
+                  drop_fragments: str | None = None) -> Deferred[int]:
         """Keep a message or report for a host; return its id (increasing, never given again).
 
         In the same transaction: ``receipt`` ends that part's wait for its receipt,
         ``drop_fragments`` forgets the parts the message was joined from.
         """
         text = dump(payload)
-        with self._transaction() as db:
-            (row_id,) = one(db.execute(
+
+        def write(db: Connection) -> Later:
+            added = db.execute(
                 "INSERT INTO inbox (kind, payload, created) VALUES (%s, %s, %s) RETURNING id",
-                (kind, text, created),
-            ).fetchone())
+                (kind, text, created))
             if receipt is not None:
                 db.execute("UPDATE part SET receipt_due = NULL"
                            " WHERE request_id = %s AND idx = %s AND receipt_due IS NOT NULL",
                            receipt)
             if drop_fragments is not None:
                 db.execute("DELETE FROM fragment WHERE key = %s", (drop_fragments,))
-        return int(row_id)
+            return Later(lambda: int(one(added.fetchone())[0]))
+
+        return self._write(write)
 
     def inbox(self, limit: int = 1000, after_id: int = 0) -> list[InboxRow]:
         """Return up to ``limit`` inbox rows with an id above ``after_id``, lowest id first."""
@@ -49,34 +54,40 @@ class InboundTables(Database):
             )
         ]
 
-    @durable_when_done
-    def bump_inbox(self, id: int) -> int:
-        """Count one more delivery attempt of inbox row ``id``; return the new count."""
-        found = self._writing(
-            "UPDATE inbox SET attempts = attempts + 1 WHERE id = %s RETURNING attempts", (id,)
-        ).fetchone()
-        if found is None:
-            raise UnknownRow(f"no inbox row {id!r}")
-        attempts: int = found[0]
-        return attempts
+    def bump_inbox(self, id: int) -> Deferred[int]:
+        """Count one more delivery attempt of inbox row ``id``; fires with the new count."""
 
-    @durable_when_done
-    def remove_inbox(self, id: int) -> None:
+        def write(db: Connection) -> Later:
+            cursor = db.execute(
+                "UPDATE inbox SET attempts = attempts + 1 WHERE id = %s RETURNING attempts", (id,))
+
+            def finish() -> int:
+                found = cursor.fetchone()
+                if found is None:
+                    raise UnknownRow(f"no inbox row {id!r}")
+                attempts: int = found[0]
+                return attempts
+
+            return Later(finish)
+
+        return self._write(write)
+
+    def remove_inbox(self, id: int) -> Deferred[None]:
         """Forget inbox row ``id`` (nothing happens if it is already gone)."""
-        self._writing("DELETE FROM inbox WHERE id = %s", (id,))
+        return self._write(statement("DELETE FROM inbox WHERE id = %s", (id,)))
 
     # -- fragments of long inbound messages ----------------------------------
 
-    @durable_when_done
     def add_fragment(
         self, key: str, seq: int, total: int, payload: dict[str, Any], received: float
-    ) -> int:
+    ) -> Deferred[int]:
         """Keep part ``seq`` of the message ``key``; return how many distinct parts of it are kept.
 
         A repeated part replaces the kept one but keeps its first arrival time.
         """
         text = dump(payload)
-        with self._transaction() as db:
+
+        def write(db: Connection) -> Later:
             db.execute(
                 "INSERT INTO fragment (key, seq, total, payload, received)"
                 " VALUES (%s, %s, %s, %s, %s)"
@@ -84,9 +95,10 @@ class InboundTables(Database):
                 " payload = excluded.payload, received = LEAST(fragment.received, excluded.received)",
                 (key, seq, total, text, received),
             )
-            (count,) = one(db.execute(
-                "SELECT COUNT(*) FROM fragment WHERE key = %s", (key,)).fetchone())
-        return int(count)
+            counted = db.execute("SELECT COUNT(*) FROM fragment WHERE key = %s", (key,))
+            return Later(lambda: int(one(counted.fetchone())[0]))
+
+        return self._write(write)
 
     def fragments(self, key: str) -> list[tuple[int, dict[str, Any]]]:
         """Return the kept parts of ``key`` as (seq, payload), by seq."""
@@ -96,10 +108,9 @@ class InboundTables(Database):
                 "SELECT seq, payload FROM fragment WHERE key = %s ORDER BY seq", (key,))
         ]
 
-    @durable_when_done
-    def drop_fragments(self, key: str) -> None:
+    def drop_fragments(self, key: str) -> Deferred[None]:
         """Forget every kept part of ``key``."""
-        self._writing("DELETE FROM fragment WHERE key = %s", (key,))
+        return self._write(statement("DELETE FROM fragment WHERE key = %s", (key,)))
 
     def stale_fragments(self, before: float) -> list[str]:
         """Return the keys whose earliest kept part arrived before ``before``, sorted."""
@@ -124,17 +135,16 @@ class InboundTables(Database):
             )
         ]
 
-    @durable_when_done
-    def save_binding(self, binding: Binding) -> None:
+    def save_binding(self, binding: Binding) -> Deferred[None]:
         """Keep ``binding``, replacing any binding of the same (phone, letter)."""
-        self._writing(
+        return self._write(statement(
             "INSERT INTO binding (phone, letter, address, last_used) VALUES (%s, %s, %s, %s)"
             " ON CONFLICT (phone, letter) DO UPDATE SET address = excluded.address,"
             " last_used = excluded.last_used",
             (binding.phone, binding.letter, binding.address, binding.last_used),
-        )
+        ))
 
-    @durable_when_done
-    def delete_binding(self, phone: str, letter: str) -> None:
+    def delete_binding(self, phone: str, letter: str) -> Deferred[None]:
         """Forget the binding (phone, letter), if there is one."""
-        self._writing("DELETE FROM binding WHERE phone = %s AND letter = %s", (phone, letter))
+        return self._write(statement(
+            "DELETE FROM binding WHERE phone = %s AND letter = %s", (phone, letter)))

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
+
+from psycopg import Connection
+from twisted.internet.defer import Deferred, fail
 
 from smppgw.store.interfaces import (
     BadStoreInput,
@@ -14,9 +18,9 @@ from smppgw.store.interfaces import (
     OutboundPayload,
     OutboundRow,
     UnknownRow,
-    durable_when_done,
 )
-from smppgw.store.postgres.database import Database, dump, one
+from smppgw.store.postgres.bulk import Bulk, Later
+from smppgw.store.postgres.database import Database, dump, one, statement
 
 # A request's columns after its seq, o.parts last (it sizes the message ids).
 _FIELDS = "o.request_id, o.server, o.wire, o.json, o.created, o.outcome, o.parts"
@@ -38,6 +42,16 @@ _RECORD_PART = (
 )
 
 
+_ADD = ("INSERT INTO outbound (request_id, server, wire, json, parts, created)"
+        " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (request_id) DO NOTHING RETURNING seq")
+
+_OUTBOUND = f"SELECT o.seq, {_FIELDS}, {_MESSAGE_IDS} FROM outbound AS o WHERE o.request_id = %s"
+
+
+def _outbound(found: list[tuple[Any, ...]]) -> OutboundRow | None:
+    return _row(found[0]) if found else None
+
+
 def _row(found: tuple[Any, ...]) -> OutboundRow:
     seq, request_id, server, wire, text, created, outcome, parts, message_ids = found
     return OutboundRow(
@@ -45,41 +59,114 @@ def _row(found: tuple[Any, ...]) -> OutboundRow:
         tuple(message_ids), created, None if outcome is None else json.loads(outcome), seq)
 
 
+def _add_one(params: tuple[Any, ...], db: Connection) -> Later:
+    """Add one request.  A request_id kept already (through any node) gives no row rather
+    than a unique violation (an error in the server's log); then the kept row is read.
+    Should another node be adding the same request_id at that moment, the insert waits
+    for its commit and sees its row."""
+    added = db.execute(_ADD, params)
+    return Later(lambda: _added(db, params, added.fetchone()))
+
+
+def _added(db: Connection, params: tuple[Any, ...], found: tuple[Any, ...] | None) -> int:
+    """The seq of the request added (``found``), or DuplicateRequest with the kept row."""
+    while found is None:
+        existing = _outbound(db.execute(_OUTBOUND, (params[0],)).fetchall())
+        if existing is not None:
+            raise DuplicateRequest(existing)
+        # pruned between the two statements: so rare, ask again
+        found = db.execute(_ADD, params).fetchone()
+    seq: int = found[0]
+    return seq
+
+
+# Many requests in one statement, their seqs counting up in the order given.
+_ADD_MANY = (
+    "INSERT INTO outbound (request_id, server, wire, json, parts, created)"
+    " SELECT r, s, w, j, p, c FROM unnest(%s::text[], %s::text[], %s::bytea[], %s::text[],"
+    " %s::integer[], %s::double precision[]) WITH ORDINALITY AS v(r, s, w, j, p, c, n)"
+    " ORDER BY n ON CONFLICT (request_id) DO NOTHING RETURNING request_id, seq"
+)
+
+
+def _add_many(db: Connection, rows: list[tuple[Any, ...]]) -> Later:
+    added = db.execute(_ADD_MANY, tuple(list(column) for column in zip(*rows, strict=True)))
+
+    def finish() -> list[Any]:
+        seqs: dict[str, int] = dict(added.fetchall())
+        values: list[Any] = []
+        for params in rows:
+            seq = seqs.get(params[0])
+            try:
+                values.append(seq if seq is not None else _added(db, params, None))
+            except DuplicateRequest as error:
+                values.append(error)
+        return values
+
+    return Later(finish)
+
+
+_RECORD_PARTS = (
+    "INSERT INTO part (request_id, idx, message_id, server, lookup_key, receipt_due)"
+    " SELECT * FROM unnest(%s::text[], %s::integer[], %s::text[], %s::text[], %s::text[],"
+    " %s::double precision[])"
+    " ON CONFLICT (request_id, idx) DO UPDATE SET message_id = excluded.message_id,"
+    " server = excluded.server, lookup_key = excluded.lookup_key"
+)
+
+
+def _record_parts(db: Connection, rows: list[tuple[Any, ...]]) -> Later:
+    db.execute(_RECORD_PARTS, tuple(list(column) for column in zip(*rows, strict=True)))
+    return Later(lambda: [None] * len(rows))
+
+
+def _finish_one(params: tuple[str, str], db: Connection) -> Later:
+    cursor = db.execute("UPDATE outbound SET outcome = %s WHERE request_id = %s", params)
+
+    def finish() -> None:
+        if cursor.rowcount == 0:
+            raise UnknownRow(f"no stored request {params[1]!r}")
+
+    return Later(finish)
+
+
+_FINISH_MANY = (
+    "UPDATE outbound AS o SET outcome = v.outcome"
+    " FROM unnest(%s::text[], %s::text[]) AS v(outcome, request_id)"
+    " WHERE o.request_id = v.request_id RETURNING o.request_id"
+)
+
+
+def _finish_many(db: Connection, rows: list[tuple[str, str]]) -> Later:
+    cursor = db.execute(_FINISH_MANY, tuple(list(column) for column in zip(*rows, strict=True)))
+
+    def finish() -> list[Any]:
+        found = {request_id for (request_id,) in cursor.fetchall()}
+        return [None if request_id in found else UnknownRow(f"no stored request {request_id!r}")
+                for _, request_id in rows]
+
+    return Later(finish)
+
+
 class OutboundTables(Database):
     """The outbound queue of a store: tables ``outbound`` and ``part``."""
 
-    def _add_outbound(
+    def add_outbound(
         self, request_id: str, server: str, payload: OutboundPayload, parts: int, created: float
-    ) -> int:
-        """Keep a new request and return its seq; :class:`DuplicateRequest` if its
-        request_id is kept already, through this node or another."""
+    ) -> Deferred[int]:
+        """Keep a new request; fires with its seq once committed, or fails with
+        :class:`DuplicateRequest` if its request_id is kept already, through this node or another."""
         if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1:
             raise BadStoreInput(f"parts must be a positive integer: {parts!r}")
         wire, text = (payload, None) if isinstance(payload, bytes) else (None, dump(payload))
-        # A request_id kept already (through any node) gives no row rather than
-        # a unique violation (an error in the server's log); then the kept row
-        # is read.  Should another node be adding the same request_id at that
-        # moment, the insert waits for its commit and sees its row.
-        found = self._writing(
-            "INSERT INTO outbound (request_id, server, wire, json, parts, created)"
-            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (request_id) DO NOTHING RETURNING seq",
-            (request_id, server, wire, text, parts, created),
-        ).fetchone()
-        if found is None:
-            existing = self.outbound(request_id)
-            if existing is None:  # pruned between the two statements: so rare, ask again
-                return self._add_outbound(request_id, server, payload, parts, created)
-            raise DuplicateRequest(existing)
-        seq: int = found[0]
-        return seq
+        params = (request_id, server, wire, text, parts, created)
+
+        return self._write(Bulk(partial(_add_one, params), _add_many, ("outbound", request_id),
+                                params))
 
     def outbound(self, request_id: str) -> OutboundRow | None:
         """Return the kept request ``request_id``, finished or not, or None."""
-        found = self._reading(
-            f"SELECT o.seq, {_FIELDS}, {_MESSAGE_IDS} FROM outbound AS o WHERE o.request_id = %s",
-            (request_id,),
-        )
-        return _row(found[0]) if found else None
+        return _outbound(self._reading(_OUTBOUND, (request_id,)))
 
     def _unfinished(self, columns: str, server: str | None) -> Iterator[tuple[Any, ...]]:
         """Each unfinished request's ``columns`` (the last of them o.parts) and its message ids.
@@ -131,14 +218,6 @@ class OutboundTables(Database):
             )
         }
 
-    @durable_when_done
-    def add_outbound(
-        self, request_id: str, server: str, payload: OutboundPayload, parts: int, created: float
-    ) -> int:
-        """`IStore.add_outbound`: each write is its own transaction, durable when it returns."""
-        return self._add_outbound(request_id, server, payload, parts, created)
-
-    @durable_when_done
     def set_message_id(
         self,
         request_id: str,
@@ -147,28 +226,42 @@ class OutboundTables(Database):
         lookup_key: str,
         known: tuple[str, int] | None = None,
         receipt_due: float | None = None,
-    ) -> None:
+    ) -> Deferred[None]:
         """Record that the SMSC accepted part ``index`` (from 0) of ``request_id`` as ``message_id``."""
         if known is None:
             found = self._reading(
                 "SELECT server, parts FROM outbound WHERE request_id = %s", (request_id,))
             if not found:
-                raise UnknownRow(f"no stored request {request_id!r}")
+                return fail(UnknownRow(f"no stored request {request_id!r}"))
             known = (found[0][0], found[0][1])
         server, parts = known
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < parts:
             raise BadStoreInput(
                 f"part index {index!r} is out of range for request {request_id!r} of {parts} parts")
-        self._writing(_RECORD_PART, (request_id, index, message_id, server, lookup_key, receipt_due))
+        params = (request_id, index, message_id, server, lookup_key, receipt_due)
+        return self._write(Bulk(statement(_RECORD_PART, params), _record_parts,
+                                ("part", request_id, index), params))
 
-    @durable_when_done
-    def finish(self, request_id: str, outcome: dict[str, Any]) -> None:
+    def finish(self, request_id: str, outcome: dict[str, Any]) -> Deferred[None]:
         """Record the final outcome of ``request_id``; a second call replaces the first."""
         text = dump(outcome)
-        cursor = self._writing(
-            "UPDATE outbound SET outcome = %s WHERE request_id = %s", (text, request_id))
-        if cursor.rowcount == 0:
-            raise UnknownRow(f"no stored request {request_id!r}")
+
+        return self._write(Bulk(partial(_finish_one, (text, request_id)), _finish_many,
+                                ("outbound", request_id), (text, request_id)))
+
+    def find_outbound(self, fragment: bytes, limit: int = 50) -> list[OutboundRow]:
+        """The newest requests (at most ``limit``, newest first) whose encoded PDUs hold
+        ``fragment``: for an operator's search by phone number (a scan of the table)."""
+        return [_row(found) for found in self._reading(
+            f"SELECT o.seq, {_FIELDS}, {_MESSAGE_IDS} FROM outbound AS o"
+            " WHERE o.wire IS NOT NULL AND position(%s::bytea in o.wire) > 0"
+            " ORDER BY o.seq DESC LIMIT %s", (fragment, limit))]
+
+    def receipt_deadlines(self, request_id: str) -> dict[int, float]:
+        """When each accepted part of ``request_id`` still awaiting its receipt gives up, by index."""
+        return {index: due for index, due in self._reading(
+            "SELECT idx, receipt_due FROM part WHERE request_id = %s AND receipt_due IS NOT NULL",
+            (request_id,))}
 
     # -- delivery receipts ---------------------------------------------------
 
@@ -183,14 +276,12 @@ class OutboundTables(Database):
         )
         return (found[0][0], found[0][1]) if found else None
 
-    @durable_when_done
-    def receipt_came(self, request_id: str, index: int) -> None:
+    def receipt_came(self, request_id: str, index: int) -> Deferred[None]:
         """Part ``index`` of ``request_id`` has its final receipt: no longer await it."""
-        self._writing(
+        return self._write(statement(
             "UPDATE part SET receipt_due = NULL"
             " WHERE request_id = %s AND idx = %s AND receipt_due IS NOT NULL",
-            (request_id, index),
-        )
+            (request_id, index)))
 
     def next_receipt_due(self) -> float | None:
         """Return the earliest deadline of a part still awaiting its receipt, or None."""
@@ -216,7 +307,8 @@ class OutboundTables(Database):
         """Forget finished requests created more than `retention` before ``now``, with their
         parts, walking them in the order they were added; return how many."""
         before = now - self.retention
-        with self._transaction() as db:
+
+        def write(db: Connection) -> int:
             # The first request kept by its time bounds the walk (a clock set
             # back leaves the finished rows after it for a later prune).
             (limit,) = one(db.execute(
@@ -229,4 +321,7 @@ class OutboundTables(Database):
                 (limit,),
             )]
             db.execute("DELETE FROM part WHERE request_id = ANY(%s)", (gone,))
-        return len(gone)
+            return len(gone)
+
+        removed: int = self._write_now(write)
+        return removed

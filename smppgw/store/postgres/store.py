@@ -3,8 +3,10 @@
 `PostgresStore` keeps what the SQLite store keeps (the outbound queue,
 idempotent by ``request_id``; the inbox for the hosts; fragments of long
 inbound messages; SMS Dialogs bindings) and answers the store conformance
-suite as it does.  Each write is its own transaction, committed before it
-returns (see `database`); the tables and their version are in `schema`.
+suite as it does.  Its writes are committed off the reactor's thread, those in
+flight together, and their Deferreds fire once committed (see `writer`); reads
+wait for the writes made before them (see `database`); the tables and their
+version are in `schema`.
 """
 
 from __future__ import annotations

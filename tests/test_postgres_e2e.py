@@ -1,0 +1,162 @@
+"""A gateway on the PostgreSQL store, end to end: a host over AMP -> the gateway -> the SMSC
+simulator on loopback, a restart on the same database, a second node refused, /healthz.
+
+Like tests/test_store_postgres.py, they run against the server ``SMPPGW_TEST_POSTGRES``
+names, each gateway in a schema of its own; skipped without it, failed under CI=true.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from typing import Any
+
+import psycopg
+from twisted.internet import reactor
+from twisted.internet.defer import inlineCallbacks
+from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol, serverFromString
+from twisted.internet.task import Clock
+from twisted.logger import capturedLogs, formatEvent
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from smppgw.admin.health import Heartbeat, StoreWatch
+from smppgw.backup import backup
+from smppgw.config import parse_config
+from smppgw.relay.outcomes import Unavailable
+from smppgw.service import Gateway, StartupError, build_gateway
+from smppgw.testing.process import gateway_config
+from smppgw.testing.simulator import SMSCSimulator
+
+from .test_e2e import Host, turn
+from .test_store_postgres import MISSING, URL
+
+
+class PostgresGatewayTests(TestCase):
+    """Gateways on a PostgreSQL database, one at a time, as a restarted node."""
+
+    timeout = 30
+    skip = None if os.environ.get("CI") == "true" else MISSING
+
+    @inlineCallbacks
+    def setUp(self) -> Any:
+        if URL is None:
+            self.fail(f"CI=true but {MISSING}")
+        self.admin = psycopg.connect(URL, autocommit=True)
+        self.addCleanup(self.admin.close)
+        self.schema = f"test_{uuid.uuid4().hex[:16]}"
+        self.admin.execute(f"CREATE SCHEMA {self.schema}")
+        self.addCleanup(self.admin.execute, f"DROP SCHEMA {self.schema} CASCADE")
+        # Unix socket paths must be short (108 bytes): not under trial's temp folder.
+        self.state = tempfile.mkdtemp(prefix="smppgw-")
+        self.addCleanup(shutil.rmtree, self.state, True)
+        self.simulator = SMSCSimulator({"gw": "pw"}, reactor)
+        port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(self.simulator)
+        self.addCleanup(port.stopListening)
+        self.text = gateway_config(self.state, port.getHost().port, sender="+15550100",
+                                   module={"log_level": "major"}).replace(
+            f'path = "{self.state}/smppgw.sqlite"',
+            f'url = "{URL}?options=-csearch_path%3D{self.schema}"')
+
+    def gateway(self, node: str = "gw-1") -> Gateway:
+        config = parse_config(self.text + f'[node]\nname = "{node}"\n')
+        return build_gateway(config, reactor)
+
+    @inlineCallbacks
+    def start(self, node: str = "gw-1") -> Any:
+        gateway = self.gateway(node)
+        with capturedLogs() as events:
+            gateway.startService()
+        self.addCleanup(self.stop, gateway)
+        yield gateway.links[""].when_bound()
+        host = yield connectProtocol(UNIXClientEndpoint(reactor, f"{self.state}/amp.sock"), Host())
+        self.addCleanup(host.transport.loseConnection)
+        return gateway, host, [formatEvent(event) for event in events]
+
+    @inlineCallbacks
+    def stop(self, gateway: Gateway) -> Any:
+        if gateway.running:
+            yield gateway.stopService()
+            for connection in list(self.simulator.connections):
+                connection.close()
+            yield turn()
+
+    def send(self, host: Host, rid: str) -> Any:
+        from smppgw.host.commands import SendSignal
+
+        return host.callRemote(SendSignal, request_id=rid, method="MESSAGE",
+                               sender="alice@example.com", recipient="+15551234@smpp",
+                               body="hello")
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        return self.admin.execute(
+            f"SELECT request_id, outcome FROM {self.schema}.outbound ORDER BY seq").fetchall()
+
+    @inlineCallbacks
+    def test_relays_and_survives_a_restart(self) -> Any:
+        """A SendSignal is answered and its request kept in the database, the start line names
+        the database without its password; after a restart on the same database a retry of the
+        request_id gets the same answer with no second submit_sm; a deliver_sm reaches the host."""
+        gateway, host, lines = yield self.start()
+        port = URL.split("@", 1)[1].split("/", 1)[0] if URL else ""
+        self.assertIn(
+            f"SMPP [*] using the store postgresql://postgres@{port}/smppgw_test as node gw-1",
+            lines)
+        self.assertIsNone(gateway.checkpointer)
+        first = yield self.send(host, "r1")
+        self.assertEqual((first["parts"], len(self.simulator.accepted)), (1, 1))
+        self.assertEqual(self.rows(), [("r1", '{"ok":true}')])
+        yield self.stop(gateway)
+        host.transport.loseConnection()
+
+        _, host, _ = yield self.start()
+        again = yield self.send(host, "r1")
+        self.assertEqual((again, len(self.simulator.accepted)), (first, 1))
+        response = yield self.simulator.deliver("15557654", "15550100", b"hi there")
+        self.assertEqual(response.command_status, 0)
+        yield host.when(host.delivered, 1)
+        self.assertEqual(host.delivered, [{
+            "method": "MESSAGE", "sender": "+15557654@smpp", "recipient": "+15550100@telnum",
+            "body": "hi there", "server": ""}])
+
+    @inlineCallbacks
+    def test_second_node_refused(self) -> Any:
+        """A second node on the database of a running one is refused at start, in one line
+        naming the node that holds it; once that one stops, the store can be opened again."""
+        gateway, _, _ = yield self.start("gw-1")
+        second = self.gateway("gw-2")
+        error = self.assertRaises(StartupError, second.startService)
+        self.assertIn("is in use by another gateway node (node 'gw-1' from 127.0.0.1)", str(error))
+        self.assertNotIn("\n", str(error))
+        yield self.stop(gateway)
+        yield self.start("gw-2")
+
+    @inlineCallbacks
+    def test_health_follows_the_database(self) -> Any:
+        """With nothing written, the store's probe still tells /healthz whether it can write:
+        a connection cut fails one probe, and the next one connects again."""
+        gateway, _, _ = yield self.start()
+        store, watch = gateway.store, StoreWatch()
+        heartbeat = Heartbeat(Clock(), gateway, watch)
+        heartbeat.beat()  # samples the store, and has it probe
+        store.settle()
+        self.assertFalse(watch.sample(store))
+        self.admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                           " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                           " AND application_name NOT LIKE 'smppgw node %'")
+        heartbeat.beat()
+        store.settle()
+        self.assertTrue(watch.sample(store))
+        heartbeat.beat()
+        store.settle()
+        self.assertFalse(watch.sample(store))
+
+
+class BackupTests(SynchronousTestCase):
+    def test_backup_points_at_pg_dump(self) -> None:
+        """smppgw backup of a PostgreSQL store is refused, pointing at PostgreSQL's tools."""
+        error = self.assertRaises(Unavailable, backup, "postgresql://gw@db:5432/smppgw",
+                                  "/tmp/copy.sqlite")
+        self.assertIn("the store is the PostgreSQL database postgresql://gw@db:5432/smppgw:"
+                      " back it up with PostgreSQL's own tools (pg_dump", str(error))
