@@ -24,7 +24,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from smppgw.admin.health import Heartbeat, StoreWatch
 from smppgw.backup import backup
 from smppgw.config import parse_config
-from smppgw.relay.outcomes import Unavailable
+from smppgw.errors import Unavailable
 from smppgw.service import Gateway, StartupError, build_gateway
 from smppgw.testing.process import gateway_config
 from smppgw.testing.simulator import SMSCSimulator
