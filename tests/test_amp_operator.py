@@ -12,7 +12,6 @@ from twisted.python.failure import Failure
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
-from smppgw import backup as backup_module
 from smppgw.config import ConfigError
 from smppgw.errors import BadRequest, NotFound, NotRelayed, Unauthorized, Unavailable
 from smppgw.host.commands import (
@@ -31,6 +30,7 @@ from smppgw.host.protocol import GatewayAMPFactory
 from smppgw.host.registry import HostRegistry
 from smppgw.relay.dialogs import Binding
 from smppgw.store.sqlite import Store
+from smppgw.store.sqlite import backup as backup_module
 from smppgw.store.sqlite.schema import SCHEMA_VERSION
 
 from . import test_queue

@@ -22,10 +22,10 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from smppgw.admin.health import Heartbeat, StoreWatch
-from smppgw.backup import backup
 from smppgw.config import parse_config
 from smppgw.errors import Unavailable
 from smppgw.service import Gateway, StartupError, build_gateway
+from smppgw.store.sqlite.backup import backup
 from smppgw.testing.process import gateway_config
 from smppgw.testing.simulator import SMSCSimulator
 

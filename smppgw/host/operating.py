@@ -3,7 +3,7 @@ The responders of the operator's AMP commands (`smppgw.host.commands`): the part
 `GatewayAMP` the ``smppgw`` command line talks to.
 
 They delegate to `smppgw.relay.operator.Operator` over the gateway's outbound
-queue, to the gateway's ``reload`` callable, and to `smppgw.backup` run off the
+queue, to the gateway's ``reload`` callable, and to `smppgw.store.sqlite.backup` run off the
 reactor's thread.  They answer only a logged-in connection, as every command
 but Login does.  A list that would not fit in one AMP value is cut short: the
 answer's ``total`` says how many there are.
@@ -18,7 +18,6 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.protocols import amp
 from twisted.python.failure import Failure
 
-from smppgw.backup import BackupDone, backup
 from smppgw.errors import BadRequest, SignalError, Unavailable
 from smppgw.host.commands import (
     Backup,
@@ -30,6 +29,7 @@ from smppgw.host.commands import (
     RetireDialog,
 )
 from smppgw.relay.operator import Operator
+from smppgw.store.sqlite.backup import BackupDone, backup
 
 if TYPE_CHECKING:
     from smppgw.relay.outbound import Outbound
