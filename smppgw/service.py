@@ -220,6 +220,8 @@ class Gateway(MultiService):
             raise StartupError(f"smppgw cannot start: {describe(error)}") from error
         self._restore_hangup = on_signal(self.reactor, "SIGHUP", self.hangup)
         self.log.major("AMP endpoint listening on {listen}", listen=listen)
+        if self.config.admin.listen:
+            self.log.major("web admin listening on {listen}", listen=self.config.admin.listen)
 
     def hangup(self) -> None:
         """What SIGHUP asks of the running gateway (logrotate, ``systemctl reload``).

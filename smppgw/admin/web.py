@@ -325,6 +325,9 @@ class _Root(Resource):
 class AdminSite(Site):
     """The admin's site on C{gateway}: the pages, their sessions and the login throttle."""
 
+    #: No "Starting factory" / "Stopping factory" lines: the gateway says where the admin listens.
+    noisy = False
+
     def __init__(self, gateway: AdminGateway, clock: IReactorTime, run: Runner, *,
                  idle: float = 1800.0) -> None:
         self.gateway = gateway
