@@ -35,6 +35,7 @@ from smppgw.relay.dialogs import DialogTable
 from smppgw.relay.inbound import Inbound
 from smppgw.relay.outbound import Outbound
 from smppgw.relay.servers import LiveServers
+from smppgw.shared import SettingsSync
 from smppgw.smpp.link import Link, build_endpoint
 from smppgw.smpp.log import SmppLog
 from smppgw.stats import GatewayStats
@@ -73,6 +74,8 @@ class Gateway(MultiService):
         self.inbound: Inbound | None = None
         self._pruning: LoopingCall | None = None
         self.checkpointer: Checkpointer | None = None
+        #: On a PostgreSQL store, what keeps the settings shared with the other nodes in step.
+        self.shared: SettingsSync | None = None
         self._restore_hangup: Callable[[], object] = lambda: None
 
     def add_link(self, link: Link) -> None:
@@ -122,11 +125,16 @@ class Gateway(MultiService):
         maybeDeferred(old.disownServiceParent).addBoth(start)
         return link
 
-    def apply_config(self, new: Config) -> list[str]:
-        """Apply `new` live (see `smppgw.live`); one line per change."""
+    def apply_config(self, new: Config, *, from_cluster: bool = False) -> list[str]:
+        """Apply `new` live (see `smppgw.live`); one line per change.  On a PostgreSQL
+        store a change of the shared settings is published to the other nodes, unless
+        it came ``from_cluster`` (see `smppgw.shared`)."""
         from smppgw.live import apply
 
-        return apply(self, new)
+        lines = apply(self, new)
+        if self.shared is not None and not from_cluster:
+            self.shared.changed(self.config)
+        return lines
 
     def reload(self) -> list[str]:
         """Read the configuration file again and apply what changed; one line per change.
@@ -220,6 +228,14 @@ class Gateway(MultiService):
             raise StartupError(f"smppgw cannot start: {describe(error)}") from error
         self._restore_hangup = on_signal(self.reactor, "SIGHUP", self.hangup)
         self.log.major("AMP endpoint listening on {listen}", listen=listen)
+        if self.config.store.postgres:
+            self.shared = SettingsSync(self, self.store, self.reactor, self.config.node.name,
+                                       self.log)
+            try:
+                self.shared.start()
+            except StoreError as error:
+                self.log.problem("the shared settings cannot be read now: {error}; this node"
+                                 " runs on its file's", error=error)
         if self.config.admin.listen:
             self.log.major("web admin listening on {listen}", listen=self.config.admin.listen)
 
@@ -264,6 +280,8 @@ class Gateway(MultiService):
         def close(result: Any) -> Any:
             if self._pruning is not None and self._pruning.running:
                 self._pruning.stop()
+            if self.shared is not None:
+                self.shared.stop()
             if self.inbound is not None:
                 self.inbound.stop()
             if self.outbound is not None:

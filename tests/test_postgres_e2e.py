@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import psycopg
@@ -22,9 +23,11 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from smppgw.admin.health import Heartbeat, StoreWatch
-from smppgw.config import parse_config
+from smppgw.config import load_config, parse_config
 from smppgw.errors import Unavailable
 from smppgw.service import Gateway, StartupError, build_gateway
+from smppgw.shared import shared_text
+from smppgw.store.postgres import PostgresStore
 from smppgw.store.sqlite.backup import backup
 from smppgw.testing.process import gateway_config
 from smppgw.testing.simulator import SMSCSimulator
@@ -119,6 +122,42 @@ class PostgresGatewayTests(TestCase):
         self.assertEqual(host.delivered, [{
             "method": "MESSAGE", "sender": "+15557654@smpp", "recipient": "+15550100@telnum",
             "body": "hi there", "server": ""}])
+
+    @inlineCallbacks
+    def test_shared_settings_kept_in_step(self) -> Any:
+        """A running node publishes its settings at start; a revision another node publishes
+        is applied live (the new window in force, no re-bind) and written into the node's
+        file; a reload of an edited file publishes it as the next revision."""
+        path = os.path.join(self.state, "smppgw.toml")
+        with open(path, "w") as f:
+            f.write(self.text + '[node]\nname = "gw-1"\n')
+        gateway = build_gateway(load_config(path), reactor, config_path=path)
+        gateway.startService()
+        self.addCleanup(self.stop, gateway)
+        link = yield gateway.links[""].when_bound()
+        other = PostgresStore(f"{URL}?options=-csearch_path%3D{self.schema}", reactor)
+        self.addCleanup(other.close)
+        found = other.shared_settings()
+        assert found is not None
+        self.assertEqual((found.revision, found.node, found.text),
+                         (1, "gw-1", shared_text(gateway.config)))
+        theirs = replace(gateway.config, servers=(replace(gateway.config.servers[0], window=3),))
+        yield other.publish_settings(shared_text(theirs), "gw-2")
+        assert gateway.shared is not None
+        gateway.shared.check()
+        self.assertEqual(gateway.config.servers[0].window, 3)
+        self.assertIs(gateway.links[""], link)
+        self.assertEqual(load_config(path).servers[0].window, 3)
+        with open(path) as f:
+            edited = f.read().replace("window = 3", "window = 4")
+        with open(path, "w") as f:
+            f.write(edited)
+        gateway.reload()
+        yield gateway.store.durable()
+        found = other.shared_settings()
+        assert found is not None
+        self.assertEqual((found.revision, found.node), (3, "gw-1"))
+        self.assertEqual(parse_config(found.text).servers[0].window, 4)
 
     @inlineCallbacks
     def test_second_node_refused(self) -> Any:

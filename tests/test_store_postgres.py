@@ -393,3 +393,30 @@ class WithoutServerTests(SynchronousTestCase):
         """A lock timeout that is not a number of seconds is refused before connecting."""
         self.assertRaises(BadStoreInput, PostgresStore, "postgresql://gw@127.0.0.1:1/db",
                           Unturned(), lock_timeout="5s")
+
+
+class SharedSettingsTests(OnPostgres):
+    """The settings row the nodes share: one revision per publish, seen by every node."""
+
+    def test_published_and_seen_by_the_other_node(self) -> None:
+        """A publish through one node gives revision 1, the next (through the other) 2; both
+        read the same text, the writer's name and a time on the database server's clock."""
+        a, b = self.open(), self.open()
+        self.assertEqual((a.settings_revision(), a.shared_settings()), (0, None))
+        self.assertEqual(self.written(a, a.publish_settings("[module]\n", "gw-1")), 1)
+        self.assertEqual(self.written(b, b.publish_settings('[module]\nlog_level = "none"\n',
+                                                            "gw-2")), 2)
+        found = a.shared_settings()
+        assert found is not None
+        self.assertEqual((found.revision, found.text, found.node),
+                         (2, '[module]\nlog_level = "none"\n', "gw-2"))
+        (now,) = self.admin.execute("SELECT extract(epoch FROM now())").fetchone()
+        self.assertLess(abs(found.written - float(now)), 60)
+        self.assertEqual(b.settings_revision(), 2)
+
+    def test_bad_settings_refused(self) -> None:
+        """An empty text or a missing node name is refused before anything is written."""
+        a = self.open()
+        self.assertRaises(BadStoreInput, a.publish_settings, "", "gw-1")
+        self.assertRaises(BadStoreInput, a.publish_settings, "[module]\n", "")
+        self.assertEqual(a.settings_revision(), 0)

@@ -101,6 +101,17 @@ CREATE TABLE binding (
     last_used double precision NOT NULL,
     PRIMARY KEY (phone, letter)
 );
+
+-- The settings the nodes share (see smppgw.store.postgres.settings): one row,
+-- its revision counting the changes, the node that wrote it, when (the
+-- database server's clock).
+CREATE TABLE settings (
+    id integer PRIMARY KEY CHECK (id = 1),
+    revision bigint NOT NULL CHECK (revision >= 1),
+    text text NOT NULL,
+    node text NOT NULL,
+    written timestamptz NOT NULL
+);
 """
 
 # Taken for the length of the transaction that creates or upgrades the tables:

@@ -3,7 +3,7 @@
 `PostgresStore` keeps what the SQLite store keeps (the outbound queue,
 idempotent by ``request_id``; the inbox for the hosts; fragments of long
 inbound messages; SMS Dialogs bindings) and answers the store conformance
-suite as it does.  Its writes are committed off the reactor's thread, those in
+suite as it does, and the settings the nodes share (`settings`).  Its writes are committed off the reactor's thread, those in
 flight together, and their Deferreds fire once committed (see `writer`); reads
 wait for the writes made before them (see `database`); the tables and their
 version are in `schema`.
@@ -16,10 +16,11 @@ from zope.interface import implementer
 from smppgw.store.interfaces import IGroupCommit, IStore
 from smppgw.store.postgres.inbound import InboundTables
 from smppgw.store.postgres.outbound import OutboundTables
+from smppgw.store.postgres.settings import SettingsTable
 
 
 @implementer(IStore, IGroupCommit)
-class PostgresStore(OutboundTables, InboundTables):
+class PostgresStore(OutboundTables, InboundTables, SettingsTable):
     """The store on a PostgreSQL database named by a libpq URL (``postgresql://user@host/db``).
 
     The password comes from the URL, libpq's environment (``PGPASSWORD``,
