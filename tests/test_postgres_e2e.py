@@ -24,7 +24,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from smppgw.admin.health import Heartbeat, StoreWatch
 from smppgw.config import load_config, parse_config
-from smppgw.errors import Unavailable
+from smppgw.errors import TryLater, Unavailable
 from smppgw.service import Gateway, StartupError, build_gateway
 from smppgw.shared import shared_text
 from smppgw.store.postgres import PostgresStore
@@ -158,6 +158,44 @@ class PostgresGatewayTests(TestCase):
         assert found is not None
         self.assertEqual((found.revision, found.node), (3, "gw-1"))
         self.assertEqual(parse_config(found.text).servers[0].window, 4)
+
+    @inlineCallbacks
+    def test_connections_cut_under_load(self) -> Any:
+        """The database's connections cut while messages flow (as a restart of the server
+        does): the gateway connects again and goes on; every request ends with one outcome,
+        each stored; the SMSC gets each message once, a few of them twice at most (the
+        window's parts in doubt)."""
+        gateway, host, _ = yield self.start()
+        window = gateway.config.servers[0].window
+        count = 200
+        answers = [self.send(host, f"r{n}") for n in range(count)]
+        done: list[Any] = []
+        for answer in answers:
+            answer.addBoth(done.append)
+        while len(done) < count // 4:
+            yield turn()
+        (cut,) = self.admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()
+        self.assertGreaterEqual(cut, 2)  # the writer's and the reader's connections at least
+        while len(done) < count:
+            yield turn()
+        # A write cut off in its commit may or may not have been committed: such a
+        # request is answered TRY_LATER, and asking again with its request_id gets its
+        # outcome (the SMS is not sent again).
+        for answer in done:
+            if not isinstance(answer, dict):
+                self.assertTrue(answer.check(TryLater), answer)
+        for n in range(count):
+            again = yield self.send(host, f"r{n}")
+            self.assertEqual(again["parts"], 1)
+            if isinstance(done[n], dict):
+                self.assertEqual(again, done[n])
+        outcomes = dict(self.rows())
+        self.assertEqual(sorted(outcomes), sorted(f"r{n}" for n in range(count)))
+        self.assertNotIn(None, outcomes.values())
+        self.assertGreaterEqual(len(self.simulator.accepted), count)
+        self.assertLessEqual(len(self.simulator.accepted) - count, window)
 
     @inlineCallbacks
     def test_second_node_refused(self) -> Any:

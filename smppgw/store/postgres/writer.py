@@ -22,6 +22,7 @@ reading (``add_outbound`` again answers DuplicateRequest if it was).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -33,6 +34,13 @@ from twisted.python.failure import Failure
 
 from smppgw.store.interfaces import DuplicateRequest, StoreError, UnknownRow
 from smppgw.store.postgres.bulk import Later, Write, send
+
+# psycopg reports through the standard logging module, which (with no handler
+# anywhere) prints a warning on stderr: "error ignored terminating <Pipeline>"
+# when a connection breaks in the middle of a batch.  The writer reports that
+# break itself, as the StoreError of every write of the batch, in the
+# gateway's log; the stray line is not wanted beside it.
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
 
 
 def _value(result: Any) -> Any:
