@@ -44,6 +44,8 @@ from smppgw.store.sqlite import Checkpointer, Store, private_folder
 
 _log = Logger()
 
+#: Seconds between two checks that this node still holds its PostgreSQL store.
+NODE_LOCK_CHECK = 5.0
 #: How often finished requests past the store's retention (7 days) are deleted.
 PRUNE_EVERY = 3600.0
 
@@ -76,6 +78,7 @@ class Gateway(MultiService):
         self.checkpointer: Checkpointer | None = None
         #: On a PostgreSQL store, what keeps the settings shared with the other nodes in step.
         self.shared: SettingsSync | None = None
+        self._lock_check: LoopingCall | None = None
         self._restore_hangup: Callable[[], object] = lambda: None
 
     def add_link(self, link: Link) -> None:
@@ -229,6 +232,9 @@ class Gateway(MultiService):
         self._restore_hangup = on_signal(self.reactor, "SIGHUP", self.hangup)
         self.log.major("AMP endpoint listening on {listen}", listen=listen)
         if self.config.store.postgres:
+            self._lock_check = LoopingCall(self.check_node_lock)
+            self._lock_check.clock = self.reactor
+            self._lock_check.start(NODE_LOCK_CHECK, now=False)
             self.shared = SettingsSync(self, self.store, self.reactor, self.config.node.name,
                                        self.log)
             try:
@@ -262,6 +268,16 @@ class Gateway(MultiService):
         except Exception:
             _log.failure("SIGHUP: the reload failed")
 
+    def check_node_lock(self) -> None:
+        """On a PostgreSQL store, hold it again if the connection that held it was lost
+        (the server restarted); say so, and say it every time while another node holds it."""
+        try:
+            if self.store.check_node_lock():
+                self.log.major("the store's connection was lost; this node holds {path}"
+                                 " again", path=self.store.path)
+        except StoreError as error:
+            self.log.problem("{error}", error=error)
+
     def _prune(self) -> None:
         """Forget finished requests older than the store's retention (their answers were given)."""
         if self.store is None:
@@ -282,6 +298,8 @@ class Gateway(MultiService):
                 self._pruning.stop()
             if self.shared is not None:
                 self.shared.stop()
+            if self._lock_check is not None and self._lock_check.running:
+                self._lock_check.stop()
             if self.inbound is not None:
                 self.inbound.stop()
             if self.outbound is not None:

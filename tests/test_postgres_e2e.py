@@ -196,6 +196,15 @@ class PostgresGatewayTests(TestCase):
         self.assertNotIn(None, outcomes.values())
         self.assertGreaterEqual(len(self.simulator.accepted), count)
         self.assertLessEqual(len(self.simulator.accepted) - count, window)
+        # The cut took the node's hold on the store with it: its check takes it again,
+        # so a second node is still refused.
+        with capturedLogs() as events:
+            gateway.check_node_lock()
+            gateway.check_node_lock()
+        self.assertEqual([formatEvent(event) for event in events], [
+            f"SMPP [*] the store's connection was lost; this node holds {gateway.store.path}"
+            " again"])
+        self.assertRaises(StartupError, self.gateway("gw-2").startService)
 
     @inlineCallbacks
     def test_second_node_refused(self) -> Any:

@@ -229,6 +229,16 @@ class Database:
         if not self._closed and self._writer.idle:
             self._writer.submit(statement("SELECT 1", ())).addErrback(lambda _: None)
 
+    def check_node_lock(self) -> bool:
+        """Whether this node's hold on the store had to be taken again (its connection was
+        lost); see `smppgw.store.postgres.nodelock`.
+
+        :raise StoreError: it cannot be taken again (another node holds the store now).
+        """
+        if self._closed or self._node_lock is None:
+            return False
+        return self._node_lock.check(self._connect)
+
     def close(self) -> None:
         """Wait for the writes in flight, fire their Deferreds and close the connections;
         later calls raise :class:`StoreError`."""

@@ -8,7 +8,10 @@ as the SQLite store refuses a second gateway on its file.  The connection's
 ``application_name`` carries the node's name, so that the refusal says
 which node holds the store.  The lock goes when the connection does: when
 the node stops, or its process or machine dies (once the server sees its
-connection gone).
+connection gone), and when the server restarts or ends the connection: so a
+running node checks its lock (`NodeLock.check`, every few seconds) and takes
+it again on a new connection; should another node have taken the store
+meanwhile, the check says so, and says it again until one of them stops.
 """
 
 from __future__ import annotations
@@ -31,6 +34,11 @@ class NodeLock:
 
     def __init__(self, db: psycopg.Connection[Any], where: str, node: str) -> None:
         self.node = node
+        self.where = where
+        self._take(db)
+
+    def _take(self, db: psycopg.Connection[Any]) -> None:
+        where, node = self.where, self.node
         self._db = db
         try:
             db.execute("SELECT set_config('application_name', %s, false)",
@@ -60,6 +68,21 @@ class NodeLock:
         node = (name or "").removeprefix(APPLICATION) if (name or "").startswith(APPLICATION) else ""
         shown = f"node {node!r}" if node else "its name unknown"
         return f"{shown} from {address}" if address else shown
+
+    def check(self, connect: Any) -> bool:
+        """Whether the lock is still held, taken again through ``connect()`` (a new
+        connection) if its connection was lost; True when it was taken again.
+
+        :raise StoreError: it cannot be taken again: the database cannot be reached,
+            or another node holds the store now.
+        """
+        try:
+            self._db.execute("SELECT 1")
+            return False
+        except psycopg.Error:
+            self._db.close()
+        self._take(connect())
+        return True
 
     def release(self) -> None:
         """Let the store go (closing the lock's connection)."""
