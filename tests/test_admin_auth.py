@@ -6,13 +6,15 @@ import os
 from typing import Any
 
 from argon2 import PasswordHasher
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from smppgw.admin.auth import LoginThrottle, Sessions, hash_password
 from smppgw.admin.testing import FakeGateway, TestBrowser, synchronous
-from smppgw.admin.web import AdminSite
+from smppgw.admin.web import MAX_BODY, AdminSite
 from smppgw.config import load_config
 from smppgw.testing.process import gateway_config
 
@@ -207,3 +209,51 @@ class SessionsTests(SynchronousTestCase):
         self.assertEqual(len(sessions), 2)
         self.assertIsNone(sessions.get(second.token))
         self.assertIsNotNone(sessions.get(first.token))
+
+
+class BodyLimitTests(AdminTestCase):
+    """A request body over MAX_BODY is refused unread: 413, the connection closed."""
+
+    def connect(self) -> tuple[Any, StringTransport]:
+        peer = IPv4Address("TCP", "127.0.0.1", 40001)
+        transport = StringTransport(peerAddress=peer,
+                                    hostAddress=IPv4Address("TCP", "127.0.0.1", 8780))
+        protocol = self.site.buildProtocol(peer)
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+    def test_declared_length_over_the_limit(self) -> None:
+        """A Content-Length of 10 MB is answered 413 at once, before any of the body comes;
+        what follows is not read, and the site goes on answering other clients."""
+        protocol, transport = self.connect()
+        protocol.dataReceived(b"POST /login HTTP/1.1\r\nHost: localhost\r\n"
+                              b"Content-Type: application/x-www-form-urlencoded\r\n"
+                              b"Content-Length: 10485760\r\n\r\n")
+        head = transport.value().split(b"\r\n", 1)[0]
+        self.assertEqual(head, b"HTTP/1.1 413 Content Too Large")
+        self.assertIn(f"over {MAX_BODY} bytes is refused".encode(), transport.value())
+        self.assertTrue(transport.disconnecting)
+        answered = transport.value()
+        protocol.dataReceived(b"password=x" * 1000)
+        self.assertEqual(transport.value(), answered)
+        self.assertEqual(dict(self.site.throttle._failed), {})
+        self.assertEqual(self.browser.get("/login").code, 200)
+
+    def test_chunked_body_over_the_limit(self) -> None:
+        """A chunked body is refused once it passes the limit."""
+        protocol, transport = self.connect()
+        protocol.dataReceived(b"POST /login HTTP/1.1\r\nHost: localhost\r\n"
+                              b"Transfer-Encoding: chunked\r\n\r\n")
+        chunk = b"a" * 65536
+        for _ in range(MAX_BODY // len(chunk)):
+            protocol.dataReceived(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        self.assertEqual(transport.value(), b"")
+        protocol.dataReceived(b"1\r\na\r\n")
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 413 Content Too Large"))
+        self.assertTrue(transport.disconnecting)
+
+    def test_body_at_the_limit_read(self) -> None:
+        """A body of exactly MAX_BODY bytes is read and answered as usual."""
+        response = self.browser.post("/login", {"password": "x" * (MAX_BODY - len("password="))})
+        self.assertNotEqual(response.code, 413)
+        self.assertIn(response.code, (200, 303, 401, 403))

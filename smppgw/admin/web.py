@@ -322,6 +322,48 @@ class _Root(Resource):
         return notFound()
 
 
+#: The largest request body the admin reads (a Servers form of hundreds of servers is
+#: well under it); a larger one is answered 413 and its connection closed, unread.
+MAX_BODY = 1024 * 1024
+
+_TOO_LARGE = (b"HTTP/1.1 413 Content Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n"
+              b"Connection: close\r\nContent-Length: %d\r\n\r\n%s")
+
+
+class _BoundedRequest(Request):
+    """A request whose body is read only up to L{MAX_BODY} bytes (a declared length over it
+    is refused before any of the body is read; a chunked one, once it passes it)."""
+
+    _left = MAX_BODY
+    _refused = False
+
+    def gotLength(self, length: int | None) -> None:
+        super().gotLength(None if length is not None and length > MAX_BODY else length)
+        if length is not None and length > MAX_BODY:
+            self._refuse()
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self._refused:
+            return
+        self._left -= len(data)
+        if self._left < 0:
+            self._refuse()
+            return
+        super().handleContentChunk(data)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if not self._refused:
+            super().requestReceived(command, path, version)
+
+    def _refuse(self) -> None:
+        self._refused = True
+        text = f"a request body over {MAX_BODY} bytes is refused\n".encode()
+        transport = self.channel.transport if self.channel is not None else None
+        if transport is not None:
+            transport.write(_TOO_LARGE % (len(text), text))
+            transport.loseConnection()
+
+
 class AdminSite(Site):
     """The admin's site on C{gateway}: the pages, their sessions and the login throttle."""
 
@@ -354,7 +396,7 @@ class AdminSite(Site):
         from .phone import add_phone_page  # builds on _Page: imported once this module is whole
         add_phone_page(self, root)
         self.root = root
-        super().__init__(root)
+        super().__init__(root, requestFactory=_BoundedRequest)
         self.displayTracebacks = False
 
     def startFactory(self) -> None:
