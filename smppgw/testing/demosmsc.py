@@ -7,7 +7,6 @@ the gateway when asked for a demo.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from twisted.application.internet import StreamServerEndpointService
@@ -15,17 +14,9 @@ from twisted.application.service import MultiService, Service
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint, UNIXServerEndpoint
 
 from smppgw.config import Config
+from smppgw.config.endpoints import is_loopback
 from smppgw.testing.demo import RECEIPT_DELAY, DemoPhones, DemoPhonesFactory, socket_path
 from smppgw.testing.simulator import SMSCSimulator
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def demo_simulator(config: Config, reactor: Any, parent: MultiService) -> tuple[Any, Any]:
@@ -52,7 +43,7 @@ def demo_simulator(config: Config, reactor: Any, parent: MultiService) -> tuple[
     parent.addService(_ReceiptsCancelled(simulator))
     seen: set[tuple[str, int]] = set()
     for server in config.servers:
-        if not server.enabled or server.tls or not _is_loopback(server.host):
+        if not server.enabled or server.tls or not is_loopback(server.host):
             continue
         key = (server.host, server.port)
         if key in seen:
