@@ -7,13 +7,20 @@ database of a newer version than this gateway's is refused, and one of an
 older version is brought up to date by the steps in :data:`UPGRADES`, each in
 the transaction that records its new version.  Version 1 is the first.
 
-The schema is already shaped for several gateway nodes on one database
-(the scale-out of several nodes): ``request_id`` is unique across them, ids
-and seqs come from the database's own sequences, and outbound requests and
-inbox rows carry a claim (``claimed_by``, the node's name; ``lease_until``,
-when its claim lapses; ``epoch``, counting claims so that a node whose claim
-was taken over can be told apart).  Nothing reads or writes the claim
-columns yet: today one node holds the whole store.
+The schema is shaped for several gateway nodes on one database (the
+scale-out of several nodes): ``request_id`` is unique across them, ids and
+seqs come from the database's own sequences, and the tables of
+`smppgw.cluster` are here too.  Table ``lease`` holds the nodes' leases (a
+server's bind slots), their expiry on the database server's clock; an
+outbound request carries the claim of the lease it was claimed under
+(``claimed_by``, the node; ``claim_lease``, the lease's id; ``epoch``, its
+tenure), so that renewing a lease rewrites one row, not every row claimed
+under it.  Table ``submitting`` marks the parts whose submit_sm was sent, or
+about to be, under a lease: where such a part has no message id and its
+lease lapsed, the SMSC may or may not have it (a part in doubt).  The
+outbound claim and table ``submitting`` are not written yet (one node holds
+a store: `smppgw.store.postgres.nodelock`); inbox rows carry claim columns
+(``claimed_by``, ``lease_until``, ``epoch``) that nothing uses yet either.
 """
 
 from __future__ import annotations
@@ -37,8 +44,8 @@ CREATE TABLE meta (
 
 -- Accepted SendSignal requests.  A payload is either the encoded PDUs (wire)
 -- or a JSON text (json), exactly one of them; the outcome is JSON text, NULL
--- while the request is unfinished.  The claim columns (see the module's
--- docstring) are not used yet.
+-- while the request is unfinished.  The claim (see the module's docstring)
+-- is NULL until a node claims the request.
 CREATE TABLE outbound (
     seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     request_id text NOT NULL UNIQUE,
@@ -49,13 +56,15 @@ CREATE TABLE outbound (
     created double precision NOT NULL,
     outcome text,
     claimed_by text,
-    lease_until double precision,
+    claim_lease bigint,
     epoch bigint NOT NULL DEFAULT 0,
     CHECK ((wire IS NULL) <> (json IS NULL))
 );
 -- Only the unfinished rows, so that a start reads them without walking the
 -- days of finished rows kept for idempotency.
 CREATE INDEX outbound_unfinished ON outbound (seq) WHERE outcome IS NULL;
+-- A node claims a server's unfinished requests in seq order.
+CREATE INDEX outbound_claimable ON outbound (server, seq) WHERE outcome IS NULL;
 
 -- The SMSC's message id of each accepted part.  No foreign key: as in the
 -- other stores, a part may be recorded for a request given as known.
@@ -71,6 +80,33 @@ CREATE TABLE part (
 );
 CREATE INDEX part_lookup ON part (server, lookup_key);
 CREATE INDEX part_receipt_due ON part (receipt_due) WHERE receipt_due IS NOT NULL;
+
+-- What nodes lease, keyed by (kind, name, slot): ('bind', server, n) is bind
+-- slot n of a server.  A row is never deleted, so its epoch only grows: each
+-- new holder gets the next one.  holder is NULL once released; lease_until is
+-- on the database server's clock.
+CREATE TABLE lease (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind text NOT NULL,
+    name text NOT NULL,
+    slot integer NOT NULL,
+    holder text,
+    epoch bigint NOT NULL,
+    lease_until timestamptz NOT NULL,
+    UNIQUE (kind, name, slot)
+);
+
+-- The parts whose submit_sm was sent, or about to be, by the holder of lease
+-- (lease, epoch).  Gone with their request when it is pruned.
+CREATE TABLE submitting (
+    request_id text NOT NULL REFERENCES outbound (request_id) ON DELETE CASCADE,
+    idx integer NOT NULL,
+    node text NOT NULL,
+    lease bigint NOT NULL,
+    epoch bigint NOT NULL,
+    since timestamptz NOT NULL,
+    PRIMARY KEY (request_id, idx)
+);
 
 -- Messages and reports for the hosts.  An identity is never given again,
 -- so a host's late answer about a removed row cannot touch a newer one.

@@ -1,0 +1,15 @@
+"""What lets several gateway nodes share one PostgreSQL database.
+
+Each module is one concept, usable on its own, each call a Deferred:
+
+- `connection`: a component's own database connection (a thread of its own,
+  or the caller's thread for tests);
+- `leases`: leases with epochs on the database's clock, and the fence a
+  leaseholder's write checks in its transaction; `renewer` keeps one.
+
+The tables are in `smppgw.store.postgres.schema`.
+"""
+
+from smppgw.cluster.leases import LeaseKey, LeaseLost, Leases, Tenure
+
+__all__ = ["LeaseKey", "LeaseLost", "Leases", "Tenure"]
