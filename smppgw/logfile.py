@@ -82,6 +82,8 @@ class TurnBufferedLogObserver:
         self._lines: list[str] = []
         self._flush_call: Any = None
         self._stamp = _SecondStamps()
+        # twistd's "[namespace#level]" of the gateway's lines, made once per pair.
+        self._systems: dict[tuple[str, Any], str] = {}
 
     def __call__(self, event: dict[str, Any]) -> None:
         text = event.get("smpp_text")
@@ -89,7 +91,10 @@ class TurnBufferedLogObserver:
             system = event.get("log_system")
             if system is None:
                 level = event.get("log_level")
-                system = f"{event.get('log_namespace', '-')}#{level.name if level else '-'}"
+                key = (event.get("log_namespace", "-"), level)
+                system = self._systems.get(key)
+                if system is None:
+                    system = self._systems[key] = f"{key[0]}#{level.name if level else '-'}"
             line: str | None = f"{self._stamp(event.get('log_time'))} [{system}] {text}\n"
         elif (event.get("log_namespace") == "log_legacy"
               and _PORT_CHATTER.fullmatch(event.get("log_text", ""))):

@@ -11,7 +11,9 @@ from __future__ import annotations
 from typing import Any
 from weakref import WeakSet
 
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
+
+from smppgw.smpp.logevent import emit
 
 LOG_LEVELS = ("none", "major", "problems", "low-level", "all")
 
@@ -53,7 +55,7 @@ class SmppLog:
     def enabled(self, level: str) -> bool:
         return self._rank >= _RANK[level]
 
-    def _emit(self, method: str, fmt: str, kw: dict[str, Any]) -> None:
+    def _emit(self, level: LogLevel, fmt: str, kw: dict[str, Any]) -> None:
         kw.setdefault("server", self.server)
         fmt = "SMPP [{server}] " + fmt
         try:
@@ -62,24 +64,26 @@ class SmppLog:
             text: str | None = fmt.format(**kw)
         except (KeyError, IndexError, ValueError, AttributeError):
             text = None  # left to twisted.logger, which says what is wrong with it
-        getattr(_logger, method)(fmt, tag="SMPP", smpp_text=text, **kw)
+        kw["tag"] = "SMPP"
+        kw["smpp_text"] = text
+        emit(_logger, level, fmt, kw)
 
     def major(self, fmt: str, **kw: Any) -> None:
         """A relay report: a message sent, received or rejected; a link bound or lost."""
         if self._rank >= 1:
-            self._emit("info", fmt, kw)
+            self._emit(LogLevel.info, fmt, kw)
 
     def problem(self, fmt: str, **kw: Any) -> None:
         """A non-fatal error."""
         if self._rank >= 2:
-            self._emit("warn", fmt, kw)
+            self._emit(LogLevel.warn, fmt, kw)
 
     def low(self, fmt: str, **kw: Any) -> None:
         """A protocol event: a bind, an enquire_link, a timeout."""
         if self._rank >= 3:
-            self._emit("info", fmt, kw)
+            self._emit(LogLevel.info, fmt, kw)
 
     def trace(self, direction: str, pdu: Any) -> None:
         """Every PDU in and out, only at ``all``."""
         if self._rank >= 4:
-            self._emit("debug", "{direction} {pdu!r}", {"direction": direction, "pdu": pdu})
+            self._emit(LogLevel.debug, "{direction} {pdu!r}", {"direction": direction, "pdu": pdu})
