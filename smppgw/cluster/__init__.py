@@ -5,7 +5,9 @@ Each module is one concept, usable on its own, each call a Deferred:
 - `connection`: a component's own database connection (a thread of its own,
   or the caller's thread for tests);
 - `leases`: leases with epochs on the database's clock, and the fence a
-  leaseholder's write checks in its transaction; `renewer` keeps one.
+  leaseholder's write checks in its transaction; `renewer` keeps one;
+- `notifier`: LISTEN/NOTIFY on the reactor, what one node committed heard by the
+  others at once.
 
 The tables are in `smppgw.store.postgres.schema`.
 """
