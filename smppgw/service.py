@@ -26,6 +26,7 @@ from twisted.internet.endpoints import (
 )
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from smppgw.config import Config, ConfigError, ServerConfig, load_config, unix_socket_path
 from smppgw.host.protocol import GatewayAMPFactory
@@ -268,15 +269,21 @@ class Gateway(MultiService):
         except Exception:
             _log.failure("SIGHUP: the reload failed")
 
-    def check_node_lock(self) -> None:
+    def check_node_lock(self) -> Deferred[None]:
         """On a PostgreSQL store, hold it again if the connection that held it was lost
-        (the server restarted); say so, and say it every time while another node holds it."""
-        try:
-            if self.store.check_node_lock():
+        (the server restarted); say so, and say it every time while another node holds it.
+        Fires once checked, never with an error (the loop waits for it)."""
+
+        def checked(again: bool) -> None:
+            if again:
                 self.log.major("the store's connection was lost; this node holds {path}"
-                                 " again", path=self.store.path)
-        except StoreError as error:
-            self.log.problem("{error}", error=error)
+                               " again", path=self.store.path)
+
+        def failed(failure: Failure) -> None:
+            self.log.problem("{error}", error=failure.getErrorMessage())
+
+        done: Deferred[None] = self.store.check_node_lock().addCallbacks(checked, failed)
+        return done
 
     def _prune(self) -> None:
         """Forget finished requests older than the store's retention (their answers were given)."""

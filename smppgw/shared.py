@@ -28,6 +28,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import tomlkit
+from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
@@ -46,9 +47,9 @@ CHECK_EVERY = 2.0
 class SettingsStore(Protocol):
     """What `SettingsSync` needs of the store: `smppgw.store.postgres.settings.SettingsTable`."""
 
-    def settings_revision(self) -> int: ...
-
     def shared_settings(self) -> SharedSettings | None: ...
+
+    def newer_settings(self, revision: int) -> Any: ...
 
     def publish_settings(self, text: str, node: str) -> Any: ...
 
@@ -156,17 +157,25 @@ class SettingsSync:
         if text != self._text:
             self._publish(text, "changed on this node")
 
-    def check(self) -> None:
-        """Apply a newer revision of the shared settings, if another node published one."""
-        try:
-            if self.store.settings_revision() <= self.revision:
-                return
-            found = self.store.shared_settings()
-        except StoreError as error:
-            self.log.problem("cannot read the shared settings: {error}", error=error)
-            return
+    def check(self) -> Deferred[None]:
+        """Look for a newer revision of the shared settings (read off the reactor's thread)
+        and apply it; fires when done, never with an error (the loop waits for it)."""
+        looked: Deferred[None] = self.store.newer_settings(self.revision).addCallbacks(
+            self._looked, self._not_looked)
+        return looked.addErrback(self._not_applied)
+
+    def _looked(self, found: SharedSettings | None) -> None:
         if found is not None and found.revision > self.revision:
             self._take(found)
+
+    def _not_looked(self, failure: Failure) -> None:
+        self.log.problem("cannot read the shared settings: {error}",
+                         error=failure.getErrorMessage())
+
+    def _not_applied(self, failure: Failure) -> None:
+        # A fault of this gateway's own: said, and the next look goes on.
+        self.log.problem("the shared settings could not be applied: {error}",
+                         error=failure.getTraceback())
 
     def _file_changed_after(self, when: float) -> bool:
         path = self.gateway.config_path

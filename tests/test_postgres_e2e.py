@@ -144,7 +144,7 @@ class PostgresGatewayTests(TestCase):
         theirs = replace(gateway.config, servers=(replace(gateway.config.servers[0], window=3),))
         yield other.publish_settings(shared_text(theirs), "gw-2")
         assert gateway.shared is not None
-        gateway.shared.check()
+        yield gateway.shared.check()
         self.assertEqual(gateway.config.servers[0].window, 3)
         self.assertIs(gateway.links[""], link)
         self.assertEqual(load_config(path).servers[0].window, 3)
@@ -199,8 +199,8 @@ class PostgresGatewayTests(TestCase):
         # The cut took the node's hold on the store with it: its check takes it again,
         # so a second node is still refused.
         with capturedLogs() as events:
-            gateway.check_node_lock()
-            gateway.check_node_lock()
+            yield gateway.check_node_lock()
+            yield gateway.check_node_lock()
         self.assertEqual([formatEvent(event) for event in events], [
             f"SMPP [*] the store's connection was lost; this node holds {gateway.store.path}"
             " again"])

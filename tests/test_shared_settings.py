@@ -50,6 +50,7 @@ class FakeSettings:
     def __init__(self) -> None:
         self.row: SharedSettings | None = None
         self.fail_next = False
+        self.fail_reads = False
         self.now = 1_000.0
 
     def settings_revision(self) -> int:
@@ -57,6 +58,12 @@ class FakeSettings:
 
     def shared_settings(self) -> SharedSettings | None:
         return self.row
+
+    def newer_settings(self, revision: int) -> Any:
+        if self.fail_reads:
+            return fail(StoreError("the database does not answer"))
+        return succeed(self.row if self.row is not None and self.row.revision > revision
+                       else None)
 
     def publish_settings(self, text: str, node: str) -> Any:
         if self.fail_next:
@@ -223,6 +230,21 @@ class SettingsSyncTests(SynchronousTestCase):
         self.assertEqual((self.store.row.revision, self.sync.revision), (2, 2))
         self.clock.advance(CHECK_EVERY)
         self.assertEqual(self.gateway.applied, [])  # its own revision is not taken again
+
+    def test_read_failure_said_and_looking_goes_on(self) -> None:
+        """A look that cannot read the database is said in a line; the next look, once it
+        can, takes the newer revision (the loop does not stop)."""
+        self.start()
+        theirs = replace(self.config, servers=(replace(self.config.servers[0], window=9),))
+        self.other_node(theirs)
+        self.store.fail_reads = True
+        with capturedLogs() as events:
+            self.clock.advance(CHECK_EVERY)
+        self.assertEqual([formatEvent(e) for e in events], [
+            "SMPP [*] cannot read the shared settings: the database does not answer"])
+        self.store.fail_reads = False
+        self.clock.advance(CHECK_EVERY)
+        self.assertEqual([c.servers[0].window for c, _ in self.gateway.applied], [9])
 
     def test_publish_failure_said(self) -> None:
         """A publish that fails is said in a line; the node runs on."""

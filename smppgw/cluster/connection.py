@@ -29,7 +29,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import conninfo
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorThreads
 from twisted.internet.threads import deferToThreadPool
@@ -38,9 +37,8 @@ from zope.interface import Interface, implementer
 
 from smppgw.store.interfaces import StoreError
 from smppgw.store.postgres.database import (
-    CONNECT_TIMEOUT,
-    IDLE_IN_TRANSACTION,
     LOCK_TIMEOUT,
+    connect,
     describe,
 )
 
@@ -61,28 +59,6 @@ class IConnection(Interface):
 
     def close() -> Deferred[None]:  # type: ignore[misc]
         """Close the connection once the calls already asked for are done."""
-
-
-def connect(url: str, *, lock_timeout: float = LOCK_TIMEOUT,
-            **params: Any) -> psycopg.Connection[Any]:
-    """A new autocommit connection to ``url`` with the store's session settings (a
-    statement waits ``lock_timeout`` seconds for a row, a transaction left idle
-    is ended); ``params`` add libpq parameters.  :class:`StoreError` if it fails."""
-    try:
-        if "connect_timeout" not in conninfo.conninfo_to_dict(url):
-            params.setdefault("connect_timeout", CONNECT_TIMEOUT)
-        db = psycopg.connect(url, autocommit=True, **params)
-        try:
-            db.execute(
-                "SELECT set_config('lock_timeout', %s, false),"
-                " set_config('idle_in_transaction_session_timeout', %s, false)",
-                (f"{round(lock_timeout * 1000)}ms", f"{IDLE_IN_TRANSACTION * 1000}ms"))
-        except psycopg.Error:
-            db.close()
-            raise
-        return db
-    except psycopg.Error as error:
-        raise StoreError(f"cannot connect to the store {describe(url)}: {error}") from error
 
 
 @implementer(IConnection)

@@ -81,6 +81,28 @@ def statement(sql: str, params: tuple[Any, ...]) -> Write:
     return write
 
 
+def connect(url: str, *, lock_timeout: float = LOCK_TIMEOUT,
+            **params: Any) -> psycopg.Connection[Any]:
+    """A new autocommit connection to ``url`` with the store's session settings (a
+    statement waits ``lock_timeout`` seconds for a row, a transaction left idle
+    is ended); ``params`` add libpq parameters.  :class:`StoreError` if it fails."""
+    try:
+        if "connect_timeout" not in conninfo.conninfo_to_dict(url):
+            params.setdefault("connect_timeout", CONNECT_TIMEOUT)
+        db = psycopg.connect(url, autocommit=True, **params)
+        try:
+            db.execute(
+                "SELECT set_config('lock_timeout', %s, false),"
+                " set_config('idle_in_transaction_session_timeout', %s, false)",
+                (f"{round(lock_timeout * 1000)}ms", f"{IDLE_IN_TRANSACTION * 1000}ms"))
+        except psycopg.Error:
+            db.close()
+            raise
+        return db
+    except psycopg.Error as error:
+        raise StoreError(f"cannot connect to the store {describe(url)}: {error}") from error
+
+
 def one(row: tuple[Any, ...] | None) -> tuple[Any, ...]:
     """The row of a statement that always gives one (an aggregate, ``RETURNING``)."""
     assert row is not None
@@ -131,24 +153,8 @@ class Database:
         self._writer = Writer(self._connect, self.path, reactor.callFromThread)
 
     def _connect(self) -> psycopg.Connection[Any]:
-        try:
-            given = conninfo.conninfo_to_dict(self.url)
-            extra: dict[str, Any] = (
-                {} if "connect_timeout" in given else {"connect_timeout": CONNECT_TIMEOUT})
-            if self.password:
-                extra["password"] = self.password
-            db = psycopg.connect(self.url, autocommit=True, **extra)
-            try:
-                db.execute(
-                    "SELECT set_config('lock_timeout', %s, false),"
-                    " set_config('idle_in_transaction_session_timeout', %s, false)",
-                    (f"{round(self.lock_timeout * 1000)}ms", f"{IDLE_IN_TRANSACTION * 1000}ms"))
-            except psycopg.Error:
-                db.close()
-                raise
-            return db
-        except psycopg.Error as error:
-            raise StoreError(f"cannot connect to the store {self.path}: {error}") from error
+        extra = {"password": self.password} if self.password else {}
+        return connect(self.url, lock_timeout=self.lock_timeout, **extra)
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._closed:
@@ -229,15 +235,19 @@ class Database:
         if not self._closed and self._writer.idle:
             self._writer.submit(statement("SELECT 1", ())).addErrback(lambda _: None)
 
-    def check_node_lock(self) -> bool:
+    def check_node_lock(self) -> Deferred[bool]:
         """Whether this node's hold on the store had to be taken again (its connection was
-        lost); see `smppgw.store.postgres.nodelock`.
+        lost); see `smppgw.store.postgres.nodelock`.  Checked on the writer's thread, in
+        turn with the writes, so that a database that does not answer never stalls the
+        reactor and `close` waits for a check under way.
 
-        :raise StoreError: it cannot be taken again (another node holds the store now).
+        Fails with :class:`StoreError` when it cannot be taken again (the database cannot
+        be reached, or another node holds the store now).
         """
-        if self._closed or self._node_lock is None:
-            return False
-        return self._node_lock.check(self._connect)
+        lock = self._node_lock
+        if self._closed or lock is None:
+            return succeed(False)
+        return self._write(lambda _: lock.check(self._connect))
 
     def close(self) -> None:
         """Wait for the writes in flight, fire their Deferreds and close the connections;

@@ -39,7 +39,7 @@ class SettingsTable(Database):
     """The shared settings of the nodes on this database."""
 
     def settings_revision(self) -> int:
-        """The revision of the shared settings, 0 when none were published: one cheap read."""
+        """The revision of the shared settings, 0 when none were published."""
         rows = self._reading("SELECT revision FROM settings WHERE id = 1")
         return int(rows[0][0]) if rows else 0
 
@@ -51,6 +51,26 @@ class SettingsTable(Database):
             return None
         revision, text, node, written = rows[0]
         return SharedSettings(int(revision), text, node, float(written))
+
+    def newer_settings(self, revision: int) -> Deferred[SharedSettings | None]:
+        """The shared settings if their revision is above ``revision``, else None: read on
+        the writer's thread, so that a look every few seconds never waits on the reactor's
+        (a database that does not answer would stall it)."""
+
+        def read(db: Connection[Any]) -> Later:
+            cursor = db.execute(
+                "SELECT revision, text, node, extract(epoch FROM written) FROM settings"
+                " WHERE id = 1 AND revision > %s", (revision,))
+
+            def found() -> SharedSettings | None:
+                row = cursor.fetchone()
+                if row is None:
+                    return None
+                return SharedSettings(int(row[0]), row[1], row[2], float(row[3]))
+
+            return Later(found)
+
+        return self._write(read)
 
     def publish_settings(self, text: str, node: str) -> Deferred[int]:
         """Make ``text`` the shared settings, written by ``node``; fires with its revision."""
