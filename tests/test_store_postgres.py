@@ -227,7 +227,9 @@ class ConnectionTests(OnPostgres):
     def test_broken_connection_reconnects(self) -> None:
         """A call that finds the connection cut raises StoreError; the next one connects again."""
         store = self.open(application_name=self.schema)
-        store.add_inbox("message", {"n": 1}, 1.0)
+        # Durable before the cut: the write goes on the writer's own connection, which
+        # the cut may end before it commits (its Deferred would fail, the row not kept).
+        self.written(store, store.add_inbox("message", {"n": 1}, 1.0))
         self.admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                            " WHERE application_name = %s", (self.schema,))
         self.assertRaises(StoreError, store.counts)
