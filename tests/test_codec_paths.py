@@ -13,8 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from smppgw.smpp.codec import PDU, Framer, decode, encode
-from smppgw.smpp.leanpath import lean_decode, lean_encode
+from smppgw.relay.compose import submit_sm
+from smppgw.smpp.codec import PDU, Framer, decode, encode, prepare
+from smppgw.smpp.leanpath import lean_decode, lean_encode, prepared_submit_sm
 from smppgw.smpp.libpath import library_decode, library_encode
 
 from .test_codec import FUZZ, HOT_IDS, PROPERTY, outcome, with_body, without_skipped_tlvs
@@ -182,6 +183,30 @@ class PropertyTests(SynchronousTestCase):
         if pdu.sequence_number == 0 and pdu.is_response:
             return
         self.assertEqual(outcome(encode, pdu), outcome(library_encode, pdu))
+
+    @PROPERTY
+    @given(st.integers(0, 7), st.sampled_from(NPIS + [2]), st.binary(max_size=22),
+           st.integers(0, 7), st.sampled_from(NPIS + [2]), st.binary(max_size=22),
+           st.integers(0, 255), st.integers(0, 32), st.integers(0, 255), st.binary(max_size=256))
+    def test_prepared_submit_sm_matches_prepare(
+            self, source_ton: int, source_npi: int, source: bytes, dest_ton: int, dest_npi: int,
+            destination: bytes, esm_class: int, registered_delivery: int, data_coding: int,
+            short_message: bytes) -> None:
+        """A part's submit_sm built in one step has prepare's bytes, or leaves it to prepare.
+
+        Composing a message takes `prepared_submit_sm` first and `prepare` when it answers
+        None, so the two together must give exactly what `prepare` alone gives (or refuse
+        with its EncodeError)."""
+        pdu = submit_sm(source_ton, source_npi, "", "", registered_delivery, data_coding,
+                        esm_class, short_message, dest_ton=dest_ton, dest_npi=dest_npi)
+        pdu.params.update(source_addr=source, destination_addr=destination)
+        fast = prepared_submit_sm(source_ton, source_npi, source, dest_ton, dest_npi,
+                                  destination, esm_class, registered_delivery, data_coding,
+                                  short_message)
+        if fast is not None:
+            self.assertEqual(fast.hex(), prepare(pdu).hex())
+        else:
+            outcome(prepare, pdu)
 
     def assertDecodeAgrees(self, data: bytes) -> None:
         got = outcome(decode, data)  # anything but DecodeError escapes and fails the test

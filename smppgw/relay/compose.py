@@ -13,7 +13,7 @@ from smppgw.errors import (
     BadRequest,
     TooLongError,
 )
-from smppgw.smpp.codec import PDU, EncodeError, prepare
+from smppgw.smpp.codec import PDU, EncodeError, prepare, prepared_submit_sm
 from smppgw.sms import address, textcodec
 
 if TYPE_CHECKING:
@@ -82,11 +82,19 @@ class Composer:
         registered_delivery = 1 if server.registered_delivery else 0
         frames = []
         try:
+            source_addr = source.addr.encode("ascii")
+            destination = target.number.encode("ascii")
             for part in encoded.parts:
-                frames.append(prepare(submit_sm(
-                    source.ton, source.npi, source.addr, target.number, registered_delivery,
-                    encoded.data_coding, part.esm_class, part.short_message, part.tlvs,
-                    target.ton, target.npi)))
+                frame = None if part.tlvs else prepared_submit_sm(
+                    source.ton, source.npi, source_addr, target.ton, target.npi, destination,
+                    part.esm_class, registered_delivery, encoded.data_coding,
+                    part.short_message)
+                if frame is None:
+                    frame = prepare(submit_sm(
+                        source.ton, source.npi, source.addr, target.number, registered_delivery,
+                        encoded.data_coding, part.esm_class, part.short_message, part.tlvs,
+                        target.ton, target.npi))
+                frames.append(frame)
         except (EncodeError, UnicodeEncodeError) as e:
             raise BadRequest(f"cannot submit: {e}") from None
         return b"".join(frames), len(frames)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from smppgw.smpp.constants import COMMAND_NAMES, RESPONSE_BIT
-from smppgw.smpp.leanpath import Defer, lean_decode, lean_encode
+from smppgw.smpp.leanpath import Defer, lean_decode, lean_encode, prepared_submit_sm
 from smppgw.smpp.libpath import library_decode, library_encode
 from smppgw.smpp.wire import (
     HEADER,
@@ -37,8 +37,8 @@ from smppgw.smpp.wire import (
 
 __all__ = [
     "HEADER", "HEADER_LEN", "MAX_PDU_LEN", "PDU", "DecodeError", "EncodeError", "FrameError",
-    "Framer", "PreparedPDU", "Value", "decode", "encode", "peek_header", "prepare", "request",
-    "response_to", "split_prepared",
+    "Framer", "PreparedPDU", "Value", "decode", "encode", "peek_header", "prepare",
+    "prepared_submit_sm", "request", "response_to", "split_prepared",
 ]
 
 
