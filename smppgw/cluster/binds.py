@@ -62,8 +62,8 @@ class BindSlots(Service):
         self._retry: IDelayedCall | None = None
         # The acquire, or the stop after a loss, under way: what stopService waits for.
         self._busy: Deferred[Any] | None = None
-        # Whether the last try found no slot free (a line says so once, not every try).
-        self._standing_by = False
+        #: Whether its last try found every slot held (a line says so once, not every try).
+        self.standing_by = False
 
     def keys(self) -> list[LeaseKey]:
         """The slots this node may take."""
@@ -119,13 +119,13 @@ class BindSlots(Service):
         if tenure is not None and not self.running:  # stopped meanwhile: never bound
             return self._release(tenure)
         if tenure is None:
-            if not self._standing_by:
-                self._standing_by = True
+            if not self.standing_by:
+                self.standing_by = True
                 self.log.major("node {node} stands by: other nodes hold the {count} bind"
                                " slot(s)", node=self.node, count=self.max_binds)
             self._later()
             return None
-        self._standing_by = False
+        self.standing_by = False
         self.tenure = tenure
         self._renewer = Renewer(self.leases, tenure, self.seconds, self.clock, self._lost)
         self._renewer.startService()
