@@ -1,4 +1,5 @@
-"""A server's bind slots shared by several nodes: which binds, which stands by, and takeovers.
+"""A server's bind slots shared by several nodes: which binds, which stands by, and takeovers;
+and the standby state of a server without a link.
 
 Each node is a `BindSlots` of its own name with its own connection and its own task.Clock,
 on the PostgreSQL server of ``SMPPGW_TEST_POSTGRES`` (see test_store_postgres): skipped
@@ -8,16 +9,19 @@ its ``lease_until`` into the past rather than wait.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs, formatEvent
+from twisted.trial.unittest import SynchronousTestCase
 
 from smppgw.cluster import leases
 from smppgw.cluster.binds import BindSlots
 from smppgw.cluster.connection import BlockingConnection
 from smppgw.cluster.leases import LeaseKey, Leases, Tenure
+from smppgw.relay.servers import LiveServers
 
 from .test_cluster_leases import ClusterCase
 
@@ -193,3 +197,24 @@ class BindSlotsTests(ClusterCase):
         self.successResultOf(b.slots.stopService())
         self.successResultOf(a.slots.stopService())
         self.assertEqual((a.clock.getDelayedCalls(), b.clock.getDelayedCalls()), ([], []))
+
+
+class StandbyStateTests(SynchronousTestCase):
+    """The state a server without a link shows: standby while it waits for a bind slot."""
+
+    def test_states(self) -> None:
+        """A server waiting for a slot is standby until it has a link (whose state shows), and
+        disconnected once it no longer waits; one with a link cannot stand by."""
+        servers = LiveServers()
+        link = SimpleNamespace(server=SimpleNamespace(name="eu"), state="binding")
+        self.assertEqual(servers.state("eu"), "disconnected")
+        servers.stand_by("eu")
+        self.assertEqual((servers.state("eu"), servers.standing_by("eu")), ("standby", True))
+        servers.add(link)  # type: ignore[arg-type]
+        self.assertEqual((servers.state("eu"), servers.standing_by("eu")), ("binding", False))
+        self.assertRaises(KeyError, servers.stand_by, "eu")
+        servers.remove("eu")
+        self.assertEqual(servers.state("eu"), "disconnected")
+        servers.stand_by("eu")
+        servers.stand_down("eu")
+        self.assertEqual(servers.state("eu"), "disconnected")
