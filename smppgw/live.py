@@ -11,7 +11,10 @@ Live changes: a new configuration applied to the running gateway, without a rest
    once it has stopped a new one connects with the new settings.  The queue stays;
    the parts in flight on the old link are answered there, or go again on the new one
    (at least once, as on a link drop);
- - any other change of a server applies to its link and queue as they run;
+ - any other change of a server applies to its link and queue as they run; on a
+   PostgreSQL store a new ``max_binds`` applies to the server's bind slots at once
+   (a node holding a slot beyond it unbinds and stands by), and a server standing
+   by binds with its new settings when it takes a slot;
  - ``[module]`` settings take effect at once (the log level of every line, the expiry
    of what waits, the dialog table's timeout, routing's default gateway);
  - ``[amp]``: a new secret or connection limit applies to the next connections, a new
@@ -95,13 +98,13 @@ def _server(gateway: Gateway, kind: str, old: ServerConfig | None, new: ServerCo
         assert new is not None
         if not new.enabled:
             return f"server {new.name!r} added, off"
-        gateway.start_link(new)
+        gateway.start_server(new)
         return f"server {new.name!r} added: binding to {new.address}"
     if kind == REMOVED:
         assert old is not None
-        if old.name not in gateway.links:
+        if not gateway.serves(old.name):
             return f"server {old.name!r} removed"
-        gateway.stop_link(old.name)
+        gateway.stop_server(old.name)
         return f"server {old.name!r} removed: unbinding{_waiting(gateway, old.name)}"
     assert old is not None and new is not None
     what = ", ".join(keys)
@@ -111,13 +114,18 @@ def _server(gateway: Gateway, kind: str, old: ServerConfig | None, new: ServerCo
             link.configure(new)
             if new.can_receive and gateway.inbound is not None:
                 link.deliver = gateway.inbound.handler(new)
+        slots = gateway.binds.get(new.name)
+        if slots is not None:
+            slots.resize(new.max_binds)
         return f"server {new.name!r}: {what} changed, applied without a re-bind"
     if not new.enabled:
-        gateway.stop_link(new.name)
+        gateway.stop_server(new.name)
         return f"server {new.name!r} off: unbinding{_waiting(gateway, new.name)}"
-    if new.name not in gateway.links:
-        gateway.start_link(new)
+    if not gateway.serves(new.name):
+        gateway.start_server(new)
         return f"server {new.name!r} on ({new.mode}): binding to {new.address}"
+    if new.name not in gateway.links:
+        return f"server {new.name!r}: {what} changed, for when this node binds it"
     gateway.replace_link(new)
     return f"server {new.name!r}: {what} changed, re-binding"
 

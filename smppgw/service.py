@@ -2,7 +2,9 @@
 Wiring: the gateway's MultiService.
 
 One `Link` per enabled server (named ``smsc:<name>``), the store (an SQLite
-file, or with ``[store] url`` a PostgreSQL database: `open_store`), the
+file, or with ``[store] url`` a PostgreSQL database: `open_store`, where each
+server's link runs only while this node holds one of its bind slots, a
+`BindSlots` named ``binds:<name>``, and the server stands by otherwise), the
 outbound queue and the AMP endpoint; with ``demo``, an SMSC simulator listening
 where the configured plain-TCP loopback servers connect, started first so the
 links find it.  While it runs, SIGHUP never stops it: `Gateway.hangup` says
@@ -20,7 +22,7 @@ from typing import Any
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.endpoints import (
     serverFromString,
 )
@@ -28,6 +30,9 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from smppgw.cluster.binds import BindSlots
+from smppgw.cluster.connection import ThreadedConnection
+from smppgw.cluster.leases import Leases
 from smppgw.config import Config, ConfigError, ServerConfig, load_config, unix_socket_path
 from smppgw.host.protocol import GatewayAMPFactory
 from smppgw.host.registry import HostRegistry
@@ -80,6 +85,9 @@ class Gateway(MultiService):
         #: On a PostgreSQL store, what keeps the settings shared with the other nodes in step.
         self.shared: SettingsSync | None = None
         self._lock_check: LoopingCall | None = None
+        #: On a PostgreSQL store, the bind slots of each enabled server, by name.
+        self.binds: dict[str, BindSlots] = {}
+        self._leases: Leases | None = None
         self._restore_hangup: Callable[[], object] = lambda: None
 
     def add_link(self, link: Link) -> None:
@@ -100,6 +108,45 @@ class Gateway(MultiService):
 
     # -- live changes (smppgw.live) ---------------------------------------------------
 
+    def start_server(self, server: ServerConfig) -> None:
+        """Bind `server`, which has no link: at once, or on a PostgreSQL store while this
+        node holds one of its bind slots (from start-up, for a gateway not started yet)."""
+        if not self.config.store.postgres:
+            self.start_link(server)
+        elif self._leases is not None:
+            self.stand_by(server)
+
+    def stop_server(self, name: str) -> Deferred[None]:
+        """Unbind server ``name`` gracefully, then free its bind slot if it has one."""
+        slots = self.binds.pop(name, None)
+        self.links.stand_down(name)
+        if slots is not None:
+            return maybeDeferred(slots.disownServiceParent)
+        return self.stop_link(name) if name in self.links else succeed(None)
+
+    def serves(self, name: str) -> bool:
+        """Whether server ``name`` has a link here, or stands by for one."""
+        return name in self.links or name in self.binds
+
+    def stand_by(self, server: ServerConfig) -> None:
+        """On a PostgreSQL store: bind `server` whenever this node holds one of its slots."""
+        assert self._leases is not None
+        name = server.name
+        slots = BindSlots(self._leases, name, self.config.node.name, self.config.node.lease,
+                          self.reactor, lambda _: self.start_link(self.config.server(name)),
+                          lambda _: self._unbind(name), max_binds=server.max_binds,
+                          log=SmppLog(name, self.config.module.log_level))
+        self.binds[name] = slots
+        self.links.stand_by(name)
+        slots.setServiceParent(self)
+
+    def _unbind(self, name: str) -> Deferred[None]:
+        """Server ``name``'s slot is given up or lost: its link unbinds; it stands by if kept."""
+        done = self.stop_link(name) if name in self.links else succeed(None)
+        if name in self.binds:
+            self.links.stand_by(name)
+        return done
+
     def start_link(self, server: ServerConfig) -> Link:
         """Start and bind a link for `server`, which has none."""
         link = self.new_link(server)
@@ -109,6 +156,8 @@ class Gateway(MultiService):
     def stop_link(self, name: str) -> Deferred[None]:
         """Unbind server ``name`` gracefully and forget its link; what is queued for it waits."""
         link = self.links.remove(name)
+        if link.parent is None:  # a re-bind's new link, not started yet: it never will be
+            return succeed(None)
         return maybeDeferred(link.disownServiceParent)
 
     def replace_link(self, server: ServerConfig) -> Link:
@@ -159,17 +208,20 @@ class Gateway(MultiService):
 
     def disconnect(self, name: str) -> None:
         """Drop the connection of server ``name``; it reconnects (an operator's action)."""
-        link = self.links.get(name)
-        if link is None:
-            raise KeyError(f"server {name!r} has no link")
-        link.reset("disconnected by the operator")
+        self.link(name).reset("disconnected by the operator")
 
     def rebind(self, name: str) -> None:
         """Unbind server ``name`` gracefully and bind it again (an operator's action)."""
+        self.replace_link(self.link(name).server)
+
+    def link(self, name: str) -> Link:
+        """The link of server ``name``; KeyError saying why if it has none."""
         link = self.links.get(name)
         if link is None:
-            raise KeyError(f"server {name!r} has no link")
-        self.replace_link(link.server)
+            why = ("stands by: other nodes hold its binds" if self.links.standing_by(name)
+                   else "has no link")
+            raise KeyError(f"server {name!r} {why}")
+        return link
 
     def startService(self) -> None:
         try:
@@ -192,6 +244,14 @@ class Gateway(MultiService):
             self.outbound = Outbound(self.config, self.links, self.store, self.reactor,
                                      self.dialogs, self.stats)
             self.outbound.restore()
+            if self.config.store.postgres:
+                password = self.config.store.password
+                params: dict[str, Any] = {"password": password} if password else {}
+                self._leases = Leases(ThreadedConnection(self.config.store.url, self.reactor,
+                                                         name="smppgw-binds", **params))
+                for server in self.config.servers:
+                    if server.enabled:
+                        self.stand_by(server)
         except StoreError as error:
             raise StartupError(f"smppgw cannot start: {error}") from error
         self.inbound = Inbound(self.config, self.store, self.registry, self.reactor, self.dialogs,
@@ -298,7 +358,11 @@ class Gateway(MultiService):
             self.log.low("pruned {count} finished request(s) from the store", count=removed)
 
     def stopService(self) -> Any:
+        # Each bind slot is freed once its link has unbound, while the gateway still runs.
+        freed = [self.stop_server(name) for name in list(self.binds)]
         d = super().stopService()
+        if freed:
+            d = DeferredList([*freed, *([d] if d is not None else [])])
 
         def close(result: Any) -> Any:
             if self._pruning is not None and self._pruning.running:
@@ -314,6 +378,9 @@ class Gateway(MultiService):
             # The checkpointer's connection closes first: SQLite removes the
             # log when the store's, the last one, closes.
             stopped = self.checkpointer.stop() if self.checkpointer is not None else succeed(None)
+            if self._leases is not None:
+                leases = self._leases.connection
+                stopped.addCallback(lambda _: leases.close())
 
             def close_store(_: Any) -> Any:
                 if self.store is not None:
@@ -404,5 +471,5 @@ def build_gateway(config: Config, reactor: Any, *, demo: bool = False,
         gateway.simulator, gateway.phones = demo_simulator(config, reactor, gateway)
     for server in config.servers:
         if server.enabled:
-            gateway.add_link(gateway.new_link(server))
+            gateway.start_server(server)
     return gateway

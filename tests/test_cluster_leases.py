@@ -135,6 +135,19 @@ class LeaseTests(ClusterCase):
                          [Tenure(LeaseKey.bind("smsc1", 0), "a", 1),
                           Tenure(LeaseKey.bind("smsc1", 1), "b", 1)])
 
+    def test_acquire_one_takes_one_key_per_node(self) -> None:
+        """acquire_one takes the first free key, but none for a node that holds one of the keys
+        already (a restarted node whose former lease runs); once that one lapsed it takes one."""
+        db = self.db()
+        keys = [LeaseKey.bind("smsc1", slot) for slot in range(3)]
+        self.assertEqual(leases.acquire_one(db, keys, "a", 30), Tenure(keys[0], "a", 1))
+        self.assertIsNone(leases.acquire_one(db, keys, "a", 30))
+        self.assertEqual(leases.acquire_one(db, keys, "b", 30), Tenure(keys[1], "b", 1))
+        leases.acquire(db, LeaseKey.bind("smsc2"), "c", 30)  # another server's key counts not
+        self.assertEqual(leases.acquire_one(db, keys, "c", 30), Tenure(keys[2], "c", 1))
+        self.expire(keys[0])
+        self.assertEqual(leases.acquire_one(db, keys, "a", 30), Tenure(keys[0], "a", 2))
+
     def test_fence_holds_off_a_takeover(self) -> None:
         """While a fenced transaction is open, another node's acquire of the key waits for
         it (here: gives up after its lock timeout) instead of deciding at once."""

@@ -594,6 +594,19 @@ class ServerTests(ConfigErrorAssertions):
         )
         self.assertRefused(server_config("receipt_timeout = -1"), "server[0].receipt_timeout", "-1")
 
+    def test_max_binds(self) -> None:
+        """max_binds is 1 unless set, an integer from 1 to 64; anything else is refused naming
+        the key and the range."""
+        self.assertEqual(parse_server().max_binds, 1)
+        self.assertEqual(parse_server("max_binds = 64").max_binds, 64)
+        for value in ("0", "65", "-1"):
+            self.assertRefused(server_config(f"max_binds = {value}"),
+                               f"server[0].max_binds: {value} is out of range",
+                               "use an integer from 1 to 64")
+        for value, kind in (('"2"', "string"), ("2.0", "float"), ("true", "boolean")):
+            self.assertRefused(server_config(f"max_binds = {value}"), "server[0].max_binds",
+                               "expected an integer from 1 to 64", kind)
+
     def test_tls_files_exist(self) -> None:
         """ca_file and client_cert must name existing files."""
         existing = self.mktemp()

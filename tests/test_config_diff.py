@@ -119,7 +119,7 @@ class DiffTests(SynchronousTestCase):
                    "response_timeout": 2, "throttle_pause": "5s", "min_rate": 2,
                    "rate_step": 1, "rate_period": "2s", "source_ton": 1, "source_npi": 1,
                    "receipt_id_format": "hex", "country_code": "31",
-                   "national_prefix": "", "receipt_timeout": "0"}
+                   "national_prefix": "", "receipt_timeout": "0", "max_binds": 2}
         for key, value in changes.items():
             self.assertEqual(self.one(config(server()), config(server(**{key: value}))),
                              (UPDATE, (key,)), key)

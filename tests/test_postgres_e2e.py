@@ -23,17 +23,30 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from smppgw.admin.health import Heartbeat, StoreWatch
+from smppgw.cluster import leases
+from smppgw.cluster.connection import BlockingConnection, connect
+from smppgw.cluster.leases import LeaseKey, Tenure
 from smppgw.config import load_config, parse_config
-from smppgw.errors import TryLater, Unavailable
+from smppgw.errors import ServerDisabledError, TryLater, Unavailable
+from smppgw.host.commands import ServerStatus
 from smppgw.service import Gateway, StartupError, build_gateway
 from smppgw.shared import shared_text
-from smppgw.store.postgres import PostgresStore
+from smppgw.store.postgres import PostgresStore, schema
 from smppgw.store.sqlite.backup import backup
 from smppgw.testing.process import gateway_config
 from smppgw.testing.simulator import SMSCSimulator
 
 from .test_e2e import Host, turn
 from .test_store_postgres import MISSING, URL
+
+
+@inlineCallbacks
+def bound(gateway: Gateway, name: str = "") -> Any:
+    """The link of server ``name`` once the gateway took one of its bind slots and bound."""
+    while name not in gateway.links:
+        yield turn()
+    link = yield gateway.links[name].when_bound()
+    return link
 
 
 class PostgresGatewayTests(TestCase):
@@ -72,7 +85,7 @@ class PostgresGatewayTests(TestCase):
         with capturedLogs() as events:
             gateway.startService()
         self.addCleanup(self.stop, gateway)
-        yield gateway.links[""].when_bound()
+        yield bound(gateway)
         host = yield connectProtocol(UNIXClientEndpoint(reactor, f"{self.state}/amp.sock"), Host())
         self.addCleanup(host.transport.loseConnection)
         return gateway, host, [formatEvent(event) for event in events]
@@ -134,7 +147,7 @@ class PostgresGatewayTests(TestCase):
         gateway = build_gateway(load_config(path), reactor, config_path=path)
         gateway.startService()
         self.addCleanup(self.stop, gateway)
-        link = yield gateway.links[""].when_bound()
+        link = yield bound(gateway)
         other = PostgresStore(f"{URL}?options=-csearch_path%3D{self.schema}", reactor)
         self.addCleanup(other.close)
         found = other.shared_settings()
@@ -205,6 +218,62 @@ class PostgresGatewayTests(TestCase):
             f"SMPP [*] the store's connection was lost; this node holds {gateway.store.path}"
             " again"])
         self.assertRaises(StartupError, self.gateway("gw-2").startService)
+
+    @inlineCallbacks
+    def test_stands_by_while_another_node_binds(self) -> Any:
+        """While another node holds the server's one bind slot the gateway does not bind it:
+        ServerStatus says standby and a SendSignal to it gets SERVER_DISABLED saying why.  Once
+        that node frees the slot the gateway takes it at its next try and binds; stopped, it
+        unbinds and frees the slot."""
+        url = f"{URL}?options=-csearch_path%3D{self.schema}"
+        with connect(url) as db:
+            schema.prepare(db, "the test's store")
+        other = BlockingConnection(url)
+        self.addCleanup(other.shut)
+        theirs = other.call(lambda db: leases.acquire(db, LeaseKey.bind(""), "gw-2", 30), "take")
+        self.text += '[node]\nlease = "3s"\n'
+        gateway = build_gateway(parse_config(self.text), reactor)
+        gateway.startService()
+        self.addCleanup(self.stop, gateway)
+        while not gateway.binds[""].standing_by:
+            yield turn()
+        host = yield connectProtocol(UNIXClientEndpoint(reactor, f"{self.state}/amp.sock"), Host())
+        self.addCleanup(host.transport.loseConnection)
+        status = yield host.callRemote(ServerStatus)
+        self.assertEqual(status["servers"][0]["state"], "standby")
+        error = yield self.assertFailure(self.send(host, "r1"), ServerDisabledError)
+        self.assertIn("server '' stands by on this node: other nodes hold its binds", str(error))
+        self.assertEqual(list(self.simulator.connections), [])
+        assert theirs is not None
+        other.call(lambda db: leases.release(db, theirs), "free")
+        yield bound(gateway)
+        status = yield host.callRemote(ServerStatus)
+        self.assertEqual(status["servers"][0]["state"], "bound")
+        yield gateway.stopService()
+        self.assertEqual(other.call(lambda db: leases.holders(db, "bind", ""), "read"), [])
+
+    @inlineCallbacks
+    def test_max_binds_lowered_live(self) -> Any:
+        """With max_binds 2 the gateway binds on slot 1 while another node holds slot 0; a
+        reload making it 1 unbinds the gateway, frees slot 1 and leaves the server standing by."""
+        url = f"{URL}?options=-csearch_path%3D{self.schema}"
+        with connect(url) as db:
+            schema.prepare(db, "the test's store")
+        other = BlockingConnection(url)
+        self.addCleanup(other.shut)
+        theirs = other.call(lambda db: leases.acquire(db, LeaseKey.bind(""), "gw-2", 30), "take")
+        self.text += "max_binds = 2\n"
+        gateway, _, _ = yield self.start()
+        self.assertEqual(other.call(lambda db: leases.holders(db, "bind", ""), "read"),
+                         [theirs, Tenure(LeaseKey.bind("", 1), "gw-1", 1)])
+        lines = gateway.apply_config(parse_config(self.text.replace("max_binds = 2", "")
+                                                  + '[node]\nname = "gw-1"\n'))
+        self.assertEqual(lines, ["server '': max_binds changed, applied without a re-bind"])
+        self.assertEqual(gateway.outbound.status()[0]["state"], "standby")
+        while other.call(lambda db: leases.holders(db, "bind", ""), "read") != [theirs]:
+            yield turn()
+        yield turn()
+        self.assertEqual(list(self.simulator.connections), [])
 
     @inlineCallbacks
     def test_second_node_refused(self) -> Any:

@@ -6,6 +6,8 @@ Each module is one concept, usable on its own, each call a Deferred:
   or the caller's thread for tests);
 - `leases`: leases with epochs on the database's clock, and the fence a
   leaseholder's write checks in its transaction; `renewer` keeps one;
+- `binds`: a server's bind slots, ``max_binds`` of them across the nodes, each
+  node binding while it holds one and standing by otherwise;
 - `notifier`: LISTEN/NOTIFY on the reactor, what one node committed heard by the
   others at once.
 

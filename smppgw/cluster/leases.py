@@ -25,6 +25,8 @@ server, slot)`` for a server's bind slots).  What these functions guarantee:
 A node asking for a key it holds already gets None like any other node
 (until its lease runs out): a restarted node waits out its former lease
 rather than two processes with one name taking a key from each other.
+`acquire_one` goes further for a set of keys (a server's bind slots): a node
+that holds one of them gets none of the others.
 """
 
 from __future__ import annotations
@@ -123,6 +125,20 @@ def acquire_first(db: psycopg.Connection[Any], keys: Sequence[LeaseKey], node: s
     return None
 
 
+def acquire_one(db: psycopg.Connection[Any], keys: Sequence[LeaseKey], node: str,
+                seconds: float) -> Tenure | None:
+    """`acquire_first`, unless ``node`` holds one of ``keys`` already (then None): a node
+    holds one of them at most, even one it took before a restart."""
+    node = _node(node)
+    keys = tuple(keys)
+    (held,) = db.execute(
+        "SELECT count(*) FROM lease WHERE holder = %s AND lease_until > clock_timestamp()"
+        " AND (kind, name, slot) IN (SELECT * FROM unnest(%s::text[], %s::text[], %s::int[]))",
+        (node, [k.kind for k in keys], [k.name for k in keys], [k.slot for k in keys]),
+    ).fetchone() or (0,)
+    return None if held else acquire_first(db, keys, node, seconds)
+
+
 def renew(db: psycopg.Connection[Any], tenure: Tenure, seconds: float) -> bool:
     """Make ``tenure``'s lease run ``seconds`` from now; False (and nothing changed)
     if it has lapsed, was released or was taken over."""
@@ -203,6 +219,13 @@ class Leases:
         """See :func:`acquire_first`."""
         keys = tuple(keys)
         return self.connection.run(lambda db: acquire_first(db, keys, node, seconds),
+                                   f"acquire one of {len(keys)} leases")
+
+    def acquire_one(self, keys: Sequence[LeaseKey], node: str,
+                    seconds: float) -> Deferred[Tenure | None]:
+        """See :func:`acquire_one`."""
+        keys = tuple(keys)
+        return self.connection.run(lambda db: acquire_one(db, keys, node, seconds),
                                    f"acquire one of {len(keys)} leases")
 
     def renew(self, tenure: Tenure, seconds: float) -> Deferred[bool]:

@@ -146,6 +146,8 @@ class ServerConfig:
     country_code: str
     national_prefix: str
     receipt_timeout: float
+    #: On a PostgreSQL store, how many nodes bind this server at once (one bind each).
+    max_binds: int
 
     @property
     def bind_type(self) -> str:

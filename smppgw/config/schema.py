@@ -194,6 +194,8 @@ SERVER = Section("server", "[[server]]", ServerConfig, (
         doc="the trunk prefix of national numbers"),
     Key("receipt_timeout", Duration(never=True), 48 * 3600.0,
         doc="how long a receipt is waited for; 0 for ever"),
+    Key("max_binds", Integer(1, 64), 1,
+        doc="nodes bound to it at once, on a shared PostgreSQL store"),
 ))
 
 ADMIN = Section("admin", "[admin]", AdminConfig, (

@@ -257,6 +257,9 @@ class Outbound:
                                       self.config.module.default_gateway, gateway or None)
         queue = self.queues.get(server.name)
         if queue is None or isinstance(queue.link, NoLink):
+            if self.links.standing_by(server.name):
+                raise ServerDisabledError(f"server {server.name!r} stands by on this node:"
+                                          " other nodes hold its binds")
             raise ServerDisabledError(f"server {server.name!r} has no link")
         payload, parts = self.composer.parts(server, target, sender, body, self.dialogs)
         return server, payload, parts
@@ -278,7 +281,6 @@ class Outbound:
         gone = [queue.server for name, queue in self.queues.items()
                 if name not in named and queue.jobs]
         for server in [*self.config.servers, *gone]:
-            link = self.links.get(server.name)
             queue = self.queues.get(server.name)
             stats = self.stats.server(server.name)
             paused = queue.paused if queue is not None else ""
@@ -286,7 +288,7 @@ class Outbound:
                 "name": server.name,
                 "mode": server.mode if server.name in named else "removed",
                 "address": server.address,
-                "state": link.state if link is not None else "disconnected",
+                "state": self.links.state(server.name),
                 "queued": queued.get(server.name, 0),
                 "sent": stats.sent,
                 "received": stats.received,
