@@ -28,6 +28,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from smppgw.cluster.election import maintenance_for
 from smppgw.config import Config, ConfigError, ServerConfig, load_config, unix_socket_path
 from smppgw.host.protocol import GatewayAMPFactory
 from smppgw.host.registry import HostRegistry
@@ -76,6 +77,11 @@ class Gateway(MultiService):
         self.dialogs: DialogTable | None = None
         self.inbound: Inbound | None = None
         self._pruning: LoopingCall | None = None
+        #: Whether this node runs the maintenance jobs now (pruning, inbound expiry): always
+        #: on SQLite, while it holds the maintenance lock on PostgreSQL.  The first
+        #: service, so that it starts first and stops last of them.
+        self.maintenance = maintenance_for(config, reactor)
+        self.maintenance.setServiceParent(self)
         self.checkpointer: Checkpointer | None = None
         #: On a PostgreSQL store, what keeps the settings shared with the other nodes in step.
         self.shared: SettingsSync | None = None
@@ -195,7 +201,7 @@ class Gateway(MultiService):
         except StoreError as error:
             raise StartupError(f"smppgw cannot start: {error}") from error
         self.inbound = Inbound(self.config, self.store, self.registry, self.reactor, self.dialogs,
-                               stats=self.stats)
+                               stats=self.stats, maintains=self.maintenance.maintains)
         for link in self.links.values():
             self._deliver_to_hosts(link)
         self.inbound.start()
@@ -286,8 +292,9 @@ class Gateway(MultiService):
         return done
 
     def _prune(self) -> None:
-        """Forget finished requests older than the store's retention (their answers were given)."""
-        if self.store is None:
+        """Forget finished requests older than the store's retention (their answers were given),
+        if this node does the maintenance."""
+        if self.store is None or not self.maintenance.maintains():
             return
         try:
             removed = self.store.prune(self.reactor.seconds())
