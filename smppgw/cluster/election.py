@@ -198,13 +198,13 @@ class Maintenance(Service):
         return self.connection.where if self.connection is not None else "(closed)"
 
 
-def maintenance_for(config: Config, reactor: Any) -> Service:
+def maintenance_for(config: Config, reactor: Any) -> Sole | Maintenance:
     """The elector of the store ``config`` names: `Maintenance` on PostgreSQL, with a
     check every third of ``[node] lease``; `Sole` on SQLite or in memory."""
     if not config.store.postgres:
         return Sole()
     node = config.node.name
-    extra = {"password": config.store.password} if config.store.password else {}
+    extra: dict[str, Any] = {"password": config.store.password} if config.store.password else {}
 
     def open_connection() -> IConnection:
         return ThreadedConnection(config.store.url, reactor, name="smppgw-maintenance",
