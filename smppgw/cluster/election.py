@@ -113,6 +113,8 @@ class Maintenance(Service):
         self.clock = clock
         self.every = float(every)
         self.node = node
+        #: The database, for log lines (known once started).
+        self.where = ""
         self.connection: IConnection | None = None
         self._held = False
         self._asking = False  # a call is on its way
@@ -125,6 +127,7 @@ class Maintenance(Service):
     def startService(self) -> None:
         super().startService()
         self.connection = self.open_connection()
+        self.where = self.connection.where
         self._check()
 
     def stopService(self) -> Deferred[None]:
@@ -153,6 +156,7 @@ class Maintenance(Service):
             return
         assert self.connection is not None
         self._asking = True
+        self._next(self.every)  # the next check, and the deadline of this one
         self.connection.run(claim, "take the maintenance lock").addCallbacks(
             self._answered, self._failed)
 
@@ -167,7 +171,6 @@ class Maintenance(Service):
                      " every node", node=self.node, where=self.where)
         elif not held:
             self._lose("another node holds the maintenance lock")
-        self._next(self.every)
 
     def _failed(self, failure: Failure) -> None:
         self._asking = False
@@ -182,8 +185,9 @@ class Maintenance(Service):
         self._delay = min(RETRY_MAX, self._delay * 2)
 
     def _next(self, delay: float) -> None:
-        if self._timer is None and self.running:
-            self._timer = self.clock.callLater(delay, self._check)
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = self.clock.callLater(delay, self._check) if self.running else None
 
     def _lose(self, reason: str, *, warn: bool = True) -> None:
         if not self._held:
@@ -192,10 +196,6 @@ class Maintenance(Service):
         (log.warn if warn else log.info)(
             "node {node} no longer maintains the store {where}: {reason}",
             node=self.node, where=self.where, reason=reason)
-
-    @property
-    def where(self) -> str:
-        return self.connection.where if self.connection is not None else "(closed)"
 
 
 def maintenance_for(config: Config, reactor: Any) -> Sole | Maintenance:
