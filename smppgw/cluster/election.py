@@ -23,9 +23,9 @@ does the work at its next tick.
 
 The lock's key is the pair (`MAINTENANCE`, the hash of the store's schema), as
 the store's own node lock is keyed: gateways whose stores are different
-schemas of one database elect their maintainers apart.  A cut that the check
-has not found yet leaves two nodes maintaining for up to ``every`` seconds;
-the jobs are written to allow it (each deletes or reports a row at most once).
+schemas of one database elect their maintainers apart.  A cut that the
+holder's check has not found yet can leave two nodes maintaining for up to
+``every`` seconds: the lock elects, it does not fence the jobs' writes.
 """
 
 from __future__ import annotations
