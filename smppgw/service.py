@@ -3,7 +3,8 @@ Wiring: the gateway's MultiService.
 
 One `Link` per enabled server (named ``smsc:<name>``), the store (an SQLite
 file, or with ``[store] url`` a PostgreSQL database: `open_store`), the
-outbound queue and the AMP endpoint; with ``demo``, an SMSC simulator listening
+outbound queue, the AMP endpoint and the elector of the node that runs the
+maintenance jobs (`smppgw.cluster.election`); with ``demo``, an SMSC simulator listening
 where the configured plain-TCP loopback servers connect, started first so the
 links find it.  While it runs, SIGHUP never stops it: `Gateway.hangup` says
 what it does (it reopens the log file and reloads the configuration file,
