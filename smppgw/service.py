@@ -5,7 +5,8 @@ One `Link` per enabled server (named ``smsc:<name>``), the store (an SQLite
 file, or with ``[store] url`` a PostgreSQL database: `open_store`, where each
 server's link runs only while this node holds one of its bind slots, a
 `BindSlots` named ``binds:<name>``, and the server stands by otherwise), the
-outbound queue and the AMP endpoint; with ``demo``, an SMSC simulator listening
+outbound queue, the AMP endpoint and the elector of the node that runs the
+maintenance jobs (`smppgw.cluster.election`); with ``demo``, an SMSC simulator listening
 where the configured plain-TCP loopback servers connect, started first so the
 links find it.  While it runs, SIGHUP never stops it: `Gateway.hangup` says
 what it does (it reopens the log file and reloads the configuration file,
@@ -32,6 +33,7 @@ from twisted.python.failure import Failure
 
 from smppgw.cluster.binds import BindSlots
 from smppgw.cluster.connection import ThreadedConnection
+from smppgw.cluster.election import maintenance_for
 from smppgw.cluster.leases import Leases
 from smppgw.config import Config, ConfigError, ServerConfig, load_config, unix_socket_path
 from smppgw.host.protocol import GatewayAMPFactory
@@ -81,6 +83,11 @@ class Gateway(MultiService):
         self.dialogs: DialogTable | None = None
         self.inbound: Inbound | None = None
         self._pruning: LoopingCall | None = None
+        #: Whether this node runs the maintenance jobs now (pruning, inbound expiry): always
+        #: on SQLite, while it holds the maintenance lock on PostgreSQL.  The first
+        #: service, so that it starts first and stops last of them.
+        self.maintenance = maintenance_for(config, reactor)
+        self.maintenance.setServiceParent(self)
         self.checkpointer: Checkpointer | None = None
         #: On a PostgreSQL store, what keeps the settings shared with the other nodes in step.
         self.shared: SettingsSync | None = None
@@ -255,7 +262,7 @@ class Gateway(MultiService):
         except StoreError as error:
             raise StartupError(f"smppgw cannot start: {error}") from error
         self.inbound = Inbound(self.config, self.store, self.registry, self.reactor, self.dialogs,
-                               stats=self.stats)
+                               stats=self.stats, maintains=self.maintenance.maintains)
         for link in self.links.values():
             self._deliver_to_hosts(link)
         self.inbound.start()
@@ -346,8 +353,9 @@ class Gateway(MultiService):
         return done
 
     def _prune(self) -> None:
-        """Forget finished requests older than the store's retention (their answers were given)."""
-        if self.store is None:
+        """Forget finished requests older than the store's retention (their answers were given),
+        if this node does the maintenance."""
+        if self.store is None or not self.maintenance.maintains():
             return
         try:
             removed = self.store.prune(self.reactor.seconds())

@@ -101,7 +101,8 @@ class InboundTestCase(SynchronousTestCase):
     def make(self, path: str = ":memory:", *, start: bool = True, table: bool = True,
              **settings: Any) -> Inbound:
         """A fresh Store and Inbound on ``path``, as after a (re)start of the gateway."""
-        limits = {key: settings.pop(key) for key in ("max_inbox", "max_attempts") if key in settings}
+        limits = {key: settings.pop(key) for key in ("max_inbox", "max_attempts", "maintains")
+                  if key in settings}
         self.config = make_config(**settings)
         self.server = self.config.servers[0]
         self.store = Store(path, self.clock)
@@ -656,6 +657,20 @@ class ReassemblyTests(InboundTestCase):
         self.deliver("two", udh=udh8(8, 2, 2))
         self.assertEqual(host.calls, [])
         self.assertEqual(self.store.counts()["fragments"], 1)
+
+    def test_expired_by_the_maintainer(self) -> None:
+        """On a node that does not maintain the store, an incomplete set outlives the
+        reassembly timeout; once the node maintains, the next look drops it."""
+        maintaining = [False]
+        self.make(recipient="sms@example.com", module='reassembly_timeout = "20m"',
+                  maintains=lambda: maintaining[0])
+        self.deliver("one ", udh=udh8(8, 2, 1))
+        self.clock.advance(3600)
+        self.assertEqual((self.store.counts()["fragments"], self.problems()), (1, []))
+        maintaining[0] = True
+        self.clock.advance(60)
+        self.assertEqual(self.store.counts()["fragments"], 0)
+        self.assertIn("dropped: 1 of 2 parts", self.problems()[0])
 
     def test_expiry_after_restart(self) -> None:
         """Parts left from before a restart expire too, checked as soon as the gateway starts."""
@@ -1222,6 +1237,7 @@ class MissingReceiptTests(SynchronousTestCase):
         self.clock = Clock()
         self.path = self.mktemp()
         self.registry = HostRegistry()
+        self.maintaining = True
         self.addCleanup(lambda: self.assertEqual(self.clock.getDelayedCalls(), []))
         self.addCleanup(self.stop)
 
@@ -1236,7 +1252,7 @@ class MissingReceiptTests(SynchronousTestCase):
         self.outbound = Outbound(config, self.links, self.store, self.clock)  # type: ignore[arg-type]
         self.outbound.restore()
         self.inbound = Inbound(config, self.store, self.registry, self.clock, None,
-                               max_inbox=max_inbox)
+                               max_inbox=max_inbox, maintains=lambda: self.maintaining)
         self.handler = self.inbound.handler(config.servers[0])
         self.inbound.start()
         for link in self.links.values():
@@ -1295,6 +1311,19 @@ class MissingReceiptTests(SynchronousTestCase):
                                            "parts": 1}])
         self.clock.advance(10 * self.TIMEOUT)
         self.assertEqual(len(host.reports()), 1)
+
+    def test_reported_by_the_maintainer(self) -> None:
+        """A node that does not maintain the store reports no missing receipt; once it
+        maintains, its next look reports it."""
+        self.maintaining = False
+        self.start()
+        host = self.host()
+        self.send("M1")
+        self.clock.advance(10 * self.TIMEOUT)
+        self.assertEqual(host.reports(), [])
+        self.maintaining = True
+        self.clock.advance(60)
+        self.assertEqual(self.states(host), [("M1", 1, 1, "UNKNOWN", "no receipt")])
 
     def test_receipt_before_the_deadline(self) -> None:
         """A receipt before the deadline is the part's only report."""

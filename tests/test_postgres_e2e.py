@@ -25,6 +25,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from smppgw.admin.health import Heartbeat, StoreWatch
 from smppgw.cluster import leases
 from smppgw.cluster.connection import BlockingConnection, connect
+from smppgw.cluster.election import MAINTENANCE, Maintenance
 from smppgw.cluster.leases import LeaseKey, Tenure
 from smppgw.config import load_config, parse_config
 from smppgw.errors import ServerDisabledError, TryLater, Unavailable
@@ -274,6 +275,28 @@ class PostgresGatewayTests(TestCase):
             yield turn()
         yield turn()
         self.assertEqual(list(self.simulator.connections), [])
+
+    @inlineCallbacks
+    def test_maintains(self) -> Any:
+        """A node alone on its database holds the maintenance lock once its first check has
+        answered, on a connection named after the node, and releases it when it stops."""
+        gateway, _, _ = yield self.start()
+        elector = gateway.maintenance
+        assert isinstance(elector, Maintenance) and elector.connection is not None
+        yield elector.connection.run(lambda db: None, "follow the first check")
+        self.assertTrue(elector.maintains())
+
+        def holders() -> list[tuple[Any, ...]]:
+            return self.admin.execute(
+                "SELECT a.application_name FROM pg_locks AS l JOIN pg_stat_activity AS a"
+                " ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.objsubid = 2"
+                " AND l.classid = %s AND l.objid = hashtext(%s)::oid",
+                (MAINTENANCE, self.schema)).fetchall()
+
+        self.assertEqual(holders(), [("smppgw maintenance gw-1",)])
+        yield self.stop(gateway)
+        self.assertFalse(elector.maintains())
+        self.assertEqual(holders(), [])
 
     @inlineCallbacks
     def test_second_node_refused(self) -> Any:

@@ -4,7 +4,10 @@ completes within the reassembly timeout are dropped (a line names what
 arrived), and a delivery receipt that has not come by its server's
 ``receipt_timeout`` is reported to the host as ``UNKNOWN`` with error
 ``NO_RECEIPT``, through the inbox like any receipt, while the inbox has room.
-The third part of `smppgw.relay.inbound.Inbound`, beside `Intake` and `Dispatch`.
+Both look at rows every node on a store shares: their timers tick on every
+node and look only while ``maintains()`` says this node does the maintenance
+(`smppgw.cluster.election`).  The third part of
+`smppgw.relay.inbound.Inbound`, beside `Intake` and `Dispatch`.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class Expiry:
     _fragment_rows: int
     _receipt_check: Any
     _log: Callable[[str], SmppLog]
+    _maintains: Callable[[], bool]
     _wake: Callable[[], None]
     _recount: Callable[[], None]
     _forget_parts: Callable[[str, int], None]
@@ -53,7 +57,10 @@ class Expiry:
         """Drop the parts of every message still incomplete after the reassembly timeout.
 
         Returns how many messages were dropped; each gets a line at ``problems``.
+        None are, on a node that does not do the maintenance.
         """
+        if not self._maintains():
+            return 0
         timeout = self._config.module.reassembly_timeout
         try:
             keys = self._store.stale_fragments(self._clock.seconds() - timeout)
@@ -99,7 +106,9 @@ class Expiry:
             server.receipt_timeout for server in self._config.servers
             if server.registered_delivery and server.receipt_timeout > 0])
         try:
-            if self._expire_receipts(now) == _RECEIPT_BATCH:
+            if not self._maintains():
+                delay = every  # another node reports them
+            elif self._expire_receipts(now) == _RECEIPT_BATCH:
                 delay = 0.0  # more may be due: on the next turn
             else:
                 due = self._store.next_receipt_due()

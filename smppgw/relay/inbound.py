@@ -42,6 +42,7 @@ recipient (``number@telnum``), is written the same way.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.task import LoopingCall
@@ -77,6 +78,7 @@ class Inbound(Intake, Expiry, Dispatch):
         max_inbox: int = 100_000,
         max_attempts: int = 10,
         stats: IStats | None = None,
+        maintains: Callable[[], bool] = lambda: True,
     ) -> None:
         if max_inbox < 1 or max_attempts < 1:
             raise ValueError("max_inbox and max_attempts must be at least 1")
@@ -88,6 +90,7 @@ class Inbound(Intake, Expiry, Dispatch):
         self._max_inbox = max_inbox
         self._max_attempts = max_attempts
         self._stats = stats
+        self._maintains = maintains
         self._logs: dict[str, SmppLog] = {}
         self._module_log = self._log("*")
         try:
