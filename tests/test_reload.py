@@ -155,11 +155,18 @@ class ReloadTests(TestCase):
         self.simulator.faults.black_hole = True
         pending = self.send(host, "q1", "+1555@b._smpp")
         yield self.simulator.when_received(1)
-        stopped = when_state(self.gateway.links["b"], "disconnected")
+        link = self.gateway.links["b"]
+        stopped = when_state(link, "disconnected")
+        unbound: list[Deferred[None]] = []
+        stop_link = link.stopService
+        link.stopService = lambda: unbound.append(stop_link()) or unbound[-1]  # type: ignore[method-assign]
         lines = self.reload(server_table("", self.ports[0]))
         self.assertTrue(lines[-1].startswith("server 'b' removed: unbinding; 1 queued message(s)"))
         self.assertNotIn("b", self.gateway.links)
         yield stopped
+        # The link is done only once its stop has ended (no reconnect left pending).
+        self.assertEqual(len(unbound), 1)
+        yield unbound[0]
         status = yield host.callRemote(ServerStatus)
         self.assertEqual([(s["name"], s["mode"], s["queued"]) for s in status["servers"]],
                          [("", "send-and-receive", 0), ("b", "removed", 1)])
