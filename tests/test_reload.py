@@ -34,6 +34,14 @@ def server_table(name: str, port: int, **keys: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
+def when_stopped(link: Any) -> Deferred[None]:
+    """Fires once `link`'s next stopService has ended (unbound, no reconnect pending)."""
+    d: Deferred[None] = Deferred()
+    stop = link.stopService
+    link.stopService = lambda: stop().addBoth(lambda r: (d.called or d.callback(None), r)[1])
+    return d
+
+
 def when_state(link: Any, state: str) -> Deferred[None]:
     d: Deferred[None] = Deferred()
     link.observe(lambda now: now == state and not d.called and d.callback(None))
@@ -129,10 +137,12 @@ class ReloadTests(TestCase):
         yield self.simulator.when_received(1)
         link = self.gateway.links[""]
         stopped = when_state(link, "disconnected")
+        unbound = when_stopped(link)
         lines = self.reload(server_table("", self.ports[0], mode="off", response_timeout="1s"))
         self.assertEqual(lines[-1], "server '' off: unbinding; 1 queued message(s) wait for it until"
                                     " reject_if_not_relayed_in (600s from each one's acceptance)")
         yield stopped
+        yield unbound
         self.assertFalse(link.running)
         self.assertNotIn("", self.gateway.links)
         self.assertNoResult(pending)
@@ -157,16 +167,12 @@ class ReloadTests(TestCase):
         yield self.simulator.when_received(1)
         link = self.gateway.links["b"]
         stopped = when_state(link, "disconnected")
-        unbound: list[Deferred[None]] = []
-        stop_link = link.stopService
-        link.stopService = lambda: unbound.append(stop_link()) or unbound[-1]  # type: ignore[method-assign]
+        unbound = when_stopped(link)
         lines = self.reload(server_table("", self.ports[0]))
         self.assertTrue(lines[-1].startswith("server 'b' removed: unbinding; 1 queued message(s)"))
         self.assertNotIn("b", self.gateway.links)
         yield stopped
-        # The link is done only once its stop has ended (no reconnect left pending).
-        self.assertEqual(len(unbound), 1)
-        yield unbound[0]
+        yield unbound  # its stop has ended: no reconnect left pending
         status = yield host.callRemote(ServerStatus)
         self.assertEqual([(s["name"], s["mode"], s["queued"]) for s in status["servers"]],
                          [("", "send-and-receive", 0), ("b", "removed", 1)])
