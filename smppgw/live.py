@@ -140,7 +140,7 @@ def _waiting(gateway: Gateway, name: str) -> str:
 
 
 def _amp(gateway: Gateway, old: Config, new: Config, relisten: bool) -> list[str]:
-    from smppgw.service import Listener, amp_endpoint, describe
+    from smppgw.startup import Listener, amp_endpoint, describe
 
     lines = []
     factory = gateway.amp_factory

@@ -220,18 +220,23 @@ class PostgresGatewayTests(TestCase):
             " again"])
         self.assertRaises(StartupError, self.gateway("gw-2").startService)
 
+    def other_node_binds(self) -> tuple[BlockingConnection, Tenure | None]:
+        """Node gw-2 takes slot 0 of server '' on the test's store (created first): its
+        connection, and its tenure."""
+        url = f"{URL}?options=-csearch_path%3D{self.schema}"
+        with connect(url) as db:
+            schema.prepare(db, "the test's store")
+        other = BlockingConnection(url)
+        self.addCleanup(other.shut)
+        return other, other.call(lambda db: leases.acquire(db, LeaseKey.bind(""), "gw-2", 30), "take")
+
     @inlineCallbacks
     def test_stands_by_while_another_node_binds(self) -> Any:
         """While another node holds the server's one bind slot the gateway does not bind it:
         ServerStatus says standby and a SendSignal to it gets SERVER_DISABLED saying why.  Once
         that node frees the slot the gateway takes it at its next try and binds; stopped, it
         unbinds and frees the slot."""
-        url = f"{URL}?options=-csearch_path%3D{self.schema}"
-        with connect(url) as db:
-            schema.prepare(db, "the test's store")
-        other = BlockingConnection(url)
-        self.addCleanup(other.shut)
-        theirs = other.call(lambda db: leases.acquire(db, LeaseKey.bind(""), "gw-2", 30), "take")
+        other, theirs = self.other_node_binds()
         self.text += '[node]\nlease = "3s"\n'
         gateway = build_gateway(parse_config(self.text), reactor)
         gateway.startService()
@@ -257,12 +262,7 @@ class PostgresGatewayTests(TestCase):
     def test_max_binds_lowered_live(self) -> Any:
         """With max_binds 2 the gateway binds on slot 1 while another node holds slot 0; a
         reload making it 1 unbinds the gateway, frees slot 1 and leaves the server standing by."""
-        url = f"{URL}?options=-csearch_path%3D{self.schema}"
-        with connect(url) as db:
-            schema.prepare(db, "the test's store")
-        other = BlockingConnection(url)
-        self.addCleanup(other.shut)
-        theirs = other.call(lambda db: leases.acquire(db, LeaseKey.bind(""), "gw-2", 30), "take")
+        other, theirs = self.other_node_binds()
         self.text += "max_binds = 2\n"
         gateway, _, _ = yield self.start()
         self.assertEqual(other.call(lambda db: leases.holders(db, "bind", ""), "read"),
