@@ -33,7 +33,7 @@ from smppgw.smpp.constants import STATUSES
 from smppgw.smpp.interfaces import ILink
 from smppgw.smpp.log import SmppLog
 from smppgw.smpp.session import CommandStatusError, ConnectionLost, NotBound, ResponseTimeout
-from smppgw.store.interfaces import StoreError
+from smppgw.store.interfaces import StoreError, Then, then_deferred
 from smppgw.store.sqlite import Store
 
 from .test_address import TON_CASES
@@ -583,9 +583,10 @@ class QueueTests(SynchronousTestCase):
         first = self.send(outbound, clock, rid="r")
         real_finish = store.finish
 
-        def refusing(request_id: str, outcome: dict[str, Any]) -> Deferred[None]:
+        def refusing(request_id: str, outcome: dict[str, Any],
+                     then: Then | None = None) -> Deferred[None] | None:
             store.finish = real_finish  # type: ignore[method-assign]
-            return fail(StoreError("the store is closed"))
+            return then_deferred(fail(StoreError("the store is closed")), then)
 
         store.finish = refusing  # type: ignore[method-assign]
         links[""].answer(message_id="M")
@@ -727,11 +728,11 @@ class QueueTests(SynchronousTestCase):
         real = store.set_message_id
         calls: list[str] = []
 
-        def broken(request_id: str, *args: Any) -> Deferred[None]:
+        def broken(request_id: str, *args: Any, **kw: Any) -> Deferred[None] | None:
             calls.append(request_id)
             if request_id == "r1":
                 raise RuntimeError("bookkeeping bug")
-            return real(request_id, *args)
+            return real(request_id, *args, **kw)
 
         store.set_message_id = broken  # type: ignore[method-assign]
         waiting = [self.send(outbound, clock, rid=rid) for rid in ("r3", "r4")]
@@ -901,8 +902,8 @@ class FailingStoreTests(SynchronousTestCase):
         answers = [self.send(outbound, clock, rid=f"r{i}", body=f"m{i}") for i in range(5)]
         real = store.set_message_id
 
-        def refusing(*args: Any, **kw: Any) -> Deferred[None]:
-            return fail(StoreError("the store is closed"))
+        def refusing(*args: Any, then: Then | None = None, **kw: Any) -> Deferred[None] | None:
+            return then_deferred(fail(StoreError("the store is closed")), then)
 
         store.set_message_id = refusing  # type: ignore[method-assign]
         link.reading = True

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import fail
@@ -35,7 +36,7 @@ from smppgw.smpp.session import (
     Answer,
 )
 from smppgw.stats import GatewayStats
-from smppgw.store.interfaces import DuplicateRequest
+from smppgw.store.interfaces import DuplicateRequest, deferred
 
 if TYPE_CHECKING:
     from smppgw.config import Config, ServerConfig
@@ -125,8 +126,8 @@ class Outbound:
                     # then they are the returning server's.
                     config = replace(self.config.servers[0], name=server)
                 if config is None:
-                    self.store.finish(request_id, failed(ServerDisabledError(
-                        f"server {server!r} is no longer configured"))).addErrback(
+                    deferred(self.store.finish(request_id, failed(ServerDisabledError(
+                        f"server {server!r} is no longer configured")))).addErrback(
                         self._not_ended, request_id)
                     continue
                 queue = self._queue_for(NoLink(config))
@@ -204,30 +205,32 @@ class Outbound:
             self.stats.request_finished(e.code, None)
             return fail(e)
         now = self.clock.seconds()
-        try:
-            written = self.store.add_outbound(request_id, server.name, payload, parts, now)
-        except Exception as e:
-            self.log.problem("cannot store {request_id}: {error}", request_id=request_id, error=e)
-            return fail(TryLater(f"the gateway cannot store the message: {e}"))
         job = Job(request_id, server.name, payload, [None] * parts, self._next_seq(),
                   now + self.config.module.reject_if_not_relayed_in, host, now)
         self._accepting[request_id] = job
         waiting = job.wait(answer)
-        written.addCallbacks(self._stored, self._not_stored, callbackArgs=(job,),
-                             errbackArgs=(job,))
+        try:
+            self.store.add_outbound(request_id, server.name, payload, parts, now,
+                                    then=(partial(self._stored, job),
+                                          partial(self._not_stored, job)))
+        except Exception as e:
+            self._accepting.pop(request_id, None)
+            job.done = True
+            job.take_waiters()
+            self.log.problem("cannot store {request_id}: {error}", request_id=request_id, error=e)
+            return fail(TryLater(f"the gateway cannot store the message: {e}"))
         return waiting
 
-    def _stored(self, _: object, job: Job) -> None:
+    def _stored(self, job: Job) -> None:
         """The request is durable: it joins its server's queue (the answer comes from there)."""
         self._accepting.pop(job.request_id, None)
         queue = self.queues.get(job.server)
         if not job.done and queue is not None:
             queue.add(job)
 
-    def _not_stored(self, failure: Failure, job: Job) -> None:
+    def _not_stored(self, job: Job, error: Exception) -> None:
         self._accepting.pop(job.request_id, None)
         job.done = True
-        error = failure.value
         answer: dict[str, Any] | SignalError
         if isinstance(error, DuplicateRequest):
             # Finished before (this process or an earlier one): the same outcome again.

@@ -11,6 +11,7 @@ ends with NOT_RELAYED.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, FirstError, gatherResults
@@ -24,7 +25,7 @@ from smppgw.errors import (
 )
 from smppgw.relay.jobs import Job, outcome_answer
 from smppgw.sms.receipts import receipt_due, submit_key
-from smppgw.store.interfaces import OK_OUTCOME, StoreError
+from smppgw.store.interfaces import OK_OUTCOME, StoreError, deferred
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -82,15 +83,20 @@ class Recorder:
         are never more than the window: what a crash can send twice.
         """
         server = self.server
-        written = self.store.set_message_id(
-            job.request_id, index, message_id, submit_key(message_id),
-            (job.server, len(job.message_ids)),
-            receipt_due(server.registered_delivery, server.receipt_timeout, self.clock.seconds()))
+        # Taken before the write: a store may say at once that it is durable.
         self._uncommitted += 1
-        written.addCallbacks(self._part_recorded, self._part_not_recorded,
-                             errbackArgs=(job, index))
+        try:
+            self.store.set_message_id(
+                job.request_id, index, message_id, submit_key(message_id),
+                (job.server, len(job.message_ids)),
+                receipt_due(server.registered_delivery, server.receipt_timeout,
+                            self.clock.seconds()),
+                then=(self._part_recorded, partial(self._part_not_recorded, job, index)))
+        except BaseException:
+            self._uncommitted -= 1
+            raise
 
-    def _part_recorded(self, _: object) -> None:
+    def _part_recorded(self) -> None:
         self._uncommitted -= 1
         if self._lost:
             # The store writes again: record the lost acceptances now.
@@ -100,12 +106,11 @@ class Recorder:
         else:
             self.pump()  # that acceptance's slot is free now
 
-    def _part_not_recorded(self, failure: Failure, job: Job, index: int) -> None:
+    def _part_not_recorded(self, job: Job, index: int, error: Exception) -> None:
         self._uncommitted -= 1
         # Its outcome, when it comes, is written whole, with every part again.
         job.unsure = True
         self._lost.append((job, index))
-        error = failure.value
         self._hold(error if isinstance(error, StoreError) else StoreError(str(error)))
 
     # -- a store that cannot record acceptances -------------------------------------
@@ -138,9 +143,9 @@ class Recorder:
         for job, index in lost:
             message_id = job.message_ids[index]
             assert message_id is not None
-            writes.append(self.store.set_message_id(
+            writes.append(deferred(self.store.set_message_id(
                 job.request_id, index, message_id, submit_key(message_id),
-                (job.server, len(job.message_ids)), due))
+                (job.server, len(job.message_ids)), due)))
         self._probing = True
         gatherResults(writes, consumeErrors=True).addCallbacks(
             self._lost_recorded, self._lost_not_recorded, callbackArgs=(lost,))
@@ -194,12 +199,22 @@ class Recorder:
         outcome is written again shortly, until it is stored.
         """
         self.unrecorded[job.request_id] = job
+        if not job.unsure and outcome.get("ok"):
+            # The usual case, one write: no Deferred (see `Then`).
+            self.store.finish(job.request_id, OK_OUTCOME,
+                              then=(partial(self._recorded, job, outcome),
+                                    partial(self._outcome_failed, job, outcome)))
+            return
         self._write_outcome(job, outcome).addCallbacks(
             self._outcome_recorded, self._outcome_not_recorded,
             callbackArgs=(job, outcome), errbackArgs=(job, outcome))
 
     def _outcome_recorded(self, _: object, job: Job, outcome: dict[str, Any]) -> None:
         self._recorded(job, outcome)
+
+    def _outcome_failed(self, job: Job, outcome: dict[str, Any], error: Exception) -> None:
+        self._not_recorded(job, outcome,
+                           error if isinstance(error, StoreError) else StoreError(str(error)))
 
     def _outcome_not_recorded(self, failure: Failure, job: Job, outcome: dict[str, Any]) -> None:
         error = failure.value
@@ -222,11 +237,12 @@ class Recorder:
                                   self.clock.seconds())
                 for index, message_id in enumerate(job.message_ids):
                     if message_id is not None:
-                        writes.append(self.store.set_message_id(
-                            job.request_id, index, message_id, submit_key(message_id), known, due))
+                        writes.append(deferred(self.store.set_message_id(
+                            job.request_id, index, message_id, submit_key(message_id), known,
+                            due)))
             else:
                 stored = OK_OUTCOME
-        finished = self.store.finish(job.request_id, stored)
+        finished = deferred(self.store.finish(job.request_id, stored))
         if not writes:
             return finished
         return gatherResults([*writes, finished], consumeErrors=True)

@@ -122,10 +122,12 @@ class IStore(Interface):
     # -- outbound requests and their parts ------------------------------------
 
     def add_outbound(
-        request_id: str, server: str, payload: OutboundPayload, parts: int, created: float
-    ) -> Deferred[int]:
+        request_id: str, server: str, payload: OutboundPayload, parts: int, created: float,
+        then: Then | None = None,
+    ) -> Deferred[int] | None:
         """Keep a new request of ``parts`` parts for ``server``, unfinished; fires with its
-        seq once that is durable (fails with :class:`StoreError` if it cannot be).
+        seq once that is durable (fails with :class:`StoreError` if it cannot be).  Given
+        ``then``, it returns None and says so through ``then`` (see `Then`; no seq).
 
         Idempotent by ``request_id``: a request_id already kept (finished or
         not, until `prune` forgets it) fails with :class:`DuplicateRequest`
@@ -157,9 +159,10 @@ class IStore(Interface):
         lookup_key: str,
         known: tuple[str, int] | None = None,
         receipt_due: float | None = None,
-    ) -> Deferred[None]:
+        then: Then | None = None,
+    ) -> Deferred[None] | None:
         """Record that the SMSC accepted part ``index`` (from 0) of ``request_id`` as
-        ``message_id``; fires once that is durable.
+        ``message_id``; fires once that is durable (given ``then``: see `Then`).
 
         ``lookup_key`` is the id as receipts name it (normalised by the
         caller), found by `lookup_message`.  ``known`` is the request's
@@ -172,9 +175,10 @@ class IStore(Interface):
         :class:`BadStoreInput`.
         """
 
-    def finish(request_id: str, outcome: dict[str, Any]) -> Deferred[None]:
-        """Record the final outcome of ``request_id``, firing once that is durable; a second
-        call replaces the first.
+    def finish(request_id: str, outcome: dict[str, Any], then: Then | None = None
+               ) -> Deferred[None] | None:
+        """Record the final outcome of ``request_id``, firing once that is durable (given
+        ``then``: see `Then`); a second call replaces the first.
 
         The request is then no longer unfinished.  An unknown request fails with
         :class:`UnknownRow`.
@@ -327,17 +331,50 @@ class IGroupCommit(Interface):
         rather than raising it (its waiters are told), for a socket's flush."""
 
 
-def durable_when_done(write: Callable[..., Any]) -> Callable[..., Deferred[Any]]:
+#: What a hot-path write (`IStore.add_outbound`, `set_message_id`, `finish`) is given
+#: instead of returning a Deferred: ``(done, failed)``; ``done()`` is called (with no
+#: argument) once the write is durable, ``failed(error)`` with the store's error
+#: (`StoreError`, `DuplicateRequest`, `UnknownRow`) if it cannot be, at once for an
+#: error known at once.  No Deferred is made: a message's writes are the gateway's
+#: busiest path.
+Then = tuple[Callable[[], object], Callable[[Exception], object]]
+
+
+def then_deferred(written: Deferred[Any], then: Then | None) -> Deferred[Any] | None:
+    """A write's Deferred as its caller asked for it: itself, or (given ``then``) None,
+    with ``then`` told when it fires."""
+    if then is None:
+        return written
+    done, failed = then
+    written.addCallbacks(lambda _: done(), lambda failure: failed(failure.value))
+    return None
+
+
+def deferred(written: Deferred[Any] | None) -> Deferred[Any]:
+    """The Deferred of a write made without ``then`` (for the type checker)."""
+    assert written is not None
+    return written
+
+
+def durable_when_done(write: Callable[..., Any]) -> Callable[..., Any]:
     """Make a write of a store whose writes are durable when they return (each its own
     transaction, or kept in memory) return what `IStore` says: a Deferred, fired with the
     write's value, or failed with the store's error (`StoreError`, `DuplicateRequest`,
-    `UnknownRow`).  `BadStoreInput`, the caller's mistake, is raised."""
+    `UnknownRow`); or, given ``then`` (see `Then`), None.  `BadStoreInput`, the caller's
+    mistake, is raised."""
 
     @wraps(write)
-    def written(*args: Any, **kw: Any) -> Deferred[Any]:
+    def written(*args: Any, then: Then | None = None, **kw: Any) -> Deferred[Any] | None:
         try:
-            return succeed(write(*args, **kw))
+            value = write(*args, **kw)
         except (StoreError, DuplicateRequest, UnknownRow) as error:
-            return fail(error)
+            if then is None:
+                return fail(error)
+            then[1](error)
+            return None
+        if then is None:
+            return succeed(value)
+        then[0]()
+        return None
 
     return written

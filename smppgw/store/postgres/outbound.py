@@ -17,7 +17,9 @@ from smppgw.store.interfaces import (
     DuplicateRequest,
     OutboundPayload,
     OutboundRow,
+    Then,
     UnknownRow,
+    then_deferred,
 )
 from smppgw.store.postgres.bulk import Bulk, Later
 from smppgw.store.postgres.database import Database, dump, one, statement
@@ -152,8 +154,9 @@ class OutboundTables(Database):
     """The outbound queue of a store: tables ``outbound`` and ``part``."""
 
     def add_outbound(
-        self, request_id: str, server: str, payload: OutboundPayload, parts: int, created: float
-    ) -> Deferred[int]:
+        self, request_id: str, server: str, payload: OutboundPayload, parts: int, created: float,
+        then: Then | None = None,
+    ) -> Deferred[int] | None:
         """Keep a new request; fires with its seq once committed, or fails with
         :class:`DuplicateRequest` if its request_id is kept already, through this node or another."""
         if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1:
@@ -161,8 +164,8 @@ class OutboundTables(Database):
         wire, text = (payload, None) if isinstance(payload, bytes) else (None, dump(payload))
         params = (request_id, server, wire, text, parts, created)
 
-        return self._write(Bulk(partial(_add_one, params), _add_many, ("outbound", request_id),
-                                params))
+        return then_deferred(self._write(Bulk(partial(_add_one, params), _add_many,
+                                              ("outbound", request_id), params)), then)
 
     def outbound(self, request_id: str) -> OutboundRow | None:
         """Return the kept request ``request_id``, finished or not, or None."""
@@ -226,28 +229,31 @@ class OutboundTables(Database):
         lookup_key: str,
         known: tuple[str, int] | None = None,
         receipt_due: float | None = None,
-    ) -> Deferred[None]:
+        then: Then | None = None,
+    ) -> Deferred[None] | None:
         """Record that the SMSC accepted part ``index`` (from 0) of ``request_id`` as ``message_id``."""
         if known is None:
             found = self._reading(
                 "SELECT server, parts FROM outbound WHERE request_id = %s", (request_id,))
             if not found:
-                return fail(UnknownRow(f"no stored request {request_id!r}"))
+                return then_deferred(fail(UnknownRow(f"no stored request {request_id!r}")), then)
             known = (found[0][0], found[0][1])
         server, parts = known
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < parts:
             raise BadStoreInput(
                 f"part index {index!r} is out of range for request {request_id!r} of {parts} parts")
         params = (request_id, index, message_id, server, lookup_key, receipt_due)
-        return self._write(Bulk(statement(_RECORD_PART, params), _record_parts,
-                                ("part", request_id, index), params))
+        return then_deferred(self._write(Bulk(statement(_RECORD_PART, params), _record_parts,
+                                              ("part", request_id, index), params)), then)
 
-    def finish(self, request_id: str, outcome: dict[str, Any]) -> Deferred[None]:
+    def finish(self, request_id: str, outcome: dict[str, Any], then: Then | None = None
+               ) -> Deferred[None] | None:
         """Record the final outcome of ``request_id``; a second call replaces the first."""
         text = dump(outcome)
 
-        return self._write(Bulk(partial(_finish_one, (text, request_id)), _finish_many,
-                                ("outbound", request_id), (text, request_id)))
+        return then_deferred(self._write(Bulk(partial(_finish_one, (text, request_id)),
+                                              _finish_many, ("outbound", request_id),
+                                              (text, request_id))), then)
 
     def find_outbound(self, fragment: bytes, limit: int = 50) -> list[OutboundRow]:
         """The newest requests (at most ``limit``, newest first) whose encoded PDUs hold

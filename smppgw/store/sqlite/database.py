@@ -21,10 +21,10 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, Protocol
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 
-from smppgw.store.interfaces import OK_OUTCOME, BadStoreInput, StoreError
+from smppgw.store.interfaces import OK_OUTCOME, BadStoreInput, StoreError, Then
 from smppgw.store.sqlite.files import lock, private_file, private_folder, unlock
 from smppgw.store.sqlite.schema import prepare
 
@@ -184,6 +184,14 @@ class Database:
         written: Deferred[Any] = Deferred()
         self._waiters.append((partial(written.callback, value), written.errback))
         return written
+
+    @staticmethod
+    def _failed(error: Exception, then: Then | None) -> Deferred[Any] | None:
+        """A write's error known at once, as its caller asked for it (see `Then`)."""
+        if then is None:
+            return fail(error)
+        then[1](error)
+        return None
 
     def when_durable(self, done: Callable[[], object], failed: Callable[[StoreError], object]) -> None:
         """Call ``done()`` once every write made so far is committed, or ``failed(error)``

@@ -18,6 +18,7 @@ from smppgw.store.interfaces import (
     OutboundPayload,
     OutboundRow,
     StoreError,
+    Then,
     UnknownRow,
 )
 from smppgw.store.sqlite.database import OK_TEXT, Database, dump
@@ -62,10 +63,12 @@ class OutboundTables(Database):
     # -- outbound queue ----------------------------------------------------
 
     def add_outbound(
-        self, request_id: str, server: str, payload: OutboundPayload, parts: int, created: float
-    ) -> Deferred[int]:
+        self, request_id: str, server: str, payload: OutboundPayload, parts: int, created: float,
+        then: Then | None = None,
+    ) -> Deferred[int] | None:
         """Store a new request; fires with its seq (insertion order) once durable, or fails
-        with :class:`DuplicateRequest` (at once) if ``request_id`` is known.
+        with :class:`DuplicateRequest` (at once) if ``request_id`` is known; given ``then``,
+        says so through it (`Then`).
 
         A bytes payload is stored as it is (a BLOB); anything else as JSON.
         """
@@ -82,11 +85,14 @@ class OutboundTables(Database):
                 if cursor.rowcount == 0:
                     existing = self.outbound(request_id)
                     assert existing is not None
-                    return fail(DuplicateRequest(existing))
+                    return self._failed(DuplicateRequest(existing), then)
                 seq = cursor.lastrowid
         except StoreError as error:
-            return fail(error)
+            return self._failed(error, then)
         assert seq is not None
+        if then is not None:
+            self._waiters.append(then)
+            return None
         return self._written(seq)
 
     def outbound(self, request_id: str) -> OutboundRow | None:
@@ -194,7 +200,8 @@ class OutboundTables(Database):
         lookup_key: str,
         known: tuple[str, int] | None = None,
         receipt_due: float | None = None,
-    ) -> Deferred[None]:
+        then: Then | None = None,
+    ) -> Deferred[None] | None:
         """Record the SMSC's message id for part ``index`` (from 0) of ``request_id``.
 
         ``lookup_key`` is the id as receipts will name it (normalised by the caller).
@@ -202,7 +209,7 @@ class OutboundTables(Database):
         saves a query on the hot path.  ``receipt_due`` is when the part's
         delivery receipt is given up on (None: no receipt is awaited); a part
         recorded again keeps the deadline it has, so that a receipt that came
-        meanwhile is not awaited again.  Fires once durable.
+        meanwhile is not awaited again.  Fires once durable (given ``then``: `Then`).
         """
         try:
             with self._writing() as db:
@@ -211,7 +218,7 @@ class OutboundTables(Database):
                         "SELECT server, parts FROM outbound WHERE request_id = ?", (request_id,)
                     ).fetchone()
                     if found is None:
-                        return fail(UnknownRow(f"no stored request {request_id!r}"))
+                        return self._failed(UnknownRow(f"no stored request {request_id!r}"), then)
                     known = found
                 server, parts = known
                 if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < parts:
@@ -225,12 +232,16 @@ class OutboundTables(Database):
                     db.execute(RECORD_PART_DUE,
                                (request_id, index, message_id, server, lookup_key, receipt_due))
         except StoreError as error:
-            return fail(error)
+            return self._failed(error, then)
+        if then is not None:
+            self._waiters.append(then)
+            return None
         return self._written()
 
-    def finish(self, request_id: str, outcome: dict[str, Any]) -> Deferred[None]:
+    def finish(self, request_id: str, outcome: dict[str, Any], then: Then | None = None
+               ) -> Deferred[None] | None:
         """Record the final outcome of ``request_id`` (a second call replaces the first);
-        fires once durable."""
+        fires once durable (given ``then``: `Then`)."""
         text = OK_TEXT if outcome is OK_OUTCOME else dump(outcome)
         try:
             with self._writing() as db:
@@ -238,9 +249,12 @@ class OutboundTables(Database):
                     "UPDATE outbound SET outcome = ? WHERE request_id = ?", (text, request_id)
                 )
                 if cursor.rowcount == 0:
-                    return fail(UnknownRow(f"no stored request {request_id!r}"))
+                    return self._failed(UnknownRow(f"no stored request {request_id!r}"), then)
         except StoreError as error:
-            return fail(error)
+            return self._failed(error, then)
+        if then is not None:
+            self._waiters.append(then)
+            return None
         return self._written()
 
     def find_outbound(self, fragment: bytes, limit: int = 50) -> list[OutboundRow]:
