@@ -120,6 +120,30 @@ class OutboundConformance(Conformance):
         self.refused(self.store.finish("nope", {}), UnknownRow)
         self.refused(self.store.set_message_id("nope", 0, "M", "m"), UnknownRow)
 
+    def test_writes_told_through_then(self) -> None:
+        """Given ``then``, a write returns None and calls done() once durable, or failed(error)
+        with the error its Deferred would have had; what it wrote is what a Deferred's write
+        writes."""
+        calls: list[Any] = []
+
+        def then(name: str) -> Any:
+            return (lambda: calls.append(name), lambda error: calls.append((name, type(error))))
+
+        self.assertIsNone(self.store.add_outbound("r1", "smsc1", {}, 1, 1.0, then=then("add")))
+        self.assertIsNone(self.store.set_message_id("r1", 0, "M1", "m1", ("smsc1", 1), 9.0,
+                                                    then=then("part")))
+        self.assertIsNone(self.store.finish("r1", {"ok": True}, then=then("finish")))
+        self.store.add_outbound("r1", "smsc1", {}, 1, 2.0, then=then("again"))
+        self.store.finish("nope", {}, then=then("unknown"))
+        self.store.set_message_id("nope", 0, "M", "m", then=then("unknown part"))
+        self.turn()
+        self.assertEqual(sorted(calls, key=str),
+                         sorted(["add", "part", "finish", ("again", DuplicateRequest),
+                                 ("unknown", UnknownRow), ("unknown part", UnknownRow)], key=str))
+        self.assertEqual((self.store.outbound("r1").outcome, self.store.outbound("r1").message_ids,
+                          self.store.lookup_message("smsc1", "m1"), self.store.next_receipt_due()),
+                         ({"ok": True}, ("M1",), ("r1", 0), 9.0))
+
     def test_bad_input(self) -> None:
         """A bad part count, part index or payload is refused with BadStoreInput, keeping nothing."""
         self.store.add_outbound("r1", "smsc1", {}, 2, 1.0)
