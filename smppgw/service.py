@@ -30,6 +30,7 @@ from twisted.python.failure import Failure
 
 from smppgw.cluster.binds import BindSlots
 from smppgw.cluster.connection import ThreadedConnection
+from smppgw.cluster.dialogsync import dialog_sync_for
 from smppgw.cluster.election import maintenance_for
 from smppgw.cluster.leases import Leases
 from smppgw.config import Config, ConfigError, ServerConfig, load_config, unix_socket_path
@@ -254,6 +255,10 @@ class Gateway(MultiService):
             if any(s.dialogs for s in self.config.servers) and self.config.module.dialog_timeout > 0:
                 self.dialogs = DialogTable(self.reactor, self.config.module.dialog_timeout,
                                            self.store)
+                sync = dialog_sync_for(self.config, self.store, self.dialogs, self.reactor,
+                                       self.log)
+                if sync is not None:
+                    sync.setServiceParent(self)
             self.outbound = Outbound(self.config, self.links, self.store, self.reactor,
                                      self.dialogs, self.stats)
             self.outbound.restore()

@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 from twisted.internet import reactor
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol, serverFromString
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs, formatEvent
@@ -30,6 +30,7 @@ from smppgw.cluster.leases import LeaseKey, Tenure
 from smppgw.config import load_config, parse_config
 from smppgw.errors import ServerDisabledError, TryLater, Unavailable
 from smppgw.host.commands import ServerStatus
+from smppgw.relay.dialogs import DialogTable
 from smppgw.service import Gateway, StartupError, build_gateway
 from smppgw.shared import shared_text
 from smppgw.store.postgres import PostgresStore, schema
@@ -329,6 +330,35 @@ class PostgresGatewayTests(TestCase):
         heartbeat.beat()
         store.settle()
         self.assertFalse(watch.sample(store))
+
+    @inlineCallbacks
+    def test_reply_routed_by_a_binding_another_node_made(self) -> Any:
+        """Another node (a dialog table on its own store, on this database) sends alice's SMS
+        to a phone, binding @b after bob's @a; the phone's "@b: ..." reply, received by this
+        gateway, goes to alice, its prefix stripped."""
+        self.text = self.text.replace('sender = "+15550100"', 'sender = "+15550100"\ndialogs = true')
+        gateway, host, _ = yield self.start()
+        sync = gateway.getServiceNamed("dialog-sync")
+        yield sync.when_listening()
+        other_store = PostgresStore(f"{URL}?options=-csearch_path%3D{self.schema}", reactor)
+        self.addCleanup(other_store.close)
+        other = DialogTable(reactor, 3600, other_store)
+        both: Deferred[None] = Deferred()
+
+        def refreshed(phone: str) -> None:
+            # The two writes may reach the database in one transaction, heard as one.
+            if len(gateway.dialogs.bindings(phone)) == 2 and not both.called:
+                both.callback(None)
+
+        sync.observers.append(refreshed)
+        other.outgoing_prefix("+15557654", "bob@example.com")
+        other.outgoing_prefix("+15557654", "alice@example.com")
+        yield both
+        response = yield self.simulator.deliver("15557654", "15550100", b"@b: see you at 5")
+        self.assertEqual(response.command_status, 0)
+        yield host.when(host.delivered, 1)
+        self.assertEqual((host.delivered[0]["recipient"], host.delivered[0]["body"]),
+                         ("alice@example.com", "see you at 5"))
 
 
 class BackupTests(SynchronousTestCase):

@@ -237,6 +237,23 @@ class DialogTable:
         return sorted((binding for letters in self._by_phone.values()
                        for binding in letters.values()), key=lambda b: (b.phone, b.letter))
 
+    def phones(self) -> list[str]:
+        """The phones that have bindings held (some perhaps past the timeout)."""
+        return list(self._by_phone)
+
+    def refresh(self, phone: str, bindings: list[Binding]) -> None:
+        """Hold ``bindings`` as ``phone``'s, as the store has them now (another gateway
+        node changed them), in place of those held: nothing is written back."""
+        phone = normalize_phone(phone)
+        letters = {b.letter: b for b in bindings if b.phone == phone}
+        if letters:
+            self._by_phone[phone] = letters
+        else:
+            self._by_phone.pop(phone, None)
+        for binding in letters.values():
+            if (binding.phone, binding.letter) not in self._queued:
+                self._queue(binding)
+
     def retire(self, phone: str, letter: str) -> Binding:
         """Forget the binding (phone, letter) now, as if it had timed out; return it.
 

@@ -260,8 +260,8 @@ class IStore(Interface):
 
     # -- SMS Dialogs bindings (a smppgw.relay.dialogs.BindingStore) -----------
 
-    def load_bindings() -> list[Binding]:
-        """Return every kept dialog binding, by (phone, letter)."""
+    def load_bindings(phone: str | None = None) -> list[Binding]:
+        """Return every kept dialog binding (of ``phone`` only, if given), by (phone, letter)."""
 
     def save_binding(binding: Binding) -> Deferred[None]:
         """Keep ``binding``, replacing any binding of the same (phone, letter); fires once durable."""

@@ -346,9 +346,10 @@ class MemoryStore:
 
     # -- SMS Dialogs bindings -------------------------------------------------
 
-    def load_bindings(self) -> list[Binding]:
+    def load_bindings(self, phone: str | None = None) -> list[Binding]:
         self._open()
-        return [self._bindings[key] for key in sorted(self._bindings)]
+        return [self._bindings[key] for key in sorted(self._bindings)
+                if phone is None or key[0] == phone]
 
     @durable_when_done
     def save_binding(self, binding: Binding) -> None:

@@ -90,3 +90,13 @@ class InboundConformance(Conformance):
         self.assertEqual(self.store.load_bindings(), [Binding("+15550001", "cat@im", "a", 2.0),
                                                       Binding("+15550002", "ann@im", "a", 3.0)])
 
+    def test_bindings_of_one_phone(self) -> None:
+        """load_bindings(phone) gives that phone's bindings only, by letter; none for another."""
+        self.store.save_binding(Binding("+15550001", "bob@im", "b", 1.0))
+        self.store.save_binding(Binding("+15550002", "ann@im", "a", 3.0))
+        self.store.save_binding(Binding("+15550001", "cat@im", "a", 2.0))
+        self.assertEqual(self.store.load_bindings("+15550001"),
+                         [Binding("+15550001", "cat@im", "a", 2.0),
+                          Binding("+15550001", "bob@im", "b", 1.0)])
+        self.assertEqual(self.store.load_bindings("+15550009"), [])
+

@@ -1,4 +1,4 @@
-"""The PostgreSQL store's inbox, reassembly fragments and dialog bindings."""
+"""The PostgreSQL store's inbox and reassembly fragments."""
 
 from __future__ import annotations
 
@@ -8,14 +8,13 @@ from typing import Any
 from psycopg import Connection
 from twisted.internet.defer import Deferred
 
-from smppgw.relay.dialogs import Binding
 from smppgw.store.interfaces import InboxRow, UnknownRow
 from smppgw.store.postgres.bulk import Later
 from smppgw.store.postgres.database import Database, dump, one, statement
 
 
 class InboundTables(Database):
-    """What a store keeps for inbound traffic: tables ``inbox``, ``fragment`` and ``binding``."""
+    """What a store keeps for inbound traffic: tables ``inbox`` and ``fragment``."""
 
     # -- the inbox -----------------------------------------------------------
 
@@ -122,29 +121,3 @@ class InboundTables(Database):
                 (before,),
             )
         ]
-
-    # -- SMS Dialogs bindings (smppgw.relay.dialogs.BindingStore) ------------
-
-    def load_bindings(self) -> list[Binding]:
-        """Return every kept dialog binding, by (phone, letter)."""
-        return [
-            Binding(phone, address, letter, last_used)
-            for phone, letter, address, last_used in self._reading(
-                "SELECT phone, letter, address, last_used FROM binding"
-                " ORDER BY phone COLLATE \"C\", letter COLLATE \"C\""
-            )
-        ]
-
-    def save_binding(self, binding: Binding) -> Deferred[None]:
-        """Keep ``binding``, replacing any binding of the same (phone, letter)."""
-        return self._write(statement(
-            "INSERT INTO binding (phone, letter, address, last_used) VALUES (%s, %s, %s, %s)"
-            " ON CONFLICT (phone, letter) DO UPDATE SET address = excluded.address,"
-            " last_used = excluded.last_used",
-            (binding.phone, binding.letter, binding.address, binding.last_used),
-        ))
-
-    def delete_binding(self, phone: str, letter: str) -> Deferred[None]:
-        """Forget the binding (phone, letter), if there is one."""
-        return self._write(statement(
-            "DELETE FROM binding WHERE phone = %s AND letter = %s", (phone, letter)))

@@ -14,13 +14,14 @@ from __future__ import annotations
 from zope.interface import implementer
 
 from smppgw.store.interfaces import IGroupCommit, IStore
+from smppgw.store.postgres.bindings import BindingTables
 from smppgw.store.postgres.inbound import InboundTables
 from smppgw.store.postgres.outbound import OutboundTables
 from smppgw.store.postgres.settings import SettingsTable
 
 
 @implementer(IStore, IGroupCommit)
-class PostgresStore(OutboundTables, InboundTables, SettingsTable):
+class PostgresStore(OutboundTables, InboundTables, BindingTables, SettingsTable):
     """The store on a PostgreSQL database named by a libpq URL (``postgresql://user@host/db``).
 
     The password comes from the URL, libpq's environment (``PGPASSWORD``,

@@ -156,12 +156,14 @@ class InboundTables(Database):
 
     # -- dialog bindings (smppgw.relay.dialogs.BindingStore) ---------------------
 
-    def load_bindings(self) -> list[Binding]:
-        """Return every stored dialog binding."""
+    def load_bindings(self, phone: str | None = None) -> list[Binding]:
+        """Return every stored dialog binding (of ``phone`` only, if given)."""
+        where, params = ("", ()) if phone is None else (" WHERE phone = ?", (phone,))
         return [
             Binding(phone, address, letter, last_used)
             for phone, letter, address, last_used in self._reading(
-                "SELECT phone, letter, address, last_used FROM binding ORDER BY phone, letter"
+                f"SELECT phone, letter, address, last_used FROM binding{where}"
+                " ORDER BY phone, letter", params
             )
         ]
 
