@@ -25,6 +25,7 @@ from smppgw.store.interfaces import (
     DueReceipt,
     DuplicateRequest,
     IGroupCommit,
+    InboxClaim,
     InboxRow,
     IStore,
     OutboundPayload,
@@ -33,6 +34,7 @@ from smppgw.store.interfaces import (
     UnknownRow,
     durable_when_done,
 )
+from smppgw.store.unshared import UnsharedInbox
 
 _encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
@@ -89,7 +91,7 @@ def _payload(stored: bytes | str) -> OutboundPayload:
 
 
 @implementer(IStore, IGroupCommit)
-class MemoryStore:
+class MemoryStore(UnsharedInbox):
     """Requests, inbox, fragments and dialog bindings in dicts, durable as soon as written."""
 
     def __init__(self, *, retention: float = 7 * 86400) -> None:
@@ -300,7 +302,7 @@ class MemoryStore:
         )
 
     @durable_when_done
-    def bump_inbox(self, id: int) -> int:
+    def bump_inbox(self, id: int, claim: InboxClaim | None = None, retry_in: float = 0.0) -> int:
         self._open()
         row = self._inbox.get(id)
         if row is None:
@@ -309,7 +311,7 @@ class MemoryStore:
         return row.attempts
 
     @durable_when_done
-    def remove_inbox(self, id: int) -> None:
+    def remove_inbox(self, id: int, claim: InboxClaim | None = None) -> None:
         self._open()
         self._inbox.pop(id, None)
 

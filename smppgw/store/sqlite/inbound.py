@@ -8,12 +8,13 @@ from typing import Any
 from twisted.internet.defer import Deferred, fail
 
 from smppgw.relay.dialogs import Binding
-from smppgw.store.interfaces import InboxRow, StoreError, UnknownRow
+from smppgw.store.interfaces import InboxClaim, InboxRow, StoreError, UnknownRow
 from smppgw.store.sqlite.database import Database, dump
 from smppgw.store.sqlite.outbound import end_receipt_wait
+from smppgw.store.unshared import UnsharedInbox
 
 
-class InboundTables(Database):
+class InboundTables(UnsharedInbox, Database):
     """What a store keeps for inbound traffic: tables ``inbox``, ``fragment`` and ``binding``."""
 
     # -- inbox -------------------------------------------------------------
@@ -75,9 +76,10 @@ class InboundTables(Database):
             if row_id not in pending
         ]
 
-    def bump_inbox(self, id: int) -> Deferred[int]:
+    def bump_inbox(self, id: int, claim: InboxClaim | None = None, retry_in: float = 0.0
+                   ) -> Deferred[int]:
         """Count one more delivery attempt of inbox row ``id``; fires with the new count once
-        durable (fails with UnknownRow if the row is gone)."""
+        durable (fails with UnknownRow if the row is gone).  Its claim always holds."""
         try:
             with self._writing() as db:
                 found = db.execute(
@@ -90,8 +92,9 @@ class InboundTables(Database):
             return fail(UnknownRow(f"no inbox row {id!r}"))
         return self._written(int(found[0]))
 
-    def remove_inbox(self, id: int) -> Deferred[None]:
-        """Remove inbox row ``id`` (nothing happens if it is already gone); fires once durable."""
+    def remove_inbox(self, id: int, claim: InboxClaim | None = None) -> Deferred[None]:
+        """Remove inbox row ``id`` (nothing happens if it is already gone); fires once durable.
+        Its claim always holds."""
         try:
             with self._writing() as db:
                 db.execute("DELETE FROM inbox WHERE id = ?", (id,))
