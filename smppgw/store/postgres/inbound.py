@@ -8,7 +8,10 @@ still has the row.  What the node then writes about the row (removed once
 a host took it, an attempt counted) goes through only while the row is
 still under that claim (``claimed_by`` and ``epoch``): once another node has
 claimed it, a late answer changes nothing.  A row released for a retry
-keeps in ``lease_until`` when it may be claimed again.
+keeps in ``lease_until`` when it may be claimed again.  A row added is told
+to every node listening on `InboundTables.inbox_channel` (LISTEN/NOTIFY, sent
+in the transaction that adds it, the adding node's name its payload), so that
+their dispatchers claim it without polling.
 """
 
 from __future__ import annotations
@@ -28,12 +31,28 @@ from smppgw.store.postgres.database import Database, dump, one, statement
 # Now on the database server's clock, as lease_until keeps it (seconds since the epoch).
 _NOW = "extract(epoch FROM clock_timestamp())::float8"
 
+# The inbox channel of the store's schema (`InboundTables.inbox_channel`), told in the
+# transaction of a row added (the adding node's name is at most 64 characters, far
+# below NOTIFY's limit).
+_CHANNEL = "smppgw_inbox."
+_NOTIFY = f"SELECT pg_notify('{_CHANNEL}' || current_schema(), %s)"
+
 
 class InboundTables(Database):
     """What a store keeps for inbound traffic: tables ``inbox``, ``fragment`` and ``binding``."""
 
     #: Other nodes share the inbox: a row is claimed before it goes to a host.
     shared = True
+
+    @property
+    def inbox_channel(self) -> str:
+        """The LISTEN/NOTIFY channel on which an added inbox row is told: one per schema,
+        since notifications reach the whole database."""
+        channel: str | None = getattr(self, "_inbox_channel", None)
+        if channel is None:
+            ((schema,),) = self._reading("SELECT current_schema()")
+            channel = self._inbox_channel = f"{_CHANNEL}{schema}"
+        return channel
 
     # -- the inbox -----------------------------------------------------------
 
@@ -46,11 +65,13 @@ class InboundTables(Database):
         ``drop_fragments`` forgets the parts the message was joined from.
         """
         text = dump(payload)
+        node = self.node
 
         def write(db: Connection) -> Later:
             added = db.execute(
                 "INSERT INTO inbox (kind, payload, created) VALUES (%s, %s, %s) RETURNING id",
                 (kind, text, created))
+            db.execute(_NOTIFY, (node,))
             if receipt is not None:
                 db.execute("UPDATE part SET receipt_due = NULL"
                            " WHERE request_id = %s AND idx = %s AND receipt_due IS NOT NULL",
