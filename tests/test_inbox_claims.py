@@ -103,3 +103,22 @@ class InboxClaimTests(OnPostgres):
             other.execute("SELECT id FROM inbox WHERE id = %s FOR UPDATE", (ids[0],))
             self.assertEqual([r.id for r in a.claim_inbox("a", 10, 30.0)], [ids[1]])
         self.assertEqual([r.id for r in a.claim_inbox("a", 10, 30.0)], [ids[0]])
+
+
+class MissingReceiptReportTests(OnPostgres):
+    """The report of a receipt that did not come, made by two nodes at once."""
+
+    def test_reported_once_across_nodes(self) -> None:
+        """Two nodes reporting one part's missing receipt in transactions in flight at once
+        keep one report: the other's statement finds the wait ended and inserts nothing."""
+        a, b = self.open(), self.open()
+        a.add_outbound("r", "smsc1", {}, 1, 1.0)
+        a.set_message_id("r", 0, "M1", "m1", receipt_due=50.0)
+        a.settle()
+        writes = [store.add_inbox("report", {"node": name}, 60.0, receipt=("r", 0),
+                                  if_awaited=True) for store, name in ((a, "a"), (b, "b"))]
+        a.settle()
+        b.settle()
+        ids = [self.successResultOf(write) for write in writes]
+        self.assertEqual(sorted(ids, key=lambda i: i is not None)[0], None)
+        self.assertEqual([row.id for row in a.inbox()], [i for i in ids if i is not None])

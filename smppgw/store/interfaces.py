@@ -229,7 +229,8 @@ class IStore(Interface):
 
     def add_inbox(kind: str, payload: dict[str, Any], created: float, *,
                   receipt: tuple[str, int] | None = None,
-                  drop_fragments: str | None = None) -> Deferred[int]:
+                  drop_fragments: str | None = None,
+                  if_awaited: bool = False) -> Deferred[int | None]:
         """Keep a message or report (``kind``) for a host; fires with its id once durable.
 
         With it, in one transaction (neither is kept without the row):
@@ -237,6 +238,13 @@ class IStore(Interface):
         ``drop_fragments`` is `drop_fragments` of the message's parts.  Ids
         increase, and are never given again, even once removed, so that a
         host's late answer about a removed row cannot touch a newer one.
+
+        A receipt's report is kept whether its part still awaited a receipt or
+        not (a late one is reported too).  With ``if_awaited`` (the report of a
+        receipt that did not come), the row is kept only if the part still
+        awaited its receipt, as one transaction sees it: a receipt that came
+        meanwhile, or the same report made by another node, keeps nothing, and
+        the Deferred fires with None.
         """
 
     def inbox(limit: int = 1000, after_id: int = 0) -> list[InboxRow]:

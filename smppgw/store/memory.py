@@ -280,15 +280,16 @@ class MemoryStore(UnsharedInbox):
     @durable_when_done
     def add_inbox(self, kind: str, payload: dict[str, Any], created: float, *,
                   receipt: tuple[str, int] | None = None,
-                  drop_fragments: str | None = None) -> int:
+                  drop_fragments: str | None = None, if_awaited: bool = False) -> int | None:
         self._open()
         text = _dump(payload)
+        part = None if receipt is None else self._parts.get(receipt[0], {}).get(receipt[1])
+        if if_awaited and (part is None or part.due is None):
+            return None
         self._last_inbox_id += 1
         self._inbox[self._last_inbox_id] = _Inbox(kind, text, 0, created)
-        if receipt is not None:
-            part = self._parts.get(receipt[0], {}).get(receipt[1])
-            if part is not None:
-                part.due = None
+        if part is not None:
+            part.due = None
         if drop_fragments is not None:
             self._fragments.pop(drop_fragments, None)
         return self._last_inbox_id

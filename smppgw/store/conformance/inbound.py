@@ -66,6 +66,22 @@ class InboundConformance(Conformance):
         self.written(self.store.remove_inbox(gone, rows[1].claim))
         self.assertEqual(self.store.inbox(), [InboxRow(kept, "report", {"state": "DELIVERED"}, 1, 1.0)])
 
+    def test_report_if_awaited(self) -> None:
+        """A report kept only if its part awaits its receipt ends the wait; made again it keeps
+        nothing (None), while a receipt's own report is kept either way (a late receipt)."""
+        self.store.add_outbound("r", "smsc1", {}, 1, 1.0)
+        self.store.set_message_id("r", 0, "M1", "m1", receipt_due=50.0)
+        first = self.written(self.store.add_inbox("report", {"n": 1}, 60.0, receipt=("r", 0),
+                                                  if_awaited=True))
+        again = self.written(self.store.add_inbox("report", {"n": 2}, 61.0, receipt=("r", 0),
+                                                  if_awaited=True))
+        late = self.written(self.store.add_inbox("report", {"n": 3}, 62.0, receipt=("r", 0)))
+        unknown = self.written(self.store.add_inbox("report", {"n": 4}, 63.0, receipt=("x", 0),
+                                                    if_awaited=True))
+        self.assertEqual((again, unknown, self.store.next_receipt_due()), (None, None, None))
+        self.assertEqual([(row.id, row.payload) for row in self.store.inbox()],
+                         [(first, {"n": 1}), (late, {"n": 3})])
+
     # -- fragments -------------------------------------------------------------
 
     def test_fragments_sorted(self) -> None:

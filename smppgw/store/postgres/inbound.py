@@ -38,6 +38,15 @@ _CHANNEL = "smppgw_inbox."
 _NOTIFY = f"SELECT pg_notify('{_CHANNEL}' || current_schema(), %s)"
 
 
+_ADD = "INSERT INTO inbox (kind, payload, created) VALUES (%s, %s, %s) RETURNING id"
+_END_WAIT = ("UPDATE part SET receipt_due = NULL"
+             " WHERE request_id = %s AND idx = %s AND receipt_due IS NOT NULL")
+# The row only with the end of the wait, in one statement.
+_ADD_IF_AWAITED = (f"WITH ended AS ({_END_WAIT} RETURNING 1)"
+                   " INSERT INTO inbox (kind, payload, created)"
+                   " SELECT %s, %s, %s WHERE EXISTS (SELECT 1 FROM ended) RETURNING id")
+
+
 class InboundTables(Database):
     """What a store keeps for inbound traffic: tables ``inbox``, ``fragment`` and ``binding``."""
 
@@ -58,27 +67,37 @@ class InboundTables(Database):
 
     def add_inbox(self, kind: str, payload: dict[str, Any], created: float, *,
                   receipt: tuple[str, int] | None = None,
-                  drop_fragments: str | None = None) -> Deferred[int]:
+                  drop_fragments: str | None = None,
+                  if_awaited: bool = False) -> Deferred[int | None]:
         """Keep a message or report for a host; return its id (increasing, never given again).
 
         In the same transaction: ``receipt`` ends that part's wait for its receipt,
-        ``drop_fragments`` forgets the parts the message was joined from.
+        ``drop_fragments`` forgets the parts the message was joined from.  With
+        ``if_awaited`` the row is inserted by the statement that ends the wait, only
+        if it did (a part waited on by another node's transaction is waited for):
+        else nothing is kept, and it fires with None.
         """
         text = dump(payload)
         node = self.node
+        if if_awaited and receipt is not None:
+            params: tuple[Any, ...] = (*receipt, kind, text, created)
+            sql = _ADD_IF_AWAITED
+        else:
+            params, sql = (kind, text, created), _ADD
 
         def write(db: Connection) -> Later:
-            added = db.execute(
-                "INSERT INTO inbox (kind, payload, created) VALUES (%s, %s, %s) RETURNING id",
-                (kind, text, created))
+            added = db.execute(sql, params)
             db.execute(_NOTIFY, (node,))
-            if receipt is not None:
-                db.execute("UPDATE part SET receipt_due = NULL"
-                           " WHERE request_id = %s AND idx = %s AND receipt_due IS NOT NULL",
-                           receipt)
+            if receipt is not None and sql is _ADD:
+                db.execute(_END_WAIT, receipt)
             if drop_fragments is not None:
                 db.execute("DELETE FROM fragment WHERE key = %s", (drop_fragments,))
-            return Later(lambda: int(one(added.fetchone())[0]))
+
+            def finish() -> int | None:
+                found = added.fetchone()
+                return None if found is None else int(found[0])
+
+            return Later(finish)
 
         return self._write(write)
 

@@ -21,14 +21,19 @@ class InboundTables(UnsharedInbox, Database):
 
     def add_inbox(self, kind: str, payload: dict[str, Any], created: float, *,
                   receipt: tuple[str, int] | None = None,
-                  drop_fragments: str | None = None) -> Deferred[int]:
+                  drop_fragments: str | None = None,
+                  if_awaited: bool = False) -> Deferred[int | None]:
         """Store a message or report for the host; fires with its id once durable.
 
         In the same transaction: ``receipt`` (request_id, part index) ends that
         part's wait for its receipt, ``drop_fragments`` forgets the stored parts
-        the message was joined from; neither is kept without the row.
+        the message was joined from; neither is kept without the row.  With
+        ``if_awaited``, nothing is kept (it fires with None) unless that part
+        still awaited its receipt.
         """
         text = dump(payload)
+        if if_awaited and receipt is not None:
+            return self._add_if_awaited(kind, text, created, receipt, drop_fragments)
         try:
             with self._writing() as db:
                 cursor = db.execute(
@@ -44,6 +49,27 @@ class InboundTables(UnsharedInbox, Database):
             return fail(error)
         assert row_id is not None
         # Listed by inbox() once its fate is known: committed (or rolled back, and gone).
+        self._inbox_pending.add(row_id)
+        return self._written(row_id).addBoth(self._inbox_settled, row_id)
+
+    def _add_if_awaited(self, kind: str, text: str, created: float, receipt: tuple[str, int],
+                        drop_fragments: str | None) -> Deferred[int | None]:
+        try:
+            with self._writing() as db:
+                ended = db.execute(
+                    "UPDATE part SET receipt_due = NULL"
+                    " WHERE request_id = ? AND idx = ? AND receipt_due IS NOT NULL", receipt)
+                row_id = None
+                if ended.rowcount:
+                    row_id = db.execute(
+                        "INSERT INTO inbox (kind, payload, created) VALUES (?, ?, ?)",
+                        (kind, text, created)).lastrowid
+                    if drop_fragments is not None:
+                        db.execute("DELETE FROM fragment WHERE key = ?", (drop_fragments,))
+        except StoreError as error:
+            return fail(error)
+        if row_id is None:
+            return self._written(None)
         self._inbox_pending.add(row_id)
         return self._written(row_id).addBoth(self._inbox_settled, row_id)
 
