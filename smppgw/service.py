@@ -382,9 +382,9 @@ class Gateway(MultiService):
         have missed while its connection was down."""
         url, password = self.config.store.url, self.config.store.password
         params: dict[str, Any] = {"password": password} if password else {}
-        news = inbound.inbox_news
         self._inbox_news = Notifier(lambda: connect(url, **params), [self.store.inbox_channel],
-                                    self.reactor, news, news, self.log)
+                                    self.reactor, inbound.inbox_news, inbound.inbox_news,
+                                    self.log)
         self._inbox_news.start()
 
     def stopService(self) -> Any:

@@ -166,6 +166,16 @@ class TwoNodesDispatchTests(OnPostgres):
         (attempts,) = self.admin.execute(f"SELECT attempts FROM {self.schema}.inbox").fetchone() or (0,)
         self.assertEqual(attempts, 6)
 
+    def test_news_of_other_nodes_claimed(self) -> None:
+        """News of a row another node added has the dispatcher claim it; news of its own
+        (its intake woke it already) does not."""
+        a = self.node("a")
+        self.add(a, 1)
+        a.inbound.inbox_news(a.store.inbox_channel, "a")
+        self.assertEqual(a.handed(), [])
+        a.inbound.inbox_news(a.store.inbox_channel, "b")
+        self.assertEqual(a.handed(), [1])
+
     def test_added_row_notified(self) -> None:
         """Adding a row notifies the store's inbox channel once committed, naming the node."""
         a = self.node("a")

@@ -65,9 +65,11 @@ class SharedInbox:
     _retry_later: Callable[[int, InboxRow, SmppLog, str], None]
     _retrying: Callable[[int, InboxRow, SmppLog, str, float], None]
 
-    def inbox_news(self, *_: object) -> None:
-        """Another node added inbox rows (a notification): claim what there is room for."""
-        self._wake()
+    def inbox_news(self, channel: str = "", node: str = "") -> None:
+        """Node ``node`` added inbox rows (a notification; none named: rows may have been
+        missed): claim what there is room for.  This node's own rows woke it already."""
+        if node != self._node or not node:
+            self._wake()
 
     def _start_tending(self) -> None:
         if self._store.shared and self._tending is None:
