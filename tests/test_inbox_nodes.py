@@ -176,6 +176,19 @@ class TwoNodesDispatchTests(OnPostgres):
         a.inbound.inbox_news(a.store.inbox_channel, "b")
         self.assertEqual(a.handed(), [1])
 
+    def test_inbox_size_is_the_clusters(self) -> None:
+        """Rows another node delivered leave this node's inbox size at its next renewal."""
+        store = self.open()
+        for n in (1, 2):
+            store.add_inbox("deliver", {"body": str(n)}, 1.0)
+        store.settle()
+        a, b = self.node("a"), self.node("b")
+        self.assertEqual((a.inbound.inbox_size, b.inbound.inbox_size), (2, 2))
+        a.inbound.inbox_news()
+        a.answer()
+        b.tick()
+        self.assertEqual((a.inbound.inbox_size, b.inbound.inbox_size, b.handed()), (0, 0, []))
+
     def test_added_row_notified(self) -> None:
         """Adding a row notifies the store's inbox channel once committed, naming the node."""
         a = self.node("a")

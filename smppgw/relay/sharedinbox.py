@@ -15,6 +15,8 @@ to one host of one node:
   was handed out under: once another node holds the row, a late answer
   changes nothing.  A row to retry is released in the store with the time
   its retry is due, for whichever node claims it then.
+- It counts the inbox again at each renewal, since other nodes add and remove
+  rows: ``max_inbox`` and the inbox size shown are the cluster's.
 - It learns of rows other nodes add through `inbox_news` (what a
   LISTEN/NOTIFY `smppgw.cluster.notifier.Notifier` calls), and claims again
   at each renewal: rows released for a retry, the rows of a node that died
@@ -61,6 +63,7 @@ class SharedInbox:
     _in_flight: dict[int, _Call]
 
     _wake: Callable[[], None]
+    _recount: Callable[[], None]
     _schedule_retry: Callable[..., None]
     _retry_later: Callable[[int, InboxRow, SmppLog, str], None]
     _retrying: Callable[[int, InboxRow, SmppLog, str, float], None]
@@ -100,7 +103,10 @@ class SharedInbox:
         return fresh
 
     def _tend(self) -> None:
-        """Renew the claims of the rows held, then claim what waits."""
+        """Count the shared inbox again (other nodes add and remove rows: the inbox
+        size is the cluster's, for max_inbox), renew the claims of the rows held, then
+        claim what waits."""
+        self._recount()
         held = [call.row for call in self._in_flight.values()] + [*self._ready, *self._parked]
         if held:
             try:
