@@ -239,12 +239,9 @@ class IStore(Interface):
         increase, and are never given again, even once removed, so that a
         host's late answer about a removed row cannot touch a newer one.
 
-        A receipt's report is kept whether its part still awaited a receipt or
-        not (a late one is reported too).  With ``if_awaited`` (the report of a
-        receipt that did not come), the row is kept only if the part still
-        awaited its receipt, as one transaction sees it: a receipt that came
-        meanwhile, or the same report made by another node, keeps nothing, and
-        the Deferred fires with None.
+        A receipt's report is kept even if its part awaited none (a late one).  With
+        ``if_awaited`` (a report of a receipt that did not come) it is kept only if the
+        part still awaited one, as its transaction sees it; else it fires with None.
         """
 
     def inbox(limit: int = 1000, after_id: int = 0) -> list[InboxRow]:
@@ -253,14 +250,12 @@ class IStore(Interface):
 
     def claim_inbox(node: str, limit: int, lease: float, after_id: int = 0,
                     kinds: tuple[str, ...] | None = None) -> list[InboxRow]:
-        """Claim for ``node`` up to ``limit`` durable inbox rows with an id above ``after_id``
-        (of ``kinds`` only, if given) that no node holds, lowest id first, each with its claim.
+        """Claim for ``node`` up to ``limit`` durable inbox rows above ``after_id`` (of ``kinds``
+        only, if given) that no node holds, lowest id first, each with its claim.
 
-        No node holds a row never claimed, one released by `bump_inbox` once its retry
-        is due, or one whose claim lapsed: a claim runs ``lease`` seconds on the
-        store's clock (the database server's), unless `renew_inbox` extends it.  Each
-        claim of a row has a higher epoch than the last.  A store that is not `shared`
-        holds no claims: it lists the rows as `inbox` does, each under the claim
+        A claim runs ``lease`` seconds on the store's (the database server's) clock
+        unless renewed, and each claim of a row has a higher epoch than the last.  A
+        store that is not `shared` lists the rows as `inbox` does, each under the claim
         (``node``, 0), which never lapses nor is refused.
         """
 
@@ -271,20 +266,14 @@ class IStore(Interface):
     def bump_inbox(id: int, claim: InboxClaim | None = None, retry_in: float = 0.0
                    ) -> Deferred[int]:
         """Count one more delivery attempt of inbox row ``id``; fires with the new count once
-        durable.
-
-        Given the ``claim`` it was claimed under, only while that claim holds (same node
-        and epoch): the claim is released, and no node claims the row again for
-        ``retry_in`` seconds.  An id not kept, or a claim not held, fails with
-        :class:`UnknownRow` and changes nothing.
+        durable.  Given its ``claim``, only while that holds (same node and epoch): it is
+        released, and no node claims the row for ``retry_in`` seconds.  An id not kept, or
+        a claim not held, fails with :class:`UnknownRow` and changes nothing.
         """
 
     def remove_inbox(id: int, claim: InboxClaim | None = None) -> Deferred[None]:
         """Forget inbox row ``id`` (nothing happens if it is already gone); fires once durable.
-
-        Given the ``claim`` it was claimed under, only while that claim holds: a row
-        another node claimed since is left as it is.
-        """
+        Given its ``claim``, only while that holds: a row claimed since is left as it is."""
 
     # -- fragments of long inbound messages -----------------------------------
 
