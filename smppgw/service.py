@@ -33,6 +33,7 @@ from smppgw.cluster.connection import ThreadedConnection
 from smppgw.cluster.dialogsync import dialog_sync_for
 from smppgw.cluster.election import maintenance_for
 from smppgw.cluster.leases import Leases
+from smppgw.cluster.notifier import Notifier
 from smppgw.config import Config, ConfigError, ServerConfig, load_config, unix_socket_path
 from smppgw.host.protocol import GatewayAMPFactory
 from smppgw.host.registry import HostRegistry
@@ -55,6 +56,7 @@ from smppgw.startup import (
 )
 from smppgw.stats import GatewayStats
 from smppgw.store.interfaces import StoreError
+from smppgw.store.postgres.database import connect
 from smppgw.store.sqlite import Checkpointer, private_folder
 
 _log = Logger()
@@ -102,6 +104,8 @@ class Gateway(MultiService):
         #: On a PostgreSQL store, the bind slots of each enabled server, by name.
         self.binds: dict[str, BindSlots] = {}
         self._leases: Leases | None = None
+        #: What tells this node's dispatcher of the inbox rows other nodes add (PostgreSQL).
+        self._inbox_news: Notifier | None = None
         self._restore_hangup: Callable[[], object] = lambda: None
 
     def add_link(self, link: Link) -> None:
@@ -277,6 +281,8 @@ class Gateway(MultiService):
         for link in self.links.values():
             self._deliver_to_hosts(link)
         self.inbound.start()
+        if self.config.store.postgres:
+            self._listen_for_inbox(self.inbound)
         self._pruning = LoopingCall(self._prune)
         self._pruning.clock = self.reactor
         self._pruning.start(PRUNE_EVERY, now=True)
@@ -376,6 +382,16 @@ class Gateway(MultiService):
         if removed:
             self.log.low("pruned {count} finished request(s) from the store", count=removed)
 
+    def _listen_for_inbox(self, inbound: Inbound) -> None:
+        """Have the dispatcher hear of the inbox rows other nodes add, and of what it may
+        have missed while its connection was down."""
+        url, password = self.config.store.url, self.config.store.password
+        params: dict[str, Any] = {"password": password} if password else {}
+        self._inbox_news = Notifier(lambda: connect(url, **params), [self.store.inbox_channel],
+                                    self.reactor, inbound.inbox_news, inbound.inbox_news,
+                                    self.log)
+        self._inbox_news.start()
+
     def stopService(self) -> Any:
         # Each bind slot is freed once its link has unbound, while the gateway still runs.
         freed = [self.stop_server(name) for name in list(self.binds)]
@@ -390,6 +406,8 @@ class Gateway(MultiService):
                 self.shared.stop()
             if self._lock_check is not None and self._lock_check.running:
                 self._lock_check.stop()
+            if self._inbox_news is not None:
+                self._inbox_news.stop()
             if self.inbound is not None:
                 self.inbound.stop()
             if self.outbound is not None:

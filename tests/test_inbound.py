@@ -1359,6 +1359,20 @@ class MissingReceiptTests(SynchronousTestCase):
         self.assertEqual(self.states(host), [("M1", 1, 1, "UNKNOWN", "no receipt"),
                                              ("M1", 1, 1, "UNDELIVERABLE", "000")])
 
+    def test_receipt_that_came_meanwhile_not_reported_unknown(self) -> None:
+        """A part whose receipt was stored after the deadlines were read (through another
+        node, say) gets no UNKNOWN report after its receipt's."""
+        self.start()
+        host = self.host()
+        self.send("M1")
+        read = self.store.due_receipts(self.TIMEOUT + 1)
+        self.receipt("M1")
+        self.store.due_receipts = lambda now, limit=500: read  # type: ignore[method-assign]
+        self.store.next_receipt_due = lambda: None  # type: ignore[method-assign]
+        self.clock.advance(self.TIMEOUT)
+        self.assertEqual(self.states(host), [("M1", 1, 1, "DELIVERED", "000")])
+        self.assertEqual((self.store.counts()["inbox"], self.inbound.inbox_size), (0, 0))
+
     def test_each_part_its_own_deadline(self) -> None:
         """Of a two-part message, the part without a receipt is reported UNKNOWN as part 1 of 2."""
         self.start()

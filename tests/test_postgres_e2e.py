@@ -77,13 +77,13 @@ class PostgresGatewayTests(TestCase):
             f'path = "{self.state}/smppgw.sqlite"',
             f'url = "{URL}?options=-csearch_path%3D{self.schema}"')
 
-    def gateway(self, node: str = "gw-1") -> Gateway:
-        config = parse_config(self.text + f'[node]\nname = "{node}"\n')
+    def gateway(self, node: str = "gw-1", lease: str = "10s") -> Gateway:
+        config = parse_config(self.text + f'[node]\nname = "{node}"\nlease = "{lease}"\n')
         return build_gateway(config, reactor)
 
     @inlineCallbacks
-    def start(self, node: str = "gw-1") -> Any:
-        gateway = self.gateway(node)
+    def start(self, node: str = "gw-1", lease: str = "10s") -> Any:
+        gateway = self.gateway(node, lease)
         with capturedLogs() as events:
             gateway.startService()
         self.addCleanup(self.stop, gateway)
@@ -137,6 +137,20 @@ class PostgresGatewayTests(TestCase):
         self.assertEqual(host.delivered, [{
             "method": "MESSAGE", "sender": "+15557654@smpp", "recipient": "+15550100@telnum",
             "body": "hi there", "server": ""}])
+
+    @inlineCallbacks
+    def test_another_nodes_inbox_row_heard(self) -> Any:
+        """A message another node keeps in the inbox reaches this node's host at once, by
+        its notification (this node's next look at the inbox is minutes away)."""
+        _, host, _ = yield self.start(lease="10m")
+        other = PostgresStore(f"{URL}?options=-csearch_path%3D{self.schema}", reactor)
+        self.addCleanup(other.close)
+        other.node = "gw-2"
+        yield other.add_inbox("deliver", {"method": "MESSAGE", "sender": "+15557654@smpp",
+                                          "recipient": "ann@im", "body": "from gw-2",
+                                          "server": ""}, 1.0)
+        yield host.when(host.delivered, 1)
+        self.assertEqual([signal["body"] for signal in host.delivered], ["from gw-2"])
 
     @inlineCallbacks
     def test_shared_settings_kept_in_step(self) -> Any:

@@ -85,8 +85,12 @@ class Dispatch:
     _held: set[int]
     _retry_call: Any
     _retry_due: float | None
+    _node: str
+    _lease: float
 
     _log: Callable[[str], SmppLog]
+    _claim: Callable[[int], list[InboxRow]]
+    _release: Callable[[InboxRow, SmppLog, str], None]
 
     # -- the host side -------------------------------------------------------------
 
@@ -158,13 +162,17 @@ class Dispatch:
 
     def _refill(self) -> None:
         try:
-            rows = self._store.inbox(limit=_PAGE, after_id=self._cursor)
+            if self._store.shared:
+                rows = self._claim(max(1, MAX_IN_FLIGHT - len(self._in_flight)))
+            else:
+                rows = self._store.claim_inbox(self._node, _PAGE, self._lease,
+                                               after_id=self._cursor)
         except StoreError as error:
             self._module_log.problem("cannot read the inbox: {error}", error=error)
             self._schedule_retry(self._clock.seconds() + STORE_RETRY_DELAY)
             return
         for row in rows:
-            self._cursor = row.id
+            self._cursor = max(self._cursor, row.id)
             if row.id not in self._in_flight and row.id not in self._held:
                 self._ready.append(row)
 
@@ -248,6 +256,9 @@ class Dispatch:
             error = f"no answer within {HOST_ANSWER_TIMEOUT:g}s"
         else:
             error = failure.getErrorMessage()
+        if self._store.shared:
+            self._release(row, log, error)  # for whichever node claims it when it is due
+            return
         self._store.bump_inbox(row.id).addCallbacks(
             self._retry_later, self._not_bumped, callbackArgs=(row, log, error),
             errbackArgs=(row, log, error))
@@ -266,19 +277,23 @@ class Dispatch:
             self._forget(row)
             self._wake()
             return
-        delay = min(MAX_RETRY_DELAY, RETRY_DELAY * 2 ** (attempts - 1))
-        log.problem("{what} not taken by a host ({error}): attempt {attempts} of {max},"
-                    " next in {delay:g}s", what=_describe(row), error=error,
-                    attempts=attempts, max=self._max_attempts, delay=delay)
+        delay = retry_delay(attempts)
+        self._retrying(attempts, row, log, error, delay)
         if self._running:
             retry = dataclasses.replace(row, attempts=attempts)
             heapq.heappush(self._retries, (self._clock.seconds() + delay, row.id, retry))
             self._held.add(row.id)
         self._wake()
 
+    def _retrying(self, attempts: int, row: InboxRow, log: SmppLog, error: str,
+                  delay: float) -> None:
+        log.problem("{what} not taken by a host ({error}): attempt {attempts} of {max},"
+                    " next in {delay:g}s", what=_describe(row), error=error,
+                    attempts=attempts, max=self._max_attempts, delay=delay)
+
     def _forget(self, row: InboxRow) -> None:
         self._inbox_size = max(0, self._inbox_size - 1)
-        self._store.remove_inbox(row.id).addErrback(self._not_forgotten, row)
+        self._store.remove_inbox(row.id, row.claim).addErrback(self._not_forgotten, row)
 
     def _not_forgotten(self, failure: Failure, row: InboxRow) -> None:
         # It stays in the store and goes to a host again after a restart.
@@ -307,6 +322,11 @@ class Dispatch:
         if self._retry_call is not None and self._retry_call.active():
             self._retry_call.cancel()
         self._retry_call = self._retry_due = None
+
+
+def retry_delay(attempts: int) -> float:
+    """How long a row waits after its ``attempts``-th attempt was not taken."""
+    return min(MAX_RETRY_DELAY, RETRY_DELAY * 2 ** (attempts - 1))
 
 
 def _describe(row: InboxRow) -> str:

@@ -21,7 +21,7 @@ from twisted.python.failure import Failure
 
 from smppgw.smpp.log import SmppLog
 from smppgw.sms.receipts import NO_RECEIPT
-from smppgw.store.interfaces import StoreError
+from smppgw.store.interfaces import DueReceipt, StoreError
 
 if TYPE_CHECKING:
     from smppgw.config import Config
@@ -137,11 +137,14 @@ class Expiry:
                 # That server now waits for ever (or asks for no receipts).
                 writes.append(self._store.receipt_came(part.request_id, part.index))
                 continue
-            # The report and the end of the wait go in one transaction.
+            # The report and the end of the wait go in one transaction, the report only
+            # if the part still awaits its receipt: one may have come meanwhile through
+            # another node, or another node may have reported it.
             writes.append(self._store.add_inbox("report", {
                 "part": part.index + 1, "parts": part.parts, "request_id": part.request_id,
                 "message_id": part.message_id, "state": "UNKNOWN", "error": NO_RECEIPT,
-                "server": part.server}, now, receipt=(part.request_id, part.index)))
+                "server": part.server}, now, receipt=(part.request_id, part.index),
+                if_awaited=True).addCallback(self._reported_missing, part))
             self._inbox_size += 1
             self._log(part.server).major(
                 "no delivery receipt for {request_id} part {part}/{parts} ({message_id}):"
@@ -151,6 +154,14 @@ class Expiry:
             gatherResults(writes, consumeErrors=True).addCallbacks(
                 lambda _: self._wake(), self._lost_reports)
         return done
+
+    def _reported_missing(self, row_id: int | None, part: DueReceipt) -> None:
+        if row_id is None:
+            self._inbox_size = max(0, self._inbox_size - 1)
+            self._log(part.server).low(
+                "the receipt of {request_id} part {part} came meanwhile: its UNKNOWN report is"
+                " not kept",
+                request_id=part.request_id, part=part.index + 1)
 
     def _lost_reports(self, failure: Failure) -> None:
         error = failure.value.subFailure.getErrorMessage() if isinstance(

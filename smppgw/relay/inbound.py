@@ -60,11 +60,12 @@ if TYPE_CHECKING:
 from smppgw.relay.dispatch import Dispatch, _Call
 from smppgw.relay.expiry import _MAX_EXPIRY_INTERVAL, Expiry
 from smppgw.relay.intake import Intake, fragment_key
+from smppgw.relay.sharedinbox import SharedInbox
 
 __all__ = ["Inbound", "fragment_key"]
 
 
-class Inbound(Intake, Expiry, Dispatch):
+class Inbound(Intake, Expiry, SharedInbox, Dispatch):
     """Turns deliver_sm into inbox rows, and inbox rows into DeliverSignal / SignalReport."""
 
     def __init__(
@@ -121,6 +122,9 @@ class Inbound(Intake, Expiry, Dispatch):
         self._held: set[int] = set()
         self._retry_call: Any = None
         self._retry_due: float | None = None
+        # Whose claims the rows are handed out under, for how long (a shared store's).
+        self._node, self._lease = config.node.name, config.node.lease
+        self._tending: LoopingCall | None = None
         self._expiry: LoopingCall | None = None
         self._receipt_check: Any = None  # the DelayedCall of the next look at receipt deadlines
 
@@ -152,6 +156,7 @@ class Inbound(Intake, Expiry, Dispatch):
             self._expiry.clock = self._clock
             self._expiry.start(min(_MAX_EXPIRY_INTERVAL, timeout / 4), now=True)
         self._check_receipts()
+        self._start_tending()
         for call in self._in_flight.values():
             # Calls made before a stop: their answers still count, and so does silence.
             self._arm(call)
@@ -180,6 +185,7 @@ class Inbound(Intake, Expiry, Dispatch):
         if self._receipt_check is not None and self._receipt_check.active():
             self._receipt_check.cancel()
         self._receipt_check = None
+        self._stop_tending()
         self._cancel_retry_call()
         for call in self._in_flight.values():
             if call.timer is not None and call.timer.active():

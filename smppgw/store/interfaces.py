@@ -65,14 +65,25 @@ class DueReceipt:
 
 
 @dataclass(frozen=True, slots=True)
+class InboxClaim:
+    """A node's hold on an inbox row: ``node`` claimed it at ``epoch`` (each claim of a row
+    has the next epoch, so a late write under an older claim is told apart)."""
+
+    node: str
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
 class InboxRow:
-    """A message or delivery report waiting to be handed to a host."""
+    """A message or delivery report waiting to be handed to a host; ``claim`` is the
+    claim it was given under (`IStore.claim_inbox`), None when only listed."""
 
     id: int
     kind: str
     payload: dict[str, Any]
     attempts: int
     created: float
+    claim: InboxClaim | None = None
 
 
 class DuplicateRequest(Exception):
@@ -114,6 +125,11 @@ class IStore(Interface):
     """
 
     path = Attribute("Where the rows are kept, for log lines: a file, or ':memory:'.")
+
+    shared = Attribute(
+        "Whether other gateway nodes share the inbox (PostgreSQL): a claim then keeps a row"
+        " from them, and lapses unless renewed.  A store of one process (False) holds no"
+        " claims: see `claim_inbox`.")
 
     retention = Attribute(
         "Seconds a finished request is kept after its creation, for answering a retried"
@@ -213,7 +229,8 @@ class IStore(Interface):
 
     def add_inbox(kind: str, payload: dict[str, Any], created: float, *,
                   receipt: tuple[str, int] | None = None,
-                  drop_fragments: str | None = None) -> Deferred[int]:
+                  drop_fragments: str | None = None,
+                  if_awaited: bool = False) -> Deferred[int | None]:
         """Keep a message or report (``kind``) for a host; fires with its id once durable.
 
         With it, in one transaction (neither is kept without the row):
@@ -221,21 +238,42 @@ class IStore(Interface):
         ``drop_fragments`` is `drop_fragments` of the message's parts.  Ids
         increase, and are never given again, even once removed, so that a
         host's late answer about a removed row cannot touch a newer one.
+
+        A receipt's report is kept even if its part awaited none (a late one).  With
+        ``if_awaited`` (a report of a receipt that did not come) it is kept only if the
+        part still awaited one, as its transaction sees it; else it fires with None.
         """
 
     def inbox(limit: int = 1000, after_id: int = 0) -> list[InboxRow]:
         """Return up to ``limit`` durable inbox rows with an id above ``after_id``, lowest id
         first (a row whose write may still be rolled back is not listed)."""
 
-    def bump_inbox(id: int) -> Deferred[int]:
-        """Count one more delivery attempt of inbox row ``id``; fires with the new count once
-        durable.
+    def claim_inbox(node: str, limit: int, lease: float, after_id: int = 0,
+                    kinds: tuple[str, ...] | None = None) -> list[InboxRow]:
+        """Claim for ``node`` up to ``limit`` durable inbox rows above ``after_id`` (of ``kinds``
+        only, if given) that no node holds, lowest id first, each with its claim.
 
-        An id not kept fails with :class:`UnknownRow`.
+        A claim runs ``lease`` seconds on the store's (the database server's) clock
+        unless renewed, and each claim of a row has a higher epoch than the last.  A
+        store that is not `shared` lists the rows as `inbox` does, each under the claim
+        (``node``, 0), which never lapses nor is refused.
         """
 
-    def remove_inbox(id: int) -> Deferred[None]:
-        """Forget inbox row ``id`` (nothing happens if it is already gone); fires once durable."""
+    def renew_inbox(node: str, rows: list[InboxRow], lease: float) -> set[int]:
+        """Extend ``node``'s claims of ``rows`` (as claimed) by ``lease`` seconds from now, those
+        it still holds (not lapsed, nor claimed since); return the ids of the rows renewed."""
+
+    def bump_inbox(id: int, claim: InboxClaim | None = None, retry_in: float = 0.0
+                   ) -> Deferred[int]:
+        """Count one more delivery attempt of inbox row ``id``; fires with the new count once
+        durable.  Given its ``claim``, only while that holds (same node and epoch): it is
+        released, and no node claims the row for ``retry_in`` seconds.  An id not kept, or
+        a claim not held, fails with :class:`UnknownRow` and changes nothing.
+        """
+
+    def remove_inbox(id: int, claim: InboxClaim | None = None) -> Deferred[None]:
+        """Forget inbox row ``id`` (nothing happens if it is already gone); fires once durable.
+        Given its ``claim``, only while that holds: a row claimed since is left as it is."""
 
     # -- fragments of long inbound messages -----------------------------------
 

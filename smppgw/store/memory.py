@@ -25,6 +25,7 @@ from smppgw.store.interfaces import (
     DueReceipt,
     DuplicateRequest,
     IGroupCommit,
+    InboxClaim,
     InboxRow,
     IStore,
     OutboundPayload,
@@ -33,6 +34,7 @@ from smppgw.store.interfaces import (
     UnknownRow,
     durable_when_done,
 )
+from smppgw.store.unshared import UnsharedInbox
 
 _encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
@@ -89,7 +91,7 @@ def _payload(stored: bytes | str) -> OutboundPayload:
 
 
 @implementer(IStore, IGroupCommit)
-class MemoryStore:
+class MemoryStore(UnsharedInbox):
     """Requests, inbox, fragments and dialog bindings in dicts, durable as soon as written."""
 
     def __init__(self, *, retention: float = 7 * 86400) -> None:
@@ -278,15 +280,16 @@ class MemoryStore:
     @durable_when_done
     def add_inbox(self, kind: str, payload: dict[str, Any], created: float, *,
                   receipt: tuple[str, int] | None = None,
-                  drop_fragments: str | None = None) -> int:
+                  drop_fragments: str | None = None, if_awaited: bool = False) -> int | None:
         self._open()
         text = _dump(payload)
+        part = None if receipt is None else self._parts.get(receipt[0], {}).get(receipt[1])
+        if if_awaited and (part is None or part.due is None):
+            return None
         self._last_inbox_id += 1
         self._inbox[self._last_inbox_id] = _Inbox(kind, text, 0, created)
-        if receipt is not None:
-            part = self._parts.get(receipt[0], {}).get(receipt[1])
-            if part is not None:
-                part.due = None
+        if part is not None:
+            part.due = None
         if drop_fragments is not None:
             self._fragments.pop(drop_fragments, None)
         return self._last_inbox_id
@@ -300,7 +303,7 @@ class MemoryStore:
         )
 
     @durable_when_done
-    def bump_inbox(self, id: int) -> int:
+    def bump_inbox(self, id: int, claim: InboxClaim | None = None, retry_in: float = 0.0) -> int:
         self._open()
         row = self._inbox.get(id)
         if row is None:
@@ -309,7 +312,7 @@ class MemoryStore:
         return row.attempts
 
     @durable_when_done
-    def remove_inbox(self, id: int) -> None:
+    def remove_inbox(self, id: int, claim: InboxClaim | None = None) -> None:
         self._open()
         self._inbox.pop(id, None)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from smppgw.relay.dialogs import Binding
 from smppgw.store.conformance.base import Conformance
-from smppgw.store.interfaces import InboxRow, UnknownRow
+from smppgw.store.interfaces import InboxClaim, InboxRow, UnknownRow
 
 
 class InboundConformance(Conformance):
@@ -40,6 +40,47 @@ class InboundConformance(Conformance):
         self.assertEqual([row.id for row in self.store.inbox()], [first])
         self.assertGreater(self.written(self.store.add_inbox("message", {}, 3.0)), second)
         self.refused(self.store.bump_inbox(second), UnknownRow)
+
+    def test_claim_inbox_in_id_order_in_pages(self) -> None:
+        """claim_inbox() gives the rows lowest id first, each under a claim naming the node,
+        limit rows at a time after a given id, of the kinds asked for."""
+        ids = [self.written(self.store.add_inbox(kind, {"n": n}, float(n)))
+               for n, kind in enumerate(["deliver", "report", "deliver", "report", "deliver"])]
+        first = self.store.claim_inbox("a", 2, 30.0)
+        self.assertEqual([(row.id, row.payload, row.claim and row.claim.node) for row in first],
+                         [(ids[0], {"n": 0}, "a"), (ids[1], {"n": 1}, "a")])
+        reports = self.store.claim_inbox("a", 10, 30.0, after_id=first[-1].id, kinds=("report",))
+        self.assertEqual([(row.id, row.kind) for row in reports], [(ids[3], "report")])
+        self.assertEqual([row.id for row in self.store.claim_inbox("a", -1, 30.0, after_id=ids[3])],
+                         [ids[4]])
+
+    def test_claimed_rows_removed_and_bumped(self) -> None:
+        """A node's writes under the claim it was given go through: a renewal holds the
+        row, a bump counts an attempt, a removal forgets it."""
+        kept = self.written(self.store.add_inbox("report", {"state": "DELIVERED"}, 1.0))
+        gone = self.written(self.store.add_inbox("deliver", {}, 2.0))
+        rows = self.store.claim_inbox("a", 10, 30.0)
+        self.assertIsInstance(rows[0].claim, InboxClaim)
+        self.assertEqual(self.store.renew_inbox("a", rows, 30.0), {kept, gone})
+        self.assertEqual(self.written(self.store.bump_inbox(kept, rows[0].claim, 5.0)), 1)
+        self.written(self.store.remove_inbox(gone, rows[1].claim))
+        self.assertEqual(self.store.inbox(), [InboxRow(kept, "report", {"state": "DELIVERED"}, 1, 1.0)])
+
+    def test_report_if_awaited(self) -> None:
+        """A report kept only if its part awaits its receipt ends the wait; made again it keeps
+        nothing (None), while a receipt's own report is kept either way (a late receipt)."""
+        self.store.add_outbound("r", "smsc1", {}, 1, 1.0)
+        self.store.set_message_id("r", 0, "M1", "m1", receipt_due=50.0)
+        first = self.written(self.store.add_inbox("report", {"n": 1}, 60.0, receipt=("r", 0),
+                                                  if_awaited=True))
+        again = self.written(self.store.add_inbox("report", {"n": 2}, 61.0, receipt=("r", 0),
+                                                  if_awaited=True))
+        late = self.written(self.store.add_inbox("report", {"n": 3}, 62.0, receipt=("r", 0)))
+        unknown = self.written(self.store.add_inbox("report", {"n": 4}, 63.0, receipt=("x", 0),
+                                                    if_awaited=True))
+        self.assertEqual((again, unknown, self.store.next_receipt_due()), (None, None, None))
+        self.assertEqual([(row.id, row.payload) for row in self.store.inbox()],
+                         [(first, {"n": 1}), (late, {"n": 3})])
 
     # -- fragments -------------------------------------------------------------
 

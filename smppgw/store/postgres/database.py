@@ -131,6 +131,8 @@ class Database:
         #: The database, without a password: what log lines and errors name.
         self.path = describe(url)
         self.retention = float(retention)
+        #: This node's name ('' if not given): what its notifications carry.
+        self.node = node or ""
         self._closed = False
         self._db = self._connect()
         try:

@@ -19,8 +19,11 @@ under it.  Table ``submitting`` marks the parts whose submit_sm was sent, or
 about to be, under a lease: where such a part has no message id and its
 lease lapsed, the SMSC may or may not have it (a part in doubt).  The
 outbound claim and table ``submitting`` are not written yet (one node holds
-a store: `smppgw.store.postgres.nodelock`); inbox rows carry claim columns
-(``claimed_by``, ``lease_until``, ``epoch``) that nothing uses yet either.
+a store: `smppgw.store.postgres.nodelock`).  An inbox row carries the claim
+of the node that hands it to a host (``claimed_by``, ``epoch``) and, in
+``lease_until`` (seconds on the database server's clock), when that claim
+lapses, or when a row released for a retry may be claimed again (see
+`smppgw.store.postgres.inbound`).
 """
 
 from __future__ import annotations

@@ -8,26 +8,32 @@ from typing import Any
 from twisted.internet.defer import Deferred, fail
 
 from smppgw.relay.dialogs import Binding
-from smppgw.store.interfaces import InboxRow, StoreError, UnknownRow
+from smppgw.store.interfaces import InboxClaim, InboxRow, StoreError, UnknownRow
 from smppgw.store.sqlite.database import Database, dump
 from smppgw.store.sqlite.outbound import end_receipt_wait
+from smppgw.store.unshared import UnsharedInbox
 
 
-class InboundTables(Database):
+class InboundTables(UnsharedInbox, Database):
     """What a store keeps for inbound traffic: tables ``inbox``, ``fragment`` and ``binding``."""
 
     # -- inbox -------------------------------------------------------------
 
     def add_inbox(self, kind: str, payload: dict[str, Any], created: float, *,
                   receipt: tuple[str, int] | None = None,
-                  drop_fragments: str | None = None) -> Deferred[int]:
+                  drop_fragments: str | None = None,
+                  if_awaited: bool = False) -> Deferred[int | None]:
         """Store a message or report for the host; fires with its id once durable.
 
         In the same transaction: ``receipt`` (request_id, part index) ends that
         part's wait for its receipt, ``drop_fragments`` forgets the stored parts
-        the message was joined from; neither is kept without the row.
+        the message was joined from; neither is kept without the row.  With
+        ``if_awaited``, nothing is kept (it fires with None) unless that part
+        still awaited its receipt.
         """
         text = dump(payload)
+        if if_awaited and receipt is not None:
+            return self._add_if_awaited(kind, text, created, receipt, drop_fragments)
         try:
             with self._writing() as db:
                 cursor = db.execute(
@@ -43,6 +49,27 @@ class InboundTables(Database):
             return fail(error)
         assert row_id is not None
         # Listed by inbox() once its fate is known: committed (or rolled back, and gone).
+        self._inbox_pending.add(row_id)
+        return self._written(row_id).addBoth(self._inbox_settled, row_id)
+
+    def _add_if_awaited(self, kind: str, text: str, created: float, receipt: tuple[str, int],
+                        drop_fragments: str | None) -> Deferred[int | None]:
+        try:
+            with self._writing() as db:
+                ended = db.execute(
+                    "UPDATE part SET receipt_due = NULL"
+                    " WHERE request_id = ? AND idx = ? AND receipt_due IS NOT NULL", receipt)
+                row_id = None
+                if ended.rowcount:
+                    row_id = db.execute(
+                        "INSERT INTO inbox (kind, payload, created) VALUES (?, ?, ?)",
+                        (kind, text, created)).lastrowid
+                    if drop_fragments is not None:
+                        db.execute("DELETE FROM fragment WHERE key = ?", (drop_fragments,))
+        except StoreError as error:
+            return fail(error)
+        if row_id is None:
+            return self._written(None)
         self._inbox_pending.add(row_id)
         return self._written(row_id).addBoth(self._inbox_settled, row_id)
 
@@ -75,9 +102,10 @@ class InboundTables(Database):
             if row_id not in pending
         ]
 
-    def bump_inbox(self, id: int) -> Deferred[int]:
+    def bump_inbox(self, id: int, claim: InboxClaim | None = None, retry_in: float = 0.0
+                   ) -> Deferred[int]:
         """Count one more delivery attempt of inbox row ``id``; fires with the new count once
-        durable (fails with UnknownRow if the row is gone)."""
+        durable (fails with UnknownRow if the row is gone).  Its claim always holds."""
         try:
             with self._writing() as db:
                 found = db.execute(
@@ -90,8 +118,9 @@ class InboundTables(Database):
             return fail(UnknownRow(f"no inbox row {id!r}"))
         return self._written(int(found[0]))
 
-    def remove_inbox(self, id: int) -> Deferred[None]:
-        """Remove inbox row ``id`` (nothing happens if it is already gone); fires once durable."""
+    def remove_inbox(self, id: int, claim: InboxClaim | None = None) -> Deferred[None]:
+        """Remove inbox row ``id`` (nothing happens if it is already gone); fires once durable.
+        Its claim always holds."""
         try:
             with self._writing() as db:
                 db.execute("DELETE FROM inbox WHERE id = ?", (id,))
