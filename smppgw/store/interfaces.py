@@ -2,7 +2,10 @@
 
 Every store (SQLite, in memory) provides `IStore`, raises these errors and
 returns these rows; nothing here knows how a store keeps them.  `IGroupCommit`
-is how a store tells today when its writes are durable.
+is how a store tells today when its writes are durable.  `IOutboundClaims` is
+how a node takes a server's requests for its queue and writes under that
+claim: on a store several nodes share, fenced by the node's bind slot lease;
+on a store of one node (`smppgw.store.sole`), claims are no-ops.
 """
 
 from __future__ import annotations
@@ -21,6 +24,11 @@ if TYPE_CHECKING:
 
 class StoreError(Exception):
     """The database failed (a commit, a write, a closed store): the caller answers "try later"."""
+
+
+class LeaseLost(StoreError):
+    """The writer no longer holds the lease it wrote under: its lease ran out, was
+    released, or another node holds the key now.  Nothing was written."""
 
 
 class BadStoreInput(ValueError):
@@ -97,6 +105,32 @@ OK_OUTCOME: dict[str, Any] = {"ok": True}
 #: One unfinished request as `IStore.unfinished_brief` gives it, without its
 #: payload: (request_id, server, parts, message_ids, created).
 BriefRow = tuple[str, str, int, tuple[str | None, ...], float]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What a node holds a server's requests under: ``node``'s tenure (``epoch``) of the
+    lease ``lease`` (its id), one of ``server``'s bind slots."""
+
+    server: str
+    lease: int
+    node: str
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRow:
+    """An unfinished request claimed for a node's queue, without its payload.
+
+    ``in_doubt`` are the indices of its parts marked as being submitted (under
+    any lease) that have no message id: the SMSC may or may not have them.
+    """
+
+    request_id: str
+    parts: int
+    message_ids: tuple[str | None, ...]
+    created: float
+    in_doubt: tuple[int, ...] = ()
 
 
 class IStore(Interface):
@@ -283,6 +317,53 @@ class IStore(Interface):
 
     def close() -> None:
         """Make what was written durable and let the storage go; closing again does nothing."""
+
+
+class IClaimedWrites(Interface):
+    """The writes of one node under one `Claim`: those of `IStore` of the same name,
+    each fenced: it fails with :class:`LeaseLost`, writing nothing, once the claim's
+    lease is no longer held at that epoch."""
+
+    claim = Attribute("The `Claim` these writes are made under.")
+
+    def add_outbound(request_id: str, server: str, payload: OutboundPayload, parts: int,
+                     created: float) -> Deferred[int]:
+        """`IStore.add_outbound`, the request kept claimed (it is this node's to send)."""
+
+    def set_message_id(request_id: str, index: int, message_id: str, lookup_key: str,
+                       known: tuple[str, int] | None = None,
+                       receipt_due: float | None = None) -> Deferred[None]:
+        """`IStore.set_message_id`, fenced."""
+
+    def finish(request_id: str, outcome: dict[str, Any]) -> Deferred[None]:
+        """`IStore.finish`, fenced."""
+
+    def payloads(request_ids: list[str]) -> dict[str, OutboundPayload]:
+        """`IStore.payloads` (a read: not fenced)."""
+
+    def mark_submitting(request_id: str, index: int) -> Deferred[None] | None:
+        """Mark part ``index`` of ``request_id`` as being submitted under the claim; fires
+        once that is committed (then its submit_sm may leave).  None where nothing needs
+        marking (a store of one node): the part may leave at once."""
+
+
+class IOutboundClaims(Interface):
+    """How a node takes a server's unfinished requests for its queue (see the module
+    docstring): on a shared store, the requests unclaimed or claimed under a lease no
+    longer held, each then this node's alone while its lease lasts."""
+
+    shared = Attribute("Whether other nodes write to the store too (claims matter).")
+
+    def claim_outbound(claim: Claim, limit: int = 10000) -> Deferred[list[ClaimedRow]]:
+        """Claim up to ``limit`` of ``claim.server``'s unfinished requests that no running
+        lease holds (none that ``claim`` holds already), oldest first; fires with them once
+        committed, or fails with :class:`LeaseLost` (nothing claimed)."""
+
+    def under(claim: Claim) -> IClaimedWrites:
+        """The writes fenced by ``claim``."""
+
+    def finished(request_ids: list[str]) -> list[OutboundRow]:
+        """The finished requests among ``request_ids`` (an outcome another node wrote)."""
 
 
 class IGroupCommit(Interface):
