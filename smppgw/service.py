@@ -29,9 +29,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from smppgw.cluster.binds import BindSlots
+from smppgw.cluster.claims import OutboundClaims, claims_for
 from smppgw.cluster.connection import ThreadedConnection
 from smppgw.cluster.election import maintenance_for
-from smppgw.cluster.leases import Leases
+from smppgw.cluster.leases import Leases, Tenure
 from smppgw.config import Config, ConfigError, ServerConfig, load_config, unix_socket_path
 from smppgw.host.protocol import GatewayAMPFactory
 from smppgw.host.registry import HostRegistry
@@ -101,6 +102,8 @@ class Gateway(MultiService):
         #: On a PostgreSQL store, the bind slots of each enabled server, by name.
         self.binds: dict[str, BindSlots] = {}
         self._leases: Leases | None = None
+        #: On a PostgreSQL store, the claims of the servers this node binds (`smppgw.cluster.claims`).
+        self.claims: OutboundClaims | None = None
         self._restore_hangup: Callable[[], object] = lambda: None
 
     def add_link(self, link: Link) -> None:
@@ -146,18 +149,29 @@ class Gateway(MultiService):
         assert self._leases is not None
         name = server.name
         slots = BindSlots(self._leases, name, self.config.node.name, self.config.node.lease,
-                          self.reactor, lambda _: self.start_link(self.config.server(name)),
+                          self.reactor, lambda tenure: self._bound(name, tenure),
                           lambda _: self._unbind(name), max_binds=server.max_binds,
                           log=SmppLog(name, self.config.module.log_level))
         self.binds[name] = slots
         self.links.stand_by(name)
         slots.setServiceParent(self)
 
+    def _bound(self, name: str, tenure: Tenure) -> None:
+        """This node holds ``tenure``, a bind slot of server ``name``: bind it, and claim
+        what is queued for it."""
+        self.start_link(self.config.server(name))
+        if self.claims is not None:
+            self.claims.took(tenure)
+
     def _unbind(self, name: str) -> Deferred[None]:
-        """Server ``name``'s slot is given up or lost: its link unbinds; it stands by if kept."""
+        """Server ``name``'s slot is given up or lost: its link unbinds, then its queue gives up
+        what it claimed; it stands by if kept."""
         done = self.stop_link(name) if name in self.links else succeed(None)
         if name in self.binds:
             self.links.stand_by(name)
+        claims = self.claims
+        if claims is not None:
+            done.addCallback(lambda _: claims.gave_up(name))
         return done
 
     def start_link(self, server: ServerConfig) -> Link:
@@ -262,6 +276,8 @@ class Gateway(MultiService):
                 params: dict[str, Any] = {"password": password} if password else {}
                 self._leases = Leases(ThreadedConnection(self.config.store.url, self.reactor,
                                                          name="smppgw-binds", **params))
+                self.claims = claims_for(self.config, self.outbound, self.store, self.reactor,
+                                         self.log)
                 for server in self.config.servers:
                     if server.enabled:
                         self.stand_by(server)
@@ -383,6 +399,8 @@ class Gateway(MultiService):
                 self._pruning.stop()
             if self.shared is not None:
                 self.shared.stop()
+            if self.claims is not None:
+                self.claims.stop()
             if self._lock_check is not None and self._lock_check.running:
                 self._lock_check.stop()
             if self.inbound is not None:

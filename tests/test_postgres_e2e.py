@@ -28,7 +28,7 @@ from smppgw.cluster.connection import BlockingConnection, connect
 from smppgw.cluster.election import MAINTENANCE, Maintenance
 from smppgw.cluster.leases import LeaseKey, Tenure
 from smppgw.config import load_config, parse_config
-from smppgw.errors import ServerDisabledError, TryLater, Unavailable
+from smppgw.errors import TryLater, Unavailable
 from smppgw.host.commands import ServerStatus
 from smppgw.service import Gateway, StartupError, build_gateway
 from smppgw.shared import shared_text
@@ -233,9 +233,10 @@ class PostgresGatewayTests(TestCase):
     @inlineCallbacks
     def test_stands_by_while_another_node_binds(self) -> Any:
         """While another node holds the server's one bind slot the gateway does not bind it:
-        ServerStatus says standby and a SendSignal to it gets SERVER_DISABLED saying why.  Once
-        that node frees the slot the gateway takes it at its next try and binds; stopped, it
-        unbinds and frees the slot."""
+        ServerStatus says standby, and a SendSignal to it is stored unclaimed and waits.  Once
+        that node frees the slot the gateway takes it at its next try, binds, claims the
+        request and sends it, and the host has its answer; stopped, it unbinds and frees the
+        slot."""
         other, theirs = self.other_node_binds()
         self.text += '[node]\nlease = "3s"\n'
         gateway = build_gateway(parse_config(self.text), reactor)
@@ -247,12 +248,18 @@ class PostgresGatewayTests(TestCase):
         self.addCleanup(host.transport.loseConnection)
         status = yield host.callRemote(ServerStatus)
         self.assertEqual(status["servers"][0]["state"], "standby")
-        error = yield self.assertFailure(self.send(host, "r1"), ServerDisabledError)
-        self.assertIn("server '' stands by on this node: other nodes hold its binds", str(error))
-        self.assertEqual(list(self.simulator.connections), [])
+        answer = self.send(host, "r1")
+        while self.rows() != [("r1", None)]:
+            yield turn()
+        self.assertEqual(self.admin.execute(
+            f"SELECT claimed_by FROM {self.schema}.outbound").fetchall(), [(None,)])
+        self.assertEqual((list(self.simulator.connections), self.simulator.accepted), ([], []))
+        self.assertNoResult(answer)
         assert theirs is not None
         other.call(lambda db: leases.release(db, theirs), "free")
         yield bound(gateway)
+        result = yield answer
+        self.assertEqual((result["parts"], len(self.simulator.accepted)), (1, 1))
         status = yield host.callRemote(ServerStatus)
         self.assertEqual(status["servers"][0]["state"], "bound")
         yield gateway.stopService()

@@ -6,6 +6,11 @@ Outbound: from a host's SendSignal to the queue of its server.
 server; it keeps one queue per server name, following the live set of
 servers, restores what the store holds unfinished at start-up, and lists
 each server's state for ServerStatus, the admin and the metrics.
+
+On a store several nodes share, a queue holds what its node claimed (`take`,
+`adopt`, `give_up`: see `smppgw.cluster.claims`), nothing is restored at
+start, and a request for a server another node binds is stored unclaimed and
+waits in `elsewhere` for the outcome that node records.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from smppgw.errors import (
 )
 from smppgw.relay import router
 from smppgw.relay.compose import Composer
+from smppgw.relay.elsewhere import Elsewhere
 from smppgw.relay.jobs import Job, outcome_result, row_answer, success
 from smppgw.relay.linkqueue import LinkQueue, NoLink
 from smppgw.relay.servers import LiveServers
@@ -35,7 +41,8 @@ from smppgw.smpp.session import (
     Answer,
 )
 from smppgw.stats import GatewayStats
-from smppgw.store.interfaces import DuplicateRequest
+from smppgw.store.interfaces import Claim, ClaimedRow, DuplicateRequest, IClaimedWrites
+from smppgw.store.sole import claims_of
 
 if TYPE_CHECKING:
     from smppgw.config import Config, ServerConfig
@@ -65,6 +72,11 @@ class Outbound:
         self.clock = clock
         self.dialogs = dialogs
         self.log = SmppLog("*", config.module.log_level)
+        #: The store's claims (no-ops on a store of one node), and whether they count.
+        self.claims = claims_of(store)
+        self.shared: bool = self.claims.shared
+        #: The requests accepted here whose outcome another node records.
+        self.elsewhere = Elsewhere(self.claims, self.log, self._finished)
         self.queues: dict[str, LinkQueue] = {}
         for link in self.links.values():
             if link.server.can_send:  # receive-only: nothing to queue
@@ -86,6 +98,7 @@ class Outbound:
             queue = self.queues[name] = LinkQueue(
                 link, self.store, self.clock, log, self._finished,
                 self.config.module.reject_if_not_relayed_in, self.stats.server(name))
+            queue.hand_over = self.elsewhere.add
         elif queue.link is not link:
             queue.attach(link)
         return queue
@@ -110,7 +123,10 @@ class Outbound:
     # -- start-up --------------------------------------------------------------------
 
     def restore(self) -> int:
-        """Queue again every request the store holds unfinished; returns how many."""
+        """Queue again every request the store holds unfinished; returns how many (none on
+        a shared store: there each node claims the requests of the servers it binds)."""
+        if self.shared:  # each node claims what it sends, as it takes a server's bind slot
+            return 0
         count = 0
         reject_after = self.config.module.reject_if_not_relayed_in
         servers = {s.name: s for s in self.config.servers}
@@ -141,6 +157,53 @@ class Outbound:
             self.log.major("{count} queued message(s) restored from the store", count=count)
         return count
 
+    # -- claims (a shared store) -----------------------------------------------------
+
+    def take(self, server: str, writes: IClaimedWrites) -> None:
+        """This node holds a bind slot of ``server``: its queue sends under ``writes.claim``."""
+        queue = self.queues.get(server)
+        if queue is None:
+            config = self.config.server(server)
+            queue = self._queue_for(NoLink(config))
+        queue.claim_with(writes)
+
+    def give_up(self, server: str) -> None:
+        """This node no longer holds a bind slot of ``server``: its queue's jobs wait here for
+        the outcome the next holder records."""
+        queue = self.queues.get(server)
+        if queue is not None:
+            for job in queue.release_claim():
+                self.elsewhere.add(job)
+
+    def adopt(self, claim: Claim, rows: list[ClaimedRow]) -> int:
+        """Queue the requests claimed under ``claim`` (unless the claim went meanwhile: the
+        rows then wait for the next holder); how many were queued."""
+        queue = self.queues.get(claim.server)
+        if queue is None or queue.claim != claim:
+            return 0
+        reject_after = self.config.module.reject_if_not_relayed_in
+        count = 0
+        for row in rows:
+            if row.request_id in queue.jobs:
+                continue
+            job = Job(row.request_id, claim.server, None, list(row.message_ids),
+                      self._next_seq(), row.created + reject_after)
+            waiting = self.elsewhere.pop(row.request_id)
+            if waiting is not None:  # asked here: its host waits, and takes its turn
+                job.host, job.accepted = waiting.host, waiting.accepted
+                for waiter in waiting.take_waiters():
+                    job.wait(waiter)
+            for index in row.in_doubt:
+                self.log.problem("part {part} of {request_id} is in doubt (its submit_sm may"
+                                 " have reached the SMSC through another node): sending it"
+                                 " again", part=index + 1, request_id=row.request_id)
+            if job.complete:
+                queue._finish(job, success(job))
+                continue
+            queue.add(job)
+            count += 1
+        return count
+
     def _next_seq(self) -> int:
         self._seq += 1
         return self._seq
@@ -153,7 +216,7 @@ class Outbound:
 
     def job(self, request_id: str) -> Job | None:
         """The job of `request_id` while it is unfinished or its outcome uncommitted, if any."""
-        job = self._accepting.get(request_id)
+        job = self._accepting.get(request_id) or self.elsewhere.get(request_id)
         if job is None:
             for queue in self.queues.values():
                 job = queue.jobs.get(request_id) or queue.unrecorded.get(request_id)
@@ -204,8 +267,11 @@ class Outbound:
             self.stats.request_finished(e.code, None)
             return fail(e)
         now = self.clock.seconds()
+        queue = self.queues.get(server.name)
+        claim = None if queue is None else queue.claim
+        writes: Any = self.store if queue is None or claim is None else queue.store
         try:
-            written = self.store.add_outbound(request_id, server.name, payload, parts, now)
+            written = writes.add_outbound(request_id, server.name, payload, parts, now)
         except Exception as e:
             self.log.problem("cannot store {request_id}: {error}", request_id=request_id, error=e)
             return fail(TryLater(f"the gateway cannot store the message: {e}"))
@@ -213,15 +279,21 @@ class Outbound:
                   now + self.config.module.reject_if_not_relayed_in, host, now)
         self._accepting[request_id] = job
         waiting = job.wait(answer)
-        written.addCallbacks(self._stored, self._not_stored, callbackArgs=(job,),
+        written.addCallbacks(self._stored, self._not_stored, callbackArgs=(job, claim),
                              errbackArgs=(job,))
         return waiting
 
-    def _stored(self, _: object, job: Job) -> None:
-        """The request is durable: it joins its server's queue (the answer comes from there)."""
+    def _stored(self, _: object, job: Job, claim: Claim | None) -> None:
+        """The request is durable: it joins its server's queue (the answer comes from there),
+        or, on a shared store, waits for the node that sends it unless it was stored
+        under the claim this node's queue still holds."""
         self._accepting.pop(job.request_id, None)
         queue = self.queues.get(job.server)
-        if not job.done and queue is not None:
+        if job.done:
+            return
+        if self.shared and (queue is None or claim is None or queue.claim != claim):
+            self.elsewhere.add(job)
+        elif queue is not None:
             queue.add(job)
 
     def _not_stored(self, failure: Failure, job: Job) -> None:
@@ -233,6 +305,9 @@ class Outbound:
             # Finished before (this process or an earlier one): the same outcome again.
             if error.row.outcome is not None:
                 answer = row_answer(error.row)
+            elif self.shared:  # queued through another node, or in doubt: wait for it
+                self.elsewhere.add(job)
+                return
             else:
                 answer = TryLater(f"request {job.request_id!r} is being restored; ask again")
         else:
@@ -256,7 +331,8 @@ class Outbound:
         server, target = router.route(recipient, self.config.servers,
                                       self.config.module.default_gateway, gateway or None)
         queue = self.queues.get(server.name)
-        if queue is None or isinstance(queue.link, NoLink):
+        if (queue is None or isinstance(queue.link, NoLink)) and not (
+                self.shared and self.links.standing_by(server.name)):
             if self.links.standing_by(server.name):
                 raise ServerDisabledError(f"server {server.name!r} stands by on this node:"
                                           " other nodes hold its binds")

@@ -1,0 +1,163 @@
+"""The requests of the servers this node binds, claimed for their queues; news from other nodes.
+
+On a shared (PostgreSQL) store, `OutboundClaims` ties a server's bind slot to
+its queue:
+
+- **A slot taken** (`took`): the server's queue sends under the slot's lease
+  (`Outbound.take`), and the server's claimable requests (unclaimed, or
+  claimed under a lease no longer held) are claimed, in seq order, and queued
+  (`Outbound.adopt`); a request this node accepts for it from then on is
+  stored claimed already.
+- **A slot given up or lost** (`gave_up`, once the link has unbound and what
+  it wrote is committed): the queue's jobs are dropped unanswered; their
+  waiters wait for the outcome the next holder records (`Outbound.give_up`).
+- **News**, by LISTEN/NOTIFY (a `Notifier`): a request stored unclaimed for a
+  server this node binds (channel ``QUEUED``) is claimed at once; an outcome
+  recorded by any node (channel ``OUTCOMES``) answers the hosts that wait
+  here for it (`Outbound.elsewhere`).  No polling but a slow safety round, a
+  third of the lease, and one each time the Notifier connects again: it
+  claims again and reads the outcomes waited for, in case a notification was
+  missed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
+from twisted.python.failure import Failure
+
+from smppgw.cluster.leases import Tenure
+from smppgw.cluster.notifier import Notifier
+from smppgw.relay.outbound import Outbound
+from smppgw.smpp.log import SmppLog
+from smppgw.store.interfaces import Claim, ClaimedRow, LeaseLost, StoreError
+from smppgw.store.postgres.claims import OUTCOMES, QUEUED
+from smppgw.store.postgres.database import connect
+
+if TYPE_CHECKING:
+    from smppgw.config import Config
+
+__all__ = ["OutboundClaims"]
+
+#: The most requests one claim takes; a full batch is followed by another at once.
+BATCH = 5000
+
+
+class OutboundClaims:
+    """Claims for ``outbound``'s queues on ``store`` (an `IOutboundClaims`), hearing the
+    other nodes through connections from ``connect()``; a safety round every ``every`` s."""
+
+    def __init__(self, outbound: Outbound, store: Any,
+                 connect: Callable[[], psycopg.Connection[Any]], reactor: Any, every: float,
+                 log: SmppLog | None = None) -> None:
+        self.outbound = outbound
+        self.store = store
+        self.reactor = reactor
+        self.log = log or SmppLog("*")
+        #: The claim of each server whose bind slot this node holds.
+        self.held: dict[str, Claim] = {}
+        self._claiming: set[str] = set()
+        self._again: set[str] = set()
+        self.notifier = Notifier(connect, [QUEUED, OUTCOMES], reactor, self.received,
+                                 self.safety, self.log)
+        self._safety = LoopingCall(self.safety)
+        self._safety.clock = reactor
+        self.every = every
+
+    def start(self) -> Deferred[None]:
+        """Listen for the other nodes' news; fires once listening."""
+        self._safety.start(self.every, now=False)
+        return self.notifier.start()
+
+    def stop(self) -> None:
+        if self._safety.running:
+            self._safety.stop()
+        self.notifier.stop()
+
+    # -- bind slots --------------------------------------------------------------------
+
+    def took(self, tenure: Tenure) -> None:
+        """This node holds ``tenure``, a bind slot of its server: claim the server's requests."""
+        claim = Claim(tenure.key.name, tenure.lease, tenure.node, tenure.epoch)
+        self.held[claim.server] = claim
+        self.outbound.take(claim.server, self.store.under(claim))
+        self.claim(claim.server)
+
+    def gave_up(self, server: str) -> Deferred[None]:
+        """This node no longer holds a bind slot of ``server``: once what its queue wrote is
+        committed, its jobs go (unanswered) to the next holder.  Fires once done."""
+        self.held.pop(server, None)
+        self._again.discard(server)
+        done: Deferred[Any] = self.store.durable()
+
+        def give_up(_: object) -> None:
+            if server not in self.held:  # not taken again meanwhile
+                self.outbound.give_up(server)
+
+        return done.addBoth(give_up)
+
+    # -- claiming ----------------------------------------------------------------------
+
+    def claim(self, server: str) -> None:
+        """Claim ``server``'s claimable requests for its queue, if this node holds its slot
+        (once more after the claim under way, if one is)."""
+        claim = self.held.get(server)
+        if claim is None:
+            return
+        if server in self._claiming:
+            self._again.add(server)
+            return
+        self._claiming.add(server)
+        self.store.claim_outbound(claim, BATCH).addCallbacks(
+            self._claimed, self._not_claimed, callbackArgs=(claim,), errbackArgs=(claim,))
+
+    def _claimed(self, rows: list[ClaimedRow], claim: Claim) -> None:
+        self._claiming.discard(claim.server)
+        count = self.outbound.adopt(claim, rows)
+        if count:
+            self.log.major("{count} queued message(s) of server {server} claimed for this node",
+                           count=count, server=claim.server)
+        if len(rows) >= BATCH or claim.server in self._again:
+            self._again.discard(claim.server)
+            self.claim(claim.server)
+
+    def _not_claimed(self, failure: Failure, claim: Claim) -> None:
+        self._claiming.discard(claim.server)
+        self._again.discard(claim.server)
+        failure.trap(StoreError)
+        if isinstance(failure.value, LeaseLost):
+            return  # the slot is lost: its Renewer tells the bind slots
+        self.log.problem("cannot claim the queued messages of server {server}: {error}; trying"
+                         " again later", server=claim.server, error=failure.getErrorMessage())
+
+    # -- the other nodes' news ---------------------------------------------------------
+
+    def received(self, channel: str, payload: str) -> None:
+        """A notification: a request stored unclaimed, or an outcome, of server ``payload``."""
+        if channel == QUEUED:
+            self.claim(payload)
+        elif channel == OUTCOMES and len(self.outbound.elsewhere):
+            self.outbound.elsewhere.check([payload])
+
+    def safety(self) -> None:
+        """Claim again for every server held, and read every outcome waited for."""
+        for server in list(self.held):
+            self.claim(server)
+        if len(self.outbound.elsewhere):
+            self.outbound.elsewhere.check()
+
+
+def claims_for(config: Config, outbound: Outbound, store: Any, reactor: Any,
+               log: SmppLog) -> OutboundClaims:
+    """The started claims of a gateway on the PostgreSQL store of ``config``."""
+    password = config.store.password
+    params: dict[str, Any] = {"password": password} if password else {}
+    url = config.store.url
+    claims = OutboundClaims(outbound, store, lambda: connect(url, **params), reactor,
+                            config.node.lease / 3, log)
+    claims.start()
+    return claims
