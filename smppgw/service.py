@@ -26,7 +26,6 @@ from twisted.internet.endpoints import (
 )
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from smppgw.cluster.binds import BindSlots
 from smppgw.cluster.claims import OutboundClaims, claims_for
@@ -59,8 +58,6 @@ from smppgw.store.sqlite import Checkpointer, private_folder
 
 _log = Logger()
 
-#: Seconds between two checks that this node still holds its PostgreSQL store.
-NODE_LOCK_CHECK = 5.0
 #: How often finished requests past the store's retention (7 days) are deleted.
 PRUNE_EVERY = 3600.0
 
@@ -98,7 +95,6 @@ class Gateway(MultiService):
         self.checkpointer: Checkpointer | None = None
         #: On a PostgreSQL store, what keeps the settings shared with the other nodes in step.
         self.shared: SettingsSync | None = None
-        self._lock_check: LoopingCall | None = None
         #: On a PostgreSQL store, the bind slots of each enabled server, by name.
         self.binds: dict[str, BindSlots] = {}
         self._leases: Leases | None = None
@@ -322,9 +318,6 @@ class Gateway(MultiService):
         self._restore_hangup = on_signal(self.reactor, "SIGHUP", self.hangup)
         self.log.major("AMP endpoint listening on {listen}", listen=listen)
         if self.config.store.postgres:
-            self._lock_check = LoopingCall(self.check_node_lock)
-            self._lock_check.clock = self.reactor
-            self._lock_check.start(NODE_LOCK_CHECK, now=False)
             self.shared = SettingsSync(self, self.store, self.reactor, self.config.node.name,
                                        self.log)
             try:
@@ -358,22 +351,6 @@ class Gateway(MultiService):
         except Exception:
             _log.failure("SIGHUP: the reload failed")
 
-    def check_node_lock(self) -> Deferred[None]:
-        """On a PostgreSQL store, hold it again if the connection that held it was lost
-        (the server restarted); say so, and say it every time while another node holds it.
-        Fires once checked, never with an error (the loop waits for it)."""
-
-        def checked(again: bool) -> None:
-            if again:
-                self.log.major("the store's connection was lost; this node holds {path}"
-                               " again", path=self.store.path)
-
-        def failed(failure: Failure) -> None:
-            self.log.problem("{error}", error=failure.getErrorMessage())
-
-        done: Deferred[None] = self.store.check_node_lock().addCallbacks(checked, failed)
-        return done
-
     def _prune(self) -> None:
         """Forget finished requests older than the store's retention (their answers were given),
         if this node does the maintenance."""
@@ -401,8 +378,6 @@ class Gateway(MultiService):
                 self.shared.stop()
             if self.claims is not None:
                 self.claims.stop()
-            if self._lock_check is not None and self._lock_check.running:
-                self._lock_check.stop()
             if self.inbound is not None:
                 self.inbound.stop()
             if self.outbound is not None:

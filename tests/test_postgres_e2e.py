@@ -1,5 +1,5 @@
 """A gateway on the PostgreSQL store, end to end: a host over AMP -> the gateway -> the SMSC
-simulator on loopback, a restart on the same database, a second node refused, /healthz.
+simulator on loopback, a restart on the same database, a second node beside it, /healthz.
 
 Like tests/test_store_postgres.py, they run against the server ``SMPPGW_TEST_POSTGRES``
 names, each gateway in a schema of its own; skipped without it, failed under CI=true.
@@ -30,7 +30,7 @@ from smppgw.cluster.leases import LeaseKey, Tenure
 from smppgw.config import load_config, parse_config
 from smppgw.errors import TryLater, Unavailable
 from smppgw.host.commands import ServerStatus
-from smppgw.service import Gateway, StartupError, build_gateway
+from smppgw.service import Gateway, build_gateway
 from smppgw.shared import shared_text
 from smppgw.store.postgres import PostgresStore, schema
 from smppgw.store.sqlite.backup import backup
@@ -210,15 +210,6 @@ class PostgresGatewayTests(TestCase):
         self.assertNotIn(None, outcomes.values())
         self.assertGreaterEqual(len(self.simulator.accepted), count)
         self.assertLessEqual(len(self.simulator.accepted) - count, window)
-        # The cut took the node's hold on the store with it: its check takes it again,
-        # so a second node is still refused.
-        with capturedLogs() as events:
-            yield gateway.check_node_lock()
-            yield gateway.check_node_lock()
-        self.assertEqual([formatEvent(event) for event in events], [
-            f"SMPP [*] the store's connection was lost; this node holds {gateway.store.path}"
-            " again"])
-        self.assertRaises(StartupError, self.gateway("gw-2").startService)
 
     def other_node_binds(self) -> tuple[BlockingConnection, Tenure | None]:
         """Node gw-2 takes slot 0 of server '' on the test's store (created first): its
@@ -306,16 +297,17 @@ class PostgresGatewayTests(TestCase):
         self.assertEqual(holders(), [])
 
     @inlineCallbacks
-    def test_second_node_refused(self) -> Any:
-        """A second node on the database of a running one is refused at start, in one line
-        naming the node that holds it; once that one stops, the store can be opened again."""
-        gateway, _, _ = yield self.start("gw-1")
+    def test_second_node_starts(self) -> Any:
+        """A second node starts on the database of a running one (no lock keeps it out); it
+        stands by for the server the first binds."""
+        yield self.start("gw-1")
+        self.text = self.text.replace(f"{self.state}/amp.sock", f"{self.state}/amp2.sock")
         second = self.gateway("gw-2")
-        error = self.assertRaises(StartupError, second.startService)
-        self.assertIn("is in use by another gateway node (node 'gw-1' from 127.0.0.1)", str(error))
-        self.assertNotIn("\n", str(error))
-        yield self.stop(gateway)
-        yield self.start("gw-2")
+        second.startService()
+        self.addCleanup(self.stop, second)
+        while not second.binds[""].standing_by:
+            yield turn()
+        self.assertEqual(second.outbound.status()[0]["state"], "standby")
 
     @inlineCallbacks
     def test_health_follows_the_database(self) -> Any:
@@ -328,8 +320,7 @@ class PostgresGatewayTests(TestCase):
         store.settle()
         self.assertFalse(watch.sample(store))
         self.admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                           " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                           " AND application_name NOT LIKE 'smppgw node %'")
+                           " WHERE datname = current_database() AND pid <> pg_backend_pid()")
         heartbeat.beat()
         store.settle()
         self.assertTrue(watch.sample(store))

@@ -31,7 +31,6 @@ from twisted.python.failure import Failure
 
 from smppgw.store.interfaces import BadStoreInput, StoreError
 from smppgw.store.postgres.bulk import Write
-from smppgw.store.postgres.nodelock import NodeLock
 from smppgw.store.postgres.schema import prepare
 from smppgw.store.postgres.writer import Writer
 
@@ -113,14 +112,13 @@ class Database:
     """The connections to one PostgreSQL database, and the store's transactions on them.
 
     ``password`` is the database's, when neither the URL nor libpq's environment
-    gives it.  With ``node`` (this gateway node's name), the store is this node's
-    alone while it is open: another node opening it is refused (see `nodelock`).  ``reactor`` (by default Twisted's) fires the writes' Deferreds
+    gives it.  Several nodes may open one database at once.  ``reactor`` (by default
+    Twisted's) fires the writes' Deferreds
     through its ``callFromThread``; `settle` fires them without it.
     """
 
     def __init__(self, url: str, reactor: Any = None, *, password: str | None = None,
-                 retention: float = 7 * 86400, lock_timeout: float = LOCK_TIMEOUT,
-                 node: str | None = None) -> None:
+                 retention: float = 7 * 86400, lock_timeout: float = LOCK_TIMEOUT) -> None:
         for name, value in (("retention", retention), ("lock_timeout", lock_timeout)):
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise BadStoreInput(f"{name} must be a number of seconds >= 0: {value!r}")
@@ -141,13 +139,6 @@ class Database:
         except StoreError:
             self._db.close()
             raise
-        self._node_lock: NodeLock | None = None
-        if node is not None:
-            try:
-                self._node_lock = NodeLock(self._connect(), self.path, node)
-            except StoreError:
-                self._db.close()
-                raise
         if reactor is None:
             from twisted.internet import reactor
         self._writer = Writer(self._connect, self.path, reactor.callFromThread)
@@ -235,20 +226,6 @@ class Database:
         if not self._closed and self._writer.idle:
             self._writer.submit(statement("SELECT 1", ())).addErrback(lambda _: None)
 
-    def check_node_lock(self) -> Deferred[bool]:
-        """Whether this node's hold on the store had to be taken again (its connection was
-        lost); see `smppgw.store.postgres.nodelock`.  Checked on the writer's thread, in
-        turn with the writes, so that a database that does not answer never stalls the
-        reactor and `close` waits for a check under way.
-
-        Fails with :class:`StoreError` when it cannot be taken again (the database cannot
-        be reached, or another node holds the store now).
-        """
-        lock = self._node_lock
-        if self._closed or lock is None:
-            return succeed(False)
-        return self._write(lambda _: lock.check(self._connect))
-
     def close(self) -> None:
         """Wait for the writes in flight, fire their Deferreds and close the connections;
         later calls raise :class:`StoreError`."""
@@ -257,5 +234,3 @@ class Database:
         self._closed = True
         self._writer.stop()
         self._db.close()
-        if self._node_lock is not None:
-            self._node_lock.release()

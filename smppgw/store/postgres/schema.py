@@ -17,10 +17,9 @@ outbound request carries the claim of the lease it was claimed under
 tenure), so that renewing a lease rewrites one row, not every row claimed
 under it.  Table ``submitting`` marks the parts whose submit_sm was sent, or
 about to be, under a lease: where such a part has no message id and its
-lease lapsed, the SMSC may or may not have it (a part in doubt).  The
-outbound claim and table ``submitting`` are not written yet (one node holds
-a store: `smppgw.store.postgres.nodelock`); inbox rows carry claim columns
-(``claimed_by``, ``lease_until``, ``epoch``) that nothing uses yet either.
+lease lapsed, the SMSC may or may not have it (a part in doubt); see
+`smppgw.store.postgres.claims`.  Inbox rows carry claim columns
+(``claimed_by``, ``lease_until``, ``epoch``) that nothing uses yet.
 """
 
 from __future__ import annotations
