@@ -119,7 +119,7 @@ class OutboundClaims:
         self._claiming.discard(claim.server)
         count = self.outbound.adopt(claim, rows)
         if count:
-            self.log.major("{count} queued message(s) of server {server} claimed for this node",
+            self.log.major("{count} queued message(s) of server {server!r} claimed for this node",
                            count=count, server=claim.server)
         if len(rows) >= BATCH or claim.server in self._again:
             self._again.discard(claim.server)
