@@ -162,10 +162,8 @@ class Outbound:
     def take(self, server: str, writes: IClaimedWrites) -> None:
         """This node holds a bind slot of ``server``: its queue sends under ``writes.claim``."""
         queue = self.queues.get(server)
-        if queue is None:
-            config = self.config.server(server)
-            queue = self._queue_for(NoLink(config))
-        queue.claim_with(writes)
+        if queue is not None:  # none for a receive-only server: nothing to send
+            queue.claim_with(writes)
 
     def give_up(self, server: str) -> None:
         """This node no longer holds a bind slot of ``server``: its queue's jobs wait here for
@@ -184,7 +182,7 @@ class Outbound:
         reject_after = self.config.module.reject_if_not_relayed_in
         count = 0
         for row in rows:
-            if row.request_id in queue.jobs:
+            if row.request_id in queue.jobs or row.request_id in queue.unrecorded:
                 continue
             job = Job(row.request_id, claim.server, None, list(row.message_ids),
                       self._next_seq(), row.created + reject_after)
