@@ -118,7 +118,7 @@ class ClaimTests(OnPostgres):
 
     def test_parts_in_doubt(self) -> None:
         """A part marked as being submitted that has no message id is in doubt when its request
-        is claimed again; one marked and accepted, or never marked, is not."""
+        is claimed again; one marked and accepted (its mark gone), or never marked, is not."""
         mine = self.take("a")
         self.add(self.a, "r1", parts=3)
         self.assertEqual(self.claimed(self.a, mine), ["r1"])
@@ -126,6 +126,8 @@ class ClaimTests(OnPostgres):
         for index in (0, 1):
             self.written(self.a, writes.mark_submitting("r1", index))
         self.written(self.a, writes.set_message_id("r1", 0, "M1", "m1", ("eu", 3)))
+        self.assertEqual(self.admin.execute(
+            f"SELECT request_id, idx FROM {self.schema}.submitting").fetchall(), [("r1", 1)])
         self.expire()
         self.assertEqual(self.written(self.b, self.b.claim_outbound(self.take("b"))),
                          [ClaimedRow("r1", 3, ("M1", None, None), 1.0, (1,))])

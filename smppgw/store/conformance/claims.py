@@ -12,7 +12,13 @@ from __future__ import annotations
 from twisted.internet.defer import Deferred
 
 from smppgw.store.conformance.base import Conformance
-from smppgw.store.interfaces import Claim, ClaimedRow, IClaimedWrites, IOutboundClaims
+from smppgw.store.interfaces import (
+    Claim,
+    ClaimedRow,
+    DuplicateRequest,
+    IClaimedWrites,
+    IOutboundClaims,
+)
 from smppgw.store.sole import claims_of
 
 
@@ -58,3 +64,12 @@ class ClaimsConformance(Conformance):
         self.assertEqual((row.request_id, row.message_ids, row.outcome, row.seq),
                          ("r1", ("M1", "M2"), {"ok": True}, seq))
         self.assertEqual(self.store.unfinished(), [])
+
+    def test_duplicate_under_a_claim(self) -> None:
+        """A request_id kept already, added again under a claim, fails with DuplicateRequest
+        carrying the kept row, and changes nothing."""
+        self.written(self.store.add_outbound("r1", "eu", b"first", 1, 1.0))
+        writes = claims_of(self.store).under(self.claim("eu"))
+        error = self.refused(writes.add_outbound("r1", "eu", b"second", 2, 2.0), DuplicateRequest)
+        self.assertEqual((error.row.payload, error.row.parts), (b"first", 1))
+        self.assertEqual(self.store.payloads(["r1"]), {"r1": b"first"})

@@ -9,11 +9,15 @@ no longer runs (released, lapsed on the database's clock, or of an older
 epoch).  Claims go in seq order with ``FOR UPDATE SKIP LOCKED``, so that two
 nodes claiming at once never take one request both.
 
-Every write under a claim (a request accepted, a part's message id, a part
-marked as being submitted, an outcome) checks in its own statement that the
-claim's tenure still runs, and holds the lease's row (``FOR SHARE``) until its
-transaction ends: a node taking the lease over waits for that commit, so no
-write of the old tenure lands after the new one began.  A write whose tenure
+A part's mark (a row of ``submitting``) goes once its message id, or its
+request's outcome, is recorded: the table holds the parts on their way.
+
+Every write under a claim (a part's message id, a part marked as being
+submitted, an outcome; a request accepted is claimed, not fenced: see
+`_add_claimed`) checks in its own statement that the claim's tenure still
+runs, and holds the lease's row (``FOR SHARE``) until its transaction ends: a
+node taking the lease over waits for that commit, so no write of the old
+tenure lands after the new one began.  A write whose tenure
 is over writes nothing and fails with :class:`LeaseLost`.
 
 The writes notify the other nodes in their transaction (delivered at its
@@ -165,7 +169,10 @@ written AS (
     FROM v {_JOIN_HELD}
     ON CONFLICT (request_id, idx) DO UPDATE SET message_id = excluded.message_id,
         server = excluded.server, lookup_key = excluded.lookup_key
-    RETURNING request_id)
+    RETURNING request_id, idx),
+settled AS (
+    DELETE FROM submitting AS s USING written AS w
+    WHERE s.request_id = w.request_id AND s.idx = w.idx)
 SELECT v.request_id, v.idx, h.id IS NOT NULL FROM v {_LEFT_HELD}
 """
 
@@ -188,7 +195,8 @@ WITH v AS (SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint
 {_HELD},
 written AS (
     UPDATE outbound AS o SET outcome = v.outcome FROM v {_JOIN_HELD}
-    WHERE o.request_id = v.request_id RETURNING o.request_id)
+    WHERE o.request_id = v.request_id RETURNING o.request_id),
+settled AS (DELETE FROM submitting AS s USING written AS w WHERE s.request_id = w.request_id)
 SELECT v.request_id, h.id IS NOT NULL, w.request_id IS NOT NULL
 FROM v {_LEFT_HELD} LEFT JOIN written AS w ON w.request_id = v.request_id
 """
