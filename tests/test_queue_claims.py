@@ -16,9 +16,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from smppgw.config import parse_config
+from smppgw.errors import TryLater
 from smppgw.relay.outbound import Outbound
 from smppgw.relay.recorder import PROBE_MAX, REWRITE_PAUSE
-from smppgw.store.interfaces import Claim, IOutboundClaims, LeaseLost
+from smppgw.store.interfaces import Claim, IOutboundClaims, LeaseLost, StoreError
 from smppgw.store.memory import MemoryStore
 from smppgw.store.sole import SoleClaims, SoleWrites
 
@@ -32,6 +33,12 @@ class FencedWrites(SoleWrites):
     each mark waits for the test (`SharedMemory.commit_marks`)."""
 
     store: SharedMemory
+
+    def add_outbound(self, *args: Any, **kw: Any) -> Deferred[int]:
+        added = super().add_outbound(*args, **kw)
+        if self.store.answer_lost:  # committed, but the answer is lost with the connection
+            return fail(StoreError("the connection was lost during the commit"))
+        return added
 
     def set_message_id(self, *args: Any, **kw: Any) -> Deferred[None]:
         return self._fenced() or super().set_message_id(*args, **kw)
@@ -57,6 +64,7 @@ class SharedMemory(MemoryStore):
     def __init__(self) -> None:
         super().__init__()
         self.fenced = False
+        self.answer_lost = False
         self.marks: list[tuple[tuple[str, int], Deferred[None]]] = []
 
     def claim_outbound(self, claim: Claim, limit: int = 10000) -> Any:
@@ -159,3 +167,15 @@ class ClaimedQueueTests(SynchronousTestCase):
         self.outbound.give_up("")
         self.assertEqual(self.outbound.adopt(CLAIM, rows), 0)
         self.assertEqual((self.outbound.queues[""].jobs, self.link.submits), ({}, []))
+
+    def test_asked_again_after_an_answer_lost(self) -> None:
+        """A request whose claimed insert was committed though it failed (TRY_LATER): asked
+        again, it is sent by this queue (no other node would claim it) and answered."""
+        self.store.answer_lost = True
+        self.failureResultOf(self.send("r1"), TryLater)
+        self.store.answer_lost = False
+        again = self.send("r1")
+        self.assertEqual(self.store.commit_marks(), [("r1", 0)])
+        self.link.answer(message_id="M1")
+        self.clock.advance(0)
+        self.assertEqual(self.successResultOf(again)["message_ids"], ["M1"])

@@ -84,6 +84,9 @@ class Outbound:
         self.links.observe(self._link_changed)
         #: Accepted jobs whose row is not yet committed (then they join their queue).
         self._accepting: dict[str, Job] = {}
+        #: On a shared store, requests whose claimed insert failed (it may have been
+        #: committed all the same), and the claim it was made under.
+        self._uncertain: dict[str, Claim] = {}
         self._seq = 0
         #: Builds each request's parts; keeps the concatenation references.
         self.composer = Composer()
@@ -278,7 +281,7 @@ class Outbound:
         self._accepting[request_id] = job
         waiting = job.wait(answer)
         written.addCallbacks(self._stored, self._not_stored, callbackArgs=(job, claim),
-                             errbackArgs=(job,))
+                             errbackArgs=(job, claim))
         return waiting
 
     def _stored(self, _: object, job: Job, claim: Claim | None) -> None:
@@ -294,7 +297,7 @@ class Outbound:
         elif queue is not None:
             queue.add(job)
 
-    def _not_stored(self, failure: Failure, job: Job) -> None:
+    def _not_stored(self, failure: Failure, job: Job, claim: Claim | None = None) -> None:
         self._accepting.pop(job.request_id, None)
         job.done = True
         error = failure.value
@@ -303,18 +306,35 @@ class Outbound:
             # Finished before (this process or an earlier one): the same outcome again.
             if error.row.outcome is not None:
                 answer = row_answer(error.row)
-            elif self.shared:  # queued through another node, or in doubt: wait for it
-                self.elsewhere.add(job)
+            elif self.shared:  # queued (through any node) or in doubt: wait for its outcome
+                self._wait_for(job, error.row.message_ids)
                 return
             else:
                 answer = TryLater(f"request {job.request_id!r} is being restored; ask again")
         else:
+            if claim is not None:
+                # Its insert may have been committed nonetheless, claimed by this node: a
+                # host asking again then finds it (see _wait_for).
+                self._uncertain[job.request_id] = claim
             answer = TryLater(f"the gateway cannot store the message: {error}")
         for w in job.take_waiters():
             if isinstance(answer, SignalError):
                 w.errback(answer)
             else:
                 w.callback(answer)
+
+    def _wait_for(self, job: Job, message_ids: tuple[str | None, ...]) -> None:
+        """On a shared store, a request asked again that is stored unfinished: its queue here
+        sends it if it was stored claimed by this queue's claim (its insert answered as failed,
+        though committed); else it waits for the node that sends it."""
+        claim = self._uncertain.pop(job.request_id, None)
+        queue = self.queues.get(job.server)
+        if claim is not None and queue is not None and queue.claim == claim:
+            job.done = False
+            job.message_ids = list(message_ids)
+            queue.add(job)
+        else:
+            self.elsewhere.add(job)
 
     def _not_ended(self, failure: Failure, request_id: str) -> None:
         self.log.problem("cannot record the outcome of {request_id}: {error}; it is restored"
