@@ -7,10 +7,10 @@ server; it keeps one queue per server name, following the live set of
 servers, restores what the store holds unfinished at start-up, and lists
 each server's state for ServerStatus, the admin and the metrics.
 
-On a store several nodes share, a queue holds what its node claimed (`take`,
-`adopt`, `give_up`: see `smppgw.cluster.claims`), nothing is restored at
-start, and a request for a server another node binds is stored unclaimed and
-waits in `elsewhere` for the outcome that node records.
+On a store several nodes share, a queue holds what its node claimed (its
+base `Claimed`), nothing is restored at start, and a request for a server
+another node binds is stored unclaimed and waits in `elsewhere` for the
+outcome that node records.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from smppgw.errors import (
     failed,
 )
 from smppgw.relay import router
+from smppgw.relay.claimed import Claimed
 from smppgw.relay.compose import Composer
 from smppgw.relay.elsewhere import Elsewhere
 from smppgw.relay.jobs import Job, outcome_result, row_answer, success
@@ -41,7 +42,7 @@ from smppgw.smpp.session import (
     Answer,
 )
 from smppgw.stats import GatewayStats
-from smppgw.store.interfaces import Claim, ClaimedRow, DuplicateRequest, IClaimedWrites
+from smppgw.store.interfaces import Claim, DuplicateRequest
 from smppgw.store.sole import claims_of
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ if TYPE_CHECKING:
 MAX_REQUEST_ID = 128
 
 
-class Outbound:
+class Outbound(Claimed):
     """Accepts SendSignal requests for every server and answers them.
 
     Its queues follow the live set of servers (`LiveServers`): a server that
@@ -158,51 +159,6 @@ class Outbound:
             count += 1
         if count:
             self.log.major("{count} queued message(s) restored from the store", count=count)
-        return count
-
-    # -- claims (a shared store) -----------------------------------------------------
-
-    def take(self, server: str, writes: IClaimedWrites) -> None:
-        """This node holds a bind slot of ``server``: its queue sends under ``writes.claim``."""
-        queue = self.queues.get(server)
-        if queue is not None:  # none for a receive-only server: nothing to send
-            queue.claim_with(writes)
-
-    def give_up(self, server: str) -> None:
-        """This node no longer holds a bind slot of ``server``: its queue's jobs wait here for
-        the outcome the next holder records."""
-        queue = self.queues.get(server)
-        if queue is not None:
-            for job in queue.release_claim():
-                self.elsewhere.add(job)
-
-    def adopt(self, claim: Claim, rows: list[ClaimedRow]) -> int:
-        """Queue the requests claimed under ``claim`` (unless the claim went meanwhile: the
-        rows then wait for the next holder); how many were queued."""
-        queue = self.queues.get(claim.server)
-        if queue is None or queue.claim != claim:
-            return 0
-        reject_after = self.config.module.reject_if_not_relayed_in
-        count = 0
-        for row in rows:
-            if row.request_id in queue.jobs or row.request_id in queue.unrecorded:
-                continue
-            job = Job(row.request_id, claim.server, None, list(row.message_ids),
-                      self._next_seq(), row.created + reject_after)
-            waiting = self.elsewhere.pop(row.request_id)
-            if waiting is not None:  # asked here: its host waits, and takes its turn
-                job.host, job.accepted = waiting.host, waiting.accepted
-                for waiter in waiting.take_waiters():
-                    job.wait(waiter)
-            for index in row.in_doubt:
-                self.log.problem("part {part} of {request_id} is in doubt (its submit_sm may"
-                                 " have reached the SMSC through another node): sending it"
-                                 " again", part=index + 1, request_id=row.request_id)
-            if job.complete:
-                queue._finish(job, success(job))
-                continue
-            queue.add(job)
-            count += 1
         return count
 
     def _next_seq(self) -> int:
@@ -322,19 +278,6 @@ class Outbound:
                 w.errback(answer)
             else:
                 w.callback(answer)
-
-    def _wait_for(self, job: Job, message_ids: tuple[str | None, ...]) -> None:
-        """On a shared store, a request asked again that is stored unfinished: its queue here
-        sends it if it was stored claimed by this queue's claim (its insert answered as failed,
-        though committed); else it waits for the node that sends it."""
-        claim = self._uncertain.pop(job.request_id, None)
-        queue = self.queues.get(job.server)
-        if claim is not None and queue is not None and queue.claim == claim:
-            job.done = False
-            job.message_ids = list(message_ids)
-            queue.add(job)
-        else:
-            self.elsewhere.add(job)
 
     def _not_ended(self, failure: Failure, request_id: str) -> None:
         self.log.problem("cannot record the outcome of {request_id}: {error}; it is restored"
