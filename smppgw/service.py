@@ -4,8 +4,9 @@ Wiring: the gateway's MultiService.
 One `Link` per enabled server (named ``smsc:<name>``), the store (an SQLite
 file, or with ``[store] url`` a PostgreSQL database: `open_store`, where each
 server's link runs only while this node holds one of its bind slots, a
-`BindSlots` named ``binds:<name>``, and the server stands by otherwise), the
-outbound queue, the AMP endpoint and the elector of the node that runs the
+`BindSlots` named ``binds:<name>``, its queue sends what this node claimed
+under that slot (`smppgw.cluster.claims`), and the server stands by
+otherwise), the outbound queue, the AMP endpoint and the elector of the node that runs the
 maintenance jobs (`smppgw.cluster.election`); with ``demo``, an SMSC simulator listening
 where the configured plain-TCP loopback servers connect, started first so the
 links find it.  While it runs, SIGHUP never stops it: `Gateway.hangup` says

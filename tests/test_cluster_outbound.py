@@ -26,6 +26,7 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import TestCase
 
 from smppgw.config import parse_config
+from smppgw.errors import ServerDisabledError
 from smppgw.host.commands import SendSignal
 from smppgw.service import Gateway, build_gateway
 from smppgw.testing.process import gateway_config
@@ -77,6 +78,7 @@ class TwoNodesTests(TestCase):
                               module={"log_level": "problems"}).replace(
             f'path = "{state}/smppgw.sqlite"',
             f'url = "{URL}?options=-csearch_path%3D{self.schema}"')
+        text += '[[server]]\nname = "spare"\nmode = "off"\n'
         gateway = build_gateway(parse_config(text + f'[node]\nname = "{node}"\nlease = "{lease}"\n'),
                                 reactor)
         gateway.state = state  # type: ignore[attr-defined]
@@ -131,7 +133,8 @@ class TwoNodesTests(TestCase):
     def test_standby_node_answered_once_the_holder_sent(self) -> Any:
         """A SendSignal to the node that stands by is stored unclaimed; the holder hears of it
         at once (its safety round is a lease away), claims it and sends it, and the standby
-        node hears of the outcome and answers its host with the holder's message id."""
+        node hears of the outcome and answers its host with the holder's message id.  A server
+        that is off is still refused with SERVER_DISABLED."""
         holder, _ = yield self.start("gw-1")
         standby, host = yield self.start("gw-2")
         self.assertEqual(standby.outbound.status()[0]["state"], "standby")
@@ -141,6 +144,10 @@ class TwoNodesTests(TestCase):
         self.assertEqual(self.simulator.accepted_by, {message_id: "gw"})
         self.assertEqual(self.rows(), [("r1", "gw-1", True)])
         self.assertEqual(len(standby.outbound.elsewhere), 0)
+        refused = host.callRemote(SendSignal, request_id="r2", method="MESSAGE",
+                                  sender="alice@example.com", recipient="+15551234@spare._smpp",
+                                  body="hello")
+        yield self.assertFailure(refused, ServerDisabledError)
 
     @inlineCallbacks
     def test_stopped_holder_hands_its_queue_over(self) -> Any:

@@ -292,11 +292,10 @@ class Outbound(Claimed):
         server, target = router.route(recipient, self.config.servers,
                                       self.config.module.default_gateway, gateway or None)
         queue = self.queues.get(server.name)
-        if (queue is None or isinstance(queue.link, NoLink)) and not (
-                self.shared and self.links.standing_by(server.name)):
-            if self.links.standing_by(server.name):
-                raise ServerDisabledError(f"server {server.name!r} stands by on this node:"
-                                          " other nodes hold its binds")
+        # A server that stands by here (a shared store: another node binds it) takes the
+        # request, which that node sends; one that is off or removed has no link.
+        if (queue is None or isinstance(queue.link, NoLink)) and not self.links.standing_by(
+                server.name):
             raise ServerDisabledError(f"server {server.name!r} has no link")
         payload, parts = self.composer.parts(server, target, sender, body, self.dialogs)
         return server, payload, parts
