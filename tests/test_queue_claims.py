@@ -67,8 +67,8 @@ class SharedMemory(MemoryStore):
         self.answer_lost = False
         self.marks: list[tuple[tuple[str, int], Deferred[None]]] = []
 
-    def claim_outbound(self, claim: Claim, limit: int = 10000) -> Any:
-        return SoleClaims(self).claim_outbound(claim, limit)
+    def claim_outbound(self, claim: Claim, limit: int = 10000, after: int = 0) -> Any:
+        return SoleClaims(self).claim_outbound(claim, limit, after)
 
     def under(self, claim: Claim) -> FencedWrites:
         return FencedWrites(self, claim)
@@ -153,7 +153,7 @@ class ClaimedQueueTests(SynchronousTestCase):
         self.assertNoResult(answer)
         again = Claim("", 7, "gw-1", 2)
         self.outbound.take("", self.store.under(again))
-        (row,) = self.successResultOf(self.store.claim_outbound(again))
+        (row,) = self.successResultOf(self.store.claim_outbound(again)).rows
         self.assertEqual(self.outbound.adopt(again, [row]), 1)
         self.store.commit_marks()
         self.link.answer(message_id="M1")
@@ -163,7 +163,7 @@ class ClaimedQueueTests(SynchronousTestCase):
     def test_adopt_under_a_claim_gone(self) -> None:
         """Rows claimed under a claim the queue no longer holds are left for the next holder."""
         self.store.add_outbound("r1", "", b"pdu", 1, 0.0)
-        rows = self.successResultOf(self.store.claim_outbound(CLAIM))
+        rows = self.successResultOf(self.store.claim_outbound(CLAIM)).rows
         self.outbound.give_up("")
         self.assertEqual(self.outbound.adopt(CLAIM, rows), 0)
         self.assertEqual((self.outbound.queues[""].jobs, self.link.submits), ({}, []))

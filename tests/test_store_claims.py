@@ -46,7 +46,7 @@ class ClaimTests(OnPostgres):
             self.written(store, store.add_outbound(request_id, server, b"pdu", parts, 1.0))
 
     def claimed(self, store: PostgresStore, claim: Claim) -> list[str]:
-        return [row.request_id for row in self.written(store, store.claim_outbound(claim))]
+        return [row.request_id for row in self.written(store, store.claim_outbound(claim)).rows]
 
     def claims(self) -> list[tuple[Any, ...]]:
         return self.admin.execute(
@@ -84,7 +84,7 @@ class ClaimTests(OnPostgres):
         theirs = self.take("b", LeaseKey.bind("eu", 1))
         self.assertEqual(self.claimed(self.b, theirs), [])
         self.expire()
-        self.assertEqual(self.written(self.b, self.b.claim_outbound(theirs)), [
+        self.assertEqual(self.written(self.b, self.b.claim_outbound(theirs)).rows, [
             ClaimedRow("r1", 2, ("M1", None), 1.0), ClaimedRow("r3", 2, (None, None), 1.0)])
         error = self.refused(self.a, self.a.claim_outbound(mine), LeaseLost)
         self.assertIn("'a' no longer holds the lease", str(error))
@@ -129,5 +129,19 @@ class ClaimTests(OnPostgres):
         self.assertEqual(self.admin.execute(
             f"SELECT request_id, idx FROM {self.schema}.submitting").fetchall(), [("r1", 1)])
         self.expire()
-        self.assertEqual(self.written(self.b, self.b.claim_outbound(self.take("b"))),
+        self.assertEqual(self.written(self.b, self.b.claim_outbound(self.take("b"))).rows,
                          [ClaimedRow("r1", 3, ("M1", None, None), 1.0, (1,))])
+
+    def test_quick_claim_looks_past_what_was_seen(self) -> None:
+        """A claim after the seq an earlier one saw takes only the requests stored since; a
+        request of a lower seq claimable since (its lease lapsed) waits for a whole claim."""
+        old, mine = self.take("a", LeaseKey.bind("eu", 1)), self.take("b")
+        self.add(self.a, "r1")
+        self.assertEqual(self.claimed(self.a, old), ["r1"])
+        seen = self.written(self.b, self.b.claim_outbound(mine)).seen
+        self.add(self.a, "r2")
+        self.expire(LeaseKey.bind("eu", 1))
+        quick = self.written(self.b, self.b.claim_outbound(mine, after=seen))
+        self.assertEqual([row.request_id for row in quick.rows], ["r2"])
+        self.assertGreater(quick.seen, seen)
+        self.assertEqual(self.claimed(self.b, mine), ["r1"])

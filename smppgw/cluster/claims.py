@@ -14,10 +14,12 @@ its queue:
 - **News**, by LISTEN/NOTIFY (a `Notifier`): a request stored unclaimed for a
   server this node binds (channel ``QUEUED``) is claimed at once; an outcome
   recorded by any node (channel ``OUTCOMES``) answers the hosts that wait
-  here for it (`Outbound.elsewhere`).  No polling but a slow safety round, a
-  third of the lease, and one each time the Notifier connects again: it
-  claims again and reads the outcomes waited for, in case a notification was
-  missed.
+  here for it (`Outbound.elsewhere`).  A notified claim is quick: it looks
+  only at the requests stored since the last claim (by seq).  No polling but
+  a slow safety round, a third of the lease, and one each time the Notifier
+  connects again: it claims again, looking at every unfinished request of the
+  server (one whose insert committed after a claim that saw a later seq, or
+  whose notification was missed), and reads the outcomes waited for.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from smppgw.cluster.leases import Tenure
 from smppgw.cluster.notifier import Notifier
 from smppgw.relay.outbound import Outbound
 from smppgw.smpp.log import SmppLog
-from smppgw.store.interfaces import Claim, ClaimedRow, LeaseLost, StoreError
+from smppgw.store.interfaces import Claim, ClaimBatch, LeaseLost, StoreError
 from smppgw.store.postgres.claims import OUTCOMES, QUEUED
 from smppgw.store.postgres.database import connect
 
@@ -61,7 +63,11 @@ class OutboundClaims:
         #: The claim of each server whose bind slot this node holds.
         self.held: dict[str, Claim] = {}
         self._claiming: set[str] = set()
-        self._again: set[str] = set()
+        # The servers to claim for again once the claim under way ends: True for a whole
+        # claim, False for a quick one (requests stored since the last claim).
+        self._again: dict[str, bool] = {}
+        # The highest seq each server's last claim looked at: where a quick claim starts.
+        self._seen: dict[str, int] = {}
         self.notifier = Notifier(connect, [QUEUED, OUTCOMES], reactor, self.received,
                                  self.safety, self.log)
         self._safety = LoopingCall(self.safety)
@@ -84,6 +90,7 @@ class OutboundClaims:
         """This node holds ``tenure``, a bind slot of its server: claim the server's requests."""
         claim = Claim(tenure.key.name, tenure.lease, tenure.node, tenure.epoch)
         self.held[claim.server] = claim
+        self._seen[claim.server] = 0
         self.outbound.take(claim.server, self.store.under(claim))
         self.claim(claim.server)
 
@@ -91,7 +98,7 @@ class OutboundClaims:
         """This node no longer holds a bind slot of ``server``: once what its queue wrote is
         committed, its jobs go (unanswered) to the next holder.  Fires once done."""
         self.held.pop(server, None)
-        self._again.discard(server)
+        self._again.pop(server, None)
         done: Deferred[Any] = self.store.durable()
 
         def give_up(_: object) -> None:
@@ -102,32 +109,41 @@ class OutboundClaims:
 
     # -- claiming ----------------------------------------------------------------------
 
-    def claim(self, server: str) -> None:
+    def claim(self, server: str, *, quick: bool = False) -> None:
         """Claim ``server``'s claimable requests for its queue, if this node holds its slot
-        (once more after the claim under way, if one is)."""
+        (once more after the claim under way, if one is).  A ``quick`` claim looks only at
+        the requests stored since the last claim: what a notification tells of."""
         claim = self.held.get(server)
         if claim is None:
             return
         if server in self._claiming:
-            self._again.add(server)
+            self._again[server] = self._again.get(server, False) or not quick
             return
-        self._claiming.add(server)
-        self.store.claim_outbound(claim, BATCH).addCallbacks(
-            self._claimed, self._not_claimed, callbackArgs=(claim,), errbackArgs=(claim,))
+        self._claim(claim, self._seen.get(server, 0) if quick else 0)
 
-    def _claimed(self, rows: list[ClaimedRow], claim: Claim) -> None:
-        self._claiming.discard(claim.server)
-        count = self.outbound.adopt(claim, rows)
+    def _claim(self, claim: Claim, after: int) -> None:
+        self._claiming.add(claim.server)
+        self.store.claim_outbound(claim, BATCH, after).addCallbacks(
+            self._claimed, self._not_claimed, callbackArgs=(claim, after),
+            errbackArgs=(claim,))
+
+    def _claimed(self, batch: ClaimBatch, claim: Claim, after: int) -> None:
+        server = claim.server
+        self._claiming.discard(server)
+        if self.held.get(server) == claim:
+            self._seen[server] = max(self._seen.get(server, 0), batch.seen)
+        count = self.outbound.adopt(claim, batch.rows)
         if count:
             self.log.major("{count} queued message(s) of server {server!r} claimed for this node",
-                           count=count, server=claim.server)
-        if len(rows) >= BATCH or claim.server in self._again:
-            self._again.discard(claim.server)
-            self.claim(claim.server)
+                           count=count, server=server)
+        if len(batch.rows) >= BATCH and self.held.get(server) == claim:
+            self._claim(claim, batch.seen)  # the rest, where this batch ended
+        elif server in self._again:
+            self.claim(server, quick=not self._again.pop(server))
 
     def _not_claimed(self, failure: Failure, claim: Claim) -> None:
         self._claiming.discard(claim.server)
-        self._again.discard(claim.server)
+        self._again.pop(claim.server, None)
         failure.trap(StoreError)
         if isinstance(failure.value, LeaseLost):
             return  # the slot is lost: its Renewer tells the bind slots
@@ -139,7 +155,7 @@ class OutboundClaims:
     def received(self, channel: str, payload: str) -> None:
         """A notification: a request stored unclaimed, or an outcome, of server ``payload``."""
         if channel == QUEUED:
-            self.claim(payload)
+            self.claim(payload, quick=True)
         elif channel == OUTCOMES and len(self.outbound.elsewhere):
             self.outbound.elsewhere.check([payload])
 

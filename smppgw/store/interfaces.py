@@ -11,7 +11,7 @@ on a store of one node (`smppgw.store.sole`), claims are no-ops.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import wraps
 from typing import TYPE_CHECKING, Any
 
@@ -124,6 +124,7 @@ class ClaimedRow:
 
     ``in_doubt`` are the indices of its parts marked as being submitted (under
     any lease) that have no message id: the SMSC may or may not have them.
+    ``seq`` is its seq where the store tells it (0 otherwise).
     """
 
     request_id: str
@@ -131,6 +132,16 @@ class ClaimedRow:
     message_ids: tuple[str | None, ...]
     created: float
     in_doubt: tuple[int, ...] = ()
+    seq: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimBatch:
+    """What one claim took, oldest first, and ``seen``: the highest seq it looked at (0
+    where the store does not tell), for the next claim's ``after``."""
+
+    rows: list[ClaimedRow]
+    seen: int = 0
 
 
 class IStore(Interface):
@@ -354,10 +365,13 @@ class IOutboundClaims(Interface):
 
     shared = Attribute("Whether other nodes write to the store too (claims matter).")
 
-    def claim_outbound(claim: Claim, limit: int = 10000) -> Deferred[list[ClaimedRow]]:
+    def claim_outbound(claim: Claim, limit: int = 10000,
+                       after: int = 0) -> Deferred[ClaimBatch]:
         """Claim up to ``limit`` of ``claim.server``'s unfinished requests that no running
         lease holds (none that ``claim`` holds already), oldest first; fires with them once
-        committed, or fails with :class:`LeaseLost` (nothing claimed)."""
+        committed, or fails with :class:`LeaseLost` (nothing claimed).  With ``after`` (the
+        ``seen`` of an earlier claim), only those of a later seq need be looked at: the
+        quick claim of requests just stored; a store may claim earlier ones as well."""
 
     def under(claim: Claim) -> IClaimedWrites:
         """The writes fenced by ``claim``."""

@@ -16,6 +16,7 @@ from zope.interface import implementer
 
 from smppgw.store.interfaces import (
     Claim,
+    ClaimBatch,
     ClaimedRow,
     IClaimedWrites,
     IOutboundClaims,
@@ -63,14 +64,15 @@ class SoleClaims:
     def __init__(self, store: Any) -> None:
         self.store = store
 
-    def claim_outbound(self, claim: Claim, limit: int = 10000) -> Deferred[list[ClaimedRow]]:
+    def claim_outbound(self, claim: Claim, limit: int = 10000,
+                       after: int = 0) -> Deferred[ClaimBatch]:
         rows: list[ClaimedRow] = []
         for request_id, _server, parts, message_ids, created in self.store.unfinished_brief(
                 claim.server):
             if len(rows) >= limit:
                 break
             rows.append(ClaimedRow(request_id, parts, message_ids, created))
-        return succeed(rows)
+        return succeed(ClaimBatch(rows))
 
     def under(self, claim: Claim) -> SoleWrites:
         return SoleWrites(self.store, claim)

@@ -40,7 +40,7 @@ class ClaimsConformance(Conformance):
         self.written(store.finish("r4", {"ok": True}))
         claims = claims_of(store)
         self.assertTrue(IOutboundClaims.providedBy(claims))
-        self.assertEqual(self.written(claims.claim_outbound(self.claim("eu"))), [
+        self.assertEqual(self.written(claims.claim_outbound(self.claim("eu"))).rows, [
             ClaimedRow("r1", 2, (None, "M2"), 1.0), ClaimedRow("r3", 1, (None,), 1.0)])
 
     def test_writes_under_a_claim(self) -> None:

@@ -36,6 +36,7 @@ from zope.interface import implementer
 from smppgw.store.interfaces import (
     BadStoreInput,
     Claim,
+    ClaimBatch,
     ClaimedRow,
     IClaimedWrites,
     LeaseLost,
@@ -84,7 +85,7 @@ WITH v AS (SELECT %(lease)s::bigint AS lease, %(epoch)s::bigint AS epoch, %(node
 {_HELD},
 free AS (
     SELECT o.seq FROM outbound AS o
-    WHERE o.server = %(server)s AND o.outcome IS NULL
+    WHERE o.server = %(server)s AND o.outcome IS NULL AND o.seq > %(after)s
       AND EXISTS (SELECT 1 FROM v {_JOIN_HELD})
       AND (o.claim_lease IS NULL OR NOT EXISTS (
           SELECT 1 FROM lease AS l WHERE l.id = o.claim_lease AND l.epoch = o.epoch
@@ -106,18 +107,23 @@ _STILL_HELD = ("SELECT 1 FROM lease WHERE id = %s AND epoch = %s AND holder = %s
                " AND lease_until > clock_timestamp()")
 
 
-def _claim(claim: Claim, limit: int, db: Connection) -> Later:
+def _claim(claim: Claim, limit: int, after: int, db: Connection) -> Later:
     params = {"lease": claim.lease, "epoch": claim.epoch, "node": claim.node,
-              "server": claim.server, "limit": limit}
+              "server": claim.server, "limit": limit, "after": after}
     rows = db.execute(_CLAIM, params)
     held = db.execute(_STILL_HELD, (claim.lease, claim.epoch, claim.node))
+    # What the claim saw: a request of a lower seq not committed yet (a concurrent insert)
+    # is left to a later claim without ``after``.
+    seen = db.execute("SELECT COALESCE(MAX(seq), 0) FROM outbound")
 
-    def finish() -> list[ClaimedRow]:
+    def finish() -> ClaimBatch:
         found = rows.fetchall()
         if held.fetchone() is None:
             raise _lost(claim)
-        return [ClaimedRow(request_id, parts, tuple(message_ids), created, tuple(doubt))
-                for _seq, request_id, parts, created, message_ids, doubt in found]
+        taken = [ClaimedRow(request_id, parts, tuple(message_ids), created, tuple(doubt), seq)
+                 for seq, request_id, parts, created, message_ids, doubt in found]
+        (highest,) = seen.fetchone() or (0,)
+        return ClaimBatch(taken, taken[-1].seq if len(taken) >= limit else max(highest, after))
 
     return Later(finish)
 
@@ -311,10 +317,12 @@ class ClaimTables(OutboundTables):
     #: Several nodes may write to this store.
     shared = True
 
-    def claim_outbound(self, claim: Claim, limit: int = 10000) -> Deferred[list[ClaimedRow]]:
+    def claim_outbound(self, claim: Claim, limit: int = 10000,
+                       after: int = 0) -> Deferred[ClaimBatch]:
         """Claim up to ``limit`` of ``claim.server``'s claimable requests (see the module
-        docstring), oldest first; fails with :class:`LeaseLost` if its tenure is over."""
-        return self._write(lambda db: _claim(claim, limit, db))
+        docstring) of a seq above ``after``, oldest first; fails with :class:`LeaseLost`
+        if its tenure is over."""
+        return self._write(lambda db: _claim(claim, limit, after, db))
 
     def under(self, claim: Claim) -> ClaimedWrites:
         """The writes fenced by ``claim``."""
