@@ -42,6 +42,7 @@ from smppgw.store.interfaces import (
     LeaseLost,
     OutboundPayload,
     OutboundRow,
+    StoreError,
     UnknownRow,
 )
 from smppgw.store.postgres.bulk import Bulk, Later
@@ -55,6 +56,7 @@ from smppgw.store.postgres.outbound import (
     _added,
     _row,
 )
+from smppgw.store.postgres.writer import Writer
 
 __all__ = ["OUTCOMES", "QUEUED", "ClaimTables", "ClaimedWrites"]
 
@@ -83,13 +85,16 @@ def _columns(rows: list[tuple[Any, ...]]) -> tuple[list[Any], ...]:
 _CLAIM = f"""
 WITH v AS (SELECT %(lease)s::bigint AS lease, %(epoch)s::bigint AS epoch, %(node)s::text AS node),
 {_HELD},
+-- The requests of this claim are left out first, without a look at their lease: on the
+-- node that holds a large backlog, a whole claim reads no lease row per request.
 free AS (
     SELECT o.seq FROM outbound AS o
     WHERE o.server = %(server)s AND o.outcome IS NULL AND o.seq > %(after)s
       AND EXISTS (SELECT 1 FROM v {_JOIN_HELD})
-      AND (o.claim_lease IS NULL OR NOT EXISTS (
-          SELECT 1 FROM lease AS l WHERE l.id = o.claim_lease AND l.epoch = o.epoch
-          AND l.holder = o.claimed_by AND l.lease_until > clock_timestamp()))
+      AND (o.claim_lease IS NULL OR ((o.claim_lease, o.epoch) <> (%(lease)s, %(epoch)s)
+          AND NOT EXISTS (SELECT 1 FROM lease AS l WHERE l.id = o.claim_lease
+              AND l.epoch = o.epoch AND l.holder = o.claimed_by
+              AND l.lease_until > clock_timestamp())))
     ORDER BY o.seq LIMIT %(limit)s FOR UPDATE OF o SKIP LOCKED),
 taken AS (
     UPDATE outbound AS o SET claimed_by = %(node)s, claim_lease = %(lease)s, epoch = %(epoch)s
@@ -312,17 +317,47 @@ class ClaimedWrites:
 
 
 class ClaimTables(OutboundTables):
-    """`IOutboundClaims` of the PostgreSQL store (a base of `PostgresStore`)."""
+    """`IOutboundClaims` of the PostgreSQL store (a base of `PostgresStore`).
+
+    Claims run on a connection and a thread of their own (a second `Writer`, started
+    at the first claim): a whole claim walks the server's unfinished requests, and
+    the writes of the queue must not wait for it.
+    """
 
     #: Several nodes may write to this store.
     shared = True
+    _claimer: Writer | None = None
+
+    def _claiming(self) -> Writer:
+        if self._closed:
+            raise StoreError(f"the store {self.path} is closed")
+        if self._claimer is None:
+            self._claimer = Writer(self._connect, self.path, self._call_from_thread,
+                                   name="smppgw-postgres-claims")
+        return self._claimer
+
+    def settle(self) -> None:
+        """Wait until every write and claim made so far is committed, and fire their Deferreds."""
+        if self._claimer is not None:
+            self._claimer.wait()
+            self._claimer.deliver()
+        super().settle()
+
+    def close(self) -> None:
+        if self._claimer is not None and not self._closed:
+            self._claimer.stop()
+        super().close()
 
     def claim_outbound(self, claim: Claim, limit: int = 10000,
                        after: int = 0) -> Deferred[ClaimBatch]:
         """Claim up to ``limit`` of ``claim.server``'s claimable requests (see the module
         docstring) of a seq above ``after``, oldest first; fails with :class:`LeaseLost`
         if its tenure is over."""
-        return self._write(lambda db: _claim(claim, limit, after, db))
+        try:
+            claimer = self._claiming()
+        except StoreError:
+            return fail()
+        return claimer.submit(lambda db: _claim(claim, limit, after, db))
 
     def under(self, claim: Claim) -> ClaimedWrites:
         """The writes fenced by ``claim``."""

@@ -141,7 +141,8 @@ class Database:
             raise
         if reactor is None:
             from twisted.internet import reactor
-        self._writer = Writer(self._connect, self.path, reactor.callFromThread)
+        self._call_from_thread = reactor.callFromThread
+        self._writer = Writer(self._connect, self.path, self._call_from_thread)
 
     def _connect(self) -> psycopg.Connection[Any]:
         extra = {"password": self.password} if self.password else {}
