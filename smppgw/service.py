@@ -274,7 +274,7 @@ class Gateway(MultiService):
                 self._leases = Leases(ThreadedConnection(self.config.store.url, self.reactor,
                                                          name="smppgw-binds", **params))
                 self.claims = claims_for(self.config, self.outbound, self.store, self.reactor,
-                                         self.log)
+                                         self.log, self.maintenance.maintains)
                 for server in self.config.servers:
                     if server.enabled:
                         self.stand_by(server)

@@ -145,3 +145,23 @@ class ClaimTests(OnPostgres):
         self.assertEqual([row.request_id for row in quick.rows], ["r2"])
         self.assertGreater(quick.seen, seen)
         self.assertEqual(self.claimed(self.b, mine), ["r1"])
+
+    def test_expire_what_no_lease_holds(self) -> None:
+        """Requests past their time that no running lease holds (unclaimed, or claimed under a
+        lapsed lease) are finished with the outcome given; one claimed under a running lease,
+        and one still in its time, are left."""
+        mine = self.take("a")
+        self.add(self.b, "held", "lapsed")
+        self.assertEqual(self.claimed(self.a, mine), ["held", "lapsed"])
+        self.admin.execute(f"UPDATE {self.schema}.outbound SET claim_lease = NULL, claimed_by ="
+                           " NULL WHERE request_id = 'lapsed'")
+        other = self.take("b", LeaseKey.bind("eu", 1))
+        self.assertEqual(self.claimed(self.b, other), ["lapsed"])
+        self.expire(LeaseKey.bind("eu", 1))
+        self.add(self.b, "unclaimed")
+        self.written(self.b, self.b.add_outbound("recent", "eu", b"pdu", 1, 100.0))
+        outcome = {"ok": False, "code": "NOT_RELAYED", "reason": "late"}
+        self.assertEqual(self.written(self.b, self.b.expire_unclaimed(50.0, outcome)), 2)
+        self.assertEqual([(row.request_id, row.outcome) for row in self.b.finished(
+            ["held", "lapsed", "unclaimed", "recent"])],
+            [("lapsed", outcome), ("unclaimed", outcome)])

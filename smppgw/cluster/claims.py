@@ -11,6 +11,10 @@ its queue:
 - **A slot given up or lost** (`gave_up`, once the link has unbound and what
   it wrote is committed): the queue's jobs are dropped unanswered; their
   waiters wait for the outcome the next holder records (`Outbound.give_up`).
+- **What no node sends** (its server off or removed everywhere): the node
+  that maintains finishes it as NOT_RELAYED once past
+  ``reject_if_not_relayed_in``, at each safety round (below), as a queue
+  expires its own.
 - **News**, by LISTEN/NOTIFY (a `Notifier`): a request stored unclaimed for a
   server this node binds (channel ``QUEUED``) is claimed at once; an outcome
   recorded by any node (channel ``OUTCOMES``) answers the hosts that wait
@@ -34,6 +38,7 @@ from twisted.python.failure import Failure
 
 from smppgw.cluster.leases import Tenure
 from smppgw.cluster.notifier import Notifier
+from smppgw.errors import NotRelayed, failed
 from smppgw.relay.outbound import Outbound
 from smppgw.smpp.log import SmppLog
 from smppgw.store.interfaces import Claim, ClaimBatch, LeaseLost, StoreError
@@ -55,8 +60,10 @@ class OutboundClaims:
 
     def __init__(self, outbound: Outbound, store: Any,
                  connect: Callable[[], psycopg.Connection[Any]], reactor: Any, every: float,
-                 log: SmppLog | None = None) -> None:
+                 log: SmppLog | None = None,
+                 maintains: Callable[[], bool] = lambda: False) -> None:
         self.outbound = outbound
+        self.maintains = maintains
         self.store = store
         self.reactor = reactor
         self.log = log or SmppLog("*")
@@ -160,20 +167,45 @@ class OutboundClaims:
             self.outbound.elsewhere.check([payload])
 
     def safety(self) -> None:
-        """Claim again for every server held, and read every outcome waited for."""
+        """Claim again for every server held, and read every outcome waited for; on the node
+        that maintains, expire what no node will send."""
         for server in list(self.held):
             self.claim(server)
         if len(self.outbound.elsewhere):
             self.outbound.elsewhere.check()
+        if self.maintains():
+            self.expire()
+
+    def expire(self) -> Deferred[int]:
+        """Finish as NOT_RELAYED the requests past ``reject_if_not_relayed_in`` that no node
+        holds (their server is off or removed on every node, or no node could bind it)."""
+        after = self.outbound.config.module.reject_if_not_relayed_in
+        outcome = failed(NotRelayed(f"not relayed within {after:g}s: no node sends for its"
+                                    " server"))
+
+        def expired(count: int) -> int:
+            if count:
+                self.log.major("{count} queued message(s) that no node sends expired",
+                               count=count)
+            return count
+
+        def not_expired(failure: Failure) -> int:
+            failure.trap(StoreError)
+            self.log.problem("cannot expire the messages no node sends: {error}",
+                             error=failure.getErrorMessage())
+            return 0
+
+        done: Deferred[int] = self.store.expire_unclaimed(self.reactor.seconds() - after, outcome)
+        return done.addCallbacks(expired, not_expired)
 
 
-def claims_for(config: Config, outbound: Outbound, store: Any, reactor: Any,
-               log: SmppLog) -> OutboundClaims:
+def claims_for(config: Config, outbound: Outbound, store: Any, reactor: Any, log: SmppLog,
+               maintains: Callable[[], bool]) -> OutboundClaims:
     """The started claims of a gateway on the PostgreSQL store of ``config``."""
     password = config.store.password
     params: dict[str, Any] = {"password": password} if password else {}
     url = config.store.url
     claims = OutboundClaims(outbound, store, lambda: connect(url, **params), reactor,
-                            config.node.lease / 3, log)
+                            config.node.lease / 3, log, maintains)
     claims.start()
     return claims

@@ -376,6 +376,11 @@ class IOutboundClaims(Interface):
     def under(claim: Claim) -> IClaimedWrites:
         """The writes fenced by ``claim``."""
 
+    def expire_unclaimed(before: float, outcome: dict[str, Any]) -> Deferred[int]:
+        """Finish with ``outcome`` the unfinished requests created before ``before`` that no
+        running lease holds (a server no node binds: off or removed everywhere); fires
+        with how many.  A store of one node has none: its queues expire their own."""
+
     def finished(request_ids: list[str]) -> list[OutboundRow]:
         """The finished requests among ``request_ids`` (an outcome another node wrote)."""
 
