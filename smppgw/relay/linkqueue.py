@@ -375,6 +375,8 @@ class LinkQueue(Answers, Recorder):
         if self.claim is not claim or job.done:
             self.in_flight -= 1
             job.in_flight -= 1
+            if self.claim is claim:  # the job ended meanwhile: its window slot is free
+                self.pump()
             return
         link = self.link
         link.submit(pdu, PartAnswer(self, job, index, link))
