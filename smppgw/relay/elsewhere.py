@@ -37,8 +37,10 @@ class Elsewhere:
         return len(self.jobs)
 
     def add(self, job: Job) -> None:
-        """Wait here for the outcome of ``job`` (no longer in any queue of this node)."""
+        """Wait here for the outcome of ``job`` (no longer in any queue of this node); its
+        payload goes (the node that sends it reads it from the store)."""
         job.done = True
+        job.payload = None
         self.jobs[job.request_id] = job
 
     def get(self, request_id: str) -> Job | None:
