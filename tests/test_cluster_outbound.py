@@ -1,5 +1,5 @@
-"""Two gateway nodes on one PostgreSQL database, outbound: the node that binds the server sends
-what either node accepted, a stopped or lapsed holder's messages are sent by the next, its
+"""Gateway nodes on one PostgreSQL database, outbound: the node that binds the server sends
+what any node accepted, a stopped or lapsed holder's messages are sent by the next, its
 late writes are fenced off, and only the parts in doubt are sent twice.
 
 Both nodes run in this process on the reactor, each with its own AMP socket, on one schema
@@ -40,7 +40,8 @@ ESME_RBINDFAIL = 0x0000000D  # the bind failed
 
 
 class TwoNodesTests(TestCase):
-    """Nodes gw-1 and gw-2 share one database and one SMSC; server '' has one bind slot."""
+    """Nodes gw-1, gw-2 (and gw-3) share one database and one SMSC; server '' has one bind
+    slot unless a test says otherwise."""
 
     timeout = 15
     skip = None if os.environ.get("CI") == "true" else MISSING
@@ -70,11 +71,11 @@ class TwoNodesTests(TestCase):
         self.simulator.faults.response_delay = 0.0
         self.smsc_clock.advance(1.0)
 
-    def gateway(self, node: str, lease: str) -> Gateway:
+    def gateway(self, node: str, lease: str, max_binds: int = 1) -> Gateway:
         # Unix socket paths must be short (108 bytes): not under trial's temp folder.
         state = tempfile.mkdtemp(prefix="smppgw-")
         self.addCleanup(shutil.rmtree, state, True)
-        text = gateway_config(state, self.port, sender="+15550100", window=1,
+        text = gateway_config(state, self.port, sender="+15550100", window=1, max_binds=max_binds,
                               module={"log_level": "problems"}).replace(
             f'path = "{state}/smppgw.sqlite"',
             f'url = "{URL}?options=-csearch_path%3D{self.schema}"')
@@ -85,9 +86,9 @@ class TwoNodesTests(TestCase):
         return gateway
 
     @inlineCallbacks
-    def start(self, node: str, lease: str = "60s") -> Any:
+    def start(self, node: str, lease: str = "60s", max_binds: int = 1) -> Any:
         """Node ``node`` started, with a host connected to it: (gateway, host)."""
-        gateway = self.gateway(node, lease)
+        gateway = self.gateway(node, lease, max_binds)
         gateway.startService()
         self.addCleanup(self.stop, gateway)
         while not (gateway.binds[""].tenure or gateway.binds[""].standing_by):
@@ -148,6 +149,27 @@ class TwoNodesTests(TestCase):
                                   sender="alice@example.com", recipient="+15551234@spare._smpp",
                                   body="hello")
         yield self.assertFailure(refused, ServerDisabledError)
+
+    @inlineCallbacks
+    def test_two_binding_nodes_share_a_standby_nodes_requests(self) -> Any:
+        """With max_binds 2 two nodes bind and a third stands by: the requests sent to the
+        third at once are claimed by the two as they are stored, each request by one of them
+        (their claims skip the rows the other holds), each sent once and answered."""
+        first, _ = yield self.start("gw-1", max_binds=2)
+        second, _ = yield self.start("gw-2", max_binds=2)
+        yield bound(first)
+        yield bound(second)
+        _, host = yield self.start("gw-3", max_binds=2)
+        count = 30
+        sent = [self.send(host, f"r{n}", f"message {n}") for n in range(count)]
+        answers = []
+        for answer in sent:
+            answers.append((yield answer))
+        self.assertEqual(sorted(self.submits()), sorted(f"message {n}".encode()
+                                                        for n in range(count)))
+        self.assertEqual([answer["parts"] for answer in answers], [1] * count)
+        self.assertEqual({row[1] for row in self.rows()} - {"gw-1", "gw-2"}, set())
+        self.assertEqual([row[2] for row in self.rows()], [True] * count)
 
     @inlineCallbacks
     def test_stopped_holder_hands_its_queue_over(self) -> Any:
