@@ -82,9 +82,11 @@ class OutboundClaims:
         self.every = every
 
     def start(self) -> Deferred[None]:
-        """Listen for the other nodes' news; fires once listening."""
+        """Listen for the other nodes' news; fires once listening, after a safety round for
+        what was stored before (a claim made before the Notifier listened may miss it)."""
         self._safety.start(self.every, now=False)
-        return self.notifier.start()
+        listening = self.notifier.start()
+        return listening.addCallback(lambda _: self.safety())
 
     def stop(self) -> None:
         if self._safety.running:
