@@ -13,7 +13,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from smppgw.cluster.claims import BATCH, OutboundClaims
+from smppgw.cluster.claims import BATCH, EXPIRE_EVERY, OutboundClaims
 from smppgw.cluster.leases import LeaseKey, Tenure
 from smppgw.config import parse_config
 from smppgw.relay.outbound import Outbound
@@ -88,7 +88,8 @@ class OutboundClaimsTests(SynchronousTestCase):
 
     def test_safety_round(self) -> None:
         """A safety round claims every request of each server held and answers the hosts whose
-        outcome another node recorded; only the maintaining node expires what no node sends."""
+        outcome another node recorded; only the maintaining node expires what no node sends,
+        once a minute at most."""
         waiting = self.outbound.send_signal("r1", "MESSAGE", "alice@example.com",
                                             "+15551234@smpp", "hello")
         self.clock.advance(0)
@@ -105,6 +106,11 @@ class OutboundClaimsTests(SynchronousTestCase):
         self.assertEqual(self.store.expired, [(400.0, {
             "ok": False, "code": "NOT_RELAYED",
             "reason": "not relayed within 600s: no node sends for its server"})])
+        self.clock.advance(EXPIRE_EVERY - 1)
+        self.claims.safety()
+        self.clock.advance(1)
+        self.claims.safety()
+        self.assertEqual([before for before, _ in self.store.expired], [400.0, 460.0])
 
     def test_outcome_notified(self) -> None:
         """An outcome another node records, notified, answers the host that waits here."""

@@ -13,8 +13,8 @@ its queue:
   waiters wait for the outcome the next holder records (`Outbound.give_up`).
 - **What no node sends** (its server off or removed everywhere): the node
   that maintains finishes it as NOT_RELAYED once past
-  ``reject_if_not_relayed_in``, at each safety round (below), as a queue
-  expires its own.
+  ``reject_if_not_relayed_in``, at a safety round (below) once every
+  `EXPIRE_EVERY` seconds, as a queue expires its own.
 - **News**, by LISTEN/NOTIFY (a `Notifier`): a request stored unclaimed for a
   server this node binds (channel ``QUEUED``) is claimed at once; an outcome
   recorded by any node (channel ``OUTCOMES``) answers the hosts that wait
@@ -52,6 +52,8 @@ __all__ = ["OutboundClaims"]
 
 #: The most requests one claim takes; a full batch is followed by another at once.
 BATCH = 5000
+#: Seconds between two expiries of what no node sends (each walks the unfinished requests).
+EXPIRE_EVERY = 60.0
 
 
 class OutboundClaims:
@@ -77,6 +79,7 @@ class OutboundClaims:
         self._seen: dict[str, int] = {}
         self.notifier = Notifier(connect, [QUEUED, OUTCOMES], reactor, self.received,
                                  self.safety, self.log)
+        self._expired_at: float | None = None
         self._safety = LoopingCall(self.safety)
         self._safety.clock = reactor
         self.every = every
@@ -175,7 +178,10 @@ class OutboundClaims:
             self.claim(server)
         if len(self.outbound.elsewhere):
             self.outbound.elsewhere.check()
-        if self.maintains():
+        now = self.reactor.seconds()
+        if self.maintains() and (self._expired_at is None
+                                 or now - self._expired_at >= EXPIRE_EVERY):
+            self._expired_at = now
             self.expire()
 
     def expire(self) -> Deferred[int]:
