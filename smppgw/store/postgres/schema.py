@@ -96,7 +96,8 @@ CREATE TABLE lease (
 );
 
 -- The parts whose submit_sm was sent, or about to be, by the holder of lease
--- (lease, epoch).  Gone with their request when it is pruned.
+-- (lease, epoch).  Gone once the part's message id or its request's outcome is
+-- recorded, or with their request when it is pruned.
 CREATE TABLE submitting (
     request_id text NOT NULL REFERENCES outbound (request_id) ON DELETE CASCADE,
     idx integer NOT NULL,
