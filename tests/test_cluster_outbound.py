@@ -204,7 +204,6 @@ class TwoNodesTests(TestCase):
         self.hold()
         holder, host = yield self.start("gw-1", lease="3s")
         yield bound(holder)
-        yield self.start("gw-2", lease="3s")
         first, second = self.send(host, "r1", "sent twice"), self.send(host, "r2", "sent once")
         yield self.until(lambda: self.submits() == [b"sent twice"])
         self.assertEqual(self.admin.execute(
@@ -219,6 +218,8 @@ class TwoNodesTests(TestCase):
             self.assertEqual(self.admin.execute(
                 f"SELECT count(*) FROM {self.schema}.part").fetchone(), (0,))
             self.assertEqual(self.submits(), [b"sent twice"])
+            # Started now, so that no takeover can come before the checks above.
+            yield self.start("gw-2", lease="3s")
             self.release()
             answers = [(yield first), (yield second)]
         self.assertEqual(self.submits(), [b"sent twice", b"sent twice", b"sent once"])
