@@ -149,6 +149,7 @@ class PostgresGatewayTests(TestCase):
         gateway.startService()
         self.addCleanup(self.stop, gateway)
         link = yield bound(gateway)
+        yield gateway.store.durable()  # its first settings, published at start, committed
         other = PostgresStore(f"{URL}?options=-csearch_path%3D{self.schema}", reactor)
         self.addCleanup(other.close)
         found = other.shared_settings()
@@ -183,9 +184,10 @@ class PostgresGatewayTests(TestCase):
         window = gateway.config.servers[0].window
         count = 200
         answers = [self.send(host, f"r{n}") for n in range(count)]
-        done: list[Any] = []
-        for answer in answers:
-            answer.addBoth(done.append)
+        # By request: the answers need not come in the order asked.
+        done: dict[int, Any] = {}
+        for n, answer in enumerate(answers):
+            answer.addBoth(lambda result, n=n: done.__setitem__(n, result))
         while len(done) < count // 4:
             yield turn()
         (cut,) = self.admin.execute(
@@ -197,7 +199,7 @@ class PostgresGatewayTests(TestCase):
         # A write cut off in its commit may or may not have been committed: such a
         # request is answered TRY_LATER, and asking again with its request_id gets its
         # outcome (the SMS is not sent again).
-        for answer in done:
+        for answer in done.values():
             if not isinstance(answer, dict):
                 self.assertTrue(answer.check(TryLater), answer)
         for n in range(count):
