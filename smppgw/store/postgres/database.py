@@ -11,7 +11,9 @@ holds no row lock another node would wait on long.
 
 Reads run on the reactor's thread, on a second connection, and see every
 write made before them: a read first waits for the writes in flight to be
-committed (blocking, as a read of the SQLite store does).  A statement that
+committed (blocking, as a read of the SQLite store does).  (The claims of a
+node's queues run on a third connection and writer of their own: see
+`claims`.)  A statement that
 waits for a row another connection holds gives up after ``lock_timeout``
 seconds.  A connection that breaks (the server restarted, the network cut)
 fails the call that finds it broken with :class:`StoreError`; the next call
