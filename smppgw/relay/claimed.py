@@ -46,6 +46,9 @@ class Claimed:
         if queue is not None:
             for job in queue.release_claim():
                 self.elsewhere.add(job)
+        # Stored under a claim gone or not at all: the next holder claims them, if stored.
+        for request_id in [r for r, claim in self._uncertain.items() if claim.server == server]:
+            del self._uncertain[request_id]
 
     def adopt(self, claim: Claim, rows: list[ClaimedRow]) -> int:
         """Queue the requests claimed under ``claim`` (unless the claim went meanwhile: the
