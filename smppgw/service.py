@@ -4,8 +4,9 @@ Wiring: the gateway's MultiService.
 One `Link` per enabled server (named ``smsc:<name>``), the store (an SQLite
 file, or with ``[store] url`` a PostgreSQL database: `open_store`, where each
 server's link runs only while this node holds one of its bind slots, a
-`BindSlots` named ``binds:<name>``, and the server stands by otherwise), the
-outbound queue, the AMP endpoint and the elector of the node that runs the
+`BindSlots` named ``binds:<name>``, its queue sends what this node claimed
+under that slot (`smppgw.cluster.claims`), and the server stands by
+otherwise), the outbound queue, the AMP endpoint and the elector of the node that runs the
 maintenance jobs (`smppgw.cluster.election`); with ``demo``, an SMSC simulator listening
 where the configured plain-TCP loopback servers connect, started first so the
 links find it.  While it runs, SIGHUP never stops it: `Gateway.hangup` says
@@ -26,13 +27,13 @@ from twisted.internet.endpoints import (
 )
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from smppgw.cluster.binds import BindSlots
+from smppgw.cluster.claims import OutboundClaims, claims_for
 from smppgw.cluster.connection import ThreadedConnection
 from smppgw.cluster.dialogsync import dialog_sync_for
 from smppgw.cluster.election import maintenance_for
-from smppgw.cluster.leases import Leases
+from smppgw.cluster.leases import Leases, Tenure
 from smppgw.cluster.notifier import Notifier
 from smppgw.config import Config, ConfigError, ServerConfig, load_config, unix_socket_path
 from smppgw.host.protocol import GatewayAMPFactory
@@ -61,8 +62,6 @@ from smppgw.store.sqlite import Checkpointer, private_folder
 
 _log = Logger()
 
-#: Seconds between two checks that this node still holds its PostgreSQL store.
-NODE_LOCK_CHECK = 5.0
 #: How often finished requests past the store's retention (7 days) are deleted.
 PRUNE_EVERY = 3600.0
 
@@ -100,12 +99,13 @@ class Gateway(MultiService):
         self.checkpointer: Checkpointer | None = None
         #: On a PostgreSQL store, what keeps the settings shared with the other nodes in step.
         self.shared: SettingsSync | None = None
-        self._lock_check: LoopingCall | None = None
         #: On a PostgreSQL store, the bind slots of each enabled server, by name.
         self.binds: dict[str, BindSlots] = {}
         self._leases: Leases | None = None
         #: What tells this node's dispatcher of the inbox rows other nodes add (PostgreSQL).
         self._inbox_news: Notifier | None = None
+        #: On a PostgreSQL store, the claims of the servers this node binds (`smppgw.cluster.claims`).
+        self.claims: OutboundClaims | None = None
         self._restore_hangup: Callable[[], object] = lambda: None
 
     def add_link(self, link: Link) -> None:
@@ -151,18 +151,29 @@ class Gateway(MultiService):
         assert self._leases is not None
         name = server.name
         slots = BindSlots(self._leases, name, self.config.node.name, self.config.node.lease,
-                          self.reactor, lambda _: self.start_link(self.config.server(name)),
+                          self.reactor, lambda tenure: self._bound(name, tenure),
                           lambda _: self._unbind(name), max_binds=server.max_binds,
                           log=SmppLog(name, self.config.module.log_level))
         self.binds[name] = slots
         self.links.stand_by(name)
         slots.setServiceParent(self)
 
+    def _bound(self, name: str, tenure: Tenure) -> None:
+        """This node holds ``tenure``, a bind slot of server ``name``: bind it, and claim
+        what is queued for it."""
+        self.start_link(self.config.server(name))
+        if self.claims is not None:
+            self.claims.took(tenure)
+
     def _unbind(self, name: str) -> Deferred[None]:
-        """Server ``name``'s slot is given up or lost: its link unbinds; it stands by if kept."""
+        """Server ``name``'s slot is given up or lost: its link unbinds, then its queue gives up
+        what it claimed; it stands by if kept."""
         done = self.stop_link(name) if name in self.links else succeed(None)
         if name in self.binds:
             self.links.stand_by(name)
+        claims = self.claims
+        if claims is not None:
+            done.addCallback(lambda _: claims.gave_up(name))
         return done
 
     def start_link(self, server: ServerConfig) -> Link:
@@ -271,6 +282,8 @@ class Gateway(MultiService):
                 params: dict[str, Any] = {"password": password} if password else {}
                 self._leases = Leases(ThreadedConnection(self.config.store.url, self.reactor,
                                                          name="smppgw-binds", **params))
+                self.claims = claims_for(self.config, self.outbound, self.store, self.reactor,
+                                         self.log, self.maintenance.maintains)
                 for server in self.config.servers:
                     if server.enabled:
                         self.stand_by(server)
@@ -317,9 +330,6 @@ class Gateway(MultiService):
         self._restore_hangup = on_signal(self.reactor, "SIGHUP", self.hangup)
         self.log.major("AMP endpoint listening on {listen}", listen=listen)
         if self.config.store.postgres:
-            self._lock_check = LoopingCall(self.check_node_lock)
-            self._lock_check.clock = self.reactor
-            self._lock_check.start(NODE_LOCK_CHECK, now=False)
             self.shared = SettingsSync(self, self.store, self.reactor, self.config.node.name,
                                        self.log)
             try:
@@ -352,22 +362,6 @@ class Gateway(MultiService):
             pass  # logged, the old configuration stays in force
         except Exception:
             _log.failure("SIGHUP: the reload failed")
-
-    def check_node_lock(self) -> Deferred[None]:
-        """On a PostgreSQL store, hold it again if the connection that held it was lost
-        (the server restarted); say so, and say it every time while another node holds it.
-        Fires once checked, never with an error (the loop waits for it)."""
-
-        def checked(again: bool) -> None:
-            if again:
-                self.log.major("the store's connection was lost; this node holds {path}"
-                               " again", path=self.store.path)
-
-        def failed(failure: Failure) -> None:
-            self.log.problem("{error}", error=failure.getErrorMessage())
-
-        done: Deferred[None] = self.store.check_node_lock().addCallbacks(checked, failed)
-        return done
 
     def _prune(self) -> None:
         """Forget finished requests older than the store's retention (their answers were given),
@@ -404,10 +398,10 @@ class Gateway(MultiService):
                 self._pruning.stop()
             if self.shared is not None:
                 self.shared.stop()
-            if self._lock_check is not None and self._lock_check.running:
-                self._lock_check.stop()
             if self._inbox_news is not None:
                 self._inbox_news.stop()
+            if self.claims is not None:
+                self.claims.stop()
             if self.inbound is not None:
                 self.inbound.stop()
             if self.outbound is not None:

@@ -55,10 +55,10 @@ def on_signal(reactor: Any, name: str, act: Callable[[], object]) -> Callable[[]
 
 
 def open_store(config: Config, reactor: Any) -> Any:
-    """The store ``config`` names: the PostgreSQL database of ``[store] url``, this node's
-    alone while it runs, or the SQLite file of ``[store] path``.
+    """The store ``config`` names: the PostgreSQL database of ``[store] url`` (which other
+    nodes may share), or the SQLite file of ``[store] path``.
 
-    :raise StoreError: it cannot be opened, or another gateway (node) holds it.
+    :raise StoreError: it cannot be opened, or another gateway holds the SQLite file.
     """
     if config.store.postgres:
         from smppgw.store.postgres import PostgresStore

@@ -1,5 +1,5 @@
 """A gateway on the PostgreSQL store, end to end: a host over AMP -> the gateway -> the SMSC
-simulator on loopback, a restart on the same database, a second node refused, /healthz.
+simulator on loopback, a restart on the same database, a second node beside it, /healthz.
 
 Like tests/test_store_postgres.py, they run against the server ``SMPPGW_TEST_POSTGRES``
 names, each gateway in a schema of its own; skipped without it, failed under CI=true.
@@ -28,10 +28,10 @@ from smppgw.cluster.connection import BlockingConnection, connect
 from smppgw.cluster.election import MAINTENANCE, Maintenance
 from smppgw.cluster.leases import LeaseKey, Tenure
 from smppgw.config import load_config, parse_config
-from smppgw.errors import ServerDisabledError, TryLater, Unavailable
+from smppgw.errors import TryLater, Unavailable
 from smppgw.host.commands import ServerStatus
 from smppgw.relay.dialogs import DialogTable
-from smppgw.service import Gateway, StartupError, build_gateway
+from smppgw.service import Gateway, build_gateway
 from smppgw.shared import shared_text
 from smppgw.store.postgres import PostgresStore, schema
 from smppgw.store.sqlite.backup import backup
@@ -164,6 +164,7 @@ class PostgresGatewayTests(TestCase):
         gateway.startService()
         self.addCleanup(self.stop, gateway)
         link = yield bound(gateway)
+        yield gateway.store.durable()  # its first settings, published at start, committed
         other = PostgresStore(f"{URL}?options=-csearch_path%3D{self.schema}", reactor)
         self.addCleanup(other.close)
         found = other.shared_settings()
@@ -198,9 +199,10 @@ class PostgresGatewayTests(TestCase):
         window = gateway.config.servers[0].window
         count = 200
         answers = [self.send(host, f"r{n}") for n in range(count)]
-        done: list[Any] = []
-        for answer in answers:
-            answer.addBoth(done.append)
+        # By request: the answers need not come in the order asked.
+        done: dict[int, Any] = {}
+        for n, answer in enumerate(answers):
+            answer.addBoth(lambda result, n=n: done.__setitem__(n, result))
         while len(done) < count // 4:
             yield turn()
         (cut,) = self.admin.execute(
@@ -212,7 +214,7 @@ class PostgresGatewayTests(TestCase):
         # A write cut off in its commit may or may not have been committed: such a
         # request is answered TRY_LATER, and asking again with its request_id gets its
         # outcome (the SMS is not sent again).
-        for answer in done:
+        for answer in done.values():
             if not isinstance(answer, dict):
                 self.assertTrue(answer.check(TryLater), answer)
         for n in range(count):
@@ -225,15 +227,6 @@ class PostgresGatewayTests(TestCase):
         self.assertNotIn(None, outcomes.values())
         self.assertGreaterEqual(len(self.simulator.accepted), count)
         self.assertLessEqual(len(self.simulator.accepted) - count, window)
-        # The cut took the node's hold on the store with it: its check takes it again,
-        # so a second node is still refused.
-        with capturedLogs() as events:
-            yield gateway.check_node_lock()
-            yield gateway.check_node_lock()
-        self.assertEqual([formatEvent(event) for event in events], [
-            f"SMPP [*] the store's connection was lost; this node holds {gateway.store.path}"
-            " again"])
-        self.assertRaises(StartupError, self.gateway("gw-2").startService)
 
     def other_node_binds(self) -> tuple[BlockingConnection, Tenure | None]:
         """Node gw-2 takes slot 0 of server '' on the test's store (created first): its
@@ -248,9 +241,10 @@ class PostgresGatewayTests(TestCase):
     @inlineCallbacks
     def test_stands_by_while_another_node_binds(self) -> Any:
         """While another node holds the server's one bind slot the gateway does not bind it:
-        ServerStatus says standby and a SendSignal to it gets SERVER_DISABLED saying why.  Once
-        that node frees the slot the gateway takes it at its next try and binds; stopped, it
-        unbinds and frees the slot."""
+        ServerStatus says standby, and a SendSignal to it is stored unclaimed and waits.  Once
+        that node frees the slot the gateway takes it at its next try, binds, claims the
+        request and sends it, and the host has its answer; stopped, it unbinds and frees the
+        slot."""
         other, theirs = self.other_node_binds()
         self.text += '[node]\nlease = "3s"\n'
         gateway = build_gateway(parse_config(self.text), reactor)
@@ -262,12 +256,18 @@ class PostgresGatewayTests(TestCase):
         self.addCleanup(host.transport.loseConnection)
         status = yield host.callRemote(ServerStatus)
         self.assertEqual(status["servers"][0]["state"], "standby")
-        error = yield self.assertFailure(self.send(host, "r1"), ServerDisabledError)
-        self.assertIn("server '' stands by on this node: other nodes hold its binds", str(error))
-        self.assertEqual(list(self.simulator.connections), [])
+        answer = self.send(host, "r1")
+        while self.rows() != [("r1", None)]:
+            yield turn()
+        self.assertEqual(self.admin.execute(
+            f"SELECT claimed_by FROM {self.schema}.outbound").fetchall(), [(None,)])
+        self.assertEqual((list(self.simulator.connections), self.simulator.accepted), ([], []))
+        self.assertNoResult(answer)
         assert theirs is not None
         other.call(lambda db: leases.release(db, theirs), "free")
         yield bound(gateway)
+        result = yield answer
+        self.assertEqual((result["parts"], len(self.simulator.accepted)), (1, 1))
         status = yield host.callRemote(ServerStatus)
         self.assertEqual(status["servers"][0]["state"], "bound")
         yield gateway.stopService()
@@ -314,16 +314,17 @@ class PostgresGatewayTests(TestCase):
         self.assertEqual(holders(), [])
 
     @inlineCallbacks
-    def test_second_node_refused(self) -> Any:
-        """A second node on the database of a running one is refused at start, in one line
-        naming the node that holds it; once that one stops, the store can be opened again."""
-        gateway, _, _ = yield self.start("gw-1")
+    def test_second_node_starts(self) -> Any:
+        """A second node starts on the database of a running one (no lock keeps it out); it
+        stands by for the server the first binds."""
+        yield self.start("gw-1")
+        self.text = self.text.replace(f"{self.state}/amp.sock", f"{self.state}/amp2.sock")
         second = self.gateway("gw-2")
-        error = self.assertRaises(StartupError, second.startService)
-        self.assertIn("is in use by another gateway node (node 'gw-1' from 127.0.0.1)", str(error))
-        self.assertNotIn("\n", str(error))
-        yield self.stop(gateway)
-        yield self.start("gw-2")
+        second.startService()
+        self.addCleanup(self.stop, second)
+        while not second.binds[""].standing_by:
+            yield turn()
+        self.assertEqual(second.outbound.status()[0]["state"], "standby")
 
     @inlineCallbacks
     def test_health_follows_the_database(self) -> Any:
@@ -336,8 +337,7 @@ class PostgresGatewayTests(TestCase):
         store.settle()
         self.assertFalse(watch.sample(store))
         self.admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                           " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                           " AND application_name NOT LIKE 'smppgw node %'")
+                           " WHERE datname = current_database() AND pid <> pg_backend_pid()")
         heartbeat.beat()
         store.settle()
         self.assertTrue(watch.sample(store))

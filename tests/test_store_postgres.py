@@ -18,9 +18,18 @@ import psycopg
 from psycopg import conninfo
 from twisted.trial.unittest import SynchronousTestCase
 
+from smppgw.cluster import leases
+from smppgw.cluster.connection import connect
+from smppgw.cluster.leases import LeaseKey
 from smppgw.relay.dialogs import Binding
 from smppgw.store.conformance import DAY, StoreConformance
-from smppgw.store.interfaces import BadStoreInput, DuplicateRequest, StoreError, UnknownRow
+from smppgw.store.interfaces import (
+    BadStoreInput,
+    Claim,
+    DuplicateRequest,
+    StoreError,
+    UnknownRow,
+)
 from smppgw.store.postgres import SCHEMA_VERSION, PostgresStore, schema
 from smppgw.store.postgres.database import describe, statement
 
@@ -109,6 +118,13 @@ class PostgresConformance(StoreConformance, OnPostgres):
 
     def turn(self) -> None:
         self.store.settle()
+
+    def claim(self, server: str) -> Claim:
+        """A claim under bind slot 0 of ``server``, taken by node-a on the store's database."""
+        with connect(self.store.url) as db:
+            tenure = leases.acquire(db, LeaseKey.bind(server), "node-a", 60)
+        assert tenure is not None
+        return Claim(server, tenure.lease, tenure.node, tenure.epoch)
 
 
 class SchemaTests(OnPostgres):

@@ -9,7 +9,10 @@ Each module is one concept, usable on its own, each call a Deferred:
 - `binds`: a server's bind slots, ``max_binds`` of them across the nodes, each
   node binding while it holds one and standing by otherwise;
 - `notifier`: LISTEN/NOTIFY on the reactor, what one node committed heard by the
-  others at once.
+  others at once;
+- `claims`: the queued messages of the servers a node binds, claimed for its
+  queues, and the outcomes other nodes record, heard by the node that waits;
+- `election`: the one node that runs the maintenance jobs.
 
 The tables are in `smppgw.store.postgres.schema`.
 """

@@ -21,8 +21,7 @@ does the work at its next tick.
 - `Sole`, for SQLite and the memory store: a store with one node, which
   always maintains.
 
-The lock's key is the pair (`MAINTENANCE`, the hash of the store's schema), as
-the store's own node lock is keyed: gateways whose stores are different
+The lock's key is the pair (`MAINTENANCE`, the hash of the store's schema): gateways whose stores are different
 schemas of one database elect their maintainers apart.  A cut that the
 holder's check has not found yet can leave two nodes maintaining for up to
 ``every`` seconds: the lock elects, it does not fence the jobs' writes.

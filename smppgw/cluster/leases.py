@@ -32,7 +32,7 @@ that holds one of them gets none of the others.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -40,14 +40,11 @@ from psycopg.pq import TransactionStatus
 from twisted.internet.defer import Deferred
 
 from smppgw.cluster.connection import IConnection
-from smppgw.store.interfaces import BadStoreInput, StoreError
+from smppgw.store.interfaces import BadStoreInput, LeaseLost, StoreError
+
+__all__ = ["LeaseKey", "LeaseLost", "Leases", "Tenure"]
 
 _KEY = "kind = %s AND name = %s AND slot = %s"
-
-
-class LeaseLost(StoreError):
-    """The writer no longer holds the lease it wrote under: its lease ran out, was
-    released, or another node holds the key now.  Nothing was written."""
 
 
 @dataclass(frozen=True, order=True)
@@ -72,11 +69,13 @@ class LeaseKey:
 
 @dataclass(frozen=True)
 class Tenure:
-    """One holding of a lease: ``node`` holds ``key`` at ``epoch``."""
+    """One holding of a lease: ``node`` holds ``key`` at ``epoch``; ``lease`` is the id of
+    the key's row (what claims name), 0 where not known."""
 
     key: LeaseKey
     node: str
     epoch: int
+    lease: int = field(default=0, compare=False)
 
     def __str__(self) -> str:
         return f"{self.key} held by {self.node!r} at epoch {self.epoch}"
@@ -109,10 +108,10 @@ def acquire(db: psycopg.Connection[Any], key: LeaseKey, node: str,
         " ON CONFLICT (kind, name, slot) DO UPDATE SET holder = excluded.holder,"
         " epoch = lease.epoch + 1, lease_until = excluded.lease_until"
         " WHERE lease.holder IS NULL OR lease.lease_until <= clock_timestamp()"
-        " RETURNING epoch",
+        " RETURNING epoch, id",
         (*key.params(), node, length),
     ).fetchone()
-    return None if found is None else Tenure(key, node, found[0])
+    return None if found is None else Tenure(key, node, found[0], found[1])
 
 
 def acquire_first(db: psycopg.Connection[Any], keys: Sequence[LeaseKey], node: str,

@@ -10,6 +10,11 @@ their original order, spaced at the rate its `Pacer` learns from the
 throttling, and retries temporary failures.  How it reads the SMSC's answers is its base
 `Answers`; what it records in the store, and how it carries on when the store
 fails, is its base `Recorder`.
+
+On a store several nodes share, a queue sends only what its node claimed
+under the server's bind slot (`claim_with`, `release_claim`): its writes go
+through the claim's fenced writes, and each part is marked as being
+submitted, the mark committed, before its submit_sm leaves.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from collections import deque
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from smppgw.errors import (
@@ -39,7 +46,7 @@ from smppgw.smpp.session import (
     RequestFailed,
 )
 from smppgw.stats import ServerStats
-from smppgw.store.interfaces import StoreError
+from smppgw.store.interfaces import Claim, IClaimedWrites, LeaseLost, StoreError
 
 if TYPE_CHECKING:
     from smppgw.config import ServerConfig
@@ -140,6 +147,13 @@ class LinkQueue(Answers, Recorder):
         self._store_error = ""
         self._probe: Any = None
         self._probe_delay = PROBE_FIRST
+        #: On a shared store, the claim this queue sends under (None: it sends nothing of
+        #: its own); a single node's queue has none and sends what it is given.
+        self.claim: Claim | None = None
+        # The claim's marking of a part before its submit_sm leaves (None: no mark).
+        self._mark: Callable[[str, int], Deferred[None] | None] | None = None
+        #: Where jobs go that this queue gives up without an outcome (its claim lost).
+        self.hand_over: Callable[[Job], object] = lambda job: None
         self._watch(link)
 
     # -- the server's link -----------------------------------------------------------
@@ -203,6 +217,28 @@ class LinkQueue(Answers, Recorder):
             self._turns.append(job.host)
         self._schedule_expiry()
         self.pump()
+
+    # -- claims (a shared store) -------------------------------------------------------
+
+    def claim_with(self, writes: IClaimedWrites) -> None:
+        """Send under ``writes.claim`` from now on, writing through ``writes`` (fenced)."""
+        self.claim = writes.claim
+        self.store = writes  # type: ignore[assignment]
+        self._mark = writes.mark_submitting
+
+    def release_claim(self) -> list[Job]:
+        """The claim is given up or lost: drop every job, unanswered (the next holder claims
+        them), and return them.  Writes still under way go through the old claim's fence."""
+        self.claim = None
+        self._mark = None
+        dropped = list(self.jobs.values())
+        self.jobs.clear()
+        self._pending.clear()
+        self._turns.clear()
+        self._retry.clear()
+        for job in dropped:
+            job.done = True
+        return dropped
 
     @property
     def queued(self) -> int:
@@ -325,8 +361,40 @@ class LinkQueue(Answers, Recorder):
             return
         self.in_flight += 1
         job.in_flight += 1
+        marked = None if self._mark is None else self._mark(job.request_id, index)
+        if marked is not None:
+            marked.addCallbacks(self._marked, self._not_marked,
+                                callbackArgs=(job, index, pdu, self.claim),
+                                errbackArgs=(job, index))
+            return
         link = self.link
         link.submit(pdu, PartAnswer(self, job, index, link))
+
+    def _marked(self, _: object, job: Job, index: int, pdu: PDU, claim: Claim | None) -> None:
+        """The part is marked as being submitted: it leaves, unless the claim went meanwhile."""
+        if self.claim is not claim or job.done:
+            self.in_flight -= 1
+            job.in_flight -= 1
+            if self.claim is claim:  # the job ended meanwhile: its window slot is free
+                self.pump()
+            return
+        link = self.link
+        link.submit(pdu, PartAnswer(self, job, index, link))
+
+    def _not_marked(self, failure: Failure, job: Job, index: int) -> None:
+        self.in_flight -= 1
+        job.in_flight -= 1
+        error = failure.value
+        if isinstance(error, LeaseLost):
+            self._fenced_off(error)
+            return
+        self.log.problem("cannot mark part {part} of {request_id} as being submitted: {error};"
+                         " trying again", part=index + 1, request_id=job.request_id,
+                         error=failure.getErrorMessage())
+        if not job.done:
+            heapq.heappush(self._retry, (job.seq, index, job))
+        if self._wakeup is None:
+            self._sleep(READ_RETRY_PAUSE)
 
     def stop(self) -> None:
         for call in (self._wakeup, self._expiry, self._rewrite, self._probe):

@@ -6,6 +6,11 @@ Outbound: from a host's SendSignal to the queue of its server.
 server; it keeps one queue per server name, following the live set of
 servers, restores what the store holds unfinished at start-up, and lists
 each server's state for ServerStatus, the admin and the metrics.
+
+On a store several nodes share, a queue holds what its node claimed (its
+base `Claimed`), nothing is restored at start, and a request for a server
+another node binds is stored unclaimed and waits in `elsewhere` for the
+outcome that node records.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ from smppgw.errors import (
     failed,
 )
 from smppgw.relay import router
+from smppgw.relay.claimed import Claimed
 from smppgw.relay.compose import Composer
+from smppgw.relay.elsewhere import Elsewhere
 from smppgw.relay.jobs import Job, outcome_result, row_answer, success
 from smppgw.relay.linkqueue import LinkQueue, NoLink
 from smppgw.relay.servers import LiveServers
@@ -36,7 +43,8 @@ from smppgw.smpp.session import (
     Answer,
 )
 from smppgw.stats import GatewayStats
-from smppgw.store.interfaces import DuplicateRequest, deferred
+from smppgw.store.interfaces import Claim, DuplicateRequest, deferred
+from smppgw.store.sole import claims_of
 
 if TYPE_CHECKING:
     from smppgw.config import Config, ServerConfig
@@ -47,7 +55,7 @@ if TYPE_CHECKING:
 MAX_REQUEST_ID = 128
 
 
-class Outbound:
+class Outbound(Claimed):
     """Accepts SendSignal requests for every server and answers them.
 
     Its queues follow the live set of servers (`LiveServers`): a server that
@@ -66,6 +74,11 @@ class Outbound:
         self.clock = clock
         self.dialogs = dialogs
         self.log = SmppLog("*", config.module.log_level)
+        #: The store's claims (no-ops on a store of one node), and whether they count.
+        self.claims = claims_of(store)
+        self.shared: bool = self.claims.shared
+        #: The requests accepted here whose outcome another node records.
+        self.elsewhere = Elsewhere(self.claims, self.log, self._finished)
         self.queues: dict[str, LinkQueue] = {}
         for link in self.links.values():
             if link.server.can_send:  # receive-only: nothing to queue
@@ -73,6 +86,9 @@ class Outbound:
         self.links.observe(self._link_changed)
         #: Accepted jobs whose row is not yet committed (then they join their queue).
         self._accepting: dict[str, Job] = {}
+        #: On a shared store, requests whose claimed insert failed (it may have been
+        #: committed all the same), and the claim it was made under.
+        self._uncertain: dict[str, Claim] = {}
         self._seq = 0
         #: Builds each request's parts; keeps the concatenation references.
         self.composer = Composer()
@@ -87,6 +103,7 @@ class Outbound:
             queue = self.queues[name] = LinkQueue(
                 link, self.store, self.clock, log, self._finished,
                 self.config.module.reject_if_not_relayed_in, self.stats.server(name))
+            queue.hand_over = self.elsewhere.add
         elif queue.link is not link:
             queue.attach(link)
         return queue
@@ -111,7 +128,10 @@ class Outbound:
     # -- start-up --------------------------------------------------------------------
 
     def restore(self) -> int:
-        """Queue again every request the store holds unfinished; returns how many."""
+        """Queue again every request the store holds unfinished; returns how many (none on
+        a shared store: there each node claims the requests of the servers it binds)."""
+        if self.shared:  # each node claims what it sends, as it takes a server's bind slot
+            return 0
         count = 0
         reject_after = self.config.module.reject_if_not_relayed_in
         servers = {s.name: s for s in self.config.servers}
@@ -154,7 +174,7 @@ class Outbound:
 
     def job(self, request_id: str) -> Job | None:
         """The job of `request_id` while it is unfinished or its outcome uncommitted, if any."""
-        job = self._accepting.get(request_id)
+        job = self._accepting.get(request_id) or self.elsewhere.get(request_id)
         if job is None:
             for queue in self.queues.values():
                 job = queue.jobs.get(request_id) or queue.unrecorded.get(request_id)
@@ -205,14 +225,17 @@ class Outbound:
             self.stats.request_finished(e.code, None)
             return fail(e)
         now = self.clock.seconds()
+        queue = self.queues.get(server.name)
+        claim = None if queue is None else queue.claim
+        writes: Any = self.store if queue is None or claim is None else queue.store
         job = Job(request_id, server.name, payload, [None] * parts, self._next_seq(),
                   now + self.config.module.reject_if_not_relayed_in, host, now)
         self._accepting[request_id] = job
         waiting = job.wait(answer)
         try:
-            self.store.add_outbound(request_id, server.name, payload, parts, now,
-                                    then=(partial(self._stored, job),
-                                          partial(self._not_stored, job)))
+            writes.add_outbound(request_id, server.name, payload, parts, now,
+                                then=(partial(self._stored, job, claim),
+                                      partial(self._not_stored, job, claim)))
         except Exception as e:
             self._accepting.pop(request_id, None)
             job.done = True
@@ -221,14 +244,20 @@ class Outbound:
             return fail(TryLater(f"the gateway cannot store the message: {e}"))
         return waiting
 
-    def _stored(self, job: Job) -> None:
-        """The request is durable: it joins its server's queue (the answer comes from there)."""
+    def _stored(self, job: Job, claim: Claim | None) -> None:
+        """The request is durable: it joins its server's queue (the answer comes from there),
+        or, on a shared store, waits for the node that sends it unless it was stored
+        under the claim this node's queue still holds."""
         self._accepting.pop(job.request_id, None)
         queue = self.queues.get(job.server)
-        if not job.done and queue is not None:
+        if job.done:
+            return
+        if self.shared and (queue is None or claim is None or queue.claim != claim):
+            self.elsewhere.add(job)
+        elif queue is not None:
             queue.add(job)
 
-    def _not_stored(self, job: Job, error: Exception) -> None:
+    def _not_stored(self, job: Job, claim: Claim | None, error: Exception) -> None:
         self._accepting.pop(job.request_id, None)
         job.done = True
         answer: dict[str, Any] | SignalError
@@ -236,9 +265,16 @@ class Outbound:
             # Finished before (this process or an earlier one): the same outcome again.
             if error.row.outcome is not None:
                 answer = row_answer(error.row)
+            elif self.shared:  # queued (through any node) or in doubt: wait for its outcome
+                self._wait_for(job, error.row.message_ids)
+                return
             else:
                 answer = TryLater(f"request {job.request_id!r} is being restored; ask again")
         else:
+            if claim is not None:
+                # Its insert may have been committed nonetheless, claimed by this node: a
+                # host asking again then finds it (see _wait_for).
+                self._uncertain[job.request_id] = claim
             answer = TryLater(f"the gateway cannot store the message: {error}")
         for w in job.take_waiters():
             if isinstance(answer, SignalError):
@@ -259,10 +295,10 @@ class Outbound:
         server, target = router.route(recipient, self.config.servers,
                                       self.config.module.default_gateway, gateway or None)
         queue = self.queues.get(server.name)
-        if queue is None or isinstance(queue.link, NoLink):
-            if self.links.standing_by(server.name):
-                raise ServerDisabledError(f"server {server.name!r} stands by on this node:"
-                                          " other nodes hold its binds")
+        # A server that stands by here (a shared store: another node binds it) takes the
+        # request, which that node sends; one that is off or removed has no link.
+        if (queue is None or isinstance(queue.link, NoLink)) and not self.links.standing_by(
+                server.name):
             raise ServerDisabledError(f"server {server.name!r} has no link")
         payload, parts = self.composer.parts(server, target, sender, body, self.dialogs)
         return server, payload, parts

@@ -6,7 +6,10 @@ is in the store; a host that asks again with the same request_id gets the same
 outcome and the SMS is not sent again.  While the store cannot record what the
 SMSC accepted, the link pauses and the store is probed; an outcome whose write
 failed is written again; a request waiting past ``reject_if_not_relayed_in``
-ends with NOT_RELAYED.
+ends with NOT_RELAYED.  On a shared store, a write fenced off (`LeaseLost`:
+this node no longer holds the server's bind slot) is not tried again: the
+queue gives up its claim and its jobs (`_fenced_off`), whose waiters hear
+the outcome the next holder records.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from smppgw.errors import (
 )
 from smppgw.relay.jobs import Job, outcome_answer
 from smppgw.sms.receipts import receipt_due, submit_key
-from smppgw.store.interfaces import OK_OUTCOME, StoreError, deferred
+from smppgw.store.interfaces import OK_OUTCOME, LeaseLost, StoreError, deferred
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -72,6 +75,9 @@ class Recorder:
     _expiry: Any
 
     pump: Callable[..., None]
+    claim: Any
+    hand_over: Callable[[Job], object]
+    release_claim: Callable[[], list[Job]]
 
     # -- what the SMSC accepted -------------------------------------------------------
 
@@ -108,6 +114,9 @@ class Recorder:
 
     def _part_not_recorded(self, job: Job, index: int, error: Exception) -> None:
         self._uncommitted -= 1
+        if isinstance(error, LeaseLost):
+            self._fenced_off(error)
+            return
         # Its outcome, when it comes, is written whole, with every part again.
         job.unsure = True
         self._lost.append((job, index))
@@ -155,6 +164,9 @@ class Recorder:
         error = failure.value
         if isinstance(error, FirstError):
             error = error.subFailure.value
+        if isinstance(error, LeaseLost):
+            self._fenced_off(error)
+            return
         self.log.low("the store still cannot record acceptances: {error}", error=error)
         self._hold(error if isinstance(error, StoreError) else StoreError(str(error)))
 
@@ -260,6 +272,12 @@ class Recorder:
                     w.callback(result)
 
     def _not_recorded(self, job: Job, outcome: dict[str, Any], error: StoreError) -> None:
+        if isinstance(error, LeaseLost):
+            if self.unrecorded.get(job.request_id) is job:
+                del self.unrecorded[job.request_id]
+            self.hand_over(job)
+            self._fenced_off(error)
+            return
         self.log.problem("cannot store the outcome of {request_id}: {error}; trying again in {pause}s",
                          request_id=job.request_id, error=error, pause=REWRITE_PAUSE)
         for w in job.take_waiters():
@@ -273,6 +291,27 @@ class Recorder:
         pending, self._rewrites = self._rewrites, {}
         for job, outcome in pending.values():
             self._record(job, outcome)
+
+    # -- fenced off (a shared store) ------------------------------------------------
+
+    def _fenced_off(self, error: LeaseLost) -> None:
+        """A write under the queue's claim was refused: the node lost the server's bind slot.
+        Nothing more is sent or recorded here; the jobs go to `hand_over`, unanswered."""
+        self._lost = []
+        if self._probe is not None and self._probe.active():
+            self._probe.cancel()
+        self._probe = None
+        self._paused_since = None
+        self._store_error = ""
+        for job, _ in self._rewrites.values():
+            self.hand_over(job)
+        self._rewrites = {}
+        if self.claim is None:
+            return
+        self.log.problem("this node no longer holds the bind slot its queue sends under ({error}):"
+                         " it stops sending; the next holder sends what is left", error=error)
+        for job in self.release_claim():
+            self.hand_over(job)
 
     def _schedule_expiry(self) -> None:
         if self._expiry is not None and self._expiry.active():

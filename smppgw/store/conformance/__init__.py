@@ -10,12 +10,14 @@ memory store and any later one answer them alike.
 """
 
 from smppgw.store.conformance.base import DAY, HOUR
+from smppgw.store.conformance.claims import ClaimsConformance
 from smppgw.store.conformance.inbound import InboundConformance
 from smppgw.store.conformance.outbound import OutboundConformance
 from smppgw.store.conformance.upkeep import UpkeepConformance
 
 
-class StoreConformance(OutboundConformance, InboundConformance, UpkeepConformance):
+class StoreConformance(OutboundConformance, InboundConformance, UpkeepConformance,
+                       ClaimsConformance):
     """Every conformance test, run against ``self.make_store()``."""
 
 

@@ -11,7 +11,9 @@ holds no row lock another node would wait on long.
 
 Reads run on the reactor's thread, on a second connection, and see every
 write made before them: a read first waits for the writes in flight to be
-committed (blocking, as a read of the SQLite store does).  A statement that
+committed (blocking, as a read of the SQLite store does).  (The claims of a
+node's queues run on a third connection and writer of their own: see
+`claims`.)  A statement that
 waits for a row another connection holds gives up after ``lock_timeout``
 seconds.  A connection that breaks (the server restarted, the network cut)
 fails the call that finds it broken with :class:`StoreError`; the next call
@@ -31,7 +33,6 @@ from twisted.python.failure import Failure
 
 from smppgw.store.interfaces import BadStoreInput, StoreError
 from smppgw.store.postgres.bulk import Write
-from smppgw.store.postgres.nodelock import NodeLock
 from smppgw.store.postgres.schema import prepare
 from smppgw.store.postgres.writer import Writer
 
@@ -113,8 +114,9 @@ class Database:
     """The connections to one PostgreSQL database, and the store's transactions on them.
 
     ``password`` is the database's, when neither the URL nor libpq's environment
-    gives it.  With ``node`` (this gateway node's name), the store is this node's
-    alone while it is open: another node opening it is refused (see `nodelock`).  ``reactor`` (by default Twisted's) fires the writes' Deferreds
+    gives it.  Several nodes may open one database at once; ``node`` names this one
+    (what its notifications carry).  ``reactor`` (by default
+    Twisted's) fires the writes' Deferreds
     through its ``callFromThread``; `settle` fires them without it.
     """
 
@@ -143,16 +145,10 @@ class Database:
         except StoreError:
             self._db.close()
             raise
-        self._node_lock: NodeLock | None = None
-        if node is not None:
-            try:
-                self._node_lock = NodeLock(self._connect(), self.path, node)
-            except StoreError:
-                self._db.close()
-                raise
         if reactor is None:
             from twisted.internet import reactor
-        self._writer = Writer(self._connect, self.path, reactor.callFromThread)
+        self._call_from_thread = reactor.callFromThread
+        self._writer = Writer(self._connect, self.path, self._call_from_thread)
 
     def _connect(self) -> psycopg.Connection[Any]:
         extra = {"password": self.password} if self.password else {}
@@ -237,20 +233,6 @@ class Database:
         if not self._closed and self._writer.idle:
             self._writer.submit(statement("SELECT 1", ())).addErrback(lambda _: None)
 
-    def check_node_lock(self) -> Deferred[bool]:
-        """Whether this node's hold on the store had to be taken again (its connection was
-        lost); see `smppgw.store.postgres.nodelock`.  Checked on the writer's thread, in
-        turn with the writes, so that a database that does not answer never stalls the
-        reactor and `close` waits for a check under way.
-
-        Fails with :class:`StoreError` when it cannot be taken again (the database cannot
-        be reached, or another node holds the store now).
-        """
-        lock = self._node_lock
-        if self._closed or lock is None:
-            return succeed(False)
-        return self._write(lambda _: lock.check(self._connect))
-
     def close(self) -> None:
         """Wait for the writes in flight, fire their Deferreds and close the connections;
         later calls raise :class:`StoreError`."""
@@ -259,5 +241,3 @@ class Database:
         self._closed = True
         self._writer.stop()
         self._db.close()
-        if self._node_lock is not None:
-            self._node_lock.release()

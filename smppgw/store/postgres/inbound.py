@@ -116,7 +116,7 @@ class InboundTables(Database):
         """Claim for ``node`` up to ``limit`` rows above ``after_id`` (of ``kinds``) that no
         node holds, lowest id first; see the module docstring."""
         only = "" if kinds is None else " AND kind = ANY(%(kinds)s)"
-        found = self._claiming(
+        found = self._claim_rows(
             f"UPDATE inbox AS i SET claimed_by = %(node)s, lease_until = {_NOW} + %(lease)s,"
             " epoch = i.epoch + 1"
             f" FROM (SELECT id FROM inbox WHERE id > %(after)s{only}"
@@ -137,7 +137,7 @@ class InboundTables(Database):
                 if row.claim is not None and row.claim.node == node]
         if not held:
             return set()
-        found = self._claiming(
+        found = self._claim_rows(
             f"UPDATE inbox SET lease_until = {_NOW} + %(lease)s"
             f" WHERE claimed_by = %(node)s AND lease_until > {_NOW}"
             " AND (id, epoch) IN (SELECT * FROM unnest(%(ids)s::bigint[], %(epochs)s::bigint[]))"
@@ -146,7 +146,7 @@ class InboundTables(Database):
              "epochs": [e for _, e in held]})
         return {row_id for (row_id,) in found}
 
-    def _claiming(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    def _claim_rows(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """The rows of a claim's statement, committed at once (the reading connection is in
         autocommit mode), once every write made before is committed."""
         db = self._connection()

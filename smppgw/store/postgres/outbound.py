@@ -1,4 +1,9 @@
-"""The PostgreSQL store's outbound queue: requests, their parts' message ids, receipt deadlines."""
+"""The PostgreSQL store's outbound queue: requests, their parts' message ids, receipt deadlines.
+
+A request added here is unclaimed (see `claims` for those added under a claim):
+its insert notifies channel `QUEUED` with its server's name, in its
+transaction, so that the node binding that server claims it at once.
+"""
 
 from __future__ import annotations
 
@@ -44,6 +49,11 @@ _RECORD_PART = (
 )
 
 
+#: The channel of requests stored unclaimed; the payload is their server's name.
+QUEUED = "smppgw_queued"
+
+_TELL = "SELECT pg_notify(%s, s) FROM (SELECT DISTINCT unnest(%s::text[])) AS t(s)"
+
 _ADD = ("INSERT INTO outbound (request_id, server, wire, json, parts, created)"
         " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (request_id) DO NOTHING RETURNING seq")
 
@@ -67,6 +77,7 @@ def _add_one(params: tuple[Any, ...], db: Connection) -> Later:
     Should another node be adding the same request_id at that moment, the insert waits
     for its commit and sees its row."""
     added = db.execute(_ADD, params)
+    db.execute(_TELL, (QUEUED, [params[1]]))
     return Later(lambda: _added(db, params, added.fetchone()))
 
 
@@ -92,7 +103,9 @@ _ADD_MANY = (
 
 
 def _add_many(db: Connection, rows: list[tuple[Any, ...]]) -> Later:
-    added = db.execute(_ADD_MANY, tuple(list(column) for column in zip(*rows, strict=True)))
+    columns = tuple(list(column) for column in zip(*rows, strict=True))
+    added = db.execute(_ADD_MANY, columns)
+    db.execute(_TELL, (QUEUED, columns[1]))
 
     def finish() -> list[Any]:
         seqs: dict[str, int] = dict(added.fetchall())

@@ -17,12 +17,11 @@ outbound request carries the claim of the lease it was claimed under
 tenure), so that renewing a lease rewrites one row, not every row claimed
 under it.  Table ``submitting`` marks the parts whose submit_sm was sent, or
 about to be, under a lease: where such a part has no message id and its
-lease lapsed, the SMSC may or may not have it (a part in doubt).  The
-outbound claim and table ``submitting`` are not written yet (one node holds
-a store: `smppgw.store.postgres.nodelock`).  An inbox row carries the claim
-of the node that hands it to a host (``claimed_by``, ``epoch``) and, in
-``lease_until`` (seconds on the database server's clock), when that claim
-lapses, or when a row released for a retry may be claimed again (see
+lease lapsed, the SMSC may or may not have it (a part in doubt); see
+`smppgw.store.postgres.claims`.  An inbox row carries the claim of the node
+that hands it to a host (``claimed_by``, ``epoch``) and, in ``lease_until``
+(seconds on the database server's clock), when that claim lapses, or when a
+row released for a retry may be claimed again (see
 `smppgw.store.postgres.inbound`).
 """
 
@@ -100,7 +99,8 @@ CREATE TABLE lease (
 );
 
 -- The parts whose submit_sm was sent, or about to be, by the holder of lease
--- (lease, epoch).  Gone with their request when it is pruned.
+-- (lease, epoch).  Gone once the part's message id or its request's outcome is
+-- recorded, or with their request when it is pruned.
 CREATE TABLE submitting (
     request_id text NOT NULL REFERENCES outbound (request_id) ON DELETE CASCADE,
     idx integer NOT NULL,

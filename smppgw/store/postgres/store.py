@@ -3,7 +3,8 @@
 `PostgresStore` keeps what the SQLite store keeps (the outbound queue,
 idempotent by ``request_id``; the inbox for the hosts; fragments of long
 inbound messages; SMS Dialogs bindings) and answers the store conformance
-suite as it does, and the settings the nodes share (`settings`).  Its writes are committed off the reactor's thread, those in
+suite as it does, the settings the nodes share (`settings`), and the claims by
+which the nodes share out the servers' requests (`claims`).  Its writes are committed off the reactor's thread, those in
 flight together, and their Deferreds fire once committed (see `writer`); reads
 wait for the writes made before them (see `database`); the tables and their
 version are in `schema`.
@@ -13,15 +14,15 @@ from __future__ import annotations
 
 from zope.interface import implementer
 
-from smppgw.store.interfaces import IGroupCommit, IStore
+from smppgw.store.interfaces import IGroupCommit, IOutboundClaims, IStore
 from smppgw.store.postgres.bindings import BindingTables
+from smppgw.store.postgres.claims import ClaimTables
 from smppgw.store.postgres.inbound import InboundTables
-from smppgw.store.postgres.outbound import OutboundTables
 from smppgw.store.postgres.settings import SettingsTable
 
 
-@implementer(IStore, IGroupCommit)
-class PostgresStore(OutboundTables, InboundTables, BindingTables, SettingsTable):
+@implementer(IStore, IGroupCommit, IOutboundClaims)
+class PostgresStore(ClaimTables, InboundTables, BindingTables, SettingsTable):
     """The store on a PostgreSQL database named by a libpq URL (``postgresql://user@host/db``).
 
     The password comes from the URL, libpq's environment (``PGPASSWORD``,

@@ -68,7 +68,8 @@ class Writer:
     """The thread that runs the writes on its own connection (from ``connect()``)."""
 
     def __init__(self, connect: Callable[[], psycopg.Connection[Any]], where: str,
-                 call_from_thread: Callable[..., Any]) -> None:
+                 call_from_thread: Callable[..., Any], *,
+                 name: str = "smppgw-postgres-writer") -> None:
         self._connect = connect
         self._where = where
         self._call_from_thread = call_from_thread
@@ -87,8 +88,7 @@ class Writer:
         #: Transactions committed, and batches of writes lost (rolled back), since the start.
         self.commits = 0
         self.failed_commits = 0
-        self._thread = threading.Thread(target=self._run, name="smppgw-postgres-writer",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     # -- the reactor's side ------------------------------------------------
