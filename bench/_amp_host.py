@@ -59,7 +59,7 @@ async def run(reactor: Any, options: argparse.Namespace) -> dict[str, Any]:
     latencies: list[float] = []
     errors: dict[str, int] = {}
     done = defer.Deferred()
-    state = {"next": 0, "answered": 0}
+    state: dict[str, Any] = {"next": 0, "answered": 0, "gap": 0.0, "last": time.perf_counter()}
     total = options.messages
 
     def send_next() -> None:
@@ -71,7 +71,11 @@ async def run(reactor: Any, options: argparse.Namespace) -> dict[str, Any]:
                             body=body(i, options.mix))
 
         def answered(result: Any) -> None:
-            latencies.append(time.perf_counter() - started)
+            now = time.perf_counter()
+            latencies.append(now - started)
+            # The longest wait between two answers: a failover, as the host sees it.
+            state["gap"] = max(state["gap"], now - state["last"])
+            state["last"] = now
             state["answered"] += 1
             if state["next"] < total:
                 send_next()
@@ -98,6 +102,7 @@ async def run(reactor: Any, options: argparse.Namespace) -> dict[str, Any]:
         "rate": total / elapsed,
         "latency_ms": {name: 1000 * percentile(latencies, p)
                        for name, p in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99))},
+        "max_gap_ms": 1000 * state["gap"],
         "errors": errors,
         "cpu_seconds": cpu,
         "machine_busy_seconds": busy,
