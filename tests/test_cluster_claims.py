@@ -17,7 +17,7 @@ from smppgw.cluster.claims import BATCH, EXPIRE_EVERY, OutboundClaims
 from smppgw.cluster.leases import LeaseKey, Tenure
 from smppgw.config import parse_config
 from smppgw.relay.outbound import Outbound
-from smppgw.store.interfaces import Claim, ClaimBatch, ClaimedRow
+from smppgw.store.claiming import Claim, ClaimBatch, ClaimedRow
 from smppgw.store.postgres.claims import OUTCOMES, QUEUED
 
 from .test_queue import CONFIG, FakeLink

@@ -33,8 +33,9 @@ from smppgw.smpp.constants import STATUSES
 from smppgw.smpp.interfaces import ILink
 from smppgw.smpp.log import SmppLog
 from smppgw.smpp.session import CommandStatusError, ConnectionLost, NotBound, ResponseTimeout
-from smppgw.store.interfaces import StoreError, Then, then_deferred
+from smppgw.store.interfaces import StoreError
 from smppgw.store.sqlite import Store
+from smppgw.store.writes import Then, then_deferred
 
 from .test_address import TON_CASES
 

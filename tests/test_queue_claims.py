@@ -19,16 +19,11 @@ from smppgw.config import parse_config
 from smppgw.errors import TryLater
 from smppgw.relay.outbound import Outbound
 from smppgw.relay.recorder import PROBE_MAX, REWRITE_PAUSE
-from smppgw.store.interfaces import (
-    Claim,
-    IOutboundClaims,
-    LeaseLost,
-    StoreError,
-    Then,
-    then_deferred,
-)
+from smppgw.store.claiming import Claim, IOutboundClaims
+from smppgw.store.interfaces import LeaseLost, StoreError
 from smppgw.store.memory import MemoryStore
 from smppgw.store.sole import SoleClaims, SoleWrites
+from smppgw.store.writes import Then, then_deferred
 
 from .test_queue import CONFIG, FakeLink
 

@@ -13,7 +13,8 @@ from typing import Any
 from smppgw.cluster import leases
 from smppgw.cluster.connection import connect
 from smppgw.cluster.leases import LeaseKey
-from smppgw.store.interfaces import Claim, ClaimedRow, LeaseLost
+from smppgw.store.claiming import Claim, ClaimedRow
+from smppgw.store.interfaces import LeaseLost
 from smppgw.store.postgres import PostgresStore
 
 from .test_store_postgres import OnPostgres

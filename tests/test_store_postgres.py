@@ -22,14 +22,9 @@ from smppgw.cluster import leases
 from smppgw.cluster.connection import connect
 from smppgw.cluster.leases import LeaseKey
 from smppgw.relay.dialogs import Binding
+from smppgw.store.claiming import Claim
 from smppgw.store.conformance import DAY, StoreConformance
-from smppgw.store.interfaces import (
-    BadStoreInput,
-    Claim,
-    DuplicateRequest,
-    StoreError,
-    UnknownRow,
-)
+from smppgw.store.interfaces import BadStoreInput, DuplicateRequest, StoreError, UnknownRow
 from smppgw.store.postgres import SCHEMA_VERSION, PostgresStore, schema
 from smppgw.store.postgres.database import describe, statement
 

@@ -41,7 +41,8 @@ from smppgw.cluster.notifier import Notifier
 from smppgw.errors import NotRelayed, failed
 from smppgw.relay.outbound import Outbound
 from smppgw.smpp.log import SmppLog
-from smppgw.store.interfaces import Claim, ClaimBatch, LeaseLost, StoreError
+from smppgw.store.claiming import Claim, ClaimBatch
+from smppgw.store.interfaces import LeaseLost, StoreError
 from smppgw.store.postgres.claims import OUTCOMES, QUEUED
 from smppgw.store.postgres.database import connect
 

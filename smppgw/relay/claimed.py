@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from smppgw.relay.elsewhere import Elsewhere
     from smppgw.relay.linkqueue import LinkQueue
     from smppgw.smpp.log import SmppLog
-    from smppgw.store.interfaces import Claim, ClaimedRow, IClaimedWrites
+    from smppgw.store.claiming import Claim, ClaimedRow, IClaimedWrites
 
 __all__ = ["Claimed"]
 

@@ -46,7 +46,8 @@ from smppgw.smpp.session import (
     RequestFailed,
 )
 from smppgw.stats import ServerStats
-from smppgw.store.interfaces import Claim, IClaimedWrites, LeaseLost, StoreError
+from smppgw.store.claiming import Claim, IClaimedWrites
+from smppgw.store.interfaces import LeaseLost, StoreError
 
 if TYPE_CHECKING:
     from smppgw.config import ServerConfig

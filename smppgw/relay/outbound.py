@@ -43,8 +43,10 @@ from smppgw.smpp.session import (
     Answer,
 )
 from smppgw.stats import GatewayStats
-from smppgw.store.interfaces import Claim, DuplicateRequest, deferred
+from smppgw.store.claiming import Claim
+from smppgw.store.interfaces import DuplicateRequest
 from smppgw.store.sole import claims_of
+from smppgw.store.writes import deferred
 
 if TYPE_CHECKING:
     from smppgw.config import Config, ServerConfig

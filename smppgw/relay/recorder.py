@@ -28,7 +28,8 @@ from smppgw.errors import (
 )
 from smppgw.relay.jobs import Job, outcome_answer
 from smppgw.sms.receipts import receipt_due, submit_key
-from smppgw.store.interfaces import OK_OUTCOME, LeaseLost, StoreError, deferred
+from smppgw.store.interfaces import OK_OUTCOME, LeaseLost, StoreError
+from smppgw.store.writes import deferred
 
 if TYPE_CHECKING:
     from collections.abc import Callable

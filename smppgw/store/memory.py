@@ -32,9 +32,9 @@ from smppgw.store.interfaces import (
     OutboundRow,
     StoreError,
     UnknownRow,
-    durable_when_done,
 )
 from smppgw.store.unshared import UnsharedInbox
+from smppgw.store.writes import durable_when_done
 
 _encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 

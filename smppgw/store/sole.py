@@ -14,16 +14,9 @@ from typing import Any
 from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
 
-from smppgw.store.interfaces import (
-    Claim,
-    ClaimBatch,
-    ClaimedRow,
-    IClaimedWrites,
-    IOutboundClaims,
-    OutboundPayload,
-    OutboundRow,
-    Then,
-)
+from smppgw.store.claiming import Claim, ClaimBatch, ClaimedRow, IClaimedWrites, IOutboundClaims
+from smppgw.store.interfaces import OutboundPayload, OutboundRow
+from smppgw.store.writes import Then
 
 __all__ = ["SoleClaims", "claims_of"]
 

@@ -11,14 +11,9 @@ from __future__ import annotations
 
 from twisted.internet.defer import Deferred
 
+from smppgw.store.claiming import Claim, ClaimedRow, IClaimedWrites, IOutboundClaims
 from smppgw.store.conformance.base import Conformance
-from smppgw.store.interfaces import (
-    Claim,
-    ClaimedRow,
-    DuplicateRequest,
-    IClaimedWrites,
-    IOutboundClaims,
-)
+from smppgw.store.interfaces import DuplicateRequest
 from smppgw.store.sole import claims_of
 
 

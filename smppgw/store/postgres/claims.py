@@ -24,14 +24,8 @@ from typing import Any
 from psycopg import Connection
 from twisted.internet.defer import Deferred, fail
 
-from smppgw.store.interfaces import (
-    Claim,
-    ClaimBatch,
-    ClaimedRow,
-    LeaseLost,
-    OutboundRow,
-    StoreError,
-)
+from smppgw.store.claiming import Claim, ClaimBatch, ClaimedRow
+from smppgw.store.interfaces import LeaseLost, OutboundRow, StoreError
 from smppgw.store.postgres.bulk import Later
 from smppgw.store.postgres.database import dump
 from smppgw.store.postgres.fenced import _HELD, _JOIN_HELD, OUTCOMES, ClaimedWrites

@@ -23,19 +23,12 @@ from psycopg import Connection
 from twisted.internet.defer import Deferred, fail
 from zope.interface import implementer
 
-from smppgw.store.interfaces import (
-    BadStoreInput,
-    Claim,
-    IClaimedWrites,
-    LeaseLost,
-    OutboundPayload,
-    Then,
-    UnknownRow,
-    then_deferred,
-)
+from smppgw.store.claiming import Claim, IClaimedWrites
+from smppgw.store.interfaces import BadStoreInput, LeaseLost, OutboundPayload, UnknownRow
 from smppgw.store.postgres.bulk import Bulk, Later
 from smppgw.store.postgres.database import dump
 from smppgw.store.postgres.outbound import _TELL, _added
+from smppgw.store.writes import Then, then_deferred
 
 if TYPE_CHECKING:
     from smppgw.store.postgres.claims import ClaimTables

@@ -22,12 +22,11 @@ from smppgw.store.interfaces import (
     DuplicateRequest,
     OutboundPayload,
     OutboundRow,
-    Then,
     UnknownRow,
-    then_deferred,
 )
 from smppgw.store.postgres.bulk import Bulk, Later
 from smppgw.store.postgres.database import Database, dump, one, statement
+from smppgw.store.writes import Then, then_deferred
 
 # A request's columns after its seq, o.parts last (it sizes the message ids).
 _FIELDS = "o.request_id, o.server, o.wire, o.json, o.created, o.outcome, o.parts"

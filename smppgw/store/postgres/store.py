@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from zope.interface import implementer
 
-from smppgw.store.interfaces import IGroupCommit, IOutboundClaims, IStore
+from smppgw.store.claiming import IOutboundClaims
+from smppgw.store.interfaces import IGroupCommit, IStore
 from smppgw.store.postgres.bindings import BindingTables
 from smppgw.store.postgres.claims import ClaimTables
 from smppgw.store.postgres.inbound import InboundTables

@@ -24,9 +24,10 @@ from typing import Any, Protocol
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 
-from smppgw.store.interfaces import OK_OUTCOME, BadStoreInput, StoreError, Then
+from smppgw.store.interfaces import OK_OUTCOME, BadStoreInput, StoreError
 from smppgw.store.sqlite.files import lock, private_file, private_folder, unlock
 from smppgw.store.sqlite.schema import prepare
+from smppgw.store.writes import Then
 
 log = Logger()
 

@@ -18,11 +18,11 @@ from smppgw.store.interfaces import (
     OutboundPayload,
     OutboundRow,
     StoreError,
-    Then,
     UnknownRow,
 )
 from smppgw.store.sqlite.database import OK_TEXT, Database, dump
 from smppgw.store.sqlite.schema import OUTBOUND_COLUMNS, RECORD_PART, RECORD_PART_DUE
+from smppgw.store.writes import Then
 
 
 def _outbound_payload(stored: str | bytes) -> OutboundPayload:
