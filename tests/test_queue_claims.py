@@ -184,3 +184,27 @@ class ClaimedQueueTests(SynchronousTestCase):
         self.link.answer(message_id="M1")
         self.clock.advance(0)
         self.assertEqual(self.successResultOf(again)["message_ids"], ["M1"])
+
+
+class SharedThroughputTests(SynchronousTestCase):
+    """A server's `throughput` is the total of its binds: on a shared store each node's
+    queue paces at its share, `max_binds`-th of it; on a store of one node, all of it."""
+
+    def outbound(self, store: Any, extra: str) -> Outbound:
+        config = parse_config(CONFIG.format(extra=extra))
+        link = FakeLink(config.server(""))
+        outbound = Outbound(config, {"": link}, store, Clock())  # type: ignore[arg-type]
+        self.addCleanup(outbound.stop)
+        return outbound
+
+    def test_each_node_paces_at_its_share(self) -> None:
+        shared = self.outbound(SharedMemory(), "throughput = 10\nmax_binds = 2")
+        alone = self.outbound(MemoryStore(), "throughput = 10\nmax_binds = 2")
+        self.assertEqual((shared.queues[""].pacer.ceiling, alone.queues[""].pacer.ceiling),
+                         (5.0, 10.0))
+        # A reload that changes max_binds or throughput applies the new share live.
+        config = parse_config(CONFIG.format(extra="throughput = 12\nmax_binds = 4"))
+        shared.configure(config)
+        self.assertEqual(shared.queues[""].pacer.ceiling, 3.0)
+        unlimited = self.outbound(SharedMemory(), "max_binds = 3")
+        self.assertEqual(unlimited.queues[""].pacer.ceiling, 0.0)

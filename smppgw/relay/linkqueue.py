@@ -98,8 +98,11 @@ class LinkQueue(Answers, Recorder):
 
     def __init__(self, link: Link | NoLink, store: Store, clock: Any, log: SmppLog,
                  finished: Callable[[Job, dict[str, Any]], None], reject_after: float,
-                 stats: ServerStats | None = None) -> None:
+                 stats: ServerStats | None = None, shared: bool = False) -> None:
         self.link: Any = link
+        #: Whether several nodes may bind this server (a shared store): its throughput
+        #: is then the total of its binds, each node's share `max_binds`-th of it.
+        self.shared = shared
         #: The counters of this server (the gateway's, which outlive the link).
         self.stats = stats if stats is not None else ServerStats(link.server.name, clock)
         self.reject_after = reject_after
@@ -127,7 +130,7 @@ class LinkQueue(Answers, Recorder):
         #: When the next part may leave: the throttle pause and the spacing.
         self.pacer = Pacer(clock, pause=server.throttle_pause, floor=server.min_rate,
                            step=server.rate_step, period=server.rate_period,
-                           ceiling=server.throughput, accepted=lambda: self.accepted)
+                           ceiling=self._ceiling(server), accepted=lambda: self.accepted)
         self._wakeup: Any = None
         self._expiry: Any = None
         self._pumping = False
@@ -183,8 +186,15 @@ class LinkQueue(Answers, Recorder):
         if isinstance(self.link, NoLink):
             self.link = NoLink(server)
         self.pacer.configure(server.throttle_pause, server.min_rate, server.rate_step,
-                             server.rate_period, server.throughput)
+                             server.rate_period, self._ceiling(server))
         self.pump()
+
+    def _ceiling(self, server: ServerConfig) -> float:
+        """This node's most submits per second to `server` (0: no limit): its throughput,
+        shared out equally among its bind slots where several nodes may hold them."""
+        if self.shared and server.throughput:
+            return server.throughput / server.max_binds
+        return server.throughput
 
     def expire_after(self, reject_after: float) -> None:
         """A new ``reject_if_not_relayed_in``: for what waits too, counted from its acceptance."""

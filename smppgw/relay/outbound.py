@@ -104,7 +104,8 @@ class Outbound(Claimed):
             log = getattr(link, "log", None) or SmppLog(name, self.config.module.log_level)
             queue = self.queues[name] = LinkQueue(
                 link, self.store, self.clock, log, self._finished,
-                self.config.module.reject_if_not_relayed_in, self.stats.server(name))
+                self.config.module.reject_if_not_relayed_in, self.stats.server(name),
+                shared=self.shared)
             queue.hand_over = self.elsewhere.add
         elif queue.link is not link:
             queue.attach(link)
