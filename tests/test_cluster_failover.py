@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 import uuid
@@ -23,15 +24,20 @@ import psycopg
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol, serverFromString
+from twisted.internet.threads import deferToThread
 from twisted.protocols import amp
 from twisted.trial.unittest import TestCase
 
+from smppgw.errors import TryLater
 from smppgw.host.commands import SendSignal
 from smppgw.testing.process import GatewayProcess, gateway_config
 from smppgw.testing.simulator import SMSCSimulator
 
 from .test_store_postgres import MISSING, URL
 
+#: What restarts the test's PostgreSQL server.
+RESTART = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".ci",
+                       "postgres")
 #: The nodes' lease (the shortest allowed), and their window.
 LEASE = 3.0
 WINDOW = 10
@@ -55,10 +61,11 @@ class FailoverTests(TestCase):
         if URL is None:
             self.fail(f"CI=true but {MISSING}")
         self.admin = psycopg.connect(URL, autocommit=True)
-        self.addCleanup(self.admin.close)
+        # Through the connection of the moment: a test may restart the server.
+        self.addCleanup(lambda: self.admin.close())
         self.schema = f"test_{uuid.uuid4().hex[:16]}"
         self.admin.execute(f"CREATE SCHEMA {self.schema}")
-        self.addCleanup(self.admin.execute, f"DROP SCHEMA {self.schema} CASCADE")
+        self.addCleanup(lambda: self.admin.execute(f"DROP SCHEMA {self.schema} CASCADE"))
         self.simulator = SMSCSimulator({"gw": "pw"}, reactor)
         # Answers come 50 ms after each submit: the flow lasts long enough to be cut.
         self.simulator.faults.response_delay = 0.05
@@ -174,6 +181,51 @@ class FailoverTests(TestCase):
         self.assertEqual([answer["message_ids"][0] for answer in answers],
                          [before[1][f"f{i}"] for i in range(N)])
         yield b.stop(signal.SIGTERM)
+
+    @inlineCallbacks
+    def test_database_restarted_under_load(self) -> Any:
+        """PostgreSQL is restarted (fast: every session ended at once) while node A sends and
+        node B stands by: the nodes wait and go on; a host that asks again after TRY_LATER
+        gets every request_id's answer; every message reaches the SMSC, at most a window
+        of them twice, and each answer's message id is the one stored."""
+        if not os.environ.get("SMPPGW_TEST_POSTGRES_DIR"):
+            self.skipTest("SMPPGW_TEST_POSTGRES_DIR is not set: .ci/postgres start sets it")
+        a, state_a = self.node("gw-a")
+        yield a.ready
+        yield self.simulator.when_received(1, "bind_transceiver")
+        b, _ = self.node("gw-b")
+        yield b.ready
+        host = yield self.host(state_a)
+        asked = [self.until_answered(host, i) for i in range(N)]
+        yield self.simulator.when_received(N // 3, "submit_sm")
+        yield deferToThread(subprocess.run, [RESTART, "restart"], check=True, timeout=120)
+        self.admin.close()  # ended by the restart
+        self.admin = psycopg.connect(URL, autocommit=True)
+        answers = yield gatherResults(asked)
+        sent = self.submitted()
+        self.assertEqual(sorted(sent), sorted(destination(i).encode() for i in range(N)))
+        self.assertLessEqual(sum(count - 1 for count in sent.values()), WINDOW)
+        ids = self.message_ids()
+        self.assertEqual([answer["message_ids"][0] for answer in answers],
+                         [ids[f"f{i}"] for i in range(N)])
+        yield b.stop(signal.SIGTERM)
+        yield a.stop(signal.SIGTERM)
+
+    @inlineCallbacks
+    def until_answered(self, host: Host, i: int) -> Any:
+        """Request ``f{i}``'s answer, asking again after each TRY_LATER (as a host does)."""
+        for _ in range(200):
+            try:
+                answer = yield host.callRemote(
+                    SendSignal, request_id=f"f{i}", method="MESSAGE", sender="alice@example.com",
+                    recipient=f"+{destination(i)}@smpp", body=f"message {i}")
+                return answer
+            except TryLater:
+                pass
+            pause: Deferred[None] = Deferred()
+            reactor.callLater(0.1, pause.callback, None)
+            yield pause
+        self.fail(f"f{i} still TRY_LATER after 200 asks")
 
     def when_said(self, process: GatewayProcess, text: bytes) -> Deferred[None]:
         """Fires once ``process`` has written ``text`` to its output."""
