@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -26,7 +27,8 @@ from smppgw.store.claiming import Claim
 from smppgw.store.conformance import DAY, StoreConformance
 from smppgw.store.interfaces import BadStoreInput, DuplicateRequest, StoreError, UnknownRow
 from smppgw.store.postgres import SCHEMA_VERSION, PostgresStore, schema
-from smppgw.store.postgres.database import describe, statement
+from smppgw.store.postgres.database import describe, one, statement
+from smppgw.store.postgres.inbound import keep_fragment
 
 URL = os.environ.get("SMPPGW_TEST_POSTGRES")
 MISSING = None if URL else (
@@ -209,6 +211,24 @@ class TwoNodesTests(OnPostgres):
         self.assertEqual(self.written(b, b.add_fragment("k", 2, 2, {"t": "b"}, 2.0)), 2)
         self.written(a, a.save_binding(Binding("+15550001", "ann@im", "a", 1.0)))
         self.assertEqual(b.load_bindings(), [Binding("+15550001", "ann@im", "a", 1.0)])
+
+    def test_parts_kept_at_once_through_two_nodes(self) -> None:
+        """Part 1 of a long SMS is being kept through one node (its transaction not committed
+        yet) when part 2 comes through the other: the second waits for the first, counts
+        both, and so finds the message whole; neither count misses the other's part."""
+        b = self.open()
+        a = psycopg.connect(self.url())
+        self.addCleanup(a.close)
+        first = keep_fragment(a, "k", 1, 2, '{"t": "a"}', 1.0)  # a transaction left open
+        self.assertEqual(one(first.fetchone()), (1,))
+        second = b.add_fragment("k", 2, 2, {"t": "b"}, 2.0)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not self.admin.execute(
+                "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND query LIKE '%%pg_advisory_xact_lock%%')").fetchone()[0]:
+            pass  # until the second part waits on the first (or is kept without waiting)
+        a.commit()
+        self.assertEqual(self.written(b, second), 2)
 
 
 class OperatorTests(OnPostgres):

@@ -46,6 +46,33 @@ _ADD_IF_AWAITED = (f"WITH ended AS ({_END_WAIT} RETURNING 1)"
                    " SELECT %s, %s, %s WHERE EXISTS (SELECT 1 FROM ended) RETURNING id")
 
 
+#: The first half of the key of the lock that orders the parts of one long SMS kept
+#: at once ("smfr"); the second is the hash of the message's key.
+FRAGMENT_LOCK = 0x736D6672
+
+
+def keep_fragment(db: Connection, key: str, seq: int, total: int, text: str,
+                  received: float) -> Any:
+    """In ``db``'s transaction: keep part ``seq`` of ``key``; a cursor of how many distinct
+    parts are kept.
+
+    Two nodes keeping two parts of one message at once would each count only
+    its own (neither sees the other's uncommitted row) and the message would
+    never be whole: a lock on the message's key, held until the transaction
+    ends, makes the second wait for the first's commit, so that its count
+    sees both and it is the one that finds the message whole.
+    """
+    db.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (FRAGMENT_LOCK, key))
+    db.execute(
+        "INSERT INTO fragment (key, seq, total, payload, received)"
+        " VALUES (%s, %s, %s, %s, %s)"
+        " ON CONFLICT (key, seq) DO UPDATE SET total = excluded.total,"
+        " payload = excluded.payload, received = LEAST(fragment.received, excluded.received)",
+        (key, seq, total, text, received),
+    )
+    return db.execute("SELECT COUNT(*) FROM fragment WHERE key = %s", (key,))
+
+
 class InboundTables(Database):
     """What a store keeps for inbound traffic: tables ``inbox`` and ``fragment``."""
 
@@ -208,14 +235,7 @@ class InboundTables(Database):
         text = dump(payload)
 
         def write(db: Connection) -> Later:
-            db.execute(
-                "INSERT INTO fragment (key, seq, total, payload, received)"
-                " VALUES (%s, %s, %s, %s, %s)"
-                " ON CONFLICT (key, seq) DO UPDATE SET total = excluded.total,"
-                " payload = excluded.payload, received = LEAST(fragment.received, excluded.received)",
-                (key, seq, total, text, received),
-            )
-            counted = db.execute("SELECT COUNT(*) FROM fragment WHERE key = %s", (key,))
+            counted = keep_fragment(db, key, seq, total, text, received)
             return Later(lambda: int(one(counted.fetchone())[0]))
 
         return self._write(write)
