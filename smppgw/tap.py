@@ -17,6 +17,7 @@ from twisted.python import usage
 from smppgw import __version__
 from smppgw.config import Config, ConfigError, load_config
 from smppgw.logfile import TurnBufferedLogObserver, install, observer_for
+from smppgw.startup import StartupError
 
 _log = Logger(namespace="smppgw")
 
@@ -42,20 +43,35 @@ class Options(usage.Options):
             raise SystemExit(str(e)) from None
 
 
+class StartupFailed(Exception):
+    """A start-up error (`StartupError`) of a gateway that twistd runs as a daemon.
+
+    twistd's daemon tells the parent that waits for it only of an ``Exception``:
+    a ``SystemExit`` would end the daemon and leave the parent waiting for good.
+    The parent prints its message and exits 1.
+    """
+
+
 class _Logged(MultiService):
     """The service twistd runs: the gateway, and its log observer given to twistd's application."""
 
     def __init__(self, gateway: IService, observer: TurnBufferedLogObserver | None,
-                 reactor: Any) -> None:
+                 reactor: Any, daemon: bool = False) -> None:
         super().__init__()
         self.gateway = gateway
         self._observer = observer
         self._reactor = reactor
+        self._daemon = daemon
         gateway.setServiceParent(self)
 
     def startService(self) -> None:
         _log.info("smppgw {version} starting", version=__version__)
-        super().startService()
+        try:
+            super().startService()
+        except StartupError as error:
+            if not self._daemon:
+                raise
+            raise StartupFailed(str(error)) from None
 
     def setServiceParent(self, parent: Any) -> None:
         super().setServiceParent(parent)
@@ -74,5 +90,7 @@ def makeService(options: Any) -> IService:
     gateway = build_gateway(options.config, reactor, demo=bool(options["demo"]),
                             config_path=options["config"])
     # twistd's own options (--logfile, --nodaemon, ...) are the parent of ours.
-    observer = observer_for(getattr(options, "parent", None), reactor)
-    return _Logged(gateway, observer, reactor)
+    twistd = getattr(options, "parent", None)
+    observer = observer_for(twistd, reactor)
+    daemon = twistd is not None and not twistd.get("nodaemon", True)
+    return _Logged(gateway, observer, reactor, daemon=daemon)

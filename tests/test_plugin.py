@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -63,6 +65,35 @@ class PluginTests(SynchronousTestCase):
         output = start_failing(state, f"tcp:{port}:interface=127.0.0.1")
         self.assertIn(f"smppgw cannot start: Couldn't listen on 127.0.0.1:{port}", output)
         self.assertIn("Address already in use", output)
+
+    def test_daemon_start_failure_exits(self) -> None:
+        """Run as a daemon (no --nodaemon), a gateway whose admin port is taken does not leave
+        twistd waiting for good: it exits 1 saying why, and no process is left running."""
+        import socket
+
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # A short folder: a unix socket's path is at most 108 bytes.
+        state = tempfile.mkdtemp(prefix="smppgw-")
+        self.addCleanup(shutil.rmtree, state, True)
+        path = os.path.join(state, "smppgw.toml")
+        with open(path, "w") as f:
+            f.write(f'[amp]\nlisten = "unix:{state}/amp.sock:mode=600"\n'
+                    f'[admin]\nlisten = "tcp:{port}:interface=127.0.0.1"\n'
+                    f'[store]\npath = "{state}/smppgw.sqlite"\n'
+                    '[[server]]\nname = ""\naddress = "127.0.0.1:9"\nsystem_id = "x"\n'
+                    'password = "y"\n')
+        pidfile = os.path.join(state, "twistd.pid")
+        result = twistd(f"--pidfile={pidfile}", f"--logfile={state}/smppgw.log", "smppgw",
+                        "--config", path)
+        # twistd shows the first hundred characters of the daemon's error.
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        self.assertIn("StartupFailed: smppgw cannot start: Couldn't listen on 127.0.0.1:",
+                      result.stdout + result.stderr)
+        self.assertFalse(os.path.exists(pidfile))
 
     def test_amp_socket_folder_impossible(self) -> None:
         """A unix socket under a regular file: one line naming the socket path."""
