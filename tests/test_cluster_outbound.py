@@ -183,6 +183,9 @@ class TwoNodesTests(TestCase):
         self.send(on_holder, "r3", "three").addErrback(lambda _: None)
         yield self.until(lambda: [row[1] for row in self.rows()] == ["gw-1"] * 3)
         self.assertEqual(self.submits(), [])
+        # Both nodes show the cluster's queue, the standby one too (its own is empty).
+        self.assertEqual([[row["queued"] for row in gateway.outbound.status() if row["name"] == ""]
+                          for gateway in (holder, other)], [[3], [3]])
         yield holder.stopService()
         self.simulator.faults.bind_status = 0
         again = self.send(on_other, "r3", "three")

@@ -44,7 +44,7 @@ from smppgw.smpp.session import (
 )
 from smppgw.stats import GatewayStats
 from smppgw.store.claiming import Claim
-from smppgw.store.interfaces import DuplicateRequest
+from smppgw.store.interfaces import DuplicateRequest, StoreError
 from smppgw.store.sole import claims_of
 from smppgw.store.writes import deferred
 
@@ -317,6 +317,12 @@ class Outbound(Claimed):
         queued = {name: len(queue.jobs) for name, queue in self.queues.items()}
         for job in self._accepting.values():
             queued[job.server] = queued.get(job.server, 0) + 1
+        if self.shared:
+            # The cluster's queue: what waits on any node (a standby node's own is empty).
+            try:
+                queued = self.claims.queued()
+            except StoreError as error:
+                self.log.low("cannot count the cluster's queue: {error}", error=error)
         rows = []
         named = {server.name for server in self.config.servers}
         # A removed server is listed while messages still wait for its return.

@@ -112,3 +112,7 @@ class IOutboundClaims(Interface):
 
     def finished(request_ids: list[str]) -> list[OutboundRow]:
         """The finished requests among ``request_ids`` (an outcome another node wrote)."""
+
+    def queued() -> dict[str, int]:
+        """How many unfinished requests each server has, whichever node accepted or
+        claimed them: what the cluster has queued."""

@@ -77,6 +77,12 @@ class SoleClaims:
     def expire_unclaimed(self, before: float, outcome: dict[str, Any]) -> Deferred[int]:
         return succeed(0)
 
+    def queued(self) -> dict[str, int]:
+        counted: dict[str, int] = {}
+        for brief in self.store.unfinished_brief():
+            counted[brief[1]] = counted.get(brief[1], 0) + 1
+        return counted
+
     def finished(self, request_ids: list[str]) -> list[OutboundRow]:
         found = (self.store.outbound(request_id) for request_id in dict.fromkeys(request_ids))
         return sorted((row for row in found if row is not None and row.outcome is not None),

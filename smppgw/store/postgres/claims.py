@@ -179,6 +179,11 @@ class ClaimTables(OutboundTables):
         """The writes fenced by ``claim``."""
         return ClaimedWrites(self, claim)
 
+    def queued(self) -> dict[str, int]:
+        """How many unfinished requests each server has, across the nodes."""
+        return dict(self._reading(
+            "SELECT server, COUNT(*) FROM outbound WHERE outcome IS NULL GROUP BY server"))
+
     def finished(self, request_ids: list[str]) -> list[OutboundRow]:
         """The finished requests among ``request_ids``."""
         if not request_ids:
