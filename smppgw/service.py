@@ -56,6 +56,7 @@ from smppgw.startup import (
     state_dir,
 )
 from smppgw.stats import GatewayStats
+from smppgw.store.claiming import Claim
 from smppgw.store.interfaces import StoreError
 from smppgw.store.postgres.database import connect
 from smppgw.store.sqlite import Checkpointer, private_folder
@@ -164,6 +165,13 @@ class Gateway(MultiService):
         self.start_link(self.config.server(name))
         if self.claims is not None:
             self.claims.took(tenure)
+
+    def _fenced(self, claim: Claim, reason: str) -> None:
+        """A write under ``claim`` was refused: give its bind slot up now, not at the next
+        renewal (the link unbinds, the server stands by)."""
+        slots = self.binds.get(claim.server)
+        if slots is not None:
+            slots.fenced(claim.lease, claim.epoch, reason)
 
     def _unbind(self, name: str) -> Deferred[None]:
         """Server ``name``'s slot is given up or lost: its link unbinds, then its queue gives up
@@ -277,6 +285,7 @@ class Gateway(MultiService):
             self.outbound = Outbound(self.config, self.links, self.store, self.reactor,
                                      self.dialogs, self.stats)
             self.outbound.restore()
+            self.outbound.on_fenced = self._fenced
             if self.config.store.postgres:
                 password = self.config.store.password
                 params: dict[str, Any] = {"password": password} if password else {}

@@ -217,6 +217,10 @@ class TwoNodesTests(TestCase):
             self.smsc_clock.advance(1.0)  # the answer to the old holder's submit
             yield self.until(lambda: any("no longer holds the bind slot" in formatEvent(e)
                                          for e in events))
+            # The slot is given up at once, for the refused write, not at the next renewal.
+            self.assertEqual([formatEvent(e).split(": ", 1)[1][:40] for e in events
+                              if "lost bind slot" in formatEvent(e)],
+                             ["'gw-1' no longer holds the lease 1 at ep"])
             self.assertEqual(self.rows(), [("r1", "gw-1", False), ("r2", "gw-1", False)])
             self.assertEqual(self.admin.execute(
                 f"SELECT count(*) FROM {self.schema}.part").fetchone(), (0,))

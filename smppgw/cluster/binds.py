@@ -144,6 +144,14 @@ class BindSlots(Service):
         self._busy = self._give_up(tenure, release=False)
         self._busy.addCallback(self._stood_by)
 
+    def fenced(self, lease: int, epoch: int, reason: str) -> None:
+        """A write under tenure (``lease``, ``epoch``) was refused: its lease ran out while
+        this node was paused or cut off.  Give that slot up now (unbind, stand by) rather
+        than at the next renewal; a refusal of an older tenure changes nothing."""
+        tenure = self.tenure
+        if tenure is not None and tenure.lease == lease and tenure.epoch == epoch:
+            self._lost(tenure, reason)
+
     def _stood_by(self, _: object) -> None:
         self._busy = None
         self._later()

@@ -15,7 +15,7 @@ outcome that node records.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -92,6 +92,9 @@ class Outbound(Claimed):
         #: committed all the same), and the claim it was made under.
         self._uncertain: dict[str, Claim] = {}
         self._seq = 0
+        #: Told (claim, reason) when a queue's write under its claim was refused (the
+        #: gateway gives that bind slot up at once).
+        self.on_fenced: Callable[[Claim, str], object] | None = None
         #: Builds each request's parts; keeps the concatenation references.
         self.composer = Composer()
 
@@ -107,9 +110,14 @@ class Outbound(Claimed):
                 self.config.module.reject_if_not_relayed_in, self.stats.server(name),
                 shared=self.shared)
             queue.hand_over = self.elsewhere.add
+            queue.on_fenced = self._fenced
         elif queue.link is not link:
             queue.attach(link)
         return queue
+
+    def _fenced(self, claim: Claim, reason: str) -> None:
+        if self.on_fenced is not None:
+            self.on_fenced(claim, reason)
 
     def _link_changed(self, name: str, link: Link | None) -> None:
         if link is not None and link.server.can_send:

@@ -79,6 +79,9 @@ class Recorder:
     claim: Any
     hand_over: Callable[[Job], object]
     release_claim: Callable[[], list[Job]]
+    #: Told (claim, reason) when a write under the queue's claim was refused: the node
+    #: then gives the server's bind slot up at once (set by `Outbound`).
+    on_fenced: Callable[[Any, str], object] | None = None
 
     # -- what the SMSC accepted -------------------------------------------------------
 
@@ -307,12 +310,15 @@ class Recorder:
         for job, _ in self._rewrites.values():
             self.hand_over(job)
         self._rewrites = {}
-        if self.claim is None:
+        claim = self.claim
+        if claim is None:
             return
         self.log.problem("this node no longer holds the bind slot its queue sends under ({error}):"
                          " it stops sending; the next holder sends what is left", error=error)
         for job in self.release_claim():
             self.hand_over(job)
+        if self.on_fenced is not None:
+            self.on_fenced(claim, str(error))
 
     def _schedule_expiry(self) -> None:
         if self._expiry is not None and self._expiry.active():
