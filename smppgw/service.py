@@ -43,6 +43,7 @@ from smppgw.relay.dialogs import DialogTable
 from smppgw.relay.inbound import Inbound
 from smppgw.relay.outbound import Outbound
 from smppgw.relay.servers import LiveServers
+from smppgw.relay.sharedinbox import inbox_news
 from smppgw.shared import SettingsSync
 from smppgw.smpp.link import Link, build_endpoint
 from smppgw.smpp.log import SmppLog
@@ -58,7 +59,6 @@ from smppgw.startup import (
 from smppgw.stats import GatewayStats
 from smppgw.store.claiming import Claim
 from smppgw.store.interfaces import StoreError
-from smppgw.store.postgres.database import connect
 from smppgw.store.sqlite import Checkpointer, private_folder
 
 _log = Logger()
@@ -304,7 +304,8 @@ class Gateway(MultiService):
             self._deliver_to_hosts(link)
         self.inbound.start()
         if self.config.store.postgres:
-            self._listen_for_inbox(self.inbound)
+            self._inbox_news = inbox_news(self.config, self.store, self.inbound, self.reactor,
+                                          self.log)
         self._pruning = LoopingCall(self._prune)
         self._pruning.clock = self.reactor
         self._pruning.start(PRUNE_EVERY, now=True)
@@ -384,16 +385,6 @@ class Gateway(MultiService):
             return
         if removed:
             self.log.low("pruned {count} finished request(s) from the store", count=removed)
-
-    def _listen_for_inbox(self, inbound: Inbound) -> None:
-        """Have the dispatcher hear of the inbox rows other nodes add, and of what it may
-        have missed while its connection was down."""
-        url, password = self.config.store.url, self.config.store.password
-        params: dict[str, Any] = {"password": password} if password else {}
-        self._inbox_news = Notifier(lambda: connect(url, **params), [self.store.inbox_channel],
-                                    self.reactor, inbound.inbox_news, inbound.inbox_news,
-                                    self.log)
-        self._inbox_news.start()
 
     def stopService(self) -> Any:
         # Each bind slot is freed once its link has unbound, while the gateway still runs.

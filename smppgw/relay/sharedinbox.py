@@ -36,12 +36,15 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
+from smppgw.cluster.connection import connect
+from smppgw.cluster.notifier import Notifier
 from smppgw.host.registry import HostRegistry
 from smppgw.relay.dispatch import retry_delay
 from smppgw.smpp.log import SmppLog
 from smppgw.store.interfaces import InboxRow, StoreError, UnknownRow
 
 if TYPE_CHECKING:
+    from smppgw.config import Config
     from smppgw.relay.dispatch import _Call
     from smppgw.store.sqlite import Store
 
@@ -155,3 +158,14 @@ class SharedInbox:
             "cannot count an attempt of inbox row {id}: {error}; it goes again once its claim"
             " lapses", id=row.id, error=failure.getErrorMessage())
 
+
+
+def inbox_news(config: Config, store: Any, inbound: Any, reactor: Any, log: SmppLog) -> Notifier:
+    """A started `Notifier` that tells ``inbound``'s dispatcher of the inbox rows other nodes
+    add, and of what it may have missed while its connection was down (PostgreSQL)."""
+    url, password = config.store.url, config.store.password
+    params: dict[str, Any] = {"password": password} if password else {}
+    news = Notifier(lambda: connect(url, **params), [store.inbox_channel], reactor,
+                    inbound.inbox_news, inbound.inbox_news, log)
+    news.start()
+    return news
