@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.trial.unittest import TestCase
 
 from smppgw.cluster import notifier as notifier_module
@@ -86,6 +86,18 @@ class DialogSyncTests(OnPostgres, TestCase):
         # Node B binds the next IM user of that phone to the next free letter, not a taken one.
         self.assertEqual(self.b.outgoing_prefix(PHONE, "carol@example.com"),
                          "@c=carol@example.com ")
+
+    @inlineCallbacks
+    def test_several_phones_changed_at_once(self) -> Any:
+        """Node A sends to two phones in one go: node B reads both again and routes each
+        phone's reply to its own IM user."""
+        heard = [self.refreshed(PHONE), self.refreshed("+15550111")]
+        self.a.outgoing_prefix(PHONE, "alice@example.com")
+        self.a.outgoing_prefix("+15550111", "bob@example.com")
+        yield gatherResults(heard)
+        self.assertEqual((self.b.resolve_incoming(PHONE, "@a: hi").address,
+                          self.b.resolve_incoming("+15550111", "@a: hi").address),
+                         ("alice@example.com", "bob@example.com"))
 
     @inlineCallbacks
     def test_retired_on_one_node_gone_on_the_other(self) -> Any:

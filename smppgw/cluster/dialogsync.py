@@ -47,7 +47,11 @@ class DialogSync(Service):
                  log: SmppLog | None = None) -> None:
         self.store = store
         self.dialogs = dialogs
+        self.reactor = reactor
         self.log = log or SmppLog("*")
+        # The phones heard of since the last read, read again together at the end of the turn.
+        self._changed: set[str] = set()
+        self._reading: Any = None
         self.notifier = Notifier(connect, [store.binding_channel], reactor, self._heard,
                                  self._reconnected, self.log)
         #: Phones read again after another node's change, and full reloads: for tests and status.
@@ -64,6 +68,9 @@ class DialogSync(Service):
 
     def stopService(self) -> Any:
         self.notifier.stop()
+        if self._reading is not None and self._reading.active():
+            self._reading.cancel()
+        self._reading = None
         return super().stopService()
 
     def when_listening(self) -> Any:
@@ -74,16 +81,26 @@ class DialogSync(Service):
         token, _, phone = payload.partition(" ")
         if token == self.store.notify_token or not phone:
             return  # this node's own write, or not one of ours
+        self._changed.add(phone)
+        if self._reading is None:
+            # Every message another node sends with a dialog touches its binding: what a
+            # burst of them changed is read in one query, not one per notification.
+            self._reading = self.reactor.callLater(0, self._read_changed)
+
+    def _read_changed(self) -> None:
+        self._reading = None
+        phones, self._changed = sorted(self._changed), set()
         try:
-            bindings = self.store.load_bindings(phone)
+            bindings = self.store.bindings_of(phones)
         except StoreError as error:
-            self.log.problem("cannot read the dialog bindings of {phone} another node changed:"
-                             " {error}", phone=phone, error=error)
+            self.log.problem("cannot read the dialog bindings of {count} phone(s) another node"
+                             " changed: {error}", count=len(phones), error=error)
             return
-        self.refreshed += 1
-        self.dialogs.refresh(phone, bindings)
-        for observer in list(self.observers):
-            observer(phone)
+        self.refreshed += len(phones)
+        self._hold(phones, bindings)
+        for phone in phones:
+            for observer in list(self.observers):
+                observer(phone)
 
     def _reconnected(self) -> None:
         """Notifications may have been lost while the connection was down: read every phone."""
@@ -92,12 +109,17 @@ class DialogSync(Service):
         except StoreError as error:
             self.log.problem("cannot read the dialog bindings again: {error}", error=error)
             return
+        self._hold(sorted(set(self.dialogs.phones()) | {b.phone for b in bindings}), bindings)
+        self.reloads += 1
+
+    def _hold(self, phones: list[str], bindings: list[Any]) -> None:
+        """Have the table hold ``bindings`` (as the store has them) as the bindings of
+        ``phones``: a phone with none there has none."""
         by_phone: dict[str, list[Any]] = {}
         for binding in bindings:
             by_phone.setdefault(binding.phone, []).append(binding)
-        for phone in set(self.dialogs.phones()) | set(by_phone):
+        for phone in phones:
             self.dialogs.refresh(phone, by_phone.get(phone, []))
-        self.reloads += 1
 
 
 def dialog_sync_for(config: Config, store: Any, dialogs: DialogTable | None, reactor: Any,

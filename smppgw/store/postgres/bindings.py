@@ -46,7 +46,13 @@ class BindingTables(Database):
 
     def load_bindings(self, phone: str | None = None) -> list[Binding]:
         """Return every kept dialog binding (of ``phone`` only, if given), by (phone, letter)."""
-        where, params = ("", ()) if phone is None else (" WHERE phone = %s", (phone,))
+        return self._bindings("", ()) if phone is None else self.bindings_of([phone])
+
+    def bindings_of(self, phones: list[str]) -> list[Binding]:
+        """The kept bindings of ``phones`` (in one query), by (phone, letter)."""
+        return self._bindings(" WHERE phone = ANY(%s)", (list(phones),))
+
+    def _bindings(self, where: str, params: tuple[Any, ...]) -> list[Binding]:
         return [
             Binding(phone, address, letter, last_used)
             for phone, letter, address, last_used in self._reading(
