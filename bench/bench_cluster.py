@@ -28,16 +28,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from typing import Any
 
 import bench_e2e
-from bench_e2e import BENCH, ROOT, BenchError, Child, children, wait_for
+from bench_e2e import BENCH, ROOT, BenchError, Child, children, state_folder, wait_for
 from bench_user import Cluster, bench_e2e_table, bound, per_message_us, start_smsc
 
 from smppgw.testing import process as testing
@@ -165,8 +163,7 @@ def failover(state: str, started: list[Child], smsc: Child, port: int, args: arg
 
 
 def run_once(args: argparse.Namespace, cluster: Cluster, run: int) -> dict[str, Any]:
-    state = tempfile.mkdtemp(prefix="smppgw-cluster-", dir="/tmp")
-    try:
+    with state_folder("smppgw-cluster-", args.keep) as state:
         with children() as started:
             smsc, port = start_smsc(state, started, False)
             # The SMSC's JIT and the machine's caches warm up on a run not counted.
@@ -181,11 +178,6 @@ def run_once(args: argparse.Namespace, cluster: Cluster, run: int) -> dict[str, 
             result["failover"] = failover(state, started, smsc, port, args, f"fail{run}",
                                           cluster.schema(3 * run + 2))
             return result
-    finally:
-        if args.keep:
-            print(f"kept {state}", file=sys.stderr)
-        else:
-            shutil.rmtree(state, ignore_errors=True)
 
 
 def report(cond: dict[str, Any], runs: list[dict[str, Any]], args: argparse.Namespace,

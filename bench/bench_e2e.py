@@ -245,6 +245,20 @@ def conditions(args: argparse.Namespace) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
+def state_folder(prefix: str, keep: bool) -> Iterator[str]:
+    """A new folder under /tmp for a run's files (unix socket paths must be short: 108
+    bytes), removed on the way out unless ``keep``, when its path is printed instead."""
+    state = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    try:
+        yield state
+    finally:
+        if keep:
+            print(f"kept {state}", file=sys.stderr)
+        else:
+            shutil.rmtree(state, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def children() -> Iterator[list[Child]]:
     """A list to put started children in; each is stopped, in reverse order, on the way out."""
     started: list[Child] = []
@@ -256,16 +270,8 @@ def children() -> Iterator[list[Child]]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    # Unix socket paths must be short (108 bytes): a short folder under /tmp.
-    state = tempfile.mkdtemp(prefix="smppgw-bench-", dir="/tmp")
-    try:
-        with children() as started:
-            return _run(args, state, started)
-    finally:
-        if args.keep:
-            print(f"kept {state}", file=sys.stderr)
-        else:
-            shutil.rmtree(state, ignore_errors=True)
+    with state_folder("smppgw-bench-", args.keep) as state, children() as started:
+        return _run(args, state, started)
 
 
 def _run(args: argparse.Namespace, state: str, started: list[Child]) -> dict[str, Any]:

@@ -32,12 +32,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -46,7 +44,7 @@ from typing import Any
 
 import bench_e2e
 from _cpustat import process_cpu_seconds as process_cpu
-from bench_e2e import BENCH, ROOT, BenchError, Child, children, run_json, wait_for
+from bench_e2e import BENCH, ROOT, BenchError, Child, children, run_json, state_folder, wait_for
 
 from smppgw.testing import process as testing
 
@@ -250,8 +248,7 @@ def per_message_us(cpu: float, messages: int) -> float:
 
 
 def run_once(args: argparse.Namespace, peer_python: str, run: int) -> dict[str, Any]:
-    state = tempfile.mkdtemp(prefix="smppgw-user-", dir="/tmp")
-    try:
+    with state_folder("smppgw-user-", args.keep) as state:
         with children() as started:
             smsc, port = start_smsc(state, started, args.smsc_log)
             result: dict[str, Any] = {}
@@ -282,11 +279,6 @@ def run_once(args: argparse.Namespace, peer_python: str, run: int) -> dict[str, 
                 "--watch", f"smsc:{smsc.pid}",
             ], timeout=args.timeout)
             return result
-    finally:
-        if args.keep:
-            print(f"kept {state}", file=sys.stderr)
-        else:
-            shutil.rmtree(state, ignore_errors=True)
 
 
 def row(name: str, result: dict[str, Any], messages: int) -> list[str]:

@@ -16,7 +16,6 @@ import signal
 import subprocess
 import tempfile
 import time
-import uuid
 from collections import Counter
 from typing import Any
 
@@ -33,7 +32,7 @@ from smppgw.host.commands import SendSignal
 from smppgw.testing.process import GatewayProcess, gateway_config
 from smppgw.testing.simulator import SMSCSimulator
 
-from .test_store_postgres import MISSING, URL
+from .test_store_postgres import MISSING, URL, own_schema
 
 #: What restarts the test's PostgreSQL server.
 RESTART = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".ci",
@@ -58,14 +57,7 @@ class FailoverTests(TestCase):
 
     @inlineCallbacks
     def setUp(self) -> Any:
-        if URL is None:
-            self.fail(f"CI=true but {MISSING}")
-        self.admin = psycopg.connect(URL, autocommit=True)
-        # Through the connection of the moment: a test may restart the server.
-        self.addCleanup(lambda: self.admin.close())
-        self.schema = f"test_{uuid.uuid4().hex[:16]}"
-        self.admin.execute(f"CREATE SCHEMA {self.schema}")
-        self.addCleanup(lambda: self.admin.execute(f"DROP SCHEMA {self.schema} CASCADE"))
+        self.schema = own_schema(self)
         self.simulator = SMSCSimulator({"gw": "pw"}, reactor)
         # Answers come 50 ms after each submit: the flow lasts long enough to be cut.
         self.simulator.faults.response_delay = 0.05
@@ -105,10 +97,14 @@ class FailoverTests(TestCase):
         self.addCleanup(client.transport.loseConnection)
         return client
 
+    def ask(self, host: Host, i: int) -> Deferred[Any]:
+        """Request ``f{i}``: message i to its own destination."""
+        return host.callRemote(SendSignal, request_id=f"f{i}", method="MESSAGE",
+                               sender="alice@example.com", recipient=f"+{destination(i)}@smpp",
+                               body=f"message {i}")
+
     def send_all(self, host: Host) -> list[Deferred[Any]]:
-        return [host.callRemote(SendSignal, request_id=f"f{i}", method="MESSAGE",
-                                sender="alice@example.com", recipient=f"+{destination(i)}@smpp",
-                                body=f"message {i}") for i in range(N)]
+        return [self.ask(host, i) for i in range(N)]
 
     @inlineCallbacks
     def two_nodes(self) -> Any:
@@ -216,9 +212,7 @@ class FailoverTests(TestCase):
         """Request ``f{i}``'s answer, asking again after each TRY_LATER (as a host does)."""
         for _ in range(200):
             try:
-                answer = yield host.callRemote(
-                    SendSignal, request_id=f"f{i}", method="MESSAGE", sender="alice@example.com",
-                    recipient=f"+{destination(i)}@smpp", body=f"message {i}")
+                answer = yield self.ask(host, i)
                 return answer
             except TryLater:
                 pass

@@ -14,10 +14,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import uuid
 from typing import Any
 
-import psycopg
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol, serverFromString
@@ -34,7 +32,7 @@ from smppgw.testing.simulator import SMSCSimulator
 
 from .test_e2e import Host, turn
 from .test_postgres_e2e import bound
-from .test_store_postgres import MISSING, URL
+from .test_store_postgres import MISSING, URL, own_schema
 
 ESME_RBINDFAIL = 0x0000000D  # the bind failed
 
@@ -48,13 +46,7 @@ class TwoNodesTests(TestCase):
 
     @inlineCallbacks
     def setUp(self) -> Any:
-        if URL is None:
-            self.fail(f"CI=true but {MISSING}")
-        self.admin = psycopg.connect(URL, autocommit=True)
-        self.addCleanup(self.admin.close)
-        self.schema = f"test_{uuid.uuid4().hex[:16]}"
-        self.admin.execute(f"CREATE SCHEMA {self.schema}")
-        self.addCleanup(self.admin.execute, f"DROP SCHEMA {self.schema} CASCADE")
+        self.schema = own_schema(self)
         #: The simulator's clock: its answers to submits wait for it while `hold` is set.
         self.smsc_clock = Clock()
         self.simulator = SMSCSimulator({"gw": "pw"}, self.smsc_clock)

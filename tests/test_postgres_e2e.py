@@ -10,11 +10,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import uuid
 from dataclasses import replace
 from typing import Any
 
-import psycopg
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol, serverFromString
@@ -39,7 +37,7 @@ from smppgw.testing.process import gateway_config
 from smppgw.testing.simulator import SMSCSimulator
 
 from .test_e2e import Host, turn
-from .test_store_postgres import MISSING, URL
+from .test_store_postgres import MISSING, URL, own_schema
 
 
 @inlineCallbacks
@@ -59,13 +57,7 @@ class PostgresGatewayTests(TestCase):
 
     @inlineCallbacks
     def setUp(self) -> Any:
-        if URL is None:
-            self.fail(f"CI=true but {MISSING}")
-        self.admin = psycopg.connect(URL, autocommit=True)
-        self.addCleanup(self.admin.close)
-        self.schema = f"test_{uuid.uuid4().hex[:16]}"
-        self.admin.execute(f"CREATE SCHEMA {self.schema}")
-        self.addCleanup(self.admin.execute, f"DROP SCHEMA {self.schema} CASCADE")
+        self.schema = own_schema(self)
         # Unix socket paths must be short (108 bytes): not under trial's temp folder.
         self.state = tempfile.mkdtemp(prefix="smppgw-")
         self.addCleanup(shutil.rmtree, self.state, True)

@@ -43,6 +43,21 @@ class Unturned:
         pass
 
 
+def own_schema(case: Any) -> str:
+    """Give ``case`` (a test case, synchronous or not) ``case.admin``, an autocommit
+    connection to ``SMPPGW_TEST_POSTGRES``, and a new schema of its own; return the schema's
+    name.  After the test the schema is dropped and the connection closed, through whatever
+    connection ``case.admin`` is then (a test that restarts the server opens a new one)."""
+    if URL is None:
+        case.fail(f"CI=true but {MISSING}")
+    case.admin = psycopg.connect(URL, autocommit=True)
+    case.addCleanup(lambda: case.admin.close())
+    schema = f"test_{uuid.uuid4().hex[:16]}"
+    case.admin.execute(f"CREATE SCHEMA {schema}")
+    case.addCleanup(lambda: case.admin.execute(f"DROP SCHEMA {schema} CASCADE"))
+    return schema
+
+
 class OnPostgres(SynchronousTestCase):
     """A test case on a schema of its own, in the database of ``SMPPGW_TEST_POSTGRES``."""
 
